@@ -1,0 +1,3 @@
+module github.com/zrs-replication/zrs
+
+go 1.26
