@@ -1,0 +1,28 @@
+// Package fs is zrs's FileStorage: the ZODB "Data.fs" format, read and
+// written byte-compatibly with Python ZODB.
+//
+// A Data.fs file is a 4-byte magic ("FS30", or "FS21" written by Python 2)
+// followed by transaction records, each a 23-byte header, the user,
+// description and extension strings, the data records, and an 8-byte
+// trailer repeating the transaction's length. format.go mirrors these
+// records field by field; the storage keeps an oid → position index in
+// memory, saved beside the file as Data.fs.index in Python's own format so
+// either implementation can open the other's files without a rescan.
+//
+// # Durability
+//
+// A commit writes the whole transaction with status 'c' at vote, then at
+// finish flips the status byte to ' ' and fsyncs the file before the commit
+// is reported. An open in read-write mode cuts off a trailing 'c' or torn
+// transaction (saving the bytes to Data.fs.trN) exactly as Python does, so
+// a crash at any instant leaves a file both implementations open.
+//
+// # Errors
+//
+// Damage is reported as a *RecordError naming the file, the record and its
+// byte offset; nothing in this package panics on bad input.
+//
+// This package is written by hand: no maintained Go library reads and
+// writes FileStorage (the one other Go reader is read-only and under a
+// licence we cannot link).
+package fs

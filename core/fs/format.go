@@ -1,0 +1,237 @@
+package fs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// On-disk sizes and magics of FileStorage format 1.
+const (
+	MagicSize      = 4  // "FS30" or "FS21" at offset 0
+	TxnHeaderSize  = 23 // tid(8) tlen(8) status(1) ulen(2) dlen(2) elen(2)
+	DataHeaderSize = 42 // oid(8) tid(8) prev(8) tloc(8) vlen(2) plen(8)
+	TrailerSize    = 8  // the transaction length repeated after each transaction
+	BackptrSize    = 8  // the backpointer that replaces data when plen == 0
+
+	// MaxPos is the largest position the .index file can record (48 bits).
+	MaxPos = 1<<48 - 1
+)
+
+// Magics.
+var (
+	Magic30 = [4]byte{'F', 'S', '3', '0'} // written by Python 3 ZODB and zrs
+	Magic21 = [4]byte{'F', 'S', '2', '1'} // written by Python 2 ZODB; read only
+)
+
+// Errors that callers branch on; RecordError wraps them with the place.
+var (
+	ErrBadMagic  = errors.New("not a FileStorage file (bad magic)")
+	ErrCorrupted = errors.New("corrupted record")
+	ErrTruncated = errors.New("record extends past the end of the file")
+)
+
+// RecordError tells an operator exactly where a file is bad: which file,
+// which record, at which byte offset, and what is wrong with it.
+type RecordError struct {
+	Path   string // the Data.fs path, "" if unknown
+	Record string // "file header", "transaction", "data record", "backpointer"
+	Pos    int64  // byte offset of the record in the file
+	Err    error  // what is wrong; wraps ErrCorrupted or ErrTruncated
+}
+
+func (e *RecordError) Error() string {
+	p := e.Path
+	if p == "" {
+		p = "<data>"
+	}
+	return fmt.Sprintf("%s: %s at offset %d: %v", p, e.Record, e.Pos, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// corrupt builds an ErrCorrupted-wrapping error text.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupted, fmt.Sprintf(format, args...))
+}
+
+// TxnHeader mirrors the 23-byte transaction header field by field.
+type TxnHeader struct {
+	Pos    int64          // offset of the header in the file
+	Tid    zodb.Tid       // transaction id
+	Len    int64          // tlen: header + metadata + data records, without the trailer
+	Status zodb.TxnStatus // ' ', 'p', 'c' (or legacy 'u')
+	ULen   uint16         // length of user
+	DLen   uint16         // length of description
+	ELen   uint16         // length of extension
+}
+
+// HeaderLen returns the length of the header plus its metadata strings.
+func (h *TxnHeader) HeaderLen() int64 {
+	return TxnHeaderSize + int64(h.ULen) + int64(h.DLen) + int64(h.ELen)
+}
+
+// DataPos returns the offset of the first data record.
+func (h *TxnHeader) DataPos() int64 { return h.Pos + h.HeaderLen() }
+
+// End returns the offset where data records end (where the trailer starts).
+func (h *TxnHeader) End() int64 { return h.Pos + h.Len }
+
+// Next returns the offset of the following transaction.
+func (h *TxnHeader) Next() int64 { return h.Pos + h.Len + TrailerSize }
+
+// DecodeTxnHeader parses a transaction header from b (at least 23 bytes)
+// located at pos. It checks nothing but the length of b.
+func DecodeTxnHeader(b []byte, pos int64) (TxnHeader, error) {
+	if len(b) < TxnHeaderSize {
+		return TxnHeader{}, fmt.Errorf("%w: transaction header needs %d bytes, have %d", ErrTruncated, TxnHeaderSize, len(b))
+	}
+	return TxnHeader{
+		Pos:    pos,
+		Tid:    zodb.Tid(binary.BigEndian.Uint64(b[0:8])),
+		Len:    int64(binary.BigEndian.Uint64(b[8:16])),
+		Status: zodb.TxnStatus(b[16]),
+		ULen:   binary.BigEndian.Uint16(b[17:19]),
+		DLen:   binary.BigEndian.Uint16(b[19:21]),
+		ELen:   binary.BigEndian.Uint16(b[21:23]),
+	}, nil
+}
+
+// Encode appends the 23-byte header to b.
+func (h *TxnHeader) Encode(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Tid))
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Len))
+	b = append(b, byte(h.Status))
+	b = binary.BigEndian.AppendUint16(b, h.ULen)
+	b = binary.BigEndian.AppendUint16(b, h.DLen)
+	return binary.BigEndian.AppendUint16(b, h.ELen)
+}
+
+// DataHeader mirrors the 42-byte data record header field by field.
+type DataHeader struct {
+	Pos  int64    // offset of the record in the file
+	Oid  zodb.Oid // object id
+	Tid  zodb.Tid // the record's serial (normally the transaction's tid)
+	Prev int64    // offset of this oid's previous revision, 0 if none
+	Tloc int64    // offset of the enclosing transaction header
+	VLen uint16   // legacy version length; must be 0
+	PLen int64    // length of the pickle; 0 means a backpointer follows
+}
+
+// RecordLen returns the full length of the record on disk.
+func (d *DataHeader) RecordLen() int64 {
+	if d.PLen == 0 {
+		return DataHeaderSize + BackptrSize
+	}
+	return DataHeaderSize + d.PLen
+}
+
+// Next returns the offset just after this record.
+func (d *DataHeader) Next() int64 { return d.Pos + d.RecordLen() }
+
+// DecodeDataHeader parses a data record header from b (at least 42 bytes)
+// located at pos. It checks nothing but the length of b.
+func DecodeDataHeader(b []byte, pos int64) (DataHeader, error) {
+	if len(b) < DataHeaderSize {
+		return DataHeader{}, fmt.Errorf("%w: data record header needs %d bytes, have %d", ErrTruncated, DataHeaderSize, len(b))
+	}
+	return DataHeader{
+		Pos:  pos,
+		Oid:  zodb.Oid(binary.BigEndian.Uint64(b[0:8])),
+		Tid:  zodb.Tid(binary.BigEndian.Uint64(b[8:16])),
+		Prev: int64(binary.BigEndian.Uint64(b[16:24])),
+		Tloc: int64(binary.BigEndian.Uint64(b[24:32])),
+		VLen: binary.BigEndian.Uint16(b[32:34]),
+		PLen: int64(binary.BigEndian.Uint64(b[34:42])),
+	}, nil
+}
+
+// Encode appends the 42-byte header to b.
+func (d *DataHeader) Encode(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(d.Oid))
+	b = binary.BigEndian.AppendUint64(b, uint64(d.Tid))
+	b = binary.BigEndian.AppendUint64(b, uint64(d.Prev))
+	b = binary.BigEndian.AppendUint64(b, uint64(d.Tloc))
+	b = binary.BigEndian.AppendUint16(b, d.VLen)
+	return binary.BigEndian.AppendUint64(b, uint64(d.PLen))
+}
+
+// ReadTxnHeader reads and checks the transaction header at pos of a file of
+// the given size: complete header, non-zero tid, a length that covers the
+// header and its strings and fits in the file, and a matching trailer.
+// The status is not judged here: callers decide what 'c' or 'u' mean.
+func ReadTxnHeader(r io.ReaderAt, path string, pos, size int64) (TxnHeader, error) {
+	fail := func(err error) (TxnHeader, error) {
+		return TxnHeader{}, &RecordError{Path: path, Record: "transaction", Pos: pos, Err: err}
+	}
+	var buf [TxnHeaderSize]byte
+	if pos+TxnHeaderSize > size {
+		return fail(fmt.Errorf("%w: header needs %d bytes, %d left", ErrTruncated, TxnHeaderSize, size-pos))
+	}
+	if _, err := r.ReadAt(buf[:], pos); err != nil {
+		return fail(err)
+	}
+	h, _ := DecodeTxnHeader(buf[:], pos)
+	if h.Tid == 0 || h.Tid > zodb.MaxTid {
+		return fail(corrupt("invalid tid %s", h.Tid))
+	}
+	if h.Len < h.HeaderLen() {
+		return fail(corrupt("transaction length %d shorter than its header %d", h.Len, h.HeaderLen()))
+	}
+	if h.Len > size || pos+h.Len+TrailerSize > size {
+		return fail(fmt.Errorf("%w: transaction length %d, %d bytes left", ErrTruncated, h.Len, size-pos))
+	}
+	var tb [TrailerSize]byte
+	if _, err := r.ReadAt(tb[:], h.End()); err != nil {
+		return fail(err)
+	}
+	if t := int64(binary.BigEndian.Uint64(tb[:])); t != h.Len {
+		return fail(corrupt("trailer %d does not match transaction length %d", t, h.Len))
+	}
+	return h, nil
+}
+
+// ReadDataHeader reads and checks the data record header at pos inside the
+// transaction th: complete header, tloc pointing at th, vlen 0, the record
+// inside the transaction, prev before the transaction.
+func ReadDataHeader(r io.ReaderAt, path string, pos int64, th *TxnHeader) (DataHeader, error) {
+	fail := func(err error) (DataHeader, error) {
+		return DataHeader{}, &RecordError{Path: path, Record: "data record", Pos: pos, Err: err}
+	}
+	if pos+DataHeaderSize > th.End() {
+		return fail(corrupt("header overruns transaction at %d ending at %d", th.Pos, th.End()))
+	}
+	var buf [DataHeaderSize]byte
+	if _, err := r.ReadAt(buf[:], pos); err != nil {
+		return fail(err)
+	}
+	d, _ := DecodeDataHeader(buf[:], pos)
+	switch {
+	case d.Tloc != th.Pos:
+		return fail(corrupt("tloc %d does not point at its transaction %d", d.Tloc, th.Pos))
+	case d.VLen != 0:
+		return fail(corrupt("non-zero version length %d", d.VLen))
+	case d.PLen < 0 || d.PLen > th.Len || d.Next() > th.End():
+		return fail(corrupt("record of length %d overruns transaction ending at %d", d.RecordLen(), th.End()))
+	case d.Prev < 0 || d.Prev >= th.Pos:
+		return fail(corrupt("prev %d not before its transaction at %d", d.Prev, th.Pos))
+	}
+	return d, nil
+}
+
+// ReadBackpointer reads the 8-byte backpointer of a record with PLen == 0.
+func ReadBackpointer(r io.ReaderAt, path string, d *DataHeader) (int64, error) {
+	var b [BackptrSize]byte
+	if _, err := r.ReadAt(b[:], d.Pos+DataHeaderSize); err != nil {
+		return 0, &RecordError{Path: path, Record: "backpointer", Pos: d.Pos, Err: err}
+	}
+	back := int64(binary.BigEndian.Uint64(b[:]))
+	if back < 0 || back >= d.Tloc {
+		return 0, &RecordError{Path: path, Record: "backpointer", Pos: d.Pos,
+			Err: corrupt("backpointer %d not before its transaction at %d", back, d.Tloc)}
+	}
+	return back, nil
+}
