@@ -235,3 +235,62 @@ func ReadBackpointer(r io.ReaderAt, path string, d *DataHeader) (int64, error) {
 	}
 	return back, nil
 }
+
+// maxBackpointerHops bounds a backpointer chain; each hop must also move to
+// a strictly smaller offset, so a loop is impossible, but a long chain in a
+// damaged file should still end with an error, not a long walk.
+const maxBackpointerHops = 1 << 20
+
+// ReadRecordData returns the pickle of data record d, following backpointers
+// to the record that holds the bytes. It returns nil data for a deletion or
+// undone creation (a zero backpointer). dataTxn is the tid of the record one
+// hop away when d is a backpointer record (what Python's iterator reports as
+// data_txn), 0 otherwise.
+func ReadRecordData(r io.ReaderAt, path string, d *DataHeader) (data []byte, dataTxn zodb.Tid, err error) {
+	cur := *d
+	for hop := 0; hop < maxBackpointerHops; hop++ {
+		if cur.PLen > 0 {
+			data = make([]byte, cur.PLen)
+			if _, err := r.ReadAt(data, cur.Pos+DataHeaderSize); err != nil {
+				return nil, 0, &RecordError{Path: path, Record: "data record", Pos: cur.Pos, Err: err}
+			}
+			return data, dataTxn, nil
+		}
+		back, err := ReadBackpointer(r, path, &cur)
+		if err != nil || back == 0 {
+			return nil, dataTxn, err
+		}
+		next, err := readBackTarget(r, path, back, &cur)
+		if err != nil {
+			return nil, 0, err
+		}
+		if hop == 0 {
+			dataTxn = next.Tid
+		}
+		cur = next
+	}
+	return nil, 0, &RecordError{Path: path, Record: "backpointer", Pos: d.Pos, Err: corrupt("chain longer than %d records", maxBackpointerHops)}
+}
+
+// readBackTarget reads the data record a backpointer of from points to and
+// checks it is a record of the same oid, earlier in the file.
+func readBackTarget(r io.ReaderAt, path string, back int64, from *DataHeader) (DataHeader, error) {
+	fail := func(err error) (DataHeader, error) {
+		return DataHeader{}, &RecordError{Path: path, Record: "backpointer", Pos: from.Pos, Err: err}
+	}
+	if back < MagicSize+TxnHeaderSize || back >= from.Pos {
+		return fail(corrupt("backpointer %d out of range", back))
+	}
+	var buf [DataHeaderSize]byte
+	if _, err := r.ReadAt(buf[:], back); err != nil {
+		return fail(fmt.Errorf("reading target %d: %w", back, err))
+	}
+	t, _ := DecodeDataHeader(buf[:], back)
+	switch {
+	case t.Oid != from.Oid:
+		return fail(corrupt("backpointer %d points at oid %s, want %s", back, t.Oid, from.Oid))
+	case t.VLen != 0 || t.PLen < 0 || t.Tloc >= back:
+		return fail(corrupt("backpointer %d points at a malformed record", back))
+	}
+	return t, nil
+}
