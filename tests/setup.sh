@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Prepare a machine (a fresh Debian, as root, is the baseline) to run `make test`:
+#   - the system packages the suites need, installed only when missing;
+#   - .venv/ at the repo root with the pinned Python peers (tests/requirements.txt),
+#     rebuilt only when the requirements or the interpreter change;
+#   - staticcheck at a pinned version.
+# Idempotent: a second run installs nothing. Any failure stops the run loudly:
+# the interoperability tests must never be skipped because a peer is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# honnef.co/go/tools v0.8.2 is the 2026.2.2 release.
+STATICCHECK_VERSION=v0.8.2
+VENV=.venv
+REQUIREMENTS=tests/requirements.txt
+STAMP=$VENV/.requirements.sha256
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+install_system_packages() {
+    local missing=()
+    command -v python3 >/dev/null || missing+=(python3)
+    # `python3 -m venv` needs ensurepip, which Debian ships separately.
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3-venv); fi
+    # `go test -race` needs cgo, hence a C toolchain.
+    command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+    command -v git >/dev/null || missing+=(git)
+    command -v make >/dev/null || missing+=(make)
+    ((${#missing[@]} == 0)) && return 0
+
+    log "installing system packages: ${missing[*]}"
+    [[ $(id -u) == 0 ]] || die "need root to install: ${missing[*]}"
+    command -v apt-get >/dev/null || die "no apt-get; install by hand: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+check_go() {
+    command -v go >/dev/null ||
+        die "go not found on PATH; install the Go toolchain named in go.mod (https://go.dev/dl/)"
+    go version >&2
+}
+
+# The stamp covers the requirements and the interpreter, so either change
+# rebuilds the venv from scratch (no stale packages survive an upgrade).
+requirements_stamp() {
+    { cat "$REQUIREMENTS"; python3 -VV; } | sha256sum | cut -d' ' -f1
+}
+
+setup_venv() {
+    local want have=""
+    want=$(requirements_stamp)
+    [[ -f $STAMP ]] && have=$(<"$STAMP")
+    if [[ -x $VENV/bin/python && $want == "$have" ]]; then
+        log "venv up to date ($VENV)"
+        return 0
+    fi
+    log "creating $VENV from $REQUIREMENTS"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+        -r "$REQUIREMENTS"
+    # Import what the tests use, so a broken install fails here and not mid-suite.
+    "$VENV/bin/python" -c 'import ZODB.FileStorage, ZODB.scripts.fstest, BTrees.OOBTree, zc.lockfile, pytest'
+    # Written last: an interrupted install is retried on the next run.
+    printf '%s\n' "$want" >"$STAMP"
+}
+
+setup_staticcheck() {
+    local bindir sc
+    bindir=$(go env GOBIN)
+    [[ -n $bindir ]] || bindir=$(go env GOPATH)/bin
+    sc=$bindir/staticcheck
+    if [[ -x $sc ]] && "$sc" -version | grep -qF "(${STATICCHECK_VERSION#v})"; then
+        log "staticcheck $STATICCHECK_VERSION present"
+        return 0
+    fi
+    log "installing staticcheck $STATICCHECK_VERSION"
+    go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+}
+
+install_system_packages
+check_go
+setup_venv
+setup_staticcheck
+log "ok"
