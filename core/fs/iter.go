@@ -1,0 +1,436 @@
+package fs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// iterBufMax is the largest transaction the iterator reads with one ReadAt;
+// bigger ones are read record by record.
+const iterBufMax = 4 << 20
+
+// FileIterator walks the committed transactions of a Data.fs in file order,
+// with the semantics of Python's FileIterator:
+//
+//   - start and stop are inclusive; iteration ends at the first transaction
+//     with a tid greater than stop;
+//   - it ends (io.EOF) at end, at a transaction with status 'c' (voted, not
+//     finished), and at a torn tail: a header or transaction that extends
+//     past end;
+//   - transactions with the legacy status 'u' are skipped (Python's
+//     iterator fails on them; its index scan skips them);
+//   - a damaged transaction (bad trailer, length shorter than its header,
+//     zero tid, unknown status, bad data record) is a *RecordError naming
+//     its offset; the error is sticky.
+//
+// Record data is resolved through backpointers; DataRecord.DataTxn is the
+// tid of the record one hop away, as Python reports data_txn.
+//
+// Finding start costs O(1) reads when start is near either end of the file
+// or near a TxnMap sample (see NewFileIterator). A FileIterator is used by
+// one goroutine at a time.
+type FileIterator struct {
+	r     io.ReaderAt
+	path  string
+	end   int64    // committed data ends here
+	stop  zodb.Tid // inclusive
+	pos   int64    // offset of the next transaction header
+	err   error    // sticky: io.EOF or the first error
+	close io.Closer
+	buf   []byte // reused buffer holding the current transaction
+}
+
+var _ zodb.TxnIterator = (*FileIterator)(nil)
+
+// NewFileIterator returns an iterator over the transactions of the file r
+// (named path in errors) with start <= tid <= stop, reading nothing at or
+// after end (the storage's committed end, or the file size). m may be nil;
+// when given, its samples bound the search for start.
+//
+// The search for start reads the transaction at each bound found (the
+// first transaction and the map's floor sample below start; the map's ceil
+// sample or the last transaction, found through the trailer at end-8,
+// above it), then walks from the bound nearer in tid: forward by tlen or
+// backward by trailers. If the last transaction cannot be found (a torn
+// tail) it walks forward.
+func NewFileIterator(r io.ReaderAt, path string, end int64, start, stop zodb.Tid, m *TxnMap) (*FileIterator, error) {
+	it := &FileIterator{r: r, path: path, end: end, stop: stop, pos: MagicSize}
+	if end <= MagicSize || start == 0 {
+		return it, nil
+	}
+	pos, err := it.seek(start, m)
+	if err != nil {
+		return nil, err
+	}
+	it.pos = pos
+	return it, nil
+}
+
+// OpenFileIterator opens path read-only (without taking its lock), checks
+// its magic (FS30 or FS21) and iterates it up to its current size. Close
+// closes the file.
+func OpenFileIterator(path string, start, stop zodb.Tid) (*FileIterator, error) {
+	f, size, err := iterOpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	it, err := NewFileIterator(f, path, size, start, stop, nil)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	it.close = f
+	return it, nil
+}
+
+// iterOpenFile opens path read-only and checks its magic. An empty file
+// is accepted (it has no transactions).
+func iterOpenFile(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = iterCheckMagic(f, path, fi.Size())
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// iterCheckMagic checks the 4-byte file header of a file of the given size.
+func iterCheckMagic(r io.ReaderAt, path string, size int64) error {
+	if size == 0 {
+		return nil
+	}
+	var b [MagicSize]byte
+	if size < MagicSize {
+		return &RecordError{Path: path, Record: "file header", Pos: 0, Err: fmt.Errorf("%w: %d-byte file", ErrBadMagic, size)}
+	}
+	if _, err := r.ReadAt(b[:], 0); err != nil {
+		return &RecordError{Path: path, Record: "file header", Pos: 0, Err: err}
+	}
+	if b != Magic30 && b != Magic21 {
+		return &RecordError{Path: path, Record: "file header", Pos: 0, Err: fmt.Errorf("%w: %q", ErrBadMagic, b[:])}
+	}
+	return nil
+}
+
+// Close releases the iterator, and closes the file if OpenFileIterator
+// opened it. It is idempotent.
+func (it *FileIterator) Close() error {
+	it.err = zodb.ErrClosed
+	c := it.close
+	it.close = nil
+	if c != nil {
+		return c.Close()
+	}
+	return nil
+}
+
+// Next returns the next transaction with its records, or io.EOF.
+func (it *FileIterator) Next(ctx context.Context) (*zodb.TxnInfo, error) {
+	h, err := it.NextHeader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := it.readTxn(&h)
+	if err != nil {
+		it.err = err
+		return nil, err
+	}
+	return info, nil
+}
+
+// NextHeader returns the header of the next transaction without reading
+// its metadata or records (a fast walk for tools), or io.EOF. It follows
+// the same rules as Next, which it advances.
+func (it *FileIterator) NextHeader(ctx context.Context) (TxnHeader, error) {
+	if it.err != nil {
+		return TxnHeader{}, it.err
+	}
+	if err := ctx.Err(); err != nil {
+		return TxnHeader{}, err
+	}
+	h, err := it.nextHeader()
+	if err != nil {
+		it.err = err
+	}
+	return h, err
+}
+
+func (it *FileIterator) nextHeader() (TxnHeader, error) {
+	for {
+		if it.pos >= it.end {
+			return TxnHeader{}, io.EOF
+		}
+		h, err := ReadTxnHeader(it.r, it.path, it.pos, it.end)
+		if err != nil {
+			if iterTornTail(err) {
+				return TxnHeader{}, io.EOF
+			}
+			return TxnHeader{}, err
+		}
+		if h.Status == zodb.StatusCheckpoint || h.Tid > it.stop {
+			return TxnHeader{}, io.EOF
+		}
+		it.pos = h.Next()
+		if h.Status == 'u' {
+			continue
+		}
+		if !h.Status.Valid() {
+			return TxnHeader{}, &RecordError{Path: it.path, Record: "transaction", Pos: h.Pos, Err: corrupt("invalid status %q", byte(h.Status))}
+		}
+		return h, nil
+	}
+}
+
+// iterTornTail reports whether a header read failed because the transaction
+// extends past the end of the data: the tail of a crashed write.
+func iterTornTail(err error) bool {
+	return errors.Is(err, ErrTruncated) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// readTxn reads the metadata and data records of the transaction h.
+func (it *FileIterator) readTxn(h *TxnHeader) (*zodb.TxnInfo, error) {
+	r, err := it.txnReader(h)
+	if err != nil {
+		return nil, err
+	}
+	info := &zodb.TxnInfo{Tid: h.Tid, Status: h.Status, Pos: h.Pos}
+	if err := iterReadMeta(r, it.path, h, &info.TxnMeta); err != nil {
+		return nil, err
+	}
+	err = iterDataRecords(r, it.path, h, func(d *DataHeader) error {
+		data, dataTxn, err := it.recordData(r, d)
+		if err != nil {
+			return err
+		}
+		info.Records = append(info.Records, zodb.DataRecord{Oid: d.Oid, Tid: d.Tid, Data: data, DataTxn: dataTxn})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// txnReader returns a reader for the transaction h: a buffered copy of it
+// when it is small enough, the file otherwise.
+func (it *FileIterator) txnReader(h *TxnHeader) (io.ReaderAt, error) {
+	if h.Len > iterBufMax {
+		return it.r, nil
+	}
+	if cap(it.buf) < int(h.Len) {
+		it.buf = make([]byte, h.Len)
+	}
+	buf := it.buf[:h.Len]
+	if _, err := it.r.ReadAt(buf, h.Pos); err != nil {
+		return nil, &RecordError{Path: it.path, Record: "transaction", Pos: h.Pos, Err: err}
+	}
+	return &iterWindowReader{r: it.r, base: h.Pos, buf: buf}, nil
+}
+
+// iterReadMeta reads the user, description and extension of h.
+func iterReadMeta(r io.ReaderAt, path string, h *TxnHeader, meta *zodb.TxnMeta) error {
+	n := int(h.ULen) + int(h.DLen) + int(h.ELen)
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := r.ReadAt(b, h.Pos+TxnHeaderSize); err != nil {
+		return &RecordError{Path: path, Record: "transaction", Pos: h.Pos, Err: err}
+	}
+	u, d := int(h.ULen), int(h.ULen)+int(h.DLen)
+	meta.User = iterNonEmpty(b[:u:u])
+	meta.Description = iterNonEmpty(b[u:d:d])
+	meta.Extension = iterNonEmpty(b[d:])
+	return nil
+}
+
+func iterNonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// iterDataRecords calls fn for each data record header of h in file order. It
+// checks that the records tile the transaction's data area exactly.
+func iterDataRecords(r io.ReaderAt, path string, h *TxnHeader, fn func(*DataHeader) error) error {
+	for pos := h.DataPos(); pos < h.End(); {
+		d, err := ReadDataHeader(r, path, pos, h)
+		if err != nil {
+			return err
+		}
+		if err := fn(&d); err != nil {
+			return err
+		}
+		pos = d.Next()
+	}
+	return nil
+}
+
+// recordData resolves the data of record d.
+func (it *FileIterator) recordData(r io.ReaderAt, d *DataHeader) ([]byte, zodb.Tid, error) {
+	if d.PLen == 0 {
+		if err := iterCheckBackChain(r, it.path, d); err != nil {
+			return nil, 0, err
+		}
+	}
+	return ReadRecordData(r, it.path, d)
+}
+
+// iterCheckBackChain walks the backpointer chain of d reading headers only and
+// checks that every record on it ends before the transaction that refers to
+// it, so ReadRecordData never allocates for a length a damaged file made up.
+func iterCheckBackChain(r io.ReaderAt, path string, d *DataHeader) error {
+	cur := *d
+	for hop := 0; hop < maxBackpointerHops && cur.PLen == 0; hop++ {
+		back, err := ReadBackpointer(r, path, &cur)
+		if err != nil || back == 0 {
+			return err
+		}
+		next, err := readBackTarget(r, path, back, &cur)
+		if err != nil {
+			return err
+		}
+		if next.PLen > cur.Tloc-back-DataHeaderSize {
+			return &RecordError{Path: path, Record: "backpointer", Pos: cur.Pos,
+				Err: corrupt("backpointer %d points at a record overrunning its transaction", back)}
+		}
+		cur = next
+	}
+	return nil
+}
+
+// iterWindowReader serves reads inside [base, base+len(buf)) from buf and the
+// rest from r.
+type iterWindowReader struct {
+	r    io.ReaderAt
+	base int64
+	buf  []byte
+}
+
+func (w *iterWindowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.base && off-w.base <= int64(len(w.buf)) && int64(len(p)) <= int64(len(w.buf))-(off-w.base) {
+		return copy(p, w.buf[off-w.base:]), nil
+	}
+	return w.r.ReadAt(p, off)
+}
+
+// seek returns the offset of the first transaction with tid >= start (or
+// the offset where the walk stopped: end, a torn tail, a damaged header,
+// which Next then reports).
+func (it *FileIterator) seek(start zodb.Tid, m *TxnMap) (int64, error) {
+	lo, err := it.header(MagicSize)
+	if err != nil || lo.Tid >= start {
+		return MagicSize, nil // Next reports the damage, if any
+	}
+	if s, ok := m.floor(start); ok && s.Pos > lo.Pos && s.Pos < it.end {
+		if h, err := it.header(s.Pos); err == nil && h.Tid == s.Tid {
+			lo = h
+		}
+	}
+	if lo.Tid == start {
+		return lo.Pos, nil
+	}
+	hi, ok := it.upperBound(start, m)
+	switch {
+	case !ok || hi.Tid < lo.Tid || hi.Pos <= lo.Pos:
+		return it.walkForward(lo, start), nil
+	case hi.Tid < start:
+		return hi.Next(), nil // every transaction is before start
+	case uint64(start-lo.Tid) < uint64(hi.Tid-start):
+		return it.walkForward(lo, start), nil
+	}
+	if pos, ok := it.walkBackward(hi, lo, start); ok {
+		return pos, nil
+	}
+	return it.walkForward(lo, start), nil
+}
+
+// upperBound returns a transaction with tid >= start from the map, or the
+// last transaction of the file (whose tid may be < start); false if
+// neither could be read.
+func (it *FileIterator) upperBound(start zodb.Tid, m *TxnMap) (TxnHeader, bool) {
+	if s, ok := m.ceil(start); ok && s.Pos < it.end {
+		if h, err := it.header(s.Pos); err == nil && h.Tid == s.Tid {
+			return h, true
+		}
+	}
+	h, err := it.lastHeader()
+	return h, err == nil
+}
+
+// header reads the transaction header at pos, bounded by the iterator's end.
+func (it *FileIterator) header(pos int64) (TxnHeader, error) {
+	return ReadTxnHeader(it.r, it.path, pos, it.end)
+}
+
+// lastHeader finds the last transaction through the trailer at end-8.
+func (it *FileIterator) lastHeader() (TxnHeader, error) {
+	return it.prevHeader(it.end)
+}
+
+// prevHeader reads the transaction that ends just before pos, through the
+// trailer at pos-8.
+func (it *FileIterator) prevHeader(pos int64) (TxnHeader, error) {
+	fail := func(err error) (TxnHeader, error) {
+		return TxnHeader{}, &RecordError{Path: it.path, Record: "transaction trailer", Pos: pos - TrailerSize, Err: err}
+	}
+	if pos < MagicSize+TxnHeaderSize+TrailerSize {
+		return fail(corrupt("no transaction ends at %d", pos))
+	}
+	var b [TrailerSize]byte
+	if _, err := it.r.ReadAt(b[:], pos-TrailerSize); err != nil {
+		return fail(err)
+	}
+	tlen := int64(binary.BigEndian.Uint64(b[:]))
+	if tlen < TxnHeaderSize || tlen > pos-TrailerSize-MagicSize {
+		return fail(corrupt("trailer %d out of range", tlen))
+	}
+	return it.header(pos - TrailerSize - tlen)
+}
+
+// walkForward steps from h by transaction lengths to the first transaction
+// with tid >= start, or to where the headers stop being readable.
+func (it *FileIterator) walkForward(h TxnHeader, start zodb.Tid) int64 {
+	for h.Tid < start {
+		next := h.Next()
+		if next >= it.end {
+			return next
+		}
+		var err error
+		if h, err = it.header(next); err != nil {
+			return next
+		}
+	}
+	return h.Pos
+}
+
+// walkBackward steps back by trailers from hi (tid >= start) towards lo
+// (tid < start) and returns the first transaction with tid >= start; false
+// if a trailer could not be followed.
+func (it *FileIterator) walkBackward(hi, lo TxnHeader, start zodb.Tid) (int64, bool) {
+	for hi.Pos > lo.Pos {
+		prev, err := it.prevHeader(hi.Pos)
+		if err != nil {
+			return 0, false
+		}
+		if prev.Tid < start {
+			return hi.Pos, true
+		}
+		hi = prev
+	}
+	return hi.Pos, true
+}

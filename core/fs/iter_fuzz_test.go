@@ -1,0 +1,34 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// FuzzIterate feeds arbitrary bytes to the iterator as a Data.fs: it may
+// return errors but must never panic or loop forever.
+func FuzzIterate(f *testing.F) {
+	f.Add(synthBuild(synthHistory(12)).Bytes, uint64(0))
+	f.Add(synthBuild(synthHistory(3)).Bytes, uint64(synthTid(2)))
+	f.Add([]byte("FS30"), uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, start uint64) {
+		m := fs.NewTxnMap()
+		m.Add(zodb.Tid(start/2), int64(len(b)/2))
+		for _, mm := range []*fs.TxnMap{nil, m} {
+			it, err := fs.NewFileIterator(bytes.NewReader(b), "fuzz", int64(len(b)), zodb.Tid(start), zodb.MaxTid, mm)
+			if err != nil {
+				continue
+			}
+			for n := 0; n <= len(b); n++ {
+				if _, err := it.Next(context.Background()); err != nil {
+					break
+				}
+			}
+			it.Close()
+		}
+	})
+}
