@@ -1,0 +1,140 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+func verifyBytes(t testing.TB, b []byte) (*fs.VerifyReport, error) {
+	t.Helper()
+	return fs.VerifyReader(context.Background(), bytes.NewReader(b), "Data.fs", int64(len(b)), fs.VerifyOptions{})
+}
+
+func TestVerifyGoodFile(t *testing.T) {
+	txns := synthHistory(40)
+	txns[7].Status = zodb.StatusPacked
+	f := synthBuild(txns)
+	path := synthWrite(t, f.Bytes)
+	var calls int
+	rep, err := fs.Verify(context.Background(), path, fs.VerifyOptions{Progress: func(pos, size int64) { calls++ }, ProgressEvery: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs, backs, dels int64
+	for _, tx := range txns {
+		for _, r := range tx.Recs {
+			recs++
+			switch {
+			case r.Back != nil:
+				backs++
+			case r.Data == nil:
+				dels++
+			}
+		}
+	}
+	if rep.Txns != 40 || rep.Records != recs || rep.Backpointers != backs || rep.Deletions != dels || rep.Oids != 6 ||
+		rep.Magic != "FS30" || rep.FirstTid != txns[0].Tid || rep.LastTid != txns[39].Tid || rep.WarningCount != 0 {
+		t.Errorf("report = %+v", rep)
+	}
+	if calls < 2 {
+		t.Errorf("progress called %d times", calls)
+	}
+}
+
+func TestVerifyDamage(t *testing.T) {
+	txns := synthHistory(12) // txn 10 has a second record: a backpointer to txn 5's record 0
+	f := synthBuild(txns)
+	rec := func(i, j int) int64 { return f.RecPos[i][j] }
+	cases := []struct {
+		name   string
+		damage func(b []byte) []byte
+		pos    int64 // expected error offset
+		record string
+	}{
+		{"bad magic", func(b []byte) []byte { b[2] = '9'; return b }, 0, "file header"},
+		{"empty", func(b []byte) []byte { return nil }, 0, "file header"},
+		{"tid reduction", func(b []byte) []byte { copy(b[f.TxnPos[3]:], b[f.TxnPos[2]:f.TxnPos[2]+8]); return b }, f.TxnPos[3], "transaction"},
+		{"zero tid", func(b []byte) []byte { put64(b, f.TxnPos[0], 0); return b }, f.TxnPos[0], "transaction"},
+		{"truncated tail", func(b []byte) []byte { return b[:len(b)-3] }, f.TxnPos[11], "transaction"},
+		{"torn header", func(b []byte) []byte { return b[:f.TxnPos[11]+10] }, f.TxnPos[11], "transaction"},
+		{"checkpoint", func(b []byte) []byte { b[f.TxnPos[11]+16] = 'c'; return b }, f.TxnPos[11], "transaction"},
+		{"bad status", func(b []byte) []byte { b[f.TxnPos[4]+16] = 'x'; return b }, f.TxnPos[4], "transaction"},
+		{"tlen+1", func(b []byte) []byte { b[f.TxnPos[6]+15]++; return b }, f.TxnPos[6], "transaction"},
+		{"trailer", func(b []byte) []byte { b[f.TxnPos[7]-1]++; return b }, f.TxnPos[6], "transaction"},
+		{"tlen below header", func(b []byte) []byte { put64(b, f.TxnPos[5]+8, 10); return b }, f.TxnPos[5], "transaction"},
+		{"tloc", func(b []byte) []byte { put64(b, rec(3, 0)+24, f.TxnPos[2]); return b }, rec(3, 0), "data record"},
+		{"vlen", func(b []byte) []byte { b[rec(3, 0)+33] = 1; return b }, rec(3, 0), "data record"},
+		{"plen overrun", func(b []byte) []byte { put64(b, rec(3, 0)+34, 500); return b }, rec(3, 0), "data record"},
+		{"records short of tlen", func(b []byte) []byte { put64(b, rec(3, 0)+34, 3); return b }, rec(3, 0) + 45, "data record"},
+		{"prev not newest", func(b []byte) []byte { put64(b, rec(11, 0)+16, rec(1, 0)); return b }, rec(11, 0), "data record"},
+		{"prev of new oid", func(b []byte) []byte { put64(b, rec(2, 0)+16, rec(1, 0)); return b }, rec(2, 0), "data record"},
+		{"prev after txn", func(b []byte) []byte { put64(b, rec(2, 0)+16, rec(3, 0)); return b }, rec(2, 0), "data record"},
+		{"backpointer other oid", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(6, 0)); return b }, rec(10, 1), "backpointer"},
+		{"backpointer forward", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(11, 0)); return b }, rec(10, 1), "backpointer"},
+		{"backpointer mid-record", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(5, 0)+3); return b }, rec(10, 1), "backpointer"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := c.damage(bytes.Clone(f.Bytes))
+			_, err := verifyBytes(t, b)
+			var re *fs.RecordError
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v, want a RecordError", err)
+			}
+			if re.Pos != c.pos || re.Record != c.record {
+				t.Errorf("err = %v, want %s at %d", err, c.record, c.pos)
+			}
+		})
+	}
+}
+
+func TestVerifyWarnings(t *testing.T) {
+	txns := synthHistory(6)
+	txns[3].Recs[0].Tid = txns[2].Tid + 1 // restore in a copy can do this
+	f := synthBuild(txns)
+	b := bytes.Clone(f.Bytes)
+	put64(b, f.RecPos[5][0]+16, 0) // oid 0 again with prev 0, as pack leaves it
+	rep, err := verifyBytes(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.WarningCount != 2 || rep.Warnings[0].Pos != f.RecPos[3][0] || rep.Warnings[1].Pos != f.RecPos[5][0] {
+		t.Errorf("warnings = %v", rep.Warnings)
+	}
+}
+
+func TestVerifyLegacyUndoneSkipped(t *testing.T) {
+	txns := synthHistory(4)
+	txns[1].Status = 'u'
+	txns[1].Recs = nil
+	rep, err := verifyBytes(t, synthBuild(txns).Bytes)
+	if err != nil || rep.UndoneTxns != 1 || rep.Txns != 4 {
+		t.Fatalf("report %+v, err %v", rep, err)
+	}
+}
+
+func TestVerifyCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := synthBuild(synthHistory(3)).Bytes
+	if _, err := fs.VerifyReader(ctx, bytes.NewReader(b), "x", int64(len(b)), fs.VerifyOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// FuzzVerify: arbitrary bytes must give a report or an error, never a panic.
+func FuzzVerify(f *testing.F) {
+	f.Add(synthBuild(synthHistory(12)).Bytes)
+	f.Add([]byte("FS21"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, err := verifyBytes(t, b)
+		if (rep == nil) == (err == nil) {
+			t.Fatalf("report %v and error %v", rep, err)
+		}
+	})
+}
