@@ -43,7 +43,8 @@ type FileIterator struct {
 	pos   int64    // offset of the next transaction header
 	err   error    // sticky: io.EOF or the first error
 	close io.Closer
-	buf   []byte // reused buffer holding the current transaction
+	buf   []byte    // reused buffer holding the current transaction
+	cur   TxnHeader // header of the transaction last returned
 }
 
 var _ zodb.TxnIterator = (*FileIterator)(nil)
@@ -165,6 +166,7 @@ func (it *FileIterator) NextHeader(ctx context.Context) (TxnHeader, error) {
 	if err != nil {
 		it.err = err
 	}
+	it.cur = h
 	return h, err
 }
 
