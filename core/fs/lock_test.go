@@ -1,0 +1,172 @@
+package fs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+func lockPath(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "Data.fs.lock")
+}
+
+func mustLock(t *testing.T, path string) *LockFile {
+	t.Helper()
+	l, err := LockFileFor(path)
+	if err != nil {
+		t.Fatalf("LockFileFor: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// wantLocked checks that err says path is locked by pid (0: unknown).
+func wantLocked(t *testing.T, err error, path string, pid int) {
+	t.Helper()
+	if !errors.Is(err, zodb.ErrLocked) {
+		t.Fatalf("error %v does not wrap zodb.ErrLocked", err)
+	}
+	var le *LockError
+	if !errors.As(err, &le) || le.Path != path || le.Pid != pid {
+		t.Fatalf("error %#v, want a *LockError on %s by pid %d", err, path, pid)
+	}
+	who := "another process"
+	if pid != 0 {
+		who = fmt.Sprintf("pid %d", pid)
+	}
+	if want := path + ": locked by " + who; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+}
+
+func TestLockFileExcludesSecondOpen(t *testing.T) {
+	path := lockPath(t)
+	l := mustLock(t, path)
+	if l.Path() != path {
+		t.Errorf("Path = %q, want %q", l.Path(), path)
+	}
+	// flock belongs to the open file, so a second open in this process is
+	// refused just as another process would be.
+	l2, err := LockFileFor(path)
+	if err == nil {
+		l2.Close()
+		t.Fatal("second LockFileFor succeeded while the lock was held")
+	}
+	wantLocked(t, err, path, os.Getpid())
+
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("lock file gone after Close: %v", err)
+	}
+	mustLock(t, path) // free again
+}
+
+func TestLockFileContent(t *testing.T) {
+	path := lockPath(t)
+	// A longer content left by an earlier holder is replaced.
+	if err := os.WriteFile(path, []byte(" 99999999 otherhost\nmore\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustLock(t, path)
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := " " + strconv.Itoa(os.Getpid()) + "\n"; string(got) != want {
+		t.Errorf("lock file holds %q, want %q", got, want)
+	}
+}
+
+// A holder that has not written its pid yet (or wrote garbage) is reported
+// without one.
+func TestLockFileUnknownHolder(t *testing.T) {
+	for _, content := range []string{"", "garbage\n"} {
+		path := lockPath(t)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			t.Fatal(err)
+		}
+		_, err = LockFileFor(path)
+		wantLocked(t, err, path, 0)
+		f.Close()
+	}
+}
+
+func TestLockFileOpenError(t *testing.T) {
+	_, err := LockFileFor(filepath.Join(t.TempDir(), "missing", "Data.fs.lock"))
+	if err == nil || errors.Is(err, zodb.ErrLocked) {
+		t.Fatalf("error %v, want an open error", err)
+	}
+}
+
+// TestLockFileOtherProcess runs this test binary as a child that holds the
+// lock, and checks that we are refused with the child's pid.
+func TestLockFileOtherProcess(t *testing.T) {
+	path := lockPath(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
+	cmd.Env = append(os.Environ(), "ZRS_LOCK_HELPER="+path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("helper said %q, %v; want \"locked\\n\"", line, err)
+	}
+
+	_, err = LockFileFor(path)
+	wantLocked(t, err, path, cmd.Process.Pid)
+
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	mustLock(t, path) // released when the holder closed it
+}
+
+// TestLockHelperProcess is the child of TestLockFileOtherProcess: it locks
+// the path it is given, says so, and holds the lock until stdin closes.
+func TestLockHelperProcess(t *testing.T) {
+	path := os.Getenv("ZRS_LOCK_HELPER")
+	if path == "" {
+		t.Skip("only run as a helper process")
+	}
+	l, err := LockFileFor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
