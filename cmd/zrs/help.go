@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+const usageText = `zrs — ZODB replication for FileStorage databases.
+
+Usage:
+  zrs <command> [flags] [args]
+
+Available commands:
+  fs verify [--progress] PATH
+        Check a Data.fs: everything ZODB's fstest checks (magic, headers,
+        increasing tids, lengths and trailers, no unfinished 'c'
+        transaction, data records tiling each transaction), plus prev
+        pointers and backpointer targets. Prints a summary with counts on
+        success; on damage prints the first problem with its byte offset
+        and exits 1. Progress goes to stderr when it is a terminal or with
+        --progress.
+  fs dump [--json] PATH
+        Print every transaction and data record of a Data.fs, in the line
+        format of ZODB's fsdump.py, or with --json one JSON object per
+        transaction per line (the format the interoperability tests use).
+  version
+        Print the zrs version.
+
+Not yet available (reserved names; they exit with status 2):
+  primary   PATH/Data.fs --replicate-to ADDR   [--zeo ADDR] [--blob-dir DIR]
+  secondary PATH/Data.fs --replicate-from ADDR [--zeo ADDR] [--replicate-to ADDR] [--blob-dir DIR]
+  run --config FILE.yaml
+  status ADDR [--json]
+  promote ADDR
+
+Exit status: 0 success, 1 failure, 2 usage error or unavailable command.
+Run 'zrs <command> --help' for the flags of a command.
+`
+
+func printUsage(w io.Writer) { fmt.Fprint(w, usageText) }
+
+// runNotYet answers the daemon commands of the command-line contract that
+// this release does not implement.
+func runNotYet(cmd string, args []string, e *env) error {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprintf(e.stdout, "zrs %s: not yet available in this release.\n\n", cmd)
+			printUsage(e.stdout)
+			return nil
+		}
+	}
+	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, version)", cmd)
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// zrs runs the command in-process and returns its exit code and output.
+func zrs(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := report(run(context.Background(), args, &env{stdout: &out, stderr: &errb}), &errb)
+	return code, out.String(), errb.String()
+}
+
+const pyFS = "../../core/fs/testdata/pydump.fs"
+
+func TestVersion(t *testing.T) {
+	version = "v9.9.9-test"
+	defer func() { version = "" }()
+	code, out, _ := zrs(t, "version")
+	if code != 0 || out != "zrs v9.9.9-test\n" {
+		t.Errorf("code %d, out %q", code, out)
+	}
+	version = ""
+	if code, out, _ := zrs(t, "version"); code != 0 || !strings.HasPrefix(out, "zrs ") {
+		t.Errorf("fallback: code %d, out %q", code, out)
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	code, out, _ := zrs(t, "--help")
+	if code != 0 {
+		t.Fatalf("code %d", code)
+	}
+	for _, c := range []string{"fs verify", "fs dump", "version", "primary", "secondary", "run --config", "status", "promote", "Not yet available"} {
+		if !strings.Contains(out, c) {
+			t.Errorf("help lacks %q", c)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{nil, {"nope"}, {"fs"}, {"fs", "nope"}, {"fs", "verify"}, {"fs", "dump", "a", "b"},
+		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs", "--replicate-to", "8100"}, {"status", "8100"}, {"promote", "x"}, {"run"}, {"secondary"}} {
+		code, _, errs := zrs(t, args...)
+		if code != 2 || errs == "" {
+			t.Errorf("%q: code %d, stderr %q", args, code, errs)
+		}
+	}
+	if _, _, errs := zrs(t, "promote", "x"); !strings.Contains(errs, "not yet available") {
+		t.Errorf("promote: %q", errs)
+	}
+	if code, out, _ := zrs(t, "fs", "verify", "--help"); code != 0 || !strings.Contains(out, "Usage: zrs fs verify") {
+		t.Errorf("fs verify --help: %d %q", code, out)
+	}
+}
+
+func TestFSVerify(t *testing.T) {
+	code, out, errs := zrs(t, "fs", "verify", pyFS)
+	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, "transactions: 6") {
+		t.Fatalf("code %d, out %q, stderr %q", code, out, errs)
+	}
+	b, err := os.ReadFile(pyFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const txnPos = 504 // the third transaction
+	b[txnPos+15]++     // tlen + 1: the trailer no longer matches
+	bad := filepath.Join(t.TempDir(), "Data.fs")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = zrs(t, "fs", "verify", "--progress", bad)
+	if code != 1 || !strings.Contains(errs, strconv.Itoa(txnPos)) {
+		t.Fatalf("damaged: code %d, stderr %q", code, errs)
+	}
+	if code, _, _ := zrs(t, "fs", "verify", filepath.Join(t.TempDir(), "missing")); code != 1 {
+		t.Errorf("missing file: code %d", code)
+	}
+}
+
+func TestFSDump(t *testing.T) {
+	code, out, _ := zrs(t, "fs", "dump", pyFS, "--json")
+	if code != 0 {
+		t.Fatalf("code %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+	}
+	want, err := os.ReadFile("../../core/fs/testdata/pydump.fs.fsdump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := zrs(t, "fs", "dump", pyFS); code != 0 || out != string(want) {
+		t.Errorf("text dump: code %d\n%s", code, out)
+	}
+}
