@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/fs"
@@ -131,6 +132,9 @@ func TestVerifyCancel(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	f.Add(synthBuild(synthHistory(12)).Bytes)
 	f.Add([]byte("FS21"))
+	if py, err := os.ReadFile("testdata/pydump.fs"); err == nil {
+		f.Add(py)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := verifyBytes(t, b)
 		if (rep == nil) == (err == nil) {
