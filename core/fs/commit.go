@@ -1,0 +1,347 @@
+package fs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// txn states.
+const (
+	txnOpen = iota
+	txnVoted
+	txnDone // finished or aborted
+)
+
+// txn is a FileStorage transaction in progress. Its data records are
+// encoded into buf with their final positions (the transaction goes at the
+// committed end, which cannot move while the commit lock is held).
+type txn struct {
+	s      *FileStorage
+	tid    zodb.Tid
+	status zodb.TxnStatus
+	meta   zodb.TxnMeta
+	pos    int64 // where the transaction header goes: the committed end at Begin
+	hlen   int64 // header plus metadata length
+
+	mu     sync.Mutex
+	state  int
+	buf    []byte                // encoded data records; guarded by mu
+	tindex map[zodb.Oid]int64    // oid → position of its last record here; guarded by mu
+	checks map[zodb.Oid]zodb.Tid // CheckCurrentSerial requests; guarded by mu
+	oids   []zodb.Oid            // oids written, in order; guarded by mu
+}
+
+// Begin starts a transaction, waiting for the commit lock until ctx ends.
+// The tid is opts.Tid (which must exceed the last tid) or the next tid of
+// the storage's clock. Metadata strings longer than 65535 bytes are refused.
+func (s *FileStorage) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	if s.readOnly {
+		return nil, zodb.ErrReadOnly
+	}
+	if err := checkMeta(meta); err != nil {
+		return nil, err
+	}
+	status := opts.Status
+	if status == 0 {
+		status = zodb.StatusCommitted
+	}
+	if !status.Valid() {
+		return nil, fmt.Errorf("%w: invalid status %q", zodb.ErrTransaction, rune(status))
+	}
+	select {
+	case s.commitSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t, err := s.newTxn(meta, opts.Tid, status)
+	if err != nil {
+		<-s.commitSem
+		return nil, err
+	}
+	return t, nil
+}
+
+// checkMeta refuses metadata that does not fit the 16-bit lengths.
+func checkMeta(m zodb.TxnMeta) error {
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{"user name", m.User}, {"description", m.Description}, {"extension", m.Extension}} {
+		if len(f.b) > zodb.MaxMetaLen {
+			return fmt.Errorf("%w: %s too long (%d bytes, at most %d)", zodb.ErrTransaction, f.name, len(f.b), zodb.MaxMetaLen)
+		}
+	}
+	return nil
+}
+
+// newTxn registers a transaction; the caller holds the commit lock.
+func (s *FileStorage) newTxn(meta zodb.TxnMeta, tid zodb.Tid, status zodb.TxnStatus) (*txn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, zodb.ErrClosed
+	}
+	switch {
+	case tid == 0:
+		s.clock.Observe(s.lastTid)
+		tid = s.clock.Next()
+	case tid <= s.lastTid || tid > zodb.MaxTid:
+		return nil, fmt.Errorf("%w: tid %s is not after the last transaction %s", zodb.ErrTransaction, tid, s.lastTid)
+	default:
+		s.clock.Observe(tid)
+	}
+	t := &txn{
+		s: s, tid: tid, status: status, meta: meta, pos: s.end,
+		hlen:   TxnHeaderSize + int64(len(meta.User)+len(meta.Description)+len(meta.Extension)),
+		tindex: make(map[zodb.Oid]int64),
+	}
+	s.cur = t
+	return t, nil
+}
+
+// Tid returns the transaction's tid.
+func (t *txn) Tid() zodb.Tid { return t.tid }
+
+// lockOpen locks t and checks that records may still be added.
+func (t *txn) lockOpen() error {
+	t.mu.Lock()
+	if t.state != txnOpen {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: transaction %s already voted or ended", zodb.ErrTransaction, t.tid)
+	}
+	return nil
+}
+
+// current returns oid's committed record position and serial (0, 0 if the
+// storage does not know oid).
+func (t *txn) current(oid zodb.Oid) (int64, zodb.Tid, error) {
+	s := t.s
+	s.mu.RLock()
+	pos, ok := s.index.Get(oid)
+	end := s.end
+	s.mu.RUnlock()
+	if !ok {
+		return 0, 0, nil
+	}
+	d, err := s.readRecord(pos, end, oid)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pos, d.Tid, nil
+}
+
+// Store adds a revision of oid based on oldSerial (0 for a new object).
+// Errors: *zodb.ConflictError when oldSerial is not oid's current serial.
+func (t *txn) Store(oid zodb.Oid, oldSerial zodb.Tid, data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("%w: empty data for object %s", zodb.ErrTransaction, oid)
+	}
+	if err := t.lockOpen(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	prev, serial, err := t.current(oid)
+	if err != nil {
+		return err
+	}
+	if serial != oldSerial {
+		return &zodb.ConflictError{Oid: oid, Committed: serial, Old: oldSerial}
+	}
+	t.s.noteOid(oid)
+	t.appendRecord(oid, t.tid, prev, data, 0)
+	return nil
+}
+
+// CheckCurrentSerial makes Vote fail unless serial is still oid's current
+// serial then.
+func (t *txn) CheckCurrentSerial(oid zodb.Oid, serial zodb.Tid) error {
+	if err := t.lockOpen(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if t.checks == nil {
+		t.checks = make(map[zodb.Oid]zodb.Tid)
+	}
+	t.checks[oid] = serial
+	return nil
+}
+
+// Delete adds a deletion of oid (a record with a zero backpointer).
+// Errors: *zodb.NotFoundError if oid is unknown, *zodb.ConflictError if
+// oldSerial is not its current serial.
+func (t *txn) Delete(oid zodb.Oid, oldSerial zodb.Tid) error {
+	if err := t.lockOpen(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	prev, serial, err := t.current(oid)
+	if err != nil {
+		return err
+	}
+	if prev == 0 {
+		return &zodb.NotFoundError{Oid: oid}
+	}
+	if serial != oldSerial {
+		return &zodb.ConflictError{Oid: oid, Committed: serial, Old: oldSerial}
+	}
+	t.appendRecord(oid, t.tid, prev, nil, 0)
+	return nil
+}
+
+// appendRecord encodes a data record into buf: inline data when data is
+// non-empty, else a backpointer to back (0 for a deletion). prev is the
+// oid's committed position. The caller holds t.mu.
+func (t *txn) appendRecord(oid zodb.Oid, serial zodb.Tid, prev int64, data []byte, back int64) {
+	here := t.pos + t.hlen + int64(len(t.buf))
+	d := DataHeader{Oid: oid, Tid: serial, Prev: prev, Tloc: t.pos, PLen: int64(len(data))}
+	t.buf = d.Encode(t.buf)
+	if len(data) > 0 {
+		t.buf = append(t.buf, data...)
+	} else {
+		t.buf = binary.BigEndian.AppendUint64(t.buf, uint64(back))
+	}
+	if _, seen := t.tindex[oid]; !seen {
+		t.oids = append(t.oids, oid)
+	}
+	t.tindex[oid] = here
+}
+
+// Vote writes the whole transaction at the committed end with status 'c'
+// (header, metadata, data records, trailer), after checking the
+// CheckCurrentSerial requests. The write is not fsynced: until Finish
+// flips the status, a crash leaves a 'c' transaction that the next
+// read-write open cuts off. On error the file is truncated back.
+func (t *txn) Vote(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != txnOpen {
+		return fmt.Errorf("%w: transaction %s already voted or ended", zodb.ErrTransaction, t.tid)
+	}
+	if err := t.checkSerials(); err != nil {
+		return err
+	}
+	rec := t.encode()
+	if t.pos+int64(len(rec)) > MaxPos {
+		return fmt.Errorf("%w: file would exceed %d bytes", zodb.ErrTransaction, int64(MaxPos))
+	}
+	if _, err := t.s.file.WriteAt(rec, t.pos); err != nil {
+		_ = t.s.file.Truncate(t.pos)
+		return fmt.Errorf("%s: writing transaction %s: %w", t.s.path, t.tid, err)
+	}
+	t.state = txnVoted
+	return nil
+}
+
+// checkSerials verifies CheckCurrentSerial requests. The caller holds t.mu.
+func (t *txn) checkSerials() error {
+	for oid, serial := range t.checks {
+		_, cur, err := t.current(oid)
+		if err != nil {
+			return err
+		}
+		if cur != serial {
+			return &zodb.ConflictError{Oid: oid, Committed: cur, Old: serial, Reason: "read conflict"}
+		}
+	}
+	return nil
+}
+
+// encode returns the full transaction record with status 'c'.
+func (t *txn) encode() []byte {
+	tlen := t.hlen + int64(len(t.buf))
+	h := TxnHeader{Tid: t.tid, Len: tlen, Status: zodb.StatusCheckpoint,
+		ULen: uint16(len(t.meta.User)), DLen: uint16(len(t.meta.Description)), ELen: uint16(len(t.meta.Extension))}
+	rec := make([]byte, 0, tlen+TrailerSize)
+	rec = h.Encode(rec)
+	rec = append(rec, t.meta.User...)
+	rec = append(rec, t.meta.Description...)
+	rec = append(rec, t.meta.Extension...)
+	rec = append(rec, t.buf...)
+	return binary.BigEndian.AppendUint64(rec, uint64(tlen))
+}
+
+// Finish commits a voted transaction: it overwrites the status byte with
+// ' ' (or the status given to Begin) and fsyncs Data.fs; only then is the
+// transaction visible to readers and the commit lock released. If the
+// status write or the fsync fails the storage is closed, since the file's
+// state is then unknown.
+func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != txnVoted {
+		return 0, fmt.Errorf("%w: finish of transaction %s without a successful vote", zodb.ErrTransaction, t.tid)
+	}
+	s := t.s
+	err := t.flipStatus()
+	t.state = txnDone
+	if err != nil {
+		s.failClose(t)
+		return 0, err
+	}
+	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
+	s.mu.Lock()
+	for _, oid := range t.oids {
+		s.index.Set(oid, t.tindex[oid])
+	}
+	s.end, s.lastTid, s.cur = end, t.tid, nil
+	s.mu.Unlock()
+	s.txnmap.Add(t.tid, t.pos)
+	<-s.commitSem
+	return t.tid, nil
+}
+
+// flipStatus writes the final status byte and fsyncs.
+func (t *txn) flipStatus() error {
+	if _, err := t.s.file.WriteAt([]byte{byte(t.status)}, t.pos+16); err != nil {
+		return fmt.Errorf("%s: finishing transaction %s: %w", t.s.path, t.tid, err)
+	}
+	if err := t.s.file.Sync(); err != nil {
+		return fmt.Errorf("%s: fsync finishing transaction %s: %w", t.s.path, t.tid, err)
+	}
+	return nil
+}
+
+// failClose closes the storage after a failed finish. The transaction's
+// bytes stay in the file; whether they are committed is decided by the
+// next open.
+func (s *FileStorage) failClose(t *txn) {
+	s.log.Error("finish failed, closing the storage", logKeyTid, t.tid, logKeyPos, t.pos)
+	s.mu.Lock()
+	s.closed, s.cur = true, nil
+	s.mu.Unlock()
+	<-s.commitSem
+	_ = s.release()
+}
+
+// Abort discards the transaction: after Vote the file is truncated back to
+// where the transaction started (not fsynced: the cut bytes were a 'c'
+// transaction, which an open cuts anyway). It is idempotent.
+func (t *txn) Abort() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state == txnDone {
+		return nil
+	}
+	s := t.s
+	var err error
+	if t.state == txnVoted {
+		if terr := s.file.Truncate(t.pos); terr != nil && !errors.Is(terr, os.ErrClosed) {
+			err = fmt.Errorf("%s: truncating aborted transaction %s: %w", s.path, t.tid, terr)
+		}
+	}
+	t.state = txnDone
+	t.buf, t.tindex = nil, nil
+	s.mu.Lock()
+	if s.cur == t {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+	<-s.commitSem
+	return err
+}

@@ -1,0 +1,198 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// lookup returns the position of oid's current record and the committed end.
+func (s *FileStorage) lookup(oid zodb.Oid) (pos, end int64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, zodb.ErrClosed
+	}
+	pos, ok := s.index.Get(oid)
+	if !ok {
+		return 0, 0, &zodb.NotFoundError{Oid: oid}
+	}
+	return pos, s.end, nil
+}
+
+// readRecord reads the data record header at pos, which must belong to oid
+// and lie inside the committed data ending at end.
+func (s *FileStorage) readRecord(pos, end int64, oid zodb.Oid) (DataHeader, error) {
+	fail := func(err error) (DataHeader, error) {
+		return DataHeader{}, &RecordError{Path: s.path, Record: "data record", Pos: pos, Err: err}
+	}
+	if pos < MagicSize+TxnHeaderSize || pos+DataHeaderSize > end {
+		return fail(corrupt("position %d outside the committed data", pos))
+	}
+	var buf [DataHeaderSize]byte
+	if _, err := s.file.ReadAt(buf[:], pos); err != nil {
+		return fail(err)
+	}
+	d, _ := DecodeDataHeader(buf[:], pos)
+	switch {
+	case d.Oid != oid:
+		return fail(corrupt("record of oid %s where oid %s was expected", d.Oid, oid))
+	case d.VLen != 0:
+		return fail(corrupt("non-zero version length %d", d.VLen))
+	case d.PLen < 0 || d.Next() > end || d.Tloc >= pos || d.Prev >= pos:
+		return fail(corrupt("malformed record header"))
+	}
+	return d, nil
+}
+
+// recordData returns the data of record d resolved through backpointers,
+// or a NotFoundError for a deletion (at tid, 0 for the current revision).
+func (s *FileStorage) recordData(d *DataHeader, tid zodb.Tid) ([]byte, error) {
+	data, _, err := ReadRecordData(s.file, s.path, d)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, &zodb.NotFoundError{Oid: d.Oid, Tid: tid}
+	}
+	return data, nil
+}
+
+// Load returns the current revision of oid and its serial (the tid of the
+// record the index points at, even when that record is a backpointer).
+func (s *FileStorage) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid, error) {
+	pos, end, err := s.lookup(oid)
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := s.readRecord(pos, end, oid)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := s.recordData(&d, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, d.Tid, nil
+}
+
+// LoadBefore returns the newest revision of oid with a serial < before,
+// walking the prev chain from the current record, and the serial of the
+// revision after it (0 if it is current).
+func (s *FileStorage) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	pos, end, err := s.lookup(oid)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var next zodb.Tid
+	for {
+		d, err := s.readRecord(pos, end, oid)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if d.Tid < before {
+			data, err := s.recordData(&d, before)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			return data, d.Tid, next, nil
+		}
+		if d.Prev == 0 {
+			return nil, 0, 0, fmt.Errorf("object %s before %s: %w", oid, before, zodb.ErrNoRevision)
+		}
+		next, end, pos = d.Tid, pos, d.Prev
+		if err := ctx.Err(); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+}
+
+// LoadSerial returns the revision of oid written with exactly serial.
+func (s *FileStorage) LoadSerial(ctx context.Context, oid zodb.Oid, serial zodb.Tid) ([]byte, error) {
+	pos, end, err := s.lookup(oid)
+	if err != nil {
+		return nil, err
+	}
+	for pos != 0 {
+		d, err := s.readRecord(pos, end, oid)
+		if err != nil {
+			return nil, err
+		}
+		if d.Tid == serial {
+			return s.recordData(&d, serial)
+		}
+		if d.Tid < serial {
+			break
+		}
+		end, pos = pos, d.Prev
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return nil, &zodb.NotFoundError{Oid: oid, Tid: serial}
+}
+
+// History returns up to size revisions of oid, newest first, with the
+// metadata of the transactions that wrote them. Size is the record's own
+// pickle length (0 for backpointers and deletions), as Python reports it.
+func (s *FileStorage) History(ctx context.Context, oid zodb.Oid, size int) ([]zodb.HistoryEntry, error) {
+	pos, end, err := s.lookup(oid)
+	if err != nil {
+		return nil, err
+	}
+	var out []zodb.HistoryEntry
+	for pos != 0 && len(out) < size {
+		d, err := s.readRecord(pos, end, oid)
+		if err != nil {
+			return nil, err
+		}
+		_, meta, err := s.readTxnMeta(d.Tloc, end)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, zodb.HistoryEntry{
+			Tid: d.Tid, Time: d.Tid.Epoch(),
+			User: meta.User, Description: meta.Description, Extension: meta.Extension,
+			Size: int(d.PLen),
+		})
+		end, pos = pos, d.Prev
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readTxnMeta reads the transaction header at pos (committed data ends at
+// or after end) and its user, description and extension.
+func (s *FileStorage) readTxnMeta(pos, end int64) (TxnHeader, zodb.TxnMeta, error) {
+	s.mu.RLock()
+	size := s.end
+	s.mu.RUnlock()
+	th, err := ReadTxnHeader(s.file, s.path, pos, max(size, end))
+	if err != nil {
+		return th, zodb.TxnMeta{}, err
+	}
+	meta, err := readMeta(s.file, s.path, &th)
+	return th, meta, err
+}
+
+// readMeta reads the metadata strings following header th.
+func readMeta(r io.ReaderAt, path string, th *TxnHeader) (zodb.TxnMeta, error) {
+	n := int(th.ULen) + int(th.DLen) + int(th.ELen)
+	var meta zodb.TxnMeta
+	if n == 0 {
+		return meta, nil
+	}
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, th.Pos+TxnHeaderSize); err != nil {
+		return meta, &RecordError{Path: path, Record: "transaction", Pos: th.Pos, Err: err}
+	}
+	u, dl := int(th.ULen), int(th.DLen)
+	meta.User = buf[:u:u]
+	meta.Description = buf[u : u+dl : u+dl]
+	meta.Extension = buf[u+dl:]
+	return meta, nil
+}

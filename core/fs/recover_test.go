@@ -1,0 +1,200 @@
+package fs_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// rcBuild writes a small database and returns its bytes and the offset of
+// its last transaction.
+func rcBuild(t *testing.T) ([]byte, int64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := stCommit(t, s, stWrite{0, 0, []byte("root")}, stWrite{1, 0, []byte("one")})
+	stCommit(t, s, stWrite{0, t1, []byte("root2")})
+	last := s.CommittedEnd()
+	stCommit(t, s, stWrite{1, t1, []byte("one-b")}, stWrite{2, 0, []byte("two")})
+	s.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, last
+}
+
+// rcOpen writes content to a fresh Data.fs, opens it with opts and returns
+// the path, the storage (nil on error) and the error.
+func rcOpen(t *testing.T, content []byte, opts fs.Options) (string, *fs.FileStorage, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := fs.Open(path, opts)
+	if s != nil {
+		t.Cleanup(func() { s.Close() })
+	}
+	return path, s, err
+}
+
+// TestCrashTruncation cuts the file at every offset inside the last
+// transaction: a read-write open must cut it back to the transaction start,
+// saving the tail to Data.fs.tr0 unless only a torn header (< 23 bytes) was
+// left (spec §6.1).
+func TestCrashTruncation(t *testing.T) {
+	full, last := rcBuild(t)
+	for cut := last + 1; cut < int64(len(full)); cut++ {
+		path, s, err := rcOpen(t, full[:cut], fs.Options{})
+		if err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		s.Close()
+		if got := fileSize(t, path); got != last {
+			t.Fatalf("cut %d: size %d, want %d", cut, got, last)
+		}
+		tr, err := os.ReadFile(path + ".tr0")
+		torn := cut-last < fs.TxnHeaderSize
+		switch {
+		case torn && err == nil:
+			t.Fatalf("cut %d: torn header saved to .tr0", cut)
+		case !torn && (err != nil || !bytes.Equal(tr, full[last:cut])):
+			t.Fatalf("cut %d: .tr0 = %d bytes, %v", cut, len(tr), err)
+		}
+		if s2 := stOpen(t, path, fs.Options{}); s2.Len() != 2 {
+			t.Fatalf("cut %d: reopened with %d objects", cut, s2.Len())
+		}
+	}
+}
+
+func TestCheckpointStatusIsCut(t *testing.T) {
+	full, last := rcBuild(t)
+	b := bytes.Clone(full)
+	b[last+16] = 'c'
+	// Read-only: the 'c' transaction is ignored, the file untouched.
+	path, ro, err := rcOpen(t, b, fs.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.CommittedEnd() != last || ro.Len() != 2 {
+		t.Errorf("read-only: end %d len %d", ro.CommittedEnd(), ro.Len())
+	}
+	ro.Close()
+	if fileSize(t, path) != int64(len(b)) {
+		t.Errorf("read-only open changed the file")
+	}
+	// Read-write: cut and saved; a second cut goes to .tr1.
+	s := stOpen(t, path, fs.Options{})
+	s.Close()
+	tr0, _ := os.ReadFile(path + ".tr0")
+	if fileSize(t, path) != last || !bytes.Equal(tr0, b[last:]) {
+		t.Errorf("read-write: size %d, tr0 %d bytes", fileSize(t, path), len(tr0))
+	}
+	os.WriteFile(path, b, 0o644)
+	os.Remove(path + ".index")
+	stOpen(t, path, fs.Options{}).Close()
+	if _, err := os.Stat(path + ".tr1"); err != nil {
+		t.Errorf("second truncation: %v", err)
+	}
+}
+
+// TestGarbageTail appends data whose transaction length is shorter than a
+// header: cut off when the file's last 8 bytes are not a plausible trailer,
+// an error when they are.
+func TestGarbageTail(t *testing.T) {
+	full, _ := rcBuild(t)
+	junk := append(bytes.Clone(full), bytes.Repeat([]byte{1}, 30)...)
+	binary.BigEndian.PutUint64(junk[len(full)+8:], 5) // tlen 5
+	path, s, err := rcOpen(t, junk, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if fileSize(t, path) != int64(len(full)) {
+		t.Errorf("junk not cut: size %d", fileSize(t, path))
+	}
+	// Damage the length of a transaction in the middle so that it is
+	// shorter than its header while the file ends with a good trailer.
+	bad := bytes.Clone(full)
+	binary.BigEndian.PutUint64(bad[4+8:], 5)
+	_, _, err = rcOpen(t, bad, fs.Options{})
+	var re *fs.RecordError
+	if !errors.As(err, &re) || re.Pos != 4 {
+		t.Errorf("short transaction length in the middle: %v", err)
+	}
+}
+
+// TestDamagedMiddle gives a *RecordError with the offset, never a panic.
+func TestDamagedMiddle(t *testing.T) {
+	full, last := rcBuild(t)
+	cases := map[string]func(b []byte){
+		"trailer":   func(b []byte) { b[last-1] ^= 0xff },
+		"tloc":      func(b []byte) { b[4+23+5+4+24+7] ^= 1 }, // first record's tloc
+		"plen huge": func(b []byte) { binary.BigEndian.PutUint64(b[4+23+5+4+34:], 1<<40) },
+		"version":   func(b []byte) { b[4+23+5+4+33] = 1 },
+	}
+	for name, damage := range cases {
+		b := bytes.Clone(full)
+		damage(b)
+		for _, ro := range []bool{false, true} {
+			_, _, err := rcOpen(t, b, fs.Options{ReadOnly: ro})
+			var re *fs.RecordError
+			if !errors.As(err, &re) || re.Pos <= 0 || re.Pos >= last {
+				t.Errorf("%s (ro=%v): %v", name, ro, err)
+			}
+		}
+	}
+}
+
+// TestStaleIndexIsRebuilt: an index that does not match the file is
+// ignored, and one that does is used (with the rest scanned).
+func TestStaleIndexIsRebuilt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	var serial zodb.Tid
+	for i := range 10 {
+		serial = stCommit(t, s, stWrite{0, serial, fmt.Appendf(nil, "root %d", i)})
+	}
+	s.Close()
+	_, idx, err := fs.ReadIndexFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wrong position for oid 0: rebuilt, and the load is right.
+	idx.Set(0, 4+23)
+	if err := fs.WriteIndexFile(path+".index", fileSize(t, path), idx); err != nil {
+		t.Fatal(err)
+	}
+	s = stOpen(t, path, fs.Options{ReadOnly: true})
+	if d, _ := stLoad(t, s, 0); string(d) != "root 9" {
+		t.Errorf("stale index used: %q", d)
+	}
+	s.Close()
+	// An older (valid) index: the transactions after it are found by the
+	// catch-up scan.
+	old, err := os.ReadFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = stOpen(t, path, fs.Options{})
+	_, cur, _ := s.Load(bg, 0)
+	stCommit(t, s, stWrite{0, cur, []byte("root 10")})
+	stCommit(t, s, stWrite{7, 0, []byte("seven")})
+	s.Close()
+	os.WriteFile(path+".index", old, 0o644)
+	s = stOpen(t, path, fs.Options{ReadOnly: true})
+	if d, _ := stLoad(t, s, 0); string(d) != "root 10" || s.Len() != 2 {
+		t.Errorf("after catch-up: %q, %d objects", d, s.Len())
+	}
+}

@@ -1,0 +1,367 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// Compile-time checks that FileStorage provides the storage interfaces.
+var (
+	_ zodb.Storage  = (*FileStorage)(nil)
+	_ zodb.Iterable = (*FileStorage)(nil)
+	_ zodb.Undoer   = (*FileStorage)(nil)
+)
+
+// Suffixes of the files kept beside Data.fs.
+const (
+	lockSuffix  = ".lock"
+	indexSuffix = ".index"
+)
+
+// Log attribute keys used by the storage.
+const (
+	logKeyPath = "path"
+	logKeyPos  = "pos"
+	logKeyTid  = "tid"
+	logKeyFile = "file"
+)
+
+// ErrFS21ReadWrite is returned by a read-write Open of a file with the
+// Python 2 magic "FS21": zrs reads such files but writes only FS30.
+var ErrFS21ReadWrite = errors.New("file has the Python 2 magic FS21: zrs opens it read-only; " +
+	"convert it to FS30 with zodbupdate --convert-py3 before opening it read-write")
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens the file without the lock file and refuses writes.
+	// A read-only open never modifies Data.fs or its index, and stops at a
+	// torn or unfinished last transaction instead of cutting it off.
+	ReadOnly bool
+	// Create truncates an existing file to an empty storage (Python's
+	// create=True). A missing file is created by a read-write open anyway.
+	Create bool
+	// Logger receives recovery and index messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock new tids are taken from; nil means time.Now.
+	Now func() time.Time
+}
+
+// FileStorage is a ZODB FileStorage ("Data.fs") opened by this process.
+//
+// Reads are safe for concurrent use with each other and with a commit in
+// progress: they only touch bytes below the committed end. One transaction
+// commits at a time (see Begin).
+//
+// The data records of the transaction being committed are buffered in
+// memory until Vote; zrs does not use Python's Data.fs.tmp scratch file.
+type FileStorage struct {
+	path     string
+	file     *os.File
+	readOnly bool
+	magic    [4]byte
+	log      *slog.Logger
+	lock     *LockFile // nil when read-only
+	txnmap   *TxnMap
+
+	commitSem chan struct{} // holds one token while a transaction is in progress
+
+	mu      sync.RWMutex
+	index   *Index         // oid → current record; guarded by mu
+	end     int64          // end of committed data; guarded by mu
+	lastTid zodb.Tid       // tid of the last committed transaction; guarded by mu
+	oid     zodb.Oid       // greatest oid handed out or stored; guarded by mu
+	closed  bool           // guarded by mu
+	cur     *txn           // the transaction in progress, nil if none; guarded by mu
+	clock   *zodb.TidClock // used under the commit lock only
+}
+
+// Open opens (and in read-write mode, locks and recovers) the FileStorage
+// at path.
+//
+// A read-write open takes path+".lock" (failing with an error wrapping
+// zodb.ErrLocked if another process holds it), writes the FS30 magic to an
+// empty or new file (fsynced, with its directory), loads Data.fs.index if it
+// passes Python's sanity checks or rebuilds it by scanning the file, then
+// scans the transactions after the index's position. A torn or unfinished
+// ('c') last transaction is cut off, its bytes saved to Data.fs.trN, as
+// Python ZODB does; a rebuilt index is saved.
+//
+// Damage before the end of the file fails the open with a *RecordError.
+func Open(path string, opts Options) (*FileStorage, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &FileStorage{
+		path:      path,
+		readOnly:  opts.ReadOnly,
+		log:       log.With("component", "filestorage", logKeyPath, path),
+		txnmap:    NewTxnMap(),
+		commitSem: make(chan struct{}, 1),
+	}
+	if err := s.open(opts); err != nil {
+		s.release()
+		return nil, err
+	}
+	s.clock = zodb.NewTidClock(s.lastTid, opts.Now)
+	s.warnFutureTid(opts.Now)
+	return s, nil
+}
+
+// open does the work of Open; on error the caller releases what was taken.
+func (s *FileStorage) open(opts Options) error {
+	if !s.readOnly {
+		l, err := LockFileFor(s.path + lockSuffix)
+		if err != nil {
+			return err
+		}
+		s.lock = l
+	}
+	if err := s.openFile(opts.Create); err != nil {
+		return err
+	}
+	if err := s.readMagic(); err != nil {
+		return err
+	}
+	return s.loadIndex()
+}
+
+// openFile opens or creates Data.fs, writing the magic to a new or empty file.
+func (s *FileStorage) openFile(create bool) error {
+	if s.readOnly {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return err
+		}
+		s.file = f
+		return nil
+	}
+	_, statErr := os.Stat(s.path)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	flags := os.O_RDWR | os.O_CREATE
+	if create {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(s.path, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	s.file = f
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		if err := s.writeMagic(); err != nil {
+			return err
+		}
+	}
+	if fresh || create {
+		return syncDir(filepath.Dir(s.path))
+	}
+	return nil
+}
+
+// writeMagic writes FS30 to an empty file and fsyncs it.
+func (s *FileStorage) writeMagic() error {
+	if _, err := s.file.WriteAt(Magic30[:], 0); err != nil {
+		return fmt.Errorf("%s: writing magic: %w", s.path, err)
+	}
+	if err := s.file.Sync(); err != nil {
+		return fmt.Errorf("%s: fsync: %w", s.path, err)
+	}
+	return nil
+}
+
+// readMagic checks the file header and refuses FS21 for writing.
+func (s *FileStorage) readMagic() error {
+	size, err := s.fileSize()
+	if err != nil {
+		return err
+	}
+	if size == 0 { // read-only open of an empty file: an empty storage
+		s.magic = Magic30
+		return nil
+	}
+	var m [MagicSize]byte
+	if _, err := s.file.ReadAt(m[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return &RecordError{Path: s.path, Record: "file header", Pos: 0, Err: err}
+	}
+	switch m {
+	case Magic30:
+	case Magic21:
+		if !s.readOnly {
+			return fmt.Errorf("%s: %w", s.path, ErrFS21ReadWrite)
+		}
+	default:
+		return &RecordError{Path: s.path, Record: "file header", Pos: 0, Err: fmt.Errorf("%w: %q", ErrBadMagic, m[:])}
+	}
+	s.magic = m
+	return nil
+}
+
+// fileSize returns the current size of Data.fs.
+func (s *FileStorage) fileSize() (int64, error) {
+	st, err := s.file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// warnFutureTid logs when the last tid lies ahead of the clock, as Python
+// does at open (critical beyond 30 minutes).
+func (s *FileStorage) warnFutureTid(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	ahead := s.lastTid.Time().Sub(now())
+	switch {
+	case ahead > 30*time.Minute:
+		s.log.Error("last transaction is far in the future", logKeyTid, s.lastTid, "ahead", ahead)
+	case ahead > 0:
+		s.log.Warn("last transaction is in the future", logKeyTid, s.lastTid, "ahead", ahead)
+	}
+}
+
+// Path returns the path of Data.fs.
+func (s *FileStorage) Path() string { return s.path }
+
+// ReadOnly reports whether the storage refuses writes.
+func (s *FileStorage) ReadOnly() bool { return s.readOnly }
+
+// LastTransaction returns the tid of the last committed transaction.
+func (s *FileStorage) LastTransaction() zodb.Tid {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lastTid
+}
+
+// Len returns the number of oids in the index, deleted ones included.
+func (s *FileStorage) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.index.Len()
+}
+
+// CommittedEnd returns the offset where committed data ends.
+func (s *FileStorage) CommittedEnd() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.end
+}
+
+// Oids returns the oids in the index in ascending order, deleted ones
+// included.
+func (s *FileStorage) Oids() []zodb.Oid {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	oids := make([]zodb.Oid, 0, s.index.Len())
+	s.index.Range(func(oid zodb.Oid, _ int64) bool {
+		oids = append(oids, oid)
+		return true
+	})
+	return oids
+}
+
+// NewOid allocates an oid greater than every oid in the index and every oid
+// handed out before.
+func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
+	if s.readOnly {
+		return 0, zodb.ErrReadOnly
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, zodb.ErrClosed
+	}
+	if m, ok := s.index.MaxOid(); ok && m > s.oid {
+		s.oid = m
+	}
+	s.oid++
+	return s.oid, nil
+}
+
+// noteOid raises the allocation floor to oid (a stored or restored oid).
+func (s *FileStorage) noteOid(oid zodb.Oid) {
+	s.mu.Lock()
+	if oid > s.oid {
+		s.oid = oid
+	}
+	s.mu.Unlock()
+}
+
+// Iterate returns an iterator over the committed transactions with
+// start <= tid <= stop. It sees the transactions committed when it is
+// created, not later ones.
+func (s *FileStorage) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.TxnIterator, error) {
+	s.mu.RLock()
+	end, closed := s.end, s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, zodb.ErrClosed
+	}
+	return NewFileIterator(s.file, s.path, end, start, stop, s.txnmap)
+}
+
+// Pack is not implemented yet.
+func (s *FileStorage) Pack(ctx context.Context, t time.Time) error {
+	return fmt.Errorf("pack is not supported yet: %w", zodb.ErrNotSupported)
+}
+
+// Close aborts a transaction in progress, saves the index (read-write),
+// closes Data.fs and releases the lock. It is idempotent.
+//
+// Durability: the index is written to a temp file, fsynced and renamed; the
+// data file itself was fsynced by every Finish.
+func (s *FileStorage) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cur := s.cur
+	s.mu.Unlock()
+	if cur != nil {
+		_ = cur.Abort()
+	}
+	var err error
+	if !s.readOnly && s.file != nil {
+		err = s.saveIndex()
+	}
+	if rerr := s.release(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// release closes the file and the lock.
+func (s *FileStorage) release() error {
+	var err error
+	if s.file != nil {
+		err = s.file.Close()
+	}
+	if s.lock != nil {
+		if lerr := s.lock.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}
+
+// saveIndex writes Data.fs.index covering the committed end.
+func (s *FileStorage) saveIndex() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return WriteIndexFile(s.path+indexSuffix, s.end, s.index)
+}
