@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// runBench times iterate, load or commit on a file; numbers only.
+func runBench(ctx context.Context, args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("bench: want iterate PATH | load PATH N | commit PATH N")
+	}
+	switch args[0] {
+	case "iterate":
+		return benchIterate(ctx, args[1])
+	case "load", "commit":
+		if len(args) != 3 {
+			return fmt.Errorf("bench %s: want PATH N", args[0])
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bench %s: bad N %q", args[0], args[2])
+		}
+		if args[0] == "load" {
+			return benchLoad(ctx, args[1], n)
+		}
+		return benchCommit(ctx, args[1], n)
+	}
+	return fmt.Errorf("bench: unknown operation %q", args[0])
+}
+
+func benchIterate(ctx context.Context, path string) error {
+	s, err := fs.Open(path, fs.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	start := time.Now()
+	it, err := s.Iterate(ctx, 0, zodb.MaxTid)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	records := 0
+	for {
+		info, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		records += len(info.Records)
+	}
+	secs := time.Since(start).Seconds()
+	size := fileSize(path)
+	return printJSON(map[string]any{"op": "iterate", "bytes": size, "records": records,
+		"seconds": secs, "mb_per_s": float64(size) / 1e6 / secs})
+}
+
+func benchLoad(ctx context.Context, path string, n int) error {
+	s, err := fs.Open(path, fs.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var oids []zodb.Oid
+	for _, oid := range s.Oids() {
+		if _, _, err := s.Load(ctx, oid); err == nil {
+			oids = append(oids, oid)
+		}
+	}
+	if len(oids) == 0 {
+		return fmt.Errorf("bench load: no loadable objects in %s", path)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	for range n {
+		if _, _, err := s.Load(ctx, oids[rng.IntN(len(oids))]); err != nil {
+			return err
+		}
+	}
+	secs := time.Since(start).Seconds()
+	return printJSON(map[string]any{"op": "load", "n": n, "seconds": secs, "us_per_op": secs * 1e6 / float64(n)})
+}
+
+func benchCommit(ctx context.Context, path string, n int) error {
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	data := mappingRecord(map[any]any{"payload": "0123456789abcdef0123456789abcdef0123456789"})
+	start := time.Now()
+	for range n {
+		oid, err := s.NewOid(ctx)
+		if err != nil {
+			return err
+		}
+		tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte("bench")}, zodb.BeginOptions{})
+		if err != nil {
+			return err
+		}
+		if err := tx.Store(oid, 0, data); err != nil {
+			tx.Abort()
+			return err
+		}
+		if err := tx.Vote(ctx); err != nil {
+			tx.Abort()
+			return err
+		}
+		if _, err := tx.Finish(ctx); err != nil {
+			return err
+		}
+	}
+	secs := time.Since(start).Seconds()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return printJSON(map[string]any{"op": "commit", "n": n, "seconds": secs, "txn_per_s": float64(n) / secs})
+}
