@@ -7,6 +7,7 @@
 //	fstool open PATH...
 //	fstool hold-lock PATH
 //	fstool load PATH
+//	fstool undo PATH TID...
 //	fstool bench iterate PATH | load PATH N | commit PATH N
 //
 // Errors go to stderr with exit status 1.
@@ -33,6 +34,7 @@ var commands = map[string]func(ctx context.Context, args []string) error{
 	"open":      runOpen,
 	"hold-lock": runHoldLock,
 	"load":      runLoad,
+	"undo":      runUndo,
 	"bench":     runBench,
 }
 

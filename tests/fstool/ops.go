@@ -169,3 +169,48 @@ func fileSize(path string) int64 {
 	}
 	return st.Size()
 }
+
+// runUndo undoes the given transactions (hex tids) in one transaction and
+// prints its tid and the oids it touched.
+func runUndo(ctx context.Context, args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("undo: want PATH and one or more tids")
+	}
+	s, err := fs.Open(args[0], fs.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte("undo")}, zodb.BeginOptions{})
+	if err != nil {
+		return err
+	}
+	oids := []string{}
+	for _, a := range args[1:] {
+		tid, err := zodb.ParseTid(a)
+		if err == nil {
+			var got []zodb.Oid
+			if got, err = tx.Undo(ctx, tid); err == nil {
+				for _, o := range got {
+					oids = append(oids, o.String())
+				}
+			}
+		}
+		if err != nil {
+			tx.Abort()
+			return err
+		}
+	}
+	if err := tx.Vote(ctx); err != nil {
+		tx.Abort()
+		return err
+	}
+	tid, err := tx.Finish(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return printJSON(map[string]any{"tid": tid.String(), "oids": oids})
+}
