@@ -230,7 +230,14 @@ func (s *FileStorage) scanTxnHeader(r io.ReaderAt, pos, size int64, ltid *zodb.T
 
 // cutTail stops the scan at h: in read-write mode the bytes from h on are
 // saved to Data.fs.trN and cut off.
+//
+// Like Python, new tids will go past the tid of a cut voted ('c')
+// transaction, so a tid saved in Data.fs.trN is not reused; unlike Python,
+// the tid of a torn or garbage header is not trusted for that.
 func (s *FileStorage) cutTail(h TxnHeader, why string) (TxnHeader, bool, error) {
+	if h.Status == zodb.StatusCheckpoint && h.Tid <= zodb.MaxTid {
+		s.seenTid = max(s.seenTid, h.Tid)
+	}
 	if s.readOnly {
 		return h, true, nil
 	}

@@ -198,3 +198,23 @@ func TestStaleIndexIsRebuilt(t *testing.T) {
 		t.Errorf("after catch-up: %q, %d objects", d, s.Len())
 	}
 }
+
+// TestNewTidAfterCutTransaction: a tid cut off by recovery is not reused.
+func TestNewTidAfterCutTransaction(t *testing.T) {
+	full, last := rcBuild(t)
+	cutTid := zodb.Tid(binary.BigEndian.Uint64(full[last:]))
+	future := cutTid + 1<<40 // far ahead of the clock
+	b := bytes.Clone(full)
+	binary.BigEndian.PutUint64(b[last:], uint64(future))
+	b[last+16] = 'c'
+	_, s, err := rcOpen(t, b, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LastTransaction() >= cutTid {
+		t.Errorf("last transaction %s includes the cut one", s.LastTransaction())
+	}
+	if tid := stCommit(t, s, stWrite{5, 0, []byte("x")}); tid <= future {
+		t.Errorf("new tid %s not after the cut tid %s", tid, future)
+	}
+}

@@ -82,6 +82,7 @@ type FileStorage struct {
 	closed  bool           // guarded by mu
 	cur     *txn           // the transaction in progress, nil if none; guarded by mu
 	clock   *zodb.TidClock // used under the commit lock only
+	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 }
 
 // Open opens (and in read-write mode, locks and recovers) the FileStorage
@@ -112,7 +113,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		s.release()
 		return nil, err
 	}
-	s.clock = zodb.NewTidClock(s.lastTid, opts.Now)
+	s.clock = zodb.NewTidClock(max(s.lastTid, s.seenTid), opts.Now)
 	s.warnFutureTid(opts.Now)
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -373,5 +374,32 @@ func TestConcurrentLoadsDuringCommits(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestEmptyFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ro := stOpen(t, path, fs.Options{ReadOnly: true})
+	it, err := ro.Iterate(bg, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := it.Next(bg); err != io.EOF {
+		t.Errorf("iterate an empty file: %v", err)
+	}
+	if _, _, err := ro.Load(bg, 0); !errors.Is(err, zodb.ErrNotFound) {
+		t.Errorf("load from an empty file: %v", err)
+	}
+	ro.Close()
+	s := stOpen(t, path, fs.Options{})
+	s.Close()
+	if b, _ := os.ReadFile(path); string(b) != "FS30" {
+		t.Errorf("empty file opened read-write holds %q", b)
+	}
+	if log, err := s.UndoLog(bg, 0, 10, nil); err == nil || len(log) != 0 {
+		t.Errorf("undo log after close: %v", err)
 	}
 }
