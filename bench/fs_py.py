@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The Python side of bench/fs.sh: the same operations on Python's FileStorage.
+
+  fs_py.py gen PATH OBJECTS      write a database of OBJECTS objects (~1.5 kB each,
+                                 a tenth of them modified once more) with ZODB
+  fs_py.py iterate PATH          read every transaction and every record's data
+  fs_py.py load PATH N           N loads of random existing oids (fixed seed)
+  fs_py.py commit PATH N         N transactions of one small new object, each fsynced
+  fs_py.py table GO.json PY.json print the side-by-side table
+
+Each operation prints one JSON line with the same keys as `fstool bench`.
+Numbers only: nothing asserts on them.
+"""
+
+import json
+import os
+import random
+import sys
+import time
+
+import transaction
+from persistent.mapping import PersistentMapping
+from ZODB._compat import dumps
+from ZODB.Connection import TransactionMetaData
+from ZODB.FileStorage import FileIterator, FileStorage
+from ZODB.POSException import POSKeyError
+from ZODB.utils import z64
+
+import ZODB
+
+BATCH = 1000  # objects per transaction while generating
+
+
+def gen(path, objects):
+    rng = random.Random(1)
+    db = ZODB.DB(path)
+    conn = db.open()
+    root = conn.root()
+    made = []
+    while len(made) < objects:
+        folder = PersistentMapping()
+        root["f%05d" % len(root)] = folder
+        for i in range(min(BATCH, objects - len(made))):
+            obj = PersistentMapping({"n": i, "text": "x" * rng.randrange(1000, 2000),
+                                     "when": rng.random()})
+            folder["o%d" % i] = obj
+            made.append(obj)
+        transaction.get().note("bench batch")
+        transaction.commit()
+    for i, obj in enumerate(rng.sample(made, len(made) // 10)):
+        obj["n"] = -1
+        if i % BATCH == BATCH - 1:
+            transaction.commit()
+    transaction.commit()
+    conn.close()
+    db.close()
+    return {"op": "gen", "objects": objects, "bytes": os.path.getsize(path)}
+
+
+def iterate(path):
+    start = time.perf_counter()
+    records = 0
+    it = FileIterator(path)
+    for txn in it:
+        for rec in txn:
+            rec.data  # already read by the iterator; keep it honest
+            records += 1
+    it.close()
+    secs = time.perf_counter() - start
+    size = os.path.getsize(path)
+    return {"op": "iterate", "bytes": size, "records": records, "seconds": secs,
+            "mb_per_s": size / 1e6 / secs}
+
+
+def load(path, n):
+    st = FileStorage(path, read_only=True)
+    try:
+        oids = []
+        for oid in st._index.keys():
+            try:
+                st.load(oid)
+                oids.append(oid)
+            except POSKeyError:
+                pass
+        rng = random.Random(1)
+        picks = [oids[rng.randrange(len(oids))] for _ in range(n)]
+        start = time.perf_counter()
+        for oid in picks:
+            st.load(oid)
+        secs = time.perf_counter() - start
+    finally:
+        st.close()
+    return {"op": "load", "n": n, "seconds": secs, "us_per_op": secs * 1e6 / n}
+
+
+def commit(path, n):
+    st = FileStorage(path)
+    data = dumps(PersistentMapping, 3) + dumps(
+        {"data": {"payload": "0123456789abcdef0123456789abcdef0123456789"}}, 3)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            t = TransactionMetaData("", "bench")
+            st.tpc_begin(t)
+            st.store(st.new_oid(), z64, data, "", t)
+            st.tpc_vote(t)
+            st.tpc_finish(t)  # flush + fsync, as every ZODB commit
+        secs = time.perf_counter() - start
+    finally:
+        st.close()
+    return {"op": "commit", "n": n, "seconds": secs, "txn_per_s": n / secs}
+
+
+ROWS = [("iterate", "mb_per_s", "MB/s", True), ("load", "us_per_op", "µs/op", False),
+        ("commit", "txn_per_s", "txn/s", True)]
+
+
+def table(go_file, py_file):
+    def read(p):
+        return {r["op"]: r for r in map(json.loads, open(p)) if r.get("op")}
+
+    go, py = read(go_file), read(py_file)
+    lines = [f"{'operation':<10} {'unit':<6} {'zrs (Go)':>12} {'ZODB (Python)':>14} {'zrs speed-up':>13}"]
+    for op, key, unit, higher_is_better in ROWS:
+        g, p = go[op][key], py[op][key]
+        ratio = g / p if higher_is_better else p / g
+        lines.append(f"{op:<10} {unit:<6} {g:>12.1f} {p:>14.1f} {ratio:>12.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    op, args = argv[1], argv[2:]
+    if op == "table":
+        print(table(*args))
+        return 0
+    fn = {"gen": gen, "iterate": iterate, "load": load, "commit": commit}[op]
+    result = fn(args[0], *map(int, args[1:]))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
