@@ -1,9 +1,11 @@
 """zrs reads Python-written files exactly as Python does (dump) and checks them (verify)."""
 
+import io
 import re
 import struct
 
 import pytest
+from ZODB.FileStorage.fsdump import fsdump
 from ZODB.scripts.fstest import FormatError
 from ZODB.scripts.fstest import check as fstest_check
 
@@ -69,3 +71,17 @@ def test_verify_reports_damage_in_the_middle(damage, pydb, tmp_path, run_zrs):
     numbers = set(re.findall(r"\d+", out))
     assert any(str(p) in numbers for p in where), (
         f"verify output does not name the damaged position (any of {where}):\n{out}")
+
+
+@pytest.mark.parametrize("db", DATABASES + ["godb"])
+def test_text_dump_is_pythons_fsdump(db, request, run_zrs):
+    """`zrs fs dump` (text) prints exactly what ZODB's fsdump prints."""
+    path = request.getfixturevalue(db)
+    out = io.StringIO()
+    fsdump(str(path), out)
+    want, got = out.getvalue(), run_zrs("fs", "dump", path).stdout
+    if want != got:
+        w, g = want.splitlines(), got.splitlines()
+        n = next((i for i, (a, b) in enumerate(zip(w, g)) if a != b), min(len(w), len(g)))
+        pytest.fail(f"line {n + 1} differs:\n  fsdump: {w[n] if n < len(w) else '<end>'}\n"
+                    f"  zrs:    {g[n] if n < len(g) else '<end>'}", pytrace=False)
