@@ -285,6 +285,7 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 		return 0, err
 	}
 	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
+	s.rd.ensure(end)
 	s.mu.Lock()
 	for _, oid := range t.oids {
 		s.index.Set(oid, t.tindex[oid])

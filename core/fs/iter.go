@@ -43,7 +43,6 @@ type FileIterator struct {
 	pos   int64    // offset of the next transaction header
 	err   error    // sticky: io.EOF or the first error
 	close io.Closer
-	buf   []byte    // reused buffer holding the current transaction
 	cur   TxnHeader // header of the transaction last returned
 }
 
@@ -232,10 +231,9 @@ func (it *FileIterator) txnReader(h *TxnHeader) (io.ReaderAt, error) {
 	if h.Len > iterBufMax {
 		return it.r, nil
 	}
-	if cap(it.buf) < int(h.Len) {
-		it.buf = make([]byte, h.Len)
-	}
-	buf := it.buf[:h.Len]
+	// A fresh buffer per transaction: the records' data slices alias it,
+	// so each transaction costs one read and one allocation.
+	buf := make([]byte, h.Len)
 	if _, err := it.r.ReadAt(buf, h.Pos); err != nil {
 		return nil, &RecordError{Path: it.path, Record: "transaction", Pos: h.Pos, Err: err}
 	}
@@ -248,8 +246,8 @@ func iterReadMeta(r io.ReaderAt, path string, h *TxnHeader, meta *zodb.TxnMeta) 
 	if n == 0 {
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := r.ReadAt(b, h.Pos+TxnHeaderSize); err != nil {
+	b, err := readOrSlice(r, h.Pos+TxnHeaderSize, int64(n))
+	if err != nil {
 		return &RecordError{Path: path, Record: "transaction", Pos: h.Pos, Err: err}
 	}
 	u, d := int(h.ULen), int(h.ULen)+int(h.DLen)
@@ -284,10 +282,14 @@ func iterDataRecords(r io.ReaderAt, path string, h *TxnHeader, fn func(*DataHead
 
 // recordData resolves the data of record d.
 func (it *FileIterator) recordData(r io.ReaderAt, d *DataHeader) ([]byte, zodb.Tid, error) {
-	if d.PLen == 0 {
-		if err := iterCheckBackChain(r, it.path, d); err != nil {
-			return nil, 0, err
+	if d.PLen > 0 {
+		if w, ok := r.(*iterWindowReader); ok {
+			if b, ok := w.slice(d.Pos+DataHeaderSize, d.PLen); ok {
+				return b, 0, nil
+			}
 		}
+	} else if err := iterCheckBackChain(r, it.path, d); err != nil {
+		return nil, 0, err
 	}
 	return ReadRecordData(r, it.path, d)
 }
@@ -321,6 +323,29 @@ type iterWindowReader struct {
 	r    io.ReaderAt
 	base int64
 	buf  []byte
+}
+
+// slice returns the n bytes at off without copying when they lie inside
+// the window.
+func (w *iterWindowReader) slice(off, n int64) ([]byte, bool) {
+	if off < w.base || n < 0 || off-w.base > int64(len(w.buf)) || n > int64(len(w.buf))-(off-w.base) {
+		return nil, false
+	}
+	i := off - w.base
+	return w.buf[i : i+n : i+n], true
+}
+
+// readOrSlice returns the n bytes at off: a slice of the window when r is
+// one and holds them, else a fresh copy.
+func readOrSlice(r io.ReaderAt, off, n int64) ([]byte, error) {
+	if w, ok := r.(*iterWindowReader); ok {
+		if b, ok := w.slice(off, n); ok {
+			return b, nil
+		}
+	}
+	b := make([]byte, n)
+	_, err := r.ReadAt(b, off)
+	return b, err
 }
 
 func (w *iterWindowReader) ReadAt(p []byte, off int64) (int, error) {

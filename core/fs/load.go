@@ -32,17 +32,12 @@ func (s *FileStorage) readRecord(pos, end int64, oid zodb.Oid) (DataHeader, erro
 		return fail(corrupt("position %d outside the committed data", pos))
 	}
 	var buf [DataHeaderSize]byte
-	if _, err := s.file.ReadAt(buf[:], pos); err != nil {
+	if _, err := s.rd.ReadAt(buf[:], pos); err != nil {
 		return fail(err)
 	}
 	d, _ := DecodeDataHeader(buf[:], pos)
-	switch {
-	case d.Oid != oid:
-		return fail(corrupt("record of oid %s where oid %s was expected", d.Oid, oid))
-	case d.VLen != 0:
-		return fail(corrupt("non-zero version length %d", d.VLen))
-	case d.PLen < 0 || d.Next() > end || d.Tloc >= pos || d.Prev >= pos:
-		return fail(corrupt("malformed record header"))
+	if err := checkLoadedHeader(&d, end, oid); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }
@@ -50,7 +45,7 @@ func (s *FileStorage) readRecord(pos, end int64, oid zodb.Oid) (DataHeader, erro
 // recordData returns the data of record d resolved through backpointers,
 // or a NotFoundError for a deletion (at tid, 0 for the current revision).
 func (s *FileStorage) recordData(d *DataHeader, tid zodb.Tid) ([]byte, error) {
-	data, _, err := ReadRecordData(s.file, s.path, d)
+	data, _, err := ReadRecordData(s.rd, s.path, d)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +71,20 @@ func (s *FileStorage) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid,
 		return nil, 0, err
 	}
 	return data, d.Tid, nil
+}
+
+// checkLoadedHeader checks a header found through the index or a prev
+// pointer: the expected oid, no version, inside the committed data.
+func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
+	switch {
+	case d.Oid != oid:
+		return corrupt("record of oid %s where oid %s was expected", d.Oid, oid)
+	case d.VLen != 0:
+		return corrupt("non-zero version length %d", d.VLen)
+	case d.PLen < 0 || d.Next() > end || d.Tloc >= d.Pos || d.Prev >= d.Pos:
+		return corrupt("malformed record header")
+	}
+	return nil
 }
 
 // LoadBefore returns the newest revision of oid with a serial < before,
@@ -171,11 +180,11 @@ func (s *FileStorage) readTxnMeta(pos, end int64) (TxnHeader, zodb.TxnMeta, erro
 	s.mu.RLock()
 	size := s.end
 	s.mu.RUnlock()
-	th, err := ReadTxnHeader(s.file, s.path, pos, max(size, end))
+	th, err := ReadTxnHeader(s.rd, s.path, pos, max(size, end))
 	if err != nil {
 		return th, zodb.TxnMeta{}, err
 	}
-	meta, err := readMeta(s.file, s.path, &th)
+	meta, err := readMeta(s.rd, s.path, &th)
 	return th, meta, err
 }
 

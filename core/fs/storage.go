@@ -63,9 +63,14 @@ type Options struct {
 //
 // The data records of the transaction being committed are buffered in
 // memory until Vote; zrs does not use Python's Data.fs.tmp scratch file.
+//
+// Loads read committed data through a shared read-only memory mapping of
+// the file (see mapReader), so a load is a map lookup and a memory copy;
+// iterators read whole transactions with pread.
 type FileStorage struct {
 	path     string
 	file     *os.File
+	rd       *mapReader // reads of committed data; set once Open has recovered the file
 	readOnly bool
 	magic    [4]byte
 	log      *slog.Logger
@@ -113,6 +118,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		s.release()
 		return nil, err
 	}
+	s.rd = newMapReader(s.file, s.end)
 	s.clock = zodb.NewTidClock(max(s.lastTid, s.seenTid), opts.Now)
 	s.warnFutureTid(opts.Now)
 	return s, nil
@@ -349,8 +355,11 @@ func (s *FileStorage) Close() error {
 // release closes the file and the lock.
 func (s *FileStorage) release() error {
 	var err error
+	if s.rd != nil {
+		err = s.rd.Close()
+	}
 	if s.file != nil {
-		err = s.file.Close()
+		err = errors.Join(err, s.file.Close())
 	}
 	if s.lock != nil {
 		if lerr := s.lock.Close(); err == nil {

@@ -38,7 +38,7 @@ func (s *FileStorage) UndoLog(ctx context.Context, first, last int, filter func(
 		if th.Status != zodb.StatusCommitted {
 			continue
 		}
-		meta, err := readMeta(s.file, s.path, &th)
+		meta, err := readMeta(s.rd, s.path, &th)
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +60,7 @@ func (s *FileStorage) UndoLog(ctx context.Context, first, last int, filter func(
 // txnEndingAt reads the committed transaction whose trailer ends at pos.
 func (s *FileStorage) txnEndingAt(pos, end int64) (TxnHeader, error) {
 	var b [TrailerSize]byte
-	if _, err := s.file.ReadAt(b[:], pos-TrailerSize); err != nil {
+	if _, err := s.rd.ReadAt(b[:], pos-TrailerSize); err != nil {
 		return TxnHeader{}, &RecordError{Path: s.path, Record: "transaction", Pos: pos - TrailerSize, Err: err}
 	}
 	tpos := pos - TrailerSize - int64(binary.BigEndian.Uint64(b[:]))
@@ -68,7 +68,7 @@ func (s *FileStorage) txnEndingAt(pos, end int64) (TxnHeader, error) {
 		return TxnHeader{}, &RecordError{Path: s.path, Record: "transaction", Pos: pos - TrailerSize,
 			Err: corrupt("trailer points outside the file")}
 	}
-	return ReadTxnHeader(s.file, s.path, tpos, end)
+	return ReadTxnHeader(s.rd, s.path, tpos, end)
 }
 
 // findTxn returns the committed transaction with the given tid, and false
@@ -84,7 +84,7 @@ func (s *FileStorage) findTxn(tid zodb.Tid) (TxnHeader, bool, error) {
 	}
 	from := end
 	if smp, ok := s.txnmap.Ceil(tid); ok && smp.Pos < end {
-		th, err := ReadTxnHeader(s.file, s.path, smp.Pos, end)
+		th, err := ReadTxnHeader(s.rd, s.path, smp.Pos, end)
 		if err != nil {
 			return th, false, err
 		}
@@ -99,7 +99,7 @@ func (s *FileStorage) findTxn(tid zodb.Tid) (TxnHeader, bool, error) {
 // findTxnForward scans headers from pos until tid is found or passed.
 func (s *FileStorage) findTxnForward(tid zodb.Tid, pos, end int64) (TxnHeader, bool, error) {
 	for pos < end {
-		th, err := ReadTxnHeader(s.file, s.path, pos, end)
+		th, err := ReadTxnHeader(s.rd, s.path, pos, end)
 		if err != nil {
 			return th, false, err
 		}
@@ -130,7 +130,7 @@ func (s *FileStorage) findTxnBackward(tid zodb.Tid, pos, end int64) (TxnHeader, 
 func (s *FileStorage) records(th *TxnHeader) ([]DataHeader, error) {
 	var out []DataHeader
 	for pos := th.DataPos(); pos < th.End(); {
-		d, err := ReadDataHeader(s.file, s.path, pos, th)
+		d, err := ReadDataHeader(s.rd, s.path, pos, th)
 		if err != nil {
 			return nil, err
 		}
@@ -203,7 +203,7 @@ func (s *FileStorage) dataFind(th *TxnHeader, oid zodb.Oid, data []byte) (int64,
 		return 0, nil
 	}
 	buf := make([]byte, found.PLen)
-	if _, err := s.file.ReadAt(buf, found.Pos+DataHeaderSize); err != nil {
+	if _, err := s.rd.ReadAt(buf, found.Pos+DataHeaderSize); err != nil {
 		return 0, &RecordError{Path: s.path, Record: "data record", Pos: found.Pos, Err: err}
 	}
 	if !bytes.Equal(buf, data) {
@@ -353,7 +353,7 @@ func (t *txn) currentDataPtr(oid zodb.Oid, ipos, tpos int64) (int64, error) {
 			return 0, err
 		}
 		if d.PLen == 0 {
-			if back, err = ReadBackpointer(s.file, s.path, &d); err != nil {
+			if back, err = ReadBackpointer(s.rd, s.path, &d); err != nil {
 				return 0, err
 			}
 		}
@@ -386,7 +386,7 @@ func (s *FileStorage) dataPos(oid zodb.Oid, pos int64) (int64, error) {
 		if d.PLen > 0 {
 			return pos, nil
 		}
-		back, err := ReadBackpointer(s.file, s.path, &d)
+		back, err := ReadBackpointer(s.rd, s.path, &d)
 		if err != nil {
 			return 0, err
 		}
