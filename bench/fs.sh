@@ -1,44 +1,58 @@
 #!/usr/bin/env bash
 # Side-by-side FileStorage benchmark: zrs (tests/fstool bench) against Python
-# ZODB (bench/fs_py.py) on the same Python-generated database.
+# ZODB (bench/fs_py.py) on the same Python-generated databases.
 #
-#   bench/fs.sh            BENCH_OBJECTS (100000), BENCH_LOADS (100000),
-#                          BENCH_COMMITS (2000) override the sizes
+#   bench/fs.sh        BENCH_OBJECTS (100000), BENCH_LOADS (100000),
+#                      BENCH_COMMITS (2000), BENCH_PROFILES ("typical large")
 #
-# Needs .venv (tests/setup.sh). Prints a table; never fails on the numbers.
+# Profiles (see bench/fs_py.py gen): "typical" = small objects added to an
+# OOBTree, 1-20 per transaction; "large" = ~1.5 kB objects, 1000 per
+# transaction. Commits are measured once, with the disk's own floor (append
+# + fsync, one at a time) printed beside them: no storage that fsyncs each
+# commit can beat it.
+#
+# Needs .venv (tests/setup.sh). Prints tables; never fails on the numbers.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 OBJECTS=${BENCH_OBJECTS:-100000}
 LOADS=${BENCH_LOADS:-100000}
 COMMITS=${BENCH_COMMITS:-2000}
+PROFILES=${BENCH_PROFILES:-typical large}
 PY=.venv/bin/python
 [[ -x $PY ]] || { echo "bench: $PY missing; run tests/setup.sh" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/zrs-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/fstool" ./tests/fstool
-db=$work/db/Data.fs
-mkdir -p "$work/db" "$work/go" "$work/py"
-
-echo "bench: generating $OBJECTS objects with Python ZODB..." >&2
-"$PY" bench/fs_py.py gen "$db" "$OBJECTS" >&2
-rm -f "$db.index"  # each side builds or loads its own; start both from the data file only
-"$PY" -c 'import sys; from ZODB.FileStorage import FileStorage; FileStorage(sys.argv[1]).close()' "$db"
 
 run() { # side op args...
     local side=$1; shift
     echo "bench: $side $*" >&2
     if [[ $side == go ]]; then "$work/fstool" bench "$@"; else "$PY" bench/fs_py.py "$@"; fi
 }
-for side in go py; do
-    {
-        run "$side" iterate "$db"
-        run "$side" load "$db" "$LOADS"
-        run "$side" commit "$work/$side/Data.fs" "$COMMITS"
-    } >"$work/$side.json"
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Go $(go env GOVERSION), $("$PY" -c 'import sys, ZODB; print("Python", sys.version.split()[0])'), ZODB $("$PY" -c 'import importlib.metadata as m; print(m.version("ZODB"))')"
+for profile in $PROFILES; do
+    db=$work/$profile/Data.fs
+    mkdir -p "$work/$profile"
+    echo "bench: generating $OBJECTS objects ($profile) with Python ZODB..." >&2
+    "$PY" bench/fs_py.py gen "$db" "$OBJECTS" "$profile" >&2
+    # Both sides start from the data file and the index Python writes for it.
+    rm -f "$db.index"
+    "$PY" -c 'import sys; from ZODB.FileStorage import FileStorage; FileStorage(sys.argv[1]).close()' "$db"
+    for side in go py; do
+        { run "$side" iterate "$db"; run "$side" load "$db" "$LOADS"; } >"$work/$profile-$side.json"
+    done
+    echo
+    echo "FileStorage, profile $profile: $(du -m "$db" | cut -f1) MB, $OBJECTS objects, $LOADS random loads"
+    "$PY" bench/fs_py.py table "$work/$profile-go.json" "$work/$profile-py.json"
 done
 
+mkdir -p "$work/go" "$work/py"
+run go commit "$work/go/Data.fs" "$COMMITS" >"$work/commit-go.json"
+run go fsync "$work/go/fsync.probe" "$COMMITS" >>"$work/commit-go.json"
+run py commit "$work/py/Data.fs" "$COMMITS" >"$work/commit-py.json"
 echo
-echo "FileStorage, $(du -m "$db" | cut -f1) MB, $OBJECTS objects, $LOADS loads, $COMMITS fsynced commits"
-"$PY" bench/fs_py.py table "$work/go.json" "$work/py.json"
+echo "FileStorage commits: $COMMITS transactions of one small object, each fsynced"
+"$PY" bench/fs_py.py table "$work/commit-go.json" "$work/commit-py.json"

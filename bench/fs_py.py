@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """The Python side of bench/fs.sh: the same operations on Python's FileStorage.
 
-  fs_py.py gen PATH OBJECTS      write a database of OBJECTS objects (~1.5 kB each,
-                                 a tenth of them modified once more) with ZODB
+  fs_py.py gen PATH OBJECTS [PROFILE]
+                                 write a database of OBJECTS objects with ZODB:
+                                 "typical" (default): small objects (median ~250 B pickle)
+                                 added to an OOBTree, 1-20 per transaction, like a web
+                                 application's commits; "large": ~1.5 kB objects in
+                                 transactions of 1000; a tenth modified once more
   fs_py.py iterate PATH          read every transaction and every record's data
   fs_py.py load PATH N           N loads of random existing oids (fixed seed)
   fs_py.py commit PATH N         N transactions of one small new object, each fsynced
@@ -19,6 +23,7 @@ import sys
 import time
 
 import transaction
+from BTrees.OOBTree import OOBTree
 from persistent.mapping import PersistentMapping
 from ZODB._compat import dumps
 from ZODB.Connection import TransactionMetaData
@@ -31,7 +36,37 @@ import ZODB
 BATCH = 1000  # objects per transaction while generating
 
 
-def gen(path, objects):
+def gen(path, objects, profile="typical"):
+    if profile == "large":
+        return gen_large(path, objects)
+    rng = random.Random(1)
+    db = ZODB.DB(path)
+    conn = db.open()
+    root = conn.root()
+    root["tree"] = tree = OOBTree()
+    transaction.commit()
+    made = []
+    while len(made) < objects:
+        for _ in range(min(rng.randint(1, 20), objects - len(made))):
+            size = min(int(rng.lognormvariate(5.2, 0.8)), 8000)
+            obj = PersistentMapping({"title": "t%d" % len(made), "body": "x" * size,
+                                     "when": rng.random()})
+            tree["k%08d" % rng.randrange(10**8)] = obj
+            made.append(obj)
+        transaction.get().setUser("bench")
+        transaction.get().note("add items")
+        transaction.commit()
+    for i, obj in enumerate(rng.sample(made, len(made) // 10)):
+        obj["title"] = "changed"
+        if i % 5 == 4:
+            transaction.commit()
+    transaction.commit()
+    conn.close()
+    db.close()
+    return {"op": "gen", "profile": profile, "objects": objects, "bytes": os.path.getsize(path)}
+
+
+def gen_large(path, objects):
     rng = random.Random(1)
     db = ZODB.DB(path)
     conn = db.open()
@@ -54,7 +89,7 @@ def gen(path, objects):
     transaction.commit()
     conn.close()
     db.close()
-    return {"op": "gen", "objects": objects, "bytes": os.path.getsize(path)}
+    return {"op": "gen", "profile": "large", "objects": objects, "bytes": os.path.getsize(path)}
 
 
 def iterate(path):
@@ -111,20 +146,29 @@ def commit(path, n):
     return {"op": "commit", "n": n, "seconds": secs, "txn_per_s": n / secs}
 
 
-ROWS = [("iterate", "mb_per_s", "MB/s", True), ("load", "us_per_op", "µs/op", False),
-        ("commit", "txn_per_s", "txn/s", True)]
+ROWS = [("iterate", "mb_per_s", "MB/s", True), ("iterate", "records_per_s", "rec/s", True),
+        ("load", "us_per_op", "µs/op", False), ("commit", "txn_per_s", "txn/s", True)]
 
 
 def table(go_file, py_file):
+    """Rows for the operations present in both files, with Go's speed-up."""
     def read(p):
-        return {r["op"]: r for r in map(json.loads, open(p)) if r.get("op")}
+        rows = {r["op"]: r for r in map(json.loads, open(p)) if r.get("op")}
+        if "iterate" in rows:
+            it = rows["iterate"]
+            it["records_per_s"] = it["records"] / it["seconds"]
+        return rows
 
     go, py = read(go_file), read(py_file)
     lines = [f"{'operation':<10} {'unit':<6} {'zrs (Go)':>12} {'ZODB (Python)':>14} {'zrs speed-up':>13}"]
     for op, key, unit, higher_is_better in ROWS:
+        if op not in go or op not in py:
+            continue
         g, p = go[op][key], py[op][key]
         ratio = g / p if higher_is_better else p / g
         lines.append(f"{op:<10} {unit:<6} {g:>12.1f} {p:>14.1f} {ratio:>12.2f}x")
+    if "fsync" in go:
+        lines.append(f"{'(disk floor: write + fsync, one at a time)':<44} {go['fsync']['ops_per_s']:>8.1f} ops/s")
     return "\n".join(lines)
 
 
@@ -137,7 +181,8 @@ def main(argv):
         print(table(*args))
         return 0
     fn = {"gen": gen, "iterate": iterate, "load": load, "commit": commit}[op]
-    result = fn(args[0], *map(int, args[1:]))
+    rest = [int(a) if a.isdigit() else a for a in args[1:]]
+    result = fn(args[0], *rest)
     print(json.dumps(result))
     return 0
 

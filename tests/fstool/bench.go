@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"time"
 
@@ -16,12 +17,12 @@ import (
 // runBench times iterate, load or commit on a file; numbers only.
 func runBench(ctx context.Context, args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("bench: want iterate PATH | load PATH N | commit PATH N")
+		return fmt.Errorf("bench: want iterate PATH | load PATH N | commit PATH N | fsync PATH N")
 	}
 	switch args[0] {
 	case "iterate":
 		return benchIterate(ctx, args[1])
-	case "load", "commit":
+	case "load", "commit", "fsync":
 		if len(args) != 3 {
 			return fmt.Errorf("bench %s: want PATH N", args[0])
 		}
@@ -29,8 +30,11 @@ func runBench(ctx context.Context, args []string) error {
 		if err != nil || n <= 0 {
 			return fmt.Errorf("bench %s: bad N %q", args[0], args[2])
 		}
-		if args[0] == "load" {
+		switch args[0] {
+		case "load":
 			return benchLoad(ctx, args[1], n)
+		case "fsync":
+			return benchFsync(args[1], n)
 		}
 		return benchCommit(ctx, args[1], n)
 	}
@@ -126,4 +130,28 @@ func benchCommit(ctx context.Context, path string, n int) error {
 		return err
 	}
 	return printJSON(map[string]any{"op": "commit", "n": n, "seconds": secs, "txn_per_s": float64(n) / secs})
+}
+
+// benchFsync measures the disk's floor for a commit: append a small
+// transaction-sized record and fsync, n times, to a scratch file at path.
+// No storage can commit (durably, one transaction at a time) faster.
+func benchFsync(path string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	rec := make([]byte, 200)
+	start := time.Now()
+	for i := range n {
+		if _, err := f.WriteAt(rec, int64(i*len(rec))); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	secs := time.Since(start).Seconds()
+	return printJSON(map[string]any{"op": "fsync", "n": n, "seconds": secs, "ops_per_s": float64(n) / secs})
 }
