@@ -1,0 +1,170 @@
+package fs_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// crashChildEnv makes the test binary act as a committing child process.
+const crashChildEnv = "ZRS_FS_CRASH_CHILD"
+
+// TestMain lets TestKillDuringCommits re-execute this test binary as the
+// process it kills.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashChildEnv); path != "" {
+		if err := crashChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild commits transactions forever, printing each tid on stdout once
+// Finish has returned, i.e. once the commit is acknowledged.
+func crashChild(path string) error {
+	ctx := context.Background()
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		oid, err := s.NewOid(ctx)
+		if err != nil {
+			return err
+		}
+		tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("txn %d", i))}, zodb.BeginOptions{})
+		if err != nil {
+			return err
+		}
+		// Varied sizes so a kill lands inside records of every length.
+		data := []byte(strings.Repeat("x", 10+i%3000))
+		if err := tx.Store(oid, 0, data); err != nil {
+			return err
+		}
+		if err := tx.Vote(ctx); err != nil {
+			return err
+		}
+		tid, err := tx.Finish(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s %s\n", tid, oid)
+		out.Flush()
+	}
+}
+
+// TestKillDuringCommits kills a committing process with SIGKILL at random
+// moments, 20 times on the same file. After each kill the file must open
+// read-write (recovery cuts at most the unacknowledged tail), pass Verify,
+// and hold every transaction the child had acknowledged.
+func TestKillDuringCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills 20 child processes; run without -short")
+	}
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	rng := rand.New(rand.NewPCG(7, 11))
+	acked := map[zodb.Tid]zodb.Oid{}
+	for trial := range 20 {
+		for tid, oid := range runAndKill(t, path, time.Duration(5+rng.IntN(60))*time.Millisecond) {
+			acked[tid] = oid
+		}
+		checkAfterCrash(t, trial, path, acked)
+	}
+	if len(acked) < 20 {
+		t.Fatalf("only %d transactions acknowledged in 20 runs", len(acked))
+	}
+}
+
+// runAndKill starts the child, lets it commit for about d after its first
+// acknowledgement, kills it with SIGKILL and returns what it acknowledged.
+func runAndKill(t *testing.T, path string, d time.Duration) map[zodb.Tid]zodb.Oid {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	acked := map[zodb.Tid]zodb.Oid{}
+	var deadline <-chan time.Time
+	record := func(line string) {
+		var tidHex, oidHex string
+		if _, err := fmt.Sscan(line, &tidHex, &oidHex); err != nil {
+			t.Fatalf("child said %q", line)
+		}
+		tid, _ := zodb.ParseTid(tidHex)
+		oid, _ := zodb.ParseOid(oidHex)
+		acked[tid] = oid
+	}
+	for deadline == nil || len(acked) == 0 {
+		line, ok := <-lines
+		if !ok {
+			t.Fatal("child exited before acknowledging a commit")
+		}
+		record(line)
+		deadline = time.After(d)
+	}
+loop:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break loop
+			}
+			record(line)
+		case <-deadline:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			deadline = nil
+		}
+	}
+	_ = cmd.Wait()
+	return acked
+}
+
+// checkAfterCrash opens the killed file read-write, then checks it.
+func checkAfterCrash(t *testing.T, trial int, path string, acked map[zodb.Tid]zodb.Oid) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatalf("trial %d: open after kill: %v", trial, err)
+	}
+	for tid, oid := range acked {
+		if _, serial, err := s.Load(ctx, oid); err != nil || serial != tid {
+			t.Fatalf("trial %d: acknowledged txn %s (oid %s) lost: serial %s, %v", trial, tid, oid, serial, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Verify(ctx, path, fs.VerifyOptions{}); err != nil {
+		t.Fatalf("trial %d: verify after recovery: %v", trial, err)
+	}
+}
