@@ -1,0 +1,153 @@
+package netaddr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Networks an Addr can name.
+const (
+	TCP  = "tcp"
+	Unix = "unix"
+)
+
+// Addr is a parsed replication address.
+type Addr struct {
+	Network string // TCP or Unix
+	// Host is the TCP host, "" when only a port was given; the socket path
+	// for Unix.
+	Host string
+	Port int // TCP port, 0 for Unix
+}
+
+// Parse parses a port, "host:port", or a Unix socket path (anything
+// containing "/"). Errors name the address and what is wrong with it.
+func Parse(s string) (Addr, error) {
+	switch {
+	case s == "":
+		return Addr{}, errors.New("empty address: want a port, host:port, or a socket path containing '/'")
+	case strings.Contains(s, "/"):
+		return Addr{Network: Unix, Host: s}, nil
+	case !strings.Contains(s, ":"):
+		p, err := parsePort(s)
+		if err != nil {
+			return Addr{}, fmt.Errorf("address %q: %w", s, err)
+		}
+		return Addr{Network: TCP, Port: p}, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return Addr{}, fmt.Errorf("address %q: want a port, host:port, or a socket path containing '/': %w", s, err)
+	}
+	p, err := parsePort(port)
+	if err != nil {
+		return Addr{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	return Addr{Network: TCP, Host: host, Port: p}, nil
+}
+
+// parsePort accepts a decimal port 0..65535 (0 asks the system for one
+// when listening).
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 0 || p > 65535 || strings.ContainsAny(s, "+-") {
+		return 0, fmt.Errorf("bad port %q: want a number from 0 to 65535", s)
+	}
+	return p, nil
+}
+
+// String returns the address in the form Parse accepts.
+func (a Addr) String() string {
+	if a.Network == Unix {
+		return a.Host
+	}
+	if a.Host == "" {
+		return strconv.Itoa(a.Port)
+	}
+	return net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+}
+
+// ListenAddress is the address to give net.Listen: a bare port listens
+// on every interface.
+func (a Addr) ListenAddress() string {
+	if a.Network == Unix {
+		return a.Host
+	}
+	return net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+}
+
+// DialAddress is the address to give net.Dial: a bare port dials
+// localhost.
+func (a Addr) DialAddress() string {
+	if a.Network == Unix {
+		return a.Host
+	}
+	host := a.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+// Listen parses s and listens on it. For a Unix socket, a leftover socket
+// file nobody answers on is removed first; a socket a live process
+// answers on is an error.
+func Listen(ctx context.Context, s string) (net.Listener, error) {
+	a, err := Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if a.Network == Unix {
+		if err := removeStaleSocket(ctx, a.Host); err != nil {
+			return nil, err
+		}
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, a.Network, a.ListenAddress())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s, err)
+	}
+	return ln, nil
+}
+
+// removeStaleSocket removes the socket file at path if nothing answers
+// on it. Anything other than a socket is left alone (Listen then fails).
+func removeStaleSocket(ctx context.Context, path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
+	}
+	var d net.Dialer
+	if c, err := d.DialContext(ctx, Unix, path); err == nil {
+		c.Close()
+		return fmt.Errorf("listen on %s: another process is serving this socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("listen on %s: removing stale socket: %w", path, err)
+	}
+	return nil
+}
+
+// Dial parses s and connects to it.
+func Dial(ctx context.Context, s string) (net.Conn, error) {
+	a, err := Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return a.Dial(ctx)
+}
+
+// Dial connects to the address.
+func (a Addr) Dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, a.Network, a.DialAddress())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", a, err)
+	}
+	return c, nil
+}

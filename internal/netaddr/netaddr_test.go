@@ -1,0 +1,104 @@
+package netaddr
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		in           string
+		want         Addr
+		listen, dial string
+	}{
+		{"8100", Addr{TCP, "", 8100}, ":8100", "localhost:8100"},
+		{"0", Addr{TCP, "", 0}, ":0", "localhost:0"},
+		{"primary:8100", Addr{TCP, "primary", 8100}, "primary:8100", "primary:8100"},
+		{"127.0.0.1:5000", Addr{TCP, "127.0.0.1", 5000}, "127.0.0.1:5000", "127.0.0.1:5000"},
+		{"[::1]:5000", Addr{TCP, "::1", 5000}, "[::1]:5000", "[::1]:5000"},
+		{":5000", Addr{TCP, "", 5000}, ":5000", "localhost:5000"},
+		{"./primary.sock", Addr{Unix, "./primary.sock", 0}, "./primary.sock", "./primary.sock"},
+		{"/run/zrs/a:b.sock", Addr{Unix, "/run/zrs/a:b.sock", 0}, "/run/zrs/a:b.sock", "/run/zrs/a:b.sock"},
+	} {
+		got, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if got != c.want || got.ListenAddress() != c.listen || got.DialAddress() != c.dial {
+			t.Errorf("Parse(%q) = %+v listen %q dial %q, want %+v %q %q", c.in, got, got.ListenAddress(), got.DialAddress(), c.want, c.listen, c.dial)
+		}
+		if back, err := Parse(got.String()); err != nil || back != got {
+			t.Errorf("Parse(%q.String() = %q) = %+v, %v", c.in, got.String(), back, err)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, in := range []string{"", "http", "65536", "-1", "+80", "host:", "host:x", "a:b:c", "host:99999"} {
+		if a, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %+v, want an error", in, a)
+		}
+	}
+}
+
+func TestListenDialTCP(t *testing.T) {
+	ctx := context.Background()
+	ln, err := Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	}()
+	c, err := Dial(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := make([]byte, 1)
+	if _, err := c.Read(b); err != nil || b[0] != 'x' {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+func TestListenUnixReplacesStaleSocket(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.sock")
+	// A socket file left behind without a listener.
+	ul, err := net.ListenUnix(Unix, &net.UnixAddr{Name: path, Net: Unix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul.SetUnlinkOnClose(false)
+	ul.Close()
+
+	ln, err := Listen(ctx, path)
+	if err != nil {
+		t.Fatalf("listen over a stale socket: %v", err)
+	}
+	defer ln.Close()
+	if _, err := Listen(ctx, path); err == nil {
+		t.Fatal("second listen on a live socket succeeded")
+	}
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
+func TestDialErrorNamesAddress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.sock")
+	_, err := Dial(context.Background(), path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Dial error %v does not name %s", err, path)
+	}
+}
