@@ -3,6 +3,8 @@
 #   - the system packages the suites need, installed only when missing;
 #   - .venv/ at the repo root with the pinned Python peers (tests/requirements.txt),
 #     rebuilt only when the requirements or the interpreter change;
+#   - .venv-zrs/ likewise with the real zc.zrs 3.1.0 (tests/requirements-zrs.txt),
+#     which needs an older ZODB than .venv has (see tests/README.md);
 #   - staticcheck at a pinned version.
 # Idempotent: a second run installs nothing. Any failure stops the run loudly:
 # the interoperability tests must never be skipped because a peer is missing.
@@ -11,9 +13,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # honnef.co/go/tools v0.8.2 is the 2026.2.2 release.
 STATICCHECK_VERSION=v0.8.2
-VENV=.venv
-REQUIREMENTS=tests/requirements.txt
-STAMP=$VENV/.requirements.sha256
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -46,26 +45,29 @@ check_go() {
 # The stamp covers the requirements and the interpreter, so either change
 # rebuilds the venv from scratch (no stale packages survive an upgrade).
 requirements_stamp() {
-    { cat "$REQUIREMENTS"; python3 -VV; } | sha256sum | cut -d' ' -f1
+    { cat "$1"; python3 -VV; } | sha256sum | cut -d' ' -f1
 }
 
+# setup_venv DIR REQUIREMENTS IMPORTS: build DIR from the pinned REQUIREMENTS
+# unless its stamp matches, then import IMPORTS so that a broken install fails
+# here and not mid-suite.
 setup_venv() {
-    local want have=""
-    want=$(requirements_stamp)
-    [[ -f $STAMP ]] && have=$(<"$STAMP")
-    if [[ -x $VENV/bin/python && $want == "$have" ]]; then
-        log "venv up to date ($VENV)"
+    local venv=$1 requirements=$2 imports=$3
+    local stamp=$venv/.requirements.sha256 want have=""
+    want=$(requirements_stamp "$requirements")
+    [[ -f $stamp ]] && have=$(<"$stamp")
+    if [[ -x $venv/bin/python && $want == "$have" ]]; then
+        log "venv up to date ($venv)"
         return 0
     fi
-    log "creating $VENV from $REQUIREMENTS"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        -r "$REQUIREMENTS"
-    # Import what the tests use, so a broken install fails here and not mid-suite.
-    "$VENV/bin/python" -c 'import ZODB.FileStorage, ZODB.scripts.fstest, BTrees.OOBTree, zc.lockfile, pytest'
+    log "creating $venv from $requirements"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+        -r "$requirements"
+    "$venv/bin/python" -c "import $imports"
     # Written last: an interrupted install is retried on the next run.
-    printf '%s\n' "$want" >"$STAMP"
+    printf '%s\n' "$want" >"$stamp"
 }
 
 setup_staticcheck() {
@@ -83,6 +85,9 @@ setup_staticcheck() {
 
 install_system_packages
 check_go
-setup_venv
+setup_venv .venv tests/requirements.txt \
+    'ZODB.FileStorage, ZODB.scripts.fstest, BTrees.OOBTree, zc.lockfile, pytest'
+setup_venv .venv-zrs tests/requirements-zrs.txt \
+    'zc.zrs.primary, zc.zrs.secondary, ZODB.FileStorage, BTrees.OOBTree'
 setup_staticcheck
 log "ok"
