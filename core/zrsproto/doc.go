@@ -1,0 +1,71 @@
+// Package zrsproto is the wire format of zc.zrs replication (protocols
+// "zrs2.0" and "zrs2.1"), byte-compatible with Python zc.zrs primaries and
+// secondaries.
+//
+// # Frames
+//
+// Both directions carry frames: a big-endian uint32 length, then that many
+// bytes. The secondary opens with two frames, the protocol name and the
+// 8-byte tid it has last committed (WriteHandshake/ReadHandshake); after
+// that it sends only empty keep-alive frames, and a primary refuses any
+// incoming frame longer than 8 bytes. The primary answers with a stream of
+// transactions:
+//
+//	transaction := T (S DATA)* C
+//
+// T, S, B and C are control messages, each a pickle of the tuple
+// (letter, fields); DATA frames are raw record pickles, an empty DATA
+// meaning "no data" (a deletion or an undone creation). A 'B' header
+// (zrs2.1, blob primaries) is followed by DATA and the blob file in 64 KiB
+// frames; this package decodes B but StreamReader refuses it with
+// ErrBlobsUnsupported.
+//
+// # Checksum
+//
+// Every C carries the MD5 of the start tid followed by every payload the
+// primary sent on this connection before that C (the C's own payload is
+// added after). StreamWriter and StreamReader keep that chain; a mismatch
+// is ErrChecksum and the secondary must drop the connection and resume
+// from its last committed transaction.
+//
+// # The pickle dialect, and why the codec is written by hand
+//
+// Python zc.zrs pickles control messages with protocol 1 in "fast" mode
+// (no memo). Python 3 primaries write text as BINUNICODE, non-empty bytes
+// as _codecs.encode(<latin-1 text>, 'latin1') and empty bytes as
+// __builtin__.bytes(); Python 2 primaries wrote bytes as SHORT_BINSTRING /
+// BINSTRING and counts as text LONGs. EncodeControl writes the Python 3
+// form byte for byte; DecodeControl reads both.
+//
+// The transaction extension makes a second dialect necessary. FileStorage
+// stores it as a protocol-3 pickle of a dict (or nothing for an empty
+// dict); T carries the dict itself. A Python secondary stores
+// pickle.dumps(d, 3) of the dict it unpickled, so to store the same bytes
+// we re-pickle the received dict exactly as CPython does: the memo (with
+// the objects CPython shares after unpickling: empty and one-character
+// strings, bytes of length 0 and 1), SETITEMS/APPENDS batches of 1000 (and
+// CPython's empty trailing batch when a dict's size is a multiple of
+// 1000), TUPLE1-3, LONG1, NEWTRUE/NEWFALSE.
+//
+// github.com/kisielk/og-rek, which the rest of zrs uses for pickles, does
+// not fit either side. Its decoder returns dicts as Go maps (or its Dict
+// type), which lose the insertion order that decides the bytes Python
+// writes, and it has no notion of object identity for the memo. Its
+// encoder has no fast mode matching CPython's protocol-1 output for these
+// messages and cannot reproduce CPython's memo indexes and batching.
+// So this package carries a small codec (unpickle.go, pickle.go) limited
+// to the types that occur here: None, bool, int, float, str, bytes, tuple,
+// list, dict. Other values (class instances, sets, ...) in an extension
+// are refused with ErrProtocol; no ZODB application we know of puts them
+// there. The decoder checks every length against the bytes it was given
+// and never allocates more than the input justifies.
+//
+// Python 2 strings inside an extension are read the way ZODB does on
+// Python 3 (encoding='ASCII', errors='bytes'): text when ASCII, bytes
+// otherwise.
+//
+// # Errors
+//
+// Malformed input is an error wrapping ErrProtocol, never a panic; stream
+// errors are *FrameError values giving the frame number on the connection.
+package zrsproto

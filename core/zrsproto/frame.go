@@ -1,0 +1,68 @@
+package zrsproto
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// readChunk is the most ReadFrame allocates ahead of the bytes it has
+// actually received, so a peer that declares a huge frame and then sends
+// nothing cannot make us allocate it.
+const readChunk = 64 << 10
+
+// ReadFrame reads one frame: a big-endian uint32 length and that many bytes
+// of payload. A limit > 0 rejects longer frames before reading their
+// payload (error wrapping ErrFrameTooLarge and ErrProtocol); 0 means no
+// limit beyond the 4 GiB the length field allows.
+//
+// At a clean end of stream (no byte of a new frame read) it returns io.EOF;
+// a stream cut inside a frame gives io.ErrUnexpectedEOF. An empty frame
+// gives an empty, non-nil payload. Memory grows with the bytes received,
+// never with the declared length alone.
+func ReadFrame(r io.Reader, limit uint32) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if limit > 0 && n > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d: %w", ErrFrameTooLarge, n, limit, ErrProtocol)
+	}
+	size := int(n)
+	buf := make([]byte, 0, min(size, readChunk))
+	for len(buf) < size {
+		step := min(size-len(buf), max(len(buf), readChunk))
+		buf = append(buf, make([]byte, step)...)
+		if _, err := io.ReadFull(r, buf[len(buf)-step:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// WriteFrame writes payload as one frame. Small frames go out in a single
+// Write; large ones as the header then the payload (on the wire this is the
+// same byte sequence).
+func WriteFrame(w io.Writer, payload []byte) error {
+	if uint64(len(payload)) > 0xffffffff {
+		return fmt.Errorf("frame of %d bytes exceeds the 4 GiB protocol limit", len(payload))
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
+	if len(payload) <= 4096 {
+		var small [4 + 4096]byte
+		b := append(append(small[:0], hdr[:]...), payload...)
+		_, err := w.Write(b)
+		return err
+	}
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
+}

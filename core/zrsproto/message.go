@@ -1,0 +1,249 @@
+package zrsproto
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// TxnBegin is the 'T' message: the start of one transaction.
+type TxnBegin struct {
+	Tid    zodb.Tid
+	Status zodb.TxnStatus // ' ' or 'p'; sent as a one-character text
+	// User and Description are the raw bytes of the transaction header.
+	User, Description []byte
+	// Extension is the extension as a FileStorage stores it: empty, or a
+	// protocol-3 pickle of a dict as Python ZODB writes it. On the wire the
+	// message carries the dict itself; EncodeControl unpickles these bytes
+	// and DecodeControl pickles the received dict again (an empty dict
+	// becomes empty bytes, as in ZODB).
+	Extension []byte
+}
+
+// Store is the 'S' message: the header of one data record. The next frame
+// holds the record's data (empty for none).
+type Store struct {
+	Oid zodb.Oid
+	Tid zodb.Tid // the record's serial
+	// DataTxn is the transaction the record's data was copied from (undo),
+	// a hint to write a backpointer; 0 is sent as None.
+	DataTxn zodb.Tid
+}
+
+// StoreBlob is the 'B' message: a Store whose record is a blob; the data
+// frame is followed by Blocks raw frames of the blob file (64 KiB each,
+// the last possibly shorter).
+type StoreBlob struct {
+	Store
+	Blocks int64
+}
+
+// Commit is the 'C' message: the end of a transaction, carrying the
+// stream checksum taken before this message (see Checksum).
+type Commit struct {
+	Checksum [16]byte
+	// Legacy marks ('C', ()): the form sent by zc.zrs primaries older
+	// than September 2008, with no checksum.
+	Legacy bool
+}
+
+// maxControl bounds the control messages EncodeControl produces: a T with
+// the largest header fields FileStorage allows is well below it.
+const maxControl = 4 << 20
+
+// maxExtension is the largest extension a FileStorage can store.
+const maxExtension = zodb.MaxMetaLen
+
+// EncodeControl pickles a control message (TxnBegin, Store, StoreBlob or
+// Commit, or a pointer to one) the way a Python 3 zc.zrs primary does:
+// protocol 1, fast mode, bytes as _codecs.encode(..., 'latin1').
+func EncodeControl(m any) ([]byte, error) {
+	var msg *value
+	switch m := m.(type) {
+	case TxnBegin:
+		return EncodeControl(&m)
+	case Store:
+		return EncodeControl(&m)
+	case StoreBlob:
+		return EncodeControl(&m)
+	case Commit:
+		return EncodeControl(&m)
+	case *TxnBegin:
+		if !m.Status.Valid() {
+			return nil, fmt.Errorf("encode T: invalid transaction status %q", byte(m.Status))
+		}
+		ext, err := extensionDict(m.Extension)
+		if err != nil {
+			return nil, fmt.Errorf("encode T %v: extension: %w", m.Tid, err)
+		}
+		tid := m.Tid.Bytes()
+		msg = message("T", bytesValue(tid[:]), strValue(string(rune(m.Status))),
+			bytesValue(m.User), bytesValue(m.Description), ext)
+	case *Store:
+		msg = message("S", storeFields(m)...)
+	case *StoreBlob:
+		if m.Blocks < 0 {
+			return nil, fmt.Errorf("encode B: negative block count %d", m.Blocks)
+		}
+		msg = message("B", append(storeFields(&m.Store), &value{k: kInt, i: m.Blocks})...)
+	case *Commit:
+		if m.Legacy {
+			msg = message("C")
+		} else {
+			msg = message("C", bytesValue(m.Checksum[:]))
+		}
+	default:
+		return nil, fmt.Errorf("encode: %T is not a zrs control message", m)
+	}
+	return newPickler(1, maxControl).pickle(msg)
+}
+
+func message(letter string, fields ...*value) *value {
+	return &value{k: kTuple, items: []*value{strValue(letter), {k: kTuple, items: fields}}}
+}
+
+func storeFields(m *Store) []*value {
+	oid, tid := m.Oid.Bytes(), m.Tid.Bytes()
+	dtx := &value{k: kNone}
+	if m.DataTxn != 0 {
+		b := m.DataTxn.Bytes()
+		dtx = bytesValue(b[:])
+	}
+	return []*value{bytesValue(oid[:]), bytesValue(tid[:]), strValue(""), dtx}
+}
+
+func bytesValue(b []byte) *value { return &value{k: kBytes, s: string(b)} }
+func strValue(s string) *value   { return &value{k: kStr, s: s} }
+
+// DecodeControl decodes a control message pickled by a Python 2 or Python
+// 3 primary (or by EncodeControl) and returns a TxnBegin, Store,
+// StoreBlob or Commit value. Errors wrap ErrProtocol.
+func DecodeControl(p []byte) (any, error) {
+	v, err := unpickle(p)
+	if err != nil {
+		return nil, err
+	}
+	if v.k != kTuple || len(v.items) != 2 || v.items[1].k != kTuple {
+		return nil, protoErrorf("control message is not a (type, fields) pair")
+	}
+	letter, ok := v.items[0].asText()
+	if !ok {
+		return nil, protoErrorf("message type is a %v", v.items[0].k)
+	}
+	f := v.items[1].items
+	switch letter {
+	case "T":
+		return decodeTxnBegin(f)
+	case "S":
+		m, err := decodeStore(f, 4)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	case "B":
+		return decodeStoreBlob(f)
+	case "C":
+		return decodeCommit(f)
+	}
+	return nil, protoErrorf("invalid message type %q", letter)
+}
+
+func decodeTxnBegin(f []*value) (any, error) {
+	if len(f) != 5 {
+		return nil, protoErrorf("T has %d fields, want 5", len(f))
+	}
+	var m TxnBegin
+	var err error
+	if m.Tid, err = tidField("T", "tid", f[0]); err != nil {
+		return nil, err
+	}
+	status, ok := f[1].asText()
+	if !ok || len(status) != 1 || !zodb.TxnStatus(status[0]).Valid() {
+		return nil, protoErrorf("T status: want ' ' or 'p', got %v %q", f[1].k, f[1].s)
+	}
+	m.Status = zodb.TxnStatus(status[0])
+	if m.User, err = metaField("user", f[2]); err != nil {
+		return nil, err
+	}
+	if m.Description, err = metaField("description", f[3]); err != nil {
+		return nil, err
+	}
+	if m.Extension, err = extensionBytes(f[4]); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// metaField accepts bytes (and, leniently, text as its UTF-8 encoding).
+func metaField(name string, v *value) ([]byte, error) {
+	if !v.isStrLike() {
+		return nil, protoErrorf("T %s is a %v", name, v.k)
+	}
+	if len(v.s) > zodb.MaxMetaLen {
+		return nil, protoErrorf("T %s is %d bytes, more than FileStorage's %d", name, len(v.s), zodb.MaxMetaLen)
+	}
+	return []byte(v.s), nil
+}
+
+func tidField(msg, name string, v *value) (zodb.Tid, error) {
+	b, ok := v.asBytes()
+	if !ok || len(b) != 8 {
+		return 0, protoErrorf("%s %s: want 8 bytes, got %v of length %d", msg, name, v.k, len(v.s))
+	}
+	return zodb.Tid(binary.BigEndian.Uint64(b)), nil
+}
+
+func decodeStore(f []*value, n int) (Store, error) {
+	var m Store
+	if len(f) != n {
+		return m, protoErrorf("store header has %d fields, want %d", len(f), n)
+	}
+	oid, err := tidField("S", "oid", f[0])
+	if err != nil {
+		return m, err
+	}
+	m.Oid = zodb.Oid(oid)
+	if m.Tid, err = tidField("S", "tid", f[1]); err != nil {
+		return m, err
+	}
+	if !f[2].isStrLike() || f[2].s != "" {
+		return m, protoErrorf("S version: want empty, got %v %q", f[2].k, f[2].s)
+	}
+	if f[3].k != kNone {
+		if m.DataTxn, err = tidField("S", "data_txn", f[3]); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+func decodeStoreBlob(f []*value) (any, error) {
+	s, err := decodeStore(f[:min(len(f), 4)], 4)
+	if err != nil {
+		return nil, err
+	}
+	if len(f) != 5 {
+		return nil, protoErrorf("B has %d fields, want 5", len(f))
+	}
+	if f[4].k != kInt || f[4].i < 0 {
+		return nil, protoErrorf("B blocks: want a non-negative int, got %v", f[4].k)
+	}
+	return StoreBlob{Store: s, Blocks: f[4].i}, nil
+}
+
+func decodeCommit(f []*value) (any, error) {
+	switch len(f) {
+	case 0:
+		return Commit{Legacy: true}, nil
+	case 1:
+		b, ok := f[0].asBytes()
+		if !ok || len(b) != 16 {
+			return nil, protoErrorf("C checksum: want 16 bytes, got %v of length %d", f[0].k, len(f[0].s))
+		}
+		var m Commit
+		copy(m.Checksum[:], b)
+		return m, nil
+	}
+	return nil, protoErrorf("C has %d fields, want 0 or 1", len(f))
+}
