@@ -1,8 +1,11 @@
 module github.com/zrs-replication/zrs
 
-go 1.26
+go 1.26.0
 
-require github.com/kisielk/og-rek v1.3.0
+require (
+	github.com/kisielk/og-rek v1.3.0
+	golang.org/x/sync v0.23.0
+)
 
 require (
 	github.com/aristanetworks/gomap v0.0.0-20230726210543-f4e41046dced // indirect

@@ -1,0 +1,181 @@
+package primary
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"golang.org/x/sync/errgroup"
+)
+
+// Storage is what the primary needs from the storage it wraps: a ZODB
+// storage that can iterate its history (streams read from it) and undo.
+type Storage interface {
+	zodb.Storage
+	zodb.Iterable
+	zodb.Undoer
+}
+
+// Compile-time checks: a FileStorage can be wrapped, and a Primary is
+// itself a storage (so it can be wrapped in turn, e.g. by a secondary
+// relaying to further secondaries).
+var (
+	_ Storage = (*fs.FileStorage)(nil)
+	_ Storage = (*Primary)(nil)
+)
+
+// Log attribute keys.
+const (
+	logKeyAddr  = "addr"
+	logKeyPeer  = "peer"
+	logKeyTid   = "tid"
+	logKeyLast  = "last"
+	logKeyProto = "proto"
+	logKeyErr   = "err"
+)
+
+// DefaultShutdownTimeout bounds Close: how long streams get to send what
+// was committed before the storage closes (zc.zrs waits 60 s).
+const DefaultShutdownTimeout = 60 * time.Second
+
+// Options configure a Primary. The zero value is usable.
+type Options struct {
+	// Logger receives connection and stream events; nil discards them.
+	Logger *slog.Logger
+	// HandshakeTimeout bounds how long a new connection may take to send
+	// its two handshake frames; 0 means 30 s. zc.zrs has no such limit; it
+	// only stops half-open connections from holding a goroutine forever.
+	HandshakeTimeout time.Duration
+}
+
+// Primary wraps a storage, passes every storage call through, and streams
+// every committed transaction to the secondaries connected to it.
+//
+// Commits through Primary.Begin wake the streams once finished; the commit
+// itself never waits for a secondary.
+type Primary struct {
+	st   Storage
+	log  *slog.Logger
+	opts Options
+	head *headSignal
+
+	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
+	cancel context.CancelFunc // cancels ctx
+	group  *errgroup.Group    // owns every stream and accept goroutine
+	drain  chan struct{}      // closed by Shutdown: streams catch up, then end
+
+	mu        sync.Mutex
+	listeners []net.Listener       // guarded by mu
+	streams   map[*stream]struct{} // guarded by mu
+	closing   bool                 // Shutdown started; guarded by mu
+	done      chan struct{}        // closed when Shutdown has finished
+	closeErr  error                // Shutdown's result; written before done closes
+	serving   chan struct{}        // closed when Shutdown starts, ends Serve
+}
+
+// New wraps st. The primary owns st from now on: Close closes it.
+// Nothing listens until Listen or AddListener.
+func New(st Storage, opts Options) *Primary {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, ctx := errgroup.WithContext(ctx)
+	return &Primary{
+		st: st, log: log.With("component", "primary"), opts: opts, head: newHeadSignal(),
+		ctx: ctx, cancel: cancel, group: g, drain: make(chan struct{}),
+		streams: make(map[*stream]struct{}), done: make(chan struct{}), serving: make(chan struct{}),
+	}
+}
+
+// Storage returns the wrapped storage.
+func (p *Primary) Storage() Storage { return p.st }
+
+// NotifyCommitted wakes the streams, as a commit through the primary does.
+// Call it after committing to the wrapped storage behind the primary's back.
+func (p *Primary) NotifyCommitted() { p.head.Notify() }
+
+// Load delegates to the wrapped storage.
+func (p *Primary) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid, error) {
+	return p.st.Load(ctx, oid)
+}
+
+// LoadBefore delegates to the wrapped storage.
+func (p *Primary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	return p.st.LoadBefore(ctx, oid, before)
+}
+
+// LoadSerial delegates to the wrapped storage.
+func (p *Primary) LoadSerial(ctx context.Context, oid zodb.Oid, serial zodb.Tid) ([]byte, error) {
+	return p.st.LoadSerial(ctx, oid, serial)
+}
+
+// History delegates to the wrapped storage.
+func (p *Primary) History(ctx context.Context, oid zodb.Oid, size int) ([]zodb.HistoryEntry, error) {
+	return p.st.History(ctx, oid, size)
+}
+
+// LastTransaction delegates to the wrapped storage.
+func (p *Primary) LastTransaction() zodb.Tid { return p.st.LastTransaction() }
+
+// Len delegates to the wrapped storage.
+func (p *Primary) Len() int { return p.st.Len() }
+
+// NewOid delegates to the wrapped storage.
+func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) { return p.st.NewOid(ctx) }
+
+// ReadOnly delegates to the wrapped storage.
+func (p *Primary) ReadOnly() bool { return p.st.ReadOnly() }
+
+// Iterate delegates to the wrapped storage.
+func (p *Primary) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.TxnIterator, error) {
+	return p.st.Iterate(ctx, start, stop)
+}
+
+// UndoLog delegates to the wrapped storage.
+func (p *Primary) UndoLog(ctx context.Context, first, last int, filter func(*zodb.UndoInfo) bool) ([]zodb.UndoInfo, error) {
+	return p.st.UndoLog(ctx, first, last, filter)
+}
+
+// Begin starts a transaction on the wrapped storage. Its Finish wakes the
+// streams after the wrapped Finish returned (the transaction is then
+// fsynced on this host). After Shutdown has started, Begin fails with
+// zodb.ErrClosed.
+func (p *Primary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	p.mu.Lock()
+	closing := p.closing
+	p.mu.Unlock()
+	if closing {
+		return nil, fmt.Errorf("primary: begin: %w", zodb.ErrClosed)
+	}
+	t, err := p.st.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &txn{Txn: t, head: p.head}, nil
+}
+
+// txn wraps a transaction of the wrapped storage so that Finish wakes the
+// streams.
+type txn struct {
+	zodb.Txn
+	head *headSignal
+}
+
+// Finish finishes the wrapped transaction, then signals the new head.
+func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
+	tid, err := t.Txn.Finish(ctx)
+	if err == nil {
+		t.head.Notify()
+	}
+	return tid, err
+}

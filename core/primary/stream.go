@@ -1,0 +1,223 @@
+package primary
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+)
+
+// writeBufferSize is the stream's write buffer: frames are batched up to
+// this size while catching up and flushed whenever the stream is caught
+// up, so memory per secondary is this buffer plus one transaction.
+const writeBufferSize = 64 << 10
+
+// errTidTooHigh: the secondary says it has a transaction newer than our
+// last one (zc.zrs's TidTooHigh).
+var errTidTooHigh = errors.New("secondary's last transaction is newer than this primary's (tid too high)")
+
+// stream serves one connected secondary: handshake, catch up from the
+// file, then live.
+type stream struct {
+	p     *Primary
+	conn  net.Conn
+	log   *slog.Logger
+	since time.Time
+
+	mu       sync.Mutex
+	proto    string   // "" until the handshake is accepted; guarded by mu
+	start    zodb.Tid // guarded by mu
+	lastSent zodb.Tid // guarded by mu
+}
+
+func newStream(p *Primary, conn net.Conn) *stream {
+	peer := conn.RemoteAddr().String()
+	if peer == "" || peer == "@" {
+		peer = "unix:" + conn.LocalAddr().String()
+	}
+	return &stream{p: p, conn: conn, since: time.Now(), log: p.log.With(logKeyPeer, peer)}
+}
+
+func (s *stream) status() (SecondaryStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SecondaryStatus{
+		Peer: s.conn.RemoteAddr().String(), Proto: s.proto, Start: s.start,
+		LastSent: s.lastSent, ConnectedSince: s.since,
+	}, s.proto != ""
+}
+
+// run serves the connection until the secondary goes away, breaks the
+// protocol, or the primary shuts down (after catching up). Problems are
+// logged here; they end this stream only.
+func (s *stream) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	defer s.conn.Close()
+
+	start, err := s.handshake()
+	if err != nil {
+		s.log.Error("refusing secondary", logKeyErr, err)
+		return
+	}
+	s.log.Info("secondary connected", logKeyTid, start, logKeyLast, s.p.st.LastTransaction())
+	s.checkHistory(ctx, start)
+
+	gentle := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.readKeepAlives(cancel, gentle) })
+	err = s.send(ctx, start, gentle)
+	cancel()
+	wg.Wait()
+	switch {
+	case err == nil:
+		s.log.Info("stream ended", logKeyTid, s.sent())
+	case ctx.Err() != nil:
+		s.log.Info("secondary disconnected", logKeyTid, s.sent())
+	default:
+		s.log.Error("stream failed", logKeyTid, s.sent(), logKeyErr, err)
+	}
+}
+
+func (s *stream) sent() zodb.Tid {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSent
+}
+
+// handshake reads the protocol name and the secondary's last tid, and
+// decides whether to serve it.
+func (s *stream) handshake() (zodb.Tid, error) {
+	s.conn.SetReadDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
+	proto, start, err := zrsproto.ReadHandshake(s.conn)
+	s.conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		return 0, fmt.Errorf("handshake: %w", err)
+	}
+	if proto != zrsproto.Proto20 && proto != zrsproto.Proto21 {
+		return 0, fmt.Errorf("handshake: invalid protocol %q (want %s or %s)", proto, zrsproto.Proto20, zrsproto.Proto21)
+	}
+	if last := s.p.st.LastTransaction(); start > last {
+		return 0, fmt.Errorf("%w: secondary has %s (%s), primary's last is %s", errTidTooHigh, start, start.TimeString(), last)
+	}
+	s.mu.Lock()
+	s.proto, s.start, s.lastSent = proto, start, start
+	s.mu.Unlock()
+	return start, nil
+}
+
+// checkHistory warns when the secondary's last tid is not a transaction
+// of ours. zrs2 cannot tell a diverged secondary (an old primary after a
+// failover) from one whose transaction was removed by a pack, so, like
+// zc.zrs, streaming goes on from the next transaction.
+func (s *stream) checkHistory(ctx context.Context, start zodb.Tid) {
+	if start == 0 {
+		return
+	}
+	it, err := s.p.st.Iterate(ctx, start, start)
+	if err != nil {
+		return
+	}
+	defer it.Close()
+	if _, err := it.Next(ctx); errors.Is(err, io.EOF) {
+		s.log.Warn("the secondary's last transaction is not in this primary's history "+
+			"(packed away, or a diverged history zrs2 cannot detect); streaming from the next one", logKeyTid, start)
+	}
+}
+
+// readKeepAlives reads what the secondary sends after the handshake: only
+// empty keep-alive frames are allowed. Anything else ends the stream
+// gently (catch up, then close: close(gentle)); a read error (the
+// secondary went away) cuts it (cancel).
+func (s *stream) readKeepAlives(cancel context.CancelFunc, gentle chan struct{}) {
+	for {
+		b, err := zrsproto.ReadFrame(s.conn, zrsproto.HandshakeLimit)
+		switch {
+		case err == nil && len(b) == 0:
+			s.log.Debug("keep-alive")
+			continue
+		case err == nil:
+			s.log.Error("too many messages: secondary sent a non-empty frame after the handshake; closing after catching up", "len", len(b))
+			close(gentle)
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			cancel()
+		default:
+			s.log.Error("reading from secondary", logKeyErr, err)
+			cancel()
+		}
+		return
+	}
+}
+
+// send streams every committed transaction after start, then waits for
+// the next commit, until ctx ends or (after catching up) the stream is
+// asked to end gently or the primary shuts down.
+//
+// Each round re-creates the iterator from the last tid sent: an iterator
+// sees what was committed when it was created, and the storage finds a
+// near-end position without scanning. Memory stays one transaction plus
+// the write buffer however far behind the secondary is.
+func (s *stream) send(ctx context.Context, start zodb.Tid, gentle <-chan struct{}) error {
+	bw := bufio.NewWriterSize(s.conn, writeBufferSize)
+	sw := zrsproto.NewStreamWriter(bw, start)
+	next := start + 1
+	for {
+		wake := s.p.head.C()
+		if err := s.catchUp(ctx, sw, &next); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("writing to secondary: %w", err)
+		}
+		select {
+		case <-gentle:
+			return nil
+		case <-s.p.drain:
+			return nil
+		default:
+		}
+		select {
+		case <-wake:
+		case <-gentle:
+		case <-s.p.drain:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// catchUp writes every committed transaction with tid >= *next and
+// advances *next past them.
+func (s *stream) catchUp(ctx context.Context, sw *zrsproto.StreamWriter, next *zodb.Tid) error {
+	it, err := s.p.st.Iterate(ctx, *next, zodb.MaxTid)
+	if err != nil {
+		return fmt.Errorf("iterating from %s: %w", *next, err)
+	}
+	defer it.Close()
+	for {
+		info, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading transaction after %s: %w", *next-1, err)
+		}
+		if err := sw.WriteTxn(info); err != nil {
+			return fmt.Errorf("sending transaction %s: %w", info.Tid, err)
+		}
+		*next = info.Tid + 1
+		s.mu.Lock()
+		s.lastSent = info.Tid
+		s.mu.Unlock()
+	}
+}
