@@ -1,0 +1,40 @@
+// Package secondary replicates a ZODB storage from a primary speaking the
+// zc.zrs protocol (zrs2.0), and serves the replica read-only.
+//
+// A Secondary wraps a writable storage (a FileStorage, or a
+// primary.Primary around one to relay to further secondaries). Run
+// connects to the primary, sends "zrs2.0" and the local last tid, and
+// applies each transaction it receives with Begin (the primary's tid and
+// status), Restore of every record with its data_txn hint, Vote and
+// Finish. On any failure it aborts the transaction being applied,
+// disconnects, backs off (exponentially, with jitter, capped) and
+// reconnects from the last tid committed locally, forever.
+//
+// To clients the Secondary is read-only: Begin and NewOid fail with
+// zodb.ErrReadOnly; loads, history, iteration and the undo log are served
+// from the local storage.
+//
+// # Guarantees
+//
+//   - A transaction is visible on the secondary only once it is fully
+//     received, its stream checksum verified, and committed (fsynced)
+//     locally; a transaction cut by a disconnect is aborted and received
+//     again in full after reconnecting.
+//   - The local file holds the primary's transactions in the primary's
+//     order with the primary's tids, so it is a prefix of the primary's
+//     history — as far as zrs2 can tell. The protocol carries no database
+//     identity and no history check: its checksum is seeded with the
+//     secondary's own last tid and only protects the transport. A
+//     secondary pointed at a different database, or at a primary whose
+//     history diverged below the secondary's last tid (an old primary
+//     rejoining after a failover), applies that primary's later
+//     transactions without noticing. It only notices a primary that is
+//     behind it: that primary refuses it, and nothing is applied.
+//   - Replication is asynchronous: the secondary lags the primary by the
+//     time to transfer and fsync what was committed; it never slows the
+//     primary's commits.
+//
+// The secondary applies every transaction it is sent; it never writes
+// anything else to the storage and never sends anything to the primary
+// but the handshake and, with Options.KeepAlive, empty keep-alive frames.
+package secondary

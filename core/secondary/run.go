@@ -1,0 +1,250 @@
+package secondary
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+)
+
+// readBufferSize is the buffer between the connection and the stream
+// reader.
+const readBufferSize = 64 << 10
+
+// Run replicates until ctx ends or Close is called, then returns nil. It
+// connects to the primary, sends zrs2.0 and the last local tid, and
+// applies each transaction received; on any failure (connection refused
+// or lost, a bad frame or checksum, a storage error) it aborts the
+// transaction being applied, disconnects, waits (capped exponential
+// back-off with jitter), and reconnects from its last committed tid. It
+// never gives up. Only one Run may be active at a time.
+func (s *Secondary) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("secondary: run: %w", zodb.ErrClosed)
+	}
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("secondary: run: already running")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	s.running, s.cancelRun, s.runDone = true, cancel, done
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		s.mu.Lock()
+		s.running, s.cancelRun = false, nil
+		s.mu.Unlock()
+		close(done)
+	}()
+
+	b := backoff{min: s.opts.MinBackoff, max: s.opts.MaxBackoff}
+	var fl failureLog
+	for {
+		var once sync.Once
+		stable := false
+		markStable := func() {
+			once.Do(func() {
+				stable = true
+				fl.stable(s)
+				b.reset()
+			})
+		}
+		err := s.cycle(ctx, markStable)
+		if ctx.Err() != nil {
+			s.log.Info("replication stopped", logKeyTid, s.st.LastTransaction())
+			return nil
+		}
+		once.Do(func() {}) // a late timer must not mark this cycle stable
+		s.setErr(err)
+		delay := b.next()
+		fl.failed(s, err, stable, delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			s.log.Info("replication stopped", logKeyTid, s.st.LastTransaction())
+			return nil
+		}
+	}
+}
+
+func (s *Secondary) setErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+}
+
+func (s *Secondary) setConnected(c bool) {
+	s.mu.Lock()
+	s.connected = c
+	s.since = time.Now()
+	s.mu.Unlock()
+}
+
+// cycle is one connection: dial, handshake, apply transactions until
+// something fails. It always returns a non-nil error (nil only when ctx
+// ended). markStable is called once the connection has proven useful (a
+// transaction applied, or alive for stableAfter).
+func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
+	conn, err := s.dialer.Dial(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		stop()
+		conn.Close()
+		wg.Wait()
+	}()
+
+	start := s.st.LastTransaction()
+	if err := zrsproto.WriteHandshake(conn, zrsproto.Proto20, start); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	s.log.Debug("connected; handshake sent", logKeyTid, start)
+	s.setConnected(true)
+	defer s.setConnected(false)
+	timer := time.AfterFunc(stableAfter, markStable)
+	defer timer.Stop()
+	if s.opts.KeepAlive > 0 {
+		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
+	}
+
+	sr := zrsproto.NewStreamReader(bufio.NewReaderSize(conn, readBufferSize), start)
+	for {
+		info, err := sr.ReadTxn()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading from primary: %w", err)
+		}
+		if err := s.apply(ctx, info); err != nil {
+			return err
+		}
+		markStable()
+	}
+}
+
+// apply commits one replicated transaction with the primary's tid and
+// status, restoring each record with its data_txn hint (so undo and copy
+// records become backpointers again). On failure the transaction is
+// aborted and nothing of it is visible. Durability: when apply returns
+// nil, the transaction is fsynced locally (Finish).
+func (s *Secondary) apply(ctx context.Context, info *zodb.TxnInfo) (err error) {
+	txn, err := s.st.Begin(ctx, info.TxnMeta, zodb.BeginOptions{Tid: info.Tid, Status: info.Status})
+	if err != nil {
+		return fmt.Errorf("applying transaction %s: begin: %w", info.Tid, err)
+	}
+	defer func() {
+		if err != nil {
+			txn.Abort()
+		}
+	}()
+	oids := make([]zodb.Oid, 0, len(info.Records))
+	for i := range info.Records {
+		r := &info.Records[i]
+		if err := txn.Restore(r.Oid, r.Tid, r.Data, r.DataTxn); err != nil {
+			return fmt.Errorf("applying transaction %s: restore of object %s: %w", info.Tid, r.Oid, err)
+		}
+		oids = append(oids, r.Oid)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		return fmt.Errorf("applying transaction %s: vote: %w", info.Tid, err)
+	}
+	if _, err := txn.Finish(ctx); err != nil {
+		return fmt.Errorf("applying transaction %s: finish: %w", info.Tid, err)
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(info.Tid, oids)
+	}
+	return nil
+}
+
+// keepAlive sends an empty frame every KeepAlive until ctx ends. A failed
+// write means the path is dead: it cancels the cycle.
+func (s *Secondary) keepAlive(ctx context.Context, cancel context.CancelFunc, conn net.Conn) {
+	t := time.NewTicker(s.opts.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := zrsproto.WriteFrame(conn, nil); err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("keep-alive failed", logKeyErr, err)
+			}
+			cancel()
+			return
+		}
+	}
+}
+
+// backoff is a capped exponential back-off with jitter: each delay is
+// drawn from [d/2, d], and d doubles from min up to max.
+type backoff struct {
+	min, max time.Duration
+	d        time.Duration
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = b.min
+	} else {
+		b.d = min(2*b.d, b.max)
+	}
+	half := b.d / 2
+	return half + rand.N(b.d-half+1)
+}
+
+// failureLog rate-limits the logs of the reconnect loop: a loss after a
+// good connection is logged at once; repeated failures once per logEvery;
+// the first good connection after failures once, as "recovered".
+type failureLog struct {
+	attempts int       // failed attempts since the last stable connection
+	lastLog  time.Time // when a failure was last logged
+	everUp   bool
+}
+
+func (f *failureLog) failed(s *Secondary, err error, wasStable bool, delay time.Duration) {
+	if wasStable {
+		s.log.Warn("lost connection to primary; reconnecting", logKeyErr, err, logKeyDelay, delay)
+		f.attempts, f.lastLog = 0, time.Now()
+		return
+	}
+	f.attempts++
+	if f.attempts == 1 || time.Since(f.lastLog) >= logEvery {
+		s.log.Warn("cannot replicate from primary; retrying", logKeyErr, err, logKeyTries, f.attempts, logKeyDelay, delay)
+		f.lastLog = time.Now()
+		return
+	}
+	s.log.Debug("retrying", logKeyErr, err, logKeyTries, f.attempts, logKeyDelay, delay)
+}
+
+func (f *failureLog) stable(s *Secondary) {
+	switch {
+	case f.attempts > 0:
+		s.log.Info("recovered: replicating from primary", logKeyTries, f.attempts, logKeyTid, s.st.LastTransaction())
+	case !f.everUp:
+		s.log.Info("connected: replicating from primary", logKeyTid, s.st.LastTransaction())
+	default:
+		s.log.Info("reconnected: replicating from primary", logKeyTid, s.st.LastTransaction())
+	}
+	f.attempts, f.everUp = 0, true
+}

@@ -1,0 +1,224 @@
+package secondary
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// Storage is what the secondary needs from the storage it applies to: a
+// writable ZODB storage (restore with the primary's tids) that can also
+// iterate and list undos for its read-only clients. A *fs.FileStorage is
+// one; so is a *primary.Primary wrapping one, which relays what this
+// secondary applies to further secondaries.
+type Storage interface {
+	zodb.Storage
+	zodb.Iterable
+	zodb.Undoer
+}
+
+// Compile-time checks.
+var (
+	_ Storage      = (*fs.FileStorage)(nil)
+	_ zodb.Storage = (*Secondary)(nil)
+	_ Storage      = (*Secondary)(nil)
+)
+
+// Dialer opens a connection to the primary. Tests give in-memory or
+// fault-injecting ones.
+type Dialer interface {
+	Dial(ctx context.Context) (net.Conn, error)
+}
+
+// DialFunc adapts a function to Dialer.
+type DialFunc func(ctx context.Context) (net.Conn, error)
+
+// Dial calls f.
+func (f DialFunc) Dial(ctx context.Context) (net.Conn, error) { return f(ctx) }
+
+// Defaults for Options.
+const (
+	DefaultMinBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	// stableAfter: a connection that lived this long, or applied a
+	// transaction, resets the back-off (a primary that refuses us right
+	// after the handshake must not be hammered at the minimum delay).
+	stableAfter = 5 * time.Second
+	// logEvery bounds how often a repeating connection failure is logged.
+	logEvery = time.Minute
+)
+
+// Log attribute keys.
+const (
+	logKeyPrimary = "primary"
+	logKeyTid     = "tid"
+	logKeyErr     = "err"
+	logKeyDelay   = "retry_in"
+	logKeyTries   = "attempts"
+)
+
+// Options configure a Secondary. The zero value is usable.
+type Options struct {
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// Dialer connects to the primary; nil dials the address given to New.
+	Dialer Dialer
+	// MinBackoff and MaxBackoff bound the delay between connection
+	// attempts, which doubles (with jitter) from MinBackoff after each
+	// failed attempt up to MaxBackoff. Zero means DefaultMinBackoff,
+	// DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// KeepAlive, when positive, sends an empty frame to the primary at this
+	// interval, so a silently dead path is noticed (zc.zrs's
+	// keep-alive-delay). Zero sends none.
+	KeepAlive time.Duration
+	// OnCommit, if set, is called after each replicated transaction is
+	// committed locally, with its tid and the oids it wrote (for
+	// invalidations). It runs in the replication goroutine: keep it short.
+	OnCommit func(tid zodb.Tid, oids []zodb.Oid)
+}
+
+// Secondary applies the transactions streamed by a primary to a local
+// storage and serves that storage read-only.
+type Secondary struct {
+	st     Storage
+	addr   string
+	dialer Dialer
+	opts   Options
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	connected bool      // guarded by mu
+	since     time.Time // when the current connection was made; guarded by mu
+	lastErr   error     // the last cycle's error; guarded by mu
+	running   bool      // Run in progress; guarded by mu
+	cancelRun context.CancelFunc
+	runDone   chan struct{} // closed when Run returns; guarded by mu
+	closed    bool          // guarded by mu
+}
+
+// New wraps st, to be fed from the primary at addr (a port, host:port or
+// a Unix socket path containing "/"; with Options.Dialer it is only a
+// label). The secondary owns st from now on: Close closes it. Nothing
+// happens until Run.
+func New(st Storage, addr string, opts Options) *Secondary {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	s := &Secondary{st: st, addr: addr, opts: opts, dialer: opts.Dialer,
+		log: log.With("component", "secondary", logKeyPrimary, addr)}
+	if s.dialer == nil {
+		s.dialer = DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, addr) })
+	}
+	return s
+}
+
+// Status is a snapshot of the secondary for monitoring.
+type Status struct {
+	Primary         string    // the primary's address
+	Connected       bool      // a connection to the primary is open
+	ConnectedSince  time.Time // when it was opened (zero if not connected)
+	LastTransaction zodb.Tid  // the last transaction applied (committed locally)
+	LastError       string    // why the last connection ended or failed, "" if none
+}
+
+// Status returns the current state.
+func (s *Secondary) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Primary: s.addr, Connected: s.connected, LastTransaction: s.st.LastTransaction()}
+	if s.connected {
+		st.ConnectedSince = s.since
+	}
+	if s.lastErr != nil {
+		st.LastError = s.lastErr.Error()
+	}
+	return st
+}
+
+// Storage returns the wrapped storage.
+func (s *Secondary) Storage() Storage { return s.st }
+
+// Load delegates to the wrapped storage.
+func (s *Secondary) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid, error) {
+	return s.st.Load(ctx, oid)
+}
+
+// LoadBefore delegates to the wrapped storage.
+func (s *Secondary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	return s.st.LoadBefore(ctx, oid, before)
+}
+
+// LoadSerial delegates to the wrapped storage.
+func (s *Secondary) LoadSerial(ctx context.Context, oid zodb.Oid, serial zodb.Tid) ([]byte, error) {
+	return s.st.LoadSerial(ctx, oid, serial)
+}
+
+// History delegates to the wrapped storage.
+func (s *Secondary) History(ctx context.Context, oid zodb.Oid, size int) ([]zodb.HistoryEntry, error) {
+	return s.st.History(ctx, oid, size)
+}
+
+// LastTransaction is the last transaction applied from the primary.
+func (s *Secondary) LastTransaction() zodb.Tid { return s.st.LastTransaction() }
+
+// Len delegates to the wrapped storage.
+func (s *Secondary) Len() int { return s.st.Len() }
+
+// Iterate delegates to the wrapped storage.
+func (s *Secondary) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.TxnIterator, error) {
+	return s.st.Iterate(ctx, start, stop)
+}
+
+// UndoLog delegates to the wrapped storage (clients may list, not undo).
+func (s *Secondary) UndoLog(ctx context.Context, first, last int, filter func(*zodb.UndoInfo) bool) ([]zodb.UndoInfo, error) {
+	return s.st.UndoLog(ctx, first, last, filter)
+}
+
+// NewOid fails: a secondary is read-only to its clients.
+func (s *Secondary) NewOid(ctx context.Context) (zodb.Oid, error) {
+	return 0, fmt.Errorf("secondary: new oid: %w", zodb.ErrReadOnly)
+}
+
+// Begin fails: a secondary is read-only to its clients; only the
+// replication stream writes.
+func (s *Secondary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	return nil, fmt.Errorf("secondary: begin: %w", zodb.ErrReadOnly)
+}
+
+// ReadOnly is true.
+func (s *Secondary) ReadOnly() bool { return true }
+
+// Close stops Run (aborting a half-received transaction), waits for it,
+// and closes the wrapped storage (for a FileStorage: saves the index). It
+// is idempotent.
+func (s *Secondary) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cancel, done := s.cancelRun, s.runDone
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return s.st.Close()
+}
