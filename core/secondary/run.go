@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -114,6 +115,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	s.log.Debug("connected; handshake sent", logKeyTid, start)
+	s.firstConnect.Do(func() { s.log.Info("connected to primary", logKeyTid, start) })
 	s.setConnected(true)
 	defer s.setConnected(false)
 	timer := time.AfterFunc(stableAfter, markStable)
@@ -123,11 +125,15 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 	}
 
 	sr := zrsproto.NewStreamReader(bufio.NewReaderSize(conn, readBufferSize), start)
-	for {
+	for applied := 0; ; applied++ {
 		info, err := sr.ReadTxn()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if applied == 0 && errors.Is(err, io.EOF) {
+				return errors.New("the primary closed the connection before sending anything " +
+					"(a primary refuses a secondary whose last transaction is newer than its own; see the primary's log)")
 			}
 			return fmt.Errorf("reading from primary: %w", err)
 		}
@@ -219,13 +225,13 @@ func (b *backoff) next() time.Duration {
 type failureLog struct {
 	attempts int       // failed attempts since the last stable connection
 	lastLog  time.Time // when a failure was last logged
-	everUp   bool
+	lost     bool      // a stable connection was lost and none is stable since
 }
 
 func (f *failureLog) failed(s *Secondary, err error, wasStable bool, delay time.Duration) {
 	if wasStable {
 		s.log.Warn("lost connection to primary; reconnecting", logKeyErr, err, logKeyDelay, delay)
-		f.attempts, f.lastLog = 0, time.Now()
+		f.attempts, f.lastLog, f.lost = 0, time.Now(), true
 		return
 	}
 	f.attempts++
@@ -238,13 +244,8 @@ func (f *failureLog) failed(s *Secondary, err error, wasStable bool, delay time.
 }
 
 func (f *failureLog) stable(s *Secondary) {
-	switch {
-	case f.attempts > 0:
-		s.log.Info("recovered: replicating from primary", logKeyTries, f.attempts, logKeyTid, s.st.LastTransaction())
-	case !f.everUp:
-		s.log.Info("connected: replicating from primary", logKeyTid, s.st.LastTransaction())
-	default:
-		s.log.Info("reconnected: replicating from primary", logKeyTid, s.st.LastTransaction())
+	if f.attempts > 0 || f.lost {
+		s.log.Info("recovered: replicating from primary again", logKeyTries, f.attempts+1, logKeyTid, s.st.LastTransaction())
 	}
-	f.attempts, f.everUp = 0, true
+	f.attempts, f.lost = 0, false
 }

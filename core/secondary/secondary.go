@@ -102,6 +102,8 @@ type Secondary struct {
 	cancelRun context.CancelFunc
 	runDone   chan struct{} // closed when Run returns; guarded by mu
 	closed    bool          // guarded by mu
+
+	firstConnect sync.Once // logs the first connection
 }
 
 // New wraps st, to be fed from the primary at addr (a port, host:port or
