@@ -23,12 +23,18 @@ Available commands:
         Print every transaction and data record of a Data.fs, in the line
         format of ZODB's fsdump.py, or with --json one JSON object per
         transaction per line (the format the interoperability tests use).
+  primary PATH/Data.fs --replicate-to ADDR
+        Serve a FileStorage's commits to secondaries (zc.zrs protocol,
+        asynchronous). ADDR: a port, host:port, or a unix socket path
+        containing '/'.
+  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION]
+        Replicate a primary into a FileStorage, reconnecting after
+        failures; with --replicate-to, relay to further secondaries.
   version
         Print the zrs version.
 
 Not yet available (reserved names; they exit with status 2):
-  primary   PATH/Data.fs --replicate-to ADDR   [--zeo ADDR] [--blob-dir DIR]
-  secondary PATH/Data.fs --replicate-from ADDR [--zeo ADDR] [--replicate-to ADDR] [--blob-dir DIR]
+  primary/secondary --zeo ADDR, --blob-dir DIR
   run --config FILE.yaml
   status ADDR [--json]
   promote ADDR
@@ -49,5 +55,5 @@ func runNotYet(cmd string, args []string, e *env) error {
 			return nil
 		}
 	}
-	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, version)", cmd)
+	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, primary, secondary, version)", cmd)
 }

@@ -79,7 +79,11 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runVersion(ctx, rest, e)
 	case "fs":
 		return runFS(ctx, rest, e)
-	case "primary", "secondary", "run", "status", "promote":
+	case "primary":
+		return runPrimary(ctx, rest, e)
+	case "secondary":
+		return runSecondary(ctx, rest, e)
+	case "run", "status", "promote":
 		return runNotYet(cmd, rest, e)
 	default:
 		return usagef("unknown command %q", cmd)

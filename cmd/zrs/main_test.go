@@ -48,7 +48,9 @@ func TestHelpListsEveryCommand(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"fs"}, {"fs", "nope"}, {"fs", "verify"}, {"fs", "dump", "a", "b"},
-		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs", "--replicate-to", "8100"}, {"status", "8100"}, {"promote", "x"}, {"run"}, {"secondary"}} {
+		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo", "8200"},
+		{"secondary", "Data.fs", "--replicate-from", "8100", "--blob-dir", "b"}, {"secondary", "Data.fs", "--replicate-from", "x:y"},
+		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status", "8100"}, {"promote", "x"}, {"run"}, {"secondary"}} {
 		code, _, errs := zrs(t, args...)
 		if code != 2 || errs == "" {
 			t.Errorf("%q: code %d, stderr %q", args, code, errs)

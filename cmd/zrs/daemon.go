@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// shutdownTimeout bounds a daemon's graceful stop after SIGINT/SIGTERM:
+// how long connected secondaries get to receive what was committed.
+const shutdownTimeout = 60 * time.Second
+
+// daemonFlags are the flags shared by "zrs primary" and "zrs secondary".
+type daemonFlags struct {
+	zeo, blobDir, logLevel string
+}
+
+func (d *daemonFlags) register(fset *flag.FlagSet) {
+	fset.StringVar(&d.zeo, "zeo", "", "serve ZEO clients on `ADDR` (not yet available)")
+	fset.StringVar(&d.blobDir, "blob-dir", "", "blob directory `DIR` (not yet available)")
+	fset.StringVar(&d.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+}
+
+// check refuses the options this release does not implement yet and
+// returns the logger the daemon writes to stderr.
+func (d *daemonFlags) check(cmd string, stderr io.Writer) (*slog.Logger, error) {
+	if d.zeo != "" {
+		return nil, usagef("%s: --zeo is not yet available in this release", cmd)
+	}
+	if d.blobDir != "" {
+		return nil, usagef("%s: --blob-dir is not yet available in this release (blobs are not replicated yet)", cmd)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToUpper(d.logLevel))); err != nil {
+		return nil, usagef("%s: --log-level %q: want debug, info, warn or error", cmd, d.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// checkAddr validates an ADDR flag value as a usage error.
+func checkAddr(cmd, flagName, v string) error {
+	if v == "" {
+		return usagef("%s: --%s ADDR is required", cmd, flagName)
+	}
+	if _, err := netaddr.Parse(v); err != nil {
+		return usagef("%s: --%s: %v", cmd, flagName, err)
+	}
+	return nil
+}
+
+// stopContext is the context a daemon shuts down under once ctx (the
+// signal context) has ended: not cancelled by it, bounded by
+// shutdownTimeout.
+func stopContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+}
+
+// usageFunc returns a flag usage printer with a header text.
+func usageFunc(fset *flag.FlagSet, text string) func() {
+	return func() {
+		fmt.Fprint(fset.Output(), text)
+		fset.PrintDefaults()
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// buildZRS builds the zrs binary into a temporary directory.
+func buildZRS(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "zrs")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// syncBuffer is a goroutine-safe log sink for a child's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is a running zrs process.
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func startDaemon(t *testing.T, bin string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	return d
+}
+
+// stop sends SIGTERM and requires a clean exit (status 0).
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("%s: %v\nstderr:\n%s", d.cmd.Args[1], err, d.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not exit after SIGTERM\nstderr:\n%s", d.cmd.Args[1], d.stderr)
+	}
+}
+
+// commitSome appends n transactions to the FileStorage at path.
+func commitSome(t *testing.T, path string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range n {
+		txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("commit %d", i))}, zodb.BeginOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oid, _ := st.NewOid(ctx)
+		if err := txn.Store(oid, 0, []byte("data "+strings.Repeat("x", i*10))); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := txn.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitSameFile waits until the two files have the same bytes.
+func waitSameFile(t *testing.T, a, b string, logs ...*daemon) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ab, _ := os.ReadFile(a)
+		bb, _ := os.ReadFile(b)
+		if len(ab) > 4 && bytes.Equal(ab, bb) {
+			return
+		}
+		if time.Now().After(deadline) {
+			var sb strings.Builder
+			for _, d := range logs {
+				fmt.Fprintf(&sb, "%s stderr:\n%s\n", d.cmd.Args[1], d.stderr)
+			}
+			t.Fatalf("%s (%d bytes) and %s (%d bytes) did not converge\n%s", a, len(ab), b, len(bb), sb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The binaries replicate, survive a primary restart, and stop cleanly on
+// SIGTERM, leaving byte-identical files and saved indexes.
+func TestPrimarySecondaryCommands(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	ppath, spath, sock := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs"), filepath.Join(dir, "p.sock")
+	commitSome(t, ppath, 30)
+
+	p := startDaemon(t, bin, "primary", ppath, "--replicate-to", sock)
+	s := startDaemon(t, bin, "secondary", spath, "--replicate-from", sock, "--keep-alive", "50ms")
+	waitSameFile(t, ppath, spath, p, s)
+
+	p.stop(t)
+	commitSome(t, ppath, 20) // committed while the primary is down
+	p = startDaemon(t, bin, "primary", ppath, "--replicate-to", sock)
+	waitSameFile(t, ppath, spath, p, s)
+
+	s.stop(t)
+	p.stop(t)
+	for _, path := range []string{ppath, spath} {
+		if _, err := os.Stat(path + ".index"); err != nil {
+			t.Errorf("index not saved: %v", err)
+		}
+	}
+	for _, want := range []string{"primary started", "secondary connected", "primary stopped"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("primary log lacks %q:\n%s", want, p.stderr)
+		}
+	}
+	for _, want := range []string{"connected to primary", "recovered", "secondary stopped"} {
+		if !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("secondary log lacks %q:\n%s", want, s.stderr)
+		}
+	}
+}
+
+// A relay (secondary with --replicate-to) passes on what it receives.
+func TestSecondaryRelayCommand(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	ppath, rpath, spath := filepath.Join(dir, "p.fs"), filepath.Join(dir, "r.fs"), filepath.Join(dir, "s.fs")
+	commitSome(t, ppath, 25)
+	p := startDaemon(t, bin, "primary", ppath, "--replicate-to", filepath.Join(dir, "p.sock"))
+	r := startDaemon(t, bin, "secondary", rpath, "--replicate-from", filepath.Join(dir, "p.sock"), "--replicate-to", filepath.Join(dir, "r.sock"))
+	s := startDaemon(t, bin, "secondary", spath, "--replicate-from", filepath.Join(dir, "r.sock"))
+	waitSameFile(t, ppath, spath, p, r, s)
+	s.stop(t)
+	r.stop(t)
+	p.stop(t)
+}

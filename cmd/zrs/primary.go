@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
+)
+
+const primaryUsage = `Usage: zrs primary PATH/Data.fs --replicate-to ADDR [--zeo ADDR] [--blob-dir DIR]
+
+Open the FileStorage at PATH (creating it if missing) and stream every
+committed transaction to the secondaries that connect to ADDR, with the
+zc.zrs protocol (zrs2.0/zrs2.1; Python zc.zrs secondaries can connect).
+ADDR is a port (8100), host:port, or a unix socket path containing '/'.
+
+Replication is asynchronous: commits never wait for secondaries. On
+SIGINT or SIGTERM the primary stops accepting, lets connected secondaries
+receive what was committed (up to 60 s), saves the index and exits 0.
+Logs go to stderr.
+
+Flags:
+`
+
+// runPrimary runs "zrs primary".
+func runPrimary(ctx context.Context, args []string, e *env) error {
+	fset := flag.NewFlagSet("primary", flag.ContinueOnError)
+	to := fset.String("replicate-to", "", "listen for secondaries on `ADDR`")
+	var df daemonFlags
+	df.register(fset)
+	fset.Usage = usageFunc(fset, primaryUsage)
+	path, err := onePath(fset, args, e)
+	if err != nil {
+		return err
+	}
+	if err := checkAddr("primary", "replicate-to", *to); err != nil {
+		return err
+	}
+	log, err := df.check("primary", e.stderr)
+	if err != nil {
+		return err
+	}
+	st, err := fs.Open(path, fs.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	p := primary.New(st, primary.Options{Logger: log})
+	if _, err := p.Listen(ctx, *to); err != nil {
+		p.Close()
+		return err
+	}
+	log.Info("primary started", "path", path, "last", st.LastTransaction())
+	serr := p.Serve(ctx)
+	log.Info("stopping primary")
+	sctx, cancel := stopContext(ctx)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		return err
+	}
+	if serr != nil && !errors.Is(serr, context.Canceled) {
+		return serr
+	}
+	log.Info("primary stopped", "last", st.LastTransaction())
+	return nil
+}

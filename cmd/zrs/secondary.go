@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--zeo ADDR] [--blob-dir DIR]
+
+Open the FileStorage at PATH (creating it if missing) and replicate into
+it everything committed on the primary at ADDR (zc.zrs protocol zrs2.0; a
+Python zc.zrs primary works too), resuming from the last transaction in
+PATH and reconnecting after failures with a capped back-off. With
+--replicate-to, also serve what it receives to further secondaries.
+
+ADDR is a port (8100 = localhost:8100), host:port, or a unix socket path
+containing '/'. On SIGINT or SIGTERM the secondary aborts a transaction it
+is receiving (it is received again next time), saves the index and exits 0.
+Logs go to stderr.
+
+Flags:
+`
+
+// runSecondary runs "zrs secondary".
+func runSecondary(ctx context.Context, args []string, e *env) error {
+	fset := flag.NewFlagSet("secondary", flag.ContinueOnError)
+	from := fset.String("replicate-from", "", "replicate from the primary at `ADDR`")
+	to := fset.String("replicate-to", "", "also serve further secondaries on `ADDR`")
+	keepAlive := fset.Duration("keep-alive", 0, "send a keep-alive to the primary every `DURATION` (0: never)")
+	var df daemonFlags
+	df.register(fset)
+	fset.Usage = usageFunc(fset, secondaryUsage)
+	path, err := onePath(fset, args, e)
+	if err != nil {
+		return err
+	}
+	if err := checkAddr("secondary", "replicate-from", *from); err != nil {
+		return err
+	}
+	if *to != "" {
+		if err := checkAddr("secondary", "replicate-to", *to); err != nil {
+			return err
+		}
+		if sameAddr(*to, *from) {
+			return usagef("secondary: --replicate-to and --replicate-from must differ")
+		}
+	}
+	if *keepAlive < 0 {
+		return usagef("secondary: --keep-alive must not be negative")
+	}
+	log, err := df.check("secondary", e.stderr)
+	if err != nil {
+		return err
+	}
+	st, err := fs.Open(path, fs.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	var target secondary.Storage = st
+	serveDone := make(chan error, 1)
+	if *to != "" {
+		p := primary.New(st, primary.Options{Logger: log})
+		if _, err := p.Listen(ctx, *to); err != nil {
+			p.Close()
+			return err
+		}
+		go func() { serveDone <- p.Serve(context.WithoutCancel(ctx)) }()
+		target = p
+	} else {
+		serveDone <- nil
+	}
+	s := secondary.New(target, *from, secondary.Options{Logger: log, KeepAlive: *keepAlive})
+	log.Info("secondary started", "path", path, "last", st.LastTransaction(), "primary", *from)
+	runErr := s.Run(ctx)
+	log.Info("stopping secondary")
+	closeErr := closeWithin(ctx, s.Close)
+	<-serveDone
+	if runErr != nil {
+		return runErr
+	}
+	if closeErr == nil {
+		log.Info("secondary stopped", "last", st.LastTransaction())
+	}
+	return closeErr
+}
+
+// closeWithin runs closeFn, giving up waiting after the shutdown timeout.
+func closeWithin(ctx context.Context, closeFn func() error) error {
+	sctx, cancel := stopContext(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-sctx.Done():
+		return sctx.Err()
+	}
+}
+
+// sameAddr reports whether two ADDR values name the same endpoint as far
+// as can be told without resolving names.
+func sameAddr(a, b string) bool {
+	pa, erra := netaddr.Parse(a)
+	pb, errb := netaddr.Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return pa.DialAddress() == pb.DialAddress()
+}
