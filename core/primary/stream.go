@@ -172,19 +172,18 @@ func (s *stream) send(ctx context.Context, start zodb.Tid, gentle <-chan struct{
 	sw := zrsproto.NewStreamWriter(bw, start)
 	next := start + 1
 	for {
-		wake := s.p.head.C()
+		// Whether to end is decided before catching up, so that the last
+		// round starts after the request to end: it sends everything
+		// committed before that request.
+		wake, ending := s.p.head.C(), closed(gentle) || closed(s.p.drain)
 		if err := s.catchUp(ctx, sw, &next); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
 			return fmt.Errorf("writing to secondary: %w", err)
 		}
-		select {
-		case <-gentle:
+		if ending {
 			return nil
-		case <-s.p.drain:
-			return nil
-		default:
 		}
 		select {
 		case <-wake:
@@ -219,5 +218,15 @@ func (s *stream) catchUp(ctx context.Context, sw *zrsproto.StreamWriter, next *z
 		s.mu.Lock()
 		s.lastSent = info.Tid
 		s.mu.Unlock()
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
