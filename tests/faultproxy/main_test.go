@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// session is faultproxy's run function driven in-process through pipes.
+type session struct {
+	t      *testing.T
+	in     *io.PipeWriter
+	out    *bufio.Scanner
+	done   chan error
+	addr   string
+	stderr *strings.Builder
+}
+
+func start(t *testing.T, target string) *session {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	s := &session{t: t, in: inW, out: bufio.NewScanner(outR), done: make(chan error, 1), stderr: new(strings.Builder)}
+	go func() {
+		s.done <- run(context.Background(), []string{"--listen", "127.0.0.1:0", "--target", target}, inR, outW, s.stderr)
+		outW.Close()
+	}()
+	r := s.reply()
+	if !r.OK || r.Listen == "" {
+		t.Fatalf("first line %+v", r)
+	}
+	s.addr = r.Listen
+	t.Cleanup(func() {
+		inW.Close()
+		go io.Copy(io.Discard, outR)
+		if err := <-s.done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *session) reply() reply {
+	s.t.Helper()
+	if !s.out.Scan() {
+		s.t.Fatalf("no reply: %v", s.out.Err())
+	}
+	var r reply
+	if err := json.Unmarshal(s.out.Bytes(), &r); err != nil {
+		s.t.Fatalf("reply %q: %v", s.out.Text(), err)
+	}
+	return r
+}
+
+// do sends a command line and returns its reply, failing on an error reply.
+func (s *session) do(line string) reply {
+	s.t.Helper()
+	if _, err := io.WriteString(s.in, line+"\n"); err != nil {
+		s.t.Fatal(err)
+	}
+	r := s.reply()
+	if !r.OK {
+		s.t.Fatalf("%s: %s", line, r.Error)
+	}
+	return r
+}
+
+func echo(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCommands(t *testing.T) {
+	s := start(t, echo(t))
+	io.WriteString(s.in, "# comments and blank lines get no reply\n\n")
+	s.do("flip s2c 2 0")
+	s.do("cut s2c 5")
+	c := dial(t, s.addr)
+	c.Write([]byte("abcdefgh"))
+	got, _ := io.ReadAll(c)
+	if string(got) != "abbde" { // 'c' ^ 1 = 'b', cut after 5 bytes
+		t.Fatalf("got %q, want %q", got, "abbde")
+	}
+	st := s.do("stats").Stats
+	if st == nil || st.Accepted != 1 || st.Cuts != 1 || st.S2C != 5 || st.Flipped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	s.do("heal")
+	s.do("stall c2s on")
+	s.do("delay s2c 10ms")
+	c = dial(t, s.addr)
+	c.Write([]byte("held"))
+	s.do("stall c2s off")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "held" {
+		t.Fatalf("after stall: %q, %v", buf, err)
+	}
+	s.do("drop")
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("connection survived drop")
+	}
+
+	s.do("refuse on")
+	if got, _ := io.ReadAll(dial(t, s.addr)); len(got) != 0 {
+		t.Fatalf("refused connection delivered %q", got)
+	}
+	s.do("refuse off")
+	s.do("fliprandom c2s 0 7")
+	s.do("cut c2s off")
+	if st := s.do("stats").Stats; st.Refused != 1 || st.Dropped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBadCommandsAreReportedNotFatal(t *testing.T) {
+	s := start(t, echo(t))
+	for _, line := range []string{
+		"bogus", "stall", "stall up on", "stall c2s maybe", "cut s2c -3", "cut s2c x",
+		"flip c2s 1 8", "flip c2s -1 0", "fliprandom c2s 2 1", "delay s2c fast",
+		"refuse", "drop now", "stats please",
+	} {
+		io.WriteString(s.in, line+"\n")
+		if r := s.reply(); r.OK || !strings.HasPrefix(r.Error, strings.Fields(line)[0]+": ") {
+			t.Errorf("%q: reply %+v", line, r)
+		}
+	}
+	s.do("stats")
+}
+
+func TestQuitAndEOFExit(t *testing.T) {
+	s := start(t, echo(t))
+	c := dial(t, s.addr)
+	s.do("quit")
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+	s.done <- nil // for the cleanup
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("proxied connection survived quit")
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"--listen", "127.0.0.1:0"}, {"--target", "x", "extra"}, {"--nope"}} {
+		if err := run(context.Background(), args, strings.NewReader(""), io.Discard, io.Discard); err == nil {
+			t.Errorf("run %q succeeded", args)
+		}
+	}
+}
