@@ -29,6 +29,7 @@ var errTidTooHigh = errors.New("secondary's last transaction is newer than this 
 type stream struct {
 	p     *Primary
 	conn  net.Conn
+	peer  string // the secondary's address, for logs and Status
 	log   *slog.Logger
 	since time.Time
 
@@ -39,18 +40,19 @@ type stream struct {
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
+	// A unix-socket client is unnamed: name it by the socket it came in on.
 	peer := conn.RemoteAddr().String()
 	if peer == "" || peer == "@" {
 		peer = "unix:" + conn.LocalAddr().String()
 	}
-	return &stream{p: p, conn: conn, since: time.Now(), log: p.log.With(logKeyPeer, peer)}
+	return &stream{p: p, conn: conn, peer: peer, since: time.Now(), log: p.log.With(logKeyPeer, peer)}
 }
 
 func (s *stream) status() (SecondaryStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return SecondaryStatus{
-		Peer: s.conn.RemoteAddr().String(), Proto: s.proto, Start: s.start,
+		Peer: s.peer, Proto: s.proto, Start: s.start,
 		LastSent: s.lastSent, ConnectedSince: s.since,
 	}, s.proto != ""
 }
