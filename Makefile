@@ -6,7 +6,7 @@
 #   make fuzz      every Fuzz target for FUZZTIME each (found with go test -list)
 #   make test-py   pytest tests/ against the real Python ZODB (in .venv)
 #   make lint      gofmt, go vet, staticcheck
-#   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh)
+#   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh)
 #   make demo      write a database through the Go API, verify it, dump its tail
 #   make package   not yet
 
@@ -64,6 +64,7 @@ lint: setup
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/fs.sh
+	bench/repl.sh
 
 demo: build
 	@dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
