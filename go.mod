@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/kisielk/og-rek v1.3.0
+	github.com/klauspost/compress v1.20.4
 	golang.org/x/sync v0.23.0
 )
 

@@ -65,3 +65,82 @@ func FuzzReadHandshake(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeHello(f *testing.F) {
+	h, _ := EncodeHello(&Hello{Version: 1, Database: Identity{First: 1, Sum: [16]byte{1}},
+		Position: &Position{Tid: 5}, Compression: []string{CompressionZstd}, Acks: true})
+	f.Add(h)
+	f.Add([]byte(`{"version":1}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h, err := DecodeHello(p)
+		if err != nil {
+			return
+		}
+		q, err := EncodeHello(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeHello(q); err != nil {
+			t.Fatalf("re-encoded hello %s: %v", q, err)
+		}
+	})
+}
+
+func FuzzDecodeWelcome(f *testing.F) {
+	w, _ := EncodeWelcome(&Welcome{Version: 1, Database: Identity{First: 1}, Last: 9, Compression: CompressionZstd, HeartbeatMillis: 5})
+	f.Add(w)
+	f.Add([]byte(`{"version":1,"refused":"no"}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		w, err := DecodeWelcome(p)
+		if err != nil {
+			return
+		}
+		q, _ := EncodeWelcome(w)
+		if _, err := DecodeWelcome(q); err != nil {
+			t.Fatalf("re-encoded welcome %s: %v", q, err)
+		}
+	})
+}
+
+func FuzzDecodeAckHeartbeat(f *testing.F) {
+	f.Add(EncodeAck(5))
+	f.Add(EncodeHeartbeat(Heartbeat{Last: 3}))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if tid, err := DecodeAck(p); err == nil && !bytes.Equal(EncodeAck(tid), p) {
+			t.Fatalf("ack %x does not round-trip", p)
+		}
+		if h, err := DecodeHeartbeat(p); err == nil && !bytes.Equal(EncodeHeartbeat(h), p) {
+			t.Fatalf("heartbeat %x does not round-trip", p)
+		}
+	})
+}
+
+// FuzzNativeReader feeds arbitrary bytes to a native stream reader, plain
+// and as zstd input: errors are fine, panics and hangs are not.
+func FuzzNativeReader(f *testing.F) {
+	var buf bytes.Buffer
+	nw, _ := NewNativeWriter(&buf, 0, CompressionZstd)
+	for _, info := range nativeTxns(3) {
+		nw.WriteTxn(info)
+	}
+	nw.WriteHeartbeat(Heartbeat{Last: 1})
+	nw.Flush()
+	f.Add(buf.Bytes(), true)
+	f.Add(EncodeHeartbeat(Heartbeat{}), false)
+	f.Fuzz(func(t *testing.T, p []byte, zstd bool) {
+		comp := ""
+		if zstd {
+			comp = CompressionZstd
+		}
+		nr, err := NewNativeReader(bytes.NewReader(p), 0, comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nr.Close()
+		for range 1000 {
+			if _, _, err := nr.Next(); err != nil {
+				return
+			}
+		}
+	})
+}

@@ -40,12 +40,22 @@ func WriteHandshake(w io.Writer, proto string, start zodb.Tid) error {
 // caller can log it. Whether a zrs2.0 peer is acceptable (it cannot take
 // blobs) is the caller's decision.
 func ReadHandshake(r io.Reader) (proto string, start zodb.Tid, err error) {
+	return readHandshake(r, false)
+}
+
+// ReadAnyHandshake is ReadHandshake accepting Proto3 too: a native
+// secondary's hello frame (ReadHello) follows.
+func ReadAnyHandshake(r io.Reader) (proto string, start zodb.Tid, err error) {
+	return readHandshake(r, true)
+}
+
+func readHandshake(r io.Reader, native bool) (proto string, start zodb.Tid, err error) {
 	p, err := ReadFrame(r, HandshakeLimit)
 	if err != nil {
 		return "", 0, &FrameError{Frame: 1, Kind: "protocol name", Err: err}
 	}
 	proto = string(p)
-	if proto != Proto20 && proto != Proto21 {
+	if proto != Proto20 && proto != Proto21 && (!native || proto != Proto3) {
 		return proto, 0, &FrameError{Frame: 1, Kind: "protocol name", Err: protoErrorf("invalid protocol %q", p)}
 	}
 	t, err := ReadFrame(r, HandshakeLimit)

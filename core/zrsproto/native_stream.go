@@ -1,0 +1,139 @@
+package zrsproto
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// nativeWindow bounds the zstd window, so each end holds at most this
+// much history per connection.
+const nativeWindow = 1 << 20
+
+// nativeBuffer is the buffer between a NativeWriter's frames and the
+// connection (or the compressor).
+const nativeBuffer = 64 << 10
+
+// NativeWriter writes the primary's side of a native stream after the
+// welcome: the zrs2 transaction stream (StreamWriter, same frames and
+// checksum chain) interleaved with heartbeat frames, optionally through
+// one zstd stream flushed at every Flush. Not safe for concurrent use.
+type NativeWriter struct {
+	bw *bufio.Writer
+	zw *zstd.Encoder // nil without compression
+	sw *StreamWriter
+}
+
+// NewNativeWriter returns a writer for a connection whose handshake named
+// start, compressing with zstd when compression is CompressionZstd.
+func NewNativeWriter(w io.Writer, start zodb.Tid, compression string) (*NativeWriter, error) {
+	nw := &NativeWriter{}
+	switch compression {
+	case "":
+	case CompressionZstd:
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithWindowSize(nativeWindow), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			return nil, err
+		}
+		nw.zw, w = zw, zw
+	default:
+		return nil, fmt.Errorf("unknown compression %q", compression)
+	}
+	nw.bw = bufio.NewWriterSize(w, nativeBuffer)
+	nw.sw = NewStreamWriter(nw.bw, start)
+	return nw, nil
+}
+
+// WriteTxn writes one transaction (buffered until Flush).
+func (nw *NativeWriter) WriteTxn(info *zodb.TxnInfo) error { return nw.sw.WriteTxn(info) }
+
+// WriteHeartbeat writes a heartbeat frame (buffered until Flush).
+func (nw *NativeWriter) WriteHeartbeat(h Heartbeat) error {
+	return WriteFrame(nw.bw, EncodeHeartbeat(h))
+}
+
+// Flush sends everything written so far to the connection.
+func (nw *NativeWriter) Flush() error {
+	if err := nw.bw.Flush(); err != nil {
+		return err
+	}
+	if nw.zw != nil {
+		return nw.zw.Flush()
+	}
+	return nil
+}
+
+// Close flushes, ends the zstd frame (so the reader sees a clean end
+// of stream) and releases the compressor.
+func (nw *NativeWriter) Close() error {
+	err := nw.bw.Flush()
+	if nw.zw != nil {
+		if cerr := nw.zw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// NativeReader reads the secondary's side of a native stream after the
+// welcome. Not safe for concurrent use; after an error the connection
+// must be dropped.
+type NativeReader struct {
+	zr *zstd.Decoder // nil without compression
+	br *bufio.Reader
+	sr *StreamReader
+}
+
+// NewNativeReader returns a reader for a connection whose handshake named
+// start and whose welcome chose compression.
+func NewNativeReader(r io.Reader, start zodb.Tid, compression string) (*NativeReader, error) {
+	nr := &NativeReader{}
+	switch compression {
+	case "":
+	case CompressionZstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(8*nativeWindow))
+		if err != nil {
+			return nil, err
+		}
+		nr.zr, r = zr, zr
+	default:
+		return nil, fmt.Errorf("unknown compression %q", compression)
+	}
+	nr.br = bufio.NewReaderSize(r, nativeBuffer)
+	nr.sr = NewStreamReader(nr.br, start)
+	return nr, nil
+}
+
+// Next returns the next transaction, or the next heartbeat (exactly one
+// of the two is non-nil when err is nil). Errors are as
+// StreamReader.ReadTxn's, plus zstd decoding errors; io.EOF at a clean
+// end between transactions.
+func (nr *NativeReader) Next() (*zodb.TxnInfo, *Heartbeat, error) {
+	hdr, err := nr.br.Peek(5)
+	if err == nil && binary.BigEndian.Uint32(hdr) == heartbeatLen && hdr[4] == heartbeatLetter {
+		p, err := ReadFrame(nr.br, heartbeatLen)
+		if err != nil {
+			return nil, nil, &FrameError{Frame: nr.sr.Frames() + 1, Kind: "heartbeat", Err: err}
+		}
+		h, err := DecodeHeartbeat(p)
+		if err != nil {
+			return nil, nil, &FrameError{Frame: nr.sr.Frames() + 1, Kind: "heartbeat", Err: err}
+		}
+		return nil, &h, nil
+	}
+	info, err := nr.sr.ReadTxn()
+	return info, nil, err
+}
+
+// Close releases the decompressor.
+func (nr *NativeReader) Close() {
+	if nr.zr != nil {
+		nr.zr.Close()
+	}
+}
