@@ -36,6 +36,10 @@ func (s *Secondary) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("secondary: run: already running")
 	}
+	if s.obs.promoting.Load() {
+		s.mu.Unlock()
+		return fmt.Errorf("secondary: run: %w", ErrPromoted)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	s.running, s.cancelRun, s.runDone = true, cancel, done
@@ -124,9 +128,13 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
 	}
 
-	sr := zrsproto.NewStreamReader(bufio.NewReaderSize(conn, readBufferSize), start)
+	br := bufio.NewReaderSize(conn, readBufferSize)
+	sr := zrsproto.NewStreamReader(br, start)
+	defer s.obs.setIdle(false)
 	for applied := 0; ; applied++ {
+		s.obs.setIdle(br.Buffered() == 0)
 		info, err := sr.ReadTxn()
+		s.obs.setIdle(false)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -150,6 +158,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 // aborted and nothing of it is visible. Durability: when apply returns
 // nil, the transaction is fsynced locally (Finish).
 func (s *Secondary) apply(ctx context.Context, info *zodb.TxnInfo) (err error) {
+	defer s.obs.applied(info.Tid, time.Now(), &err)
 	txn, err := s.st.Begin(ctx, info.TxnMeta, zodb.BeginOptions{Tid: info.Tid, Status: info.Status})
 	if err != nil {
 		return fmt.Errorf("applying transaction %s: begin: %w", info.Tid, err)

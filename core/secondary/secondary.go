@@ -104,6 +104,8 @@ type Secondary struct {
 	closed    bool          // guarded by mu
 
 	firstConnect sync.Once // logs the first connection
+
+	obs observers // metrics hooks and promotion state (observe.go, promote.go)
 }
 
 // New wraps st, to be fed from the primary at addr (a port, host:port or
@@ -192,19 +194,26 @@ func (s *Secondary) UndoLog(ctx context.Context, first, last int, filter func(*z
 	return s.st.UndoLog(ctx, first, last, filter)
 }
 
-// NewOid fails: a secondary is read-only to its clients.
+// NewOid fails: a secondary is read-only to its clients (until Promote).
 func (s *Secondary) NewOid(ctx context.Context) (zodb.Oid, error) {
+	if s.Promoted() {
+		return s.st.NewOid(ctx)
+	}
 	return 0, fmt.Errorf("secondary: new oid: %w", zodb.ErrReadOnly)
 }
 
 // Begin fails: a secondary is read-only to its clients; only the
-// replication stream writes.
+// replication stream writes. After Promote it begins a transaction on the
+// wrapped storage.
 func (s *Secondary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	if s.Promoted() {
+		return s.st.Begin(ctx, meta, opts)
+	}
 	return nil, fmt.Errorf("secondary: begin: %w", zodb.ErrReadOnly)
 }
 
-// ReadOnly is true.
-func (s *Secondary) ReadOnly() bool { return true }
+// ReadOnly is true until Promote.
+func (s *Secondary) ReadOnly() bool { return !s.Promoted() }
 
 // Close stops Run (aborting a half-received transaction), waits for it,
 // and closes the wrapped storage (for a FileStorage: saves the index). It

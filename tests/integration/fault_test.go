@@ -424,10 +424,15 @@ func TestFaultFlippedBits(t *testing.T) {
 		}
 		accepted, flipped := r.px.Stats().Accepted, r.px.Stats().Flipped
 		s := r.start(backoff)
-		waitFor(t, what+": a failure", func() bool { return s.Status().LastError != "" }, r.log)
+		caught := r.caughtUp(s)
+		waitFor(t, what+": a failure", func() bool { return s.Status().LastError != "" || caught() }, r.log)
 		got, st := s.LastTransaction(), r.px.Stats()
 		lastErr := s.Status().LastError
 		r.px.Heal()
+		if lastErr == "" {
+			r.stop(s, what) // names the transaction that differs, if one was applied
+			t.Fatalf("%s: the secondary caught up through a flipped bit without noticing", what)
+		}
 		last = r.stop(s, what)
 
 		if st.Flipped <= flipped {

@@ -1,0 +1,74 @@
+package secondary
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// ApplyObserver is told of each replicated transaction committed locally:
+// its tid and how long applying it took (begin, restores, vote and the
+// fsync of finish; not the time to receive it). It runs in the
+// replication goroutine: keep it short.
+type ApplyObserver func(tid zodb.Tid, took time.Duration)
+
+// observers holds the monitoring hooks and state of a Secondary that the
+// replication loop updates without taking the Secondary's mutex.
+type observers struct {
+	apply atomic.Pointer[ApplyObserver]
+
+	mu        sync.Mutex
+	idle      bool      // waiting for the primary with nothing received pending; guarded by mu
+	idleSince time.Time // when idle became true; guarded by mu
+
+	promoting  atomic.Bool // Promote started: Run refuses to start
+	promoted   atomic.Bool // Promote finished: the storage is writable
+	promoteMu  sync.Mutex  // serialises Promote
+	promotedAt time.Time   // guarded by promoteMu
+}
+
+// ObserveApplies sets fn to be called after each replicated transaction
+// is committed locally (nil removes it). Metrics use it.
+func (s *Secondary) ObserveApplies(fn ApplyObserver) {
+	if fn == nil {
+		s.obs.apply.Store(nil)
+		return
+	}
+	s.obs.apply.Store(&fn)
+}
+
+// applied reports a finished apply (deferred by apply with its start).
+func (o *observers) applied(tid zodb.Tid, start time.Time, err *error) {
+	if *err != nil {
+		return
+	}
+	if fn := o.apply.Load(); fn != nil {
+		(*fn)(tid, time.Since(start))
+	}
+}
+
+func (o *observers) setIdle(idle bool) {
+	o.mu.Lock()
+	if idle && !o.idle {
+		o.idleSince = time.Now()
+	}
+	o.idle = idle
+	o.mu.Unlock()
+}
+
+// Waiting reports whether the secondary is connected and waiting for the
+// primary's next transaction with nothing received and not yet applied,
+// and since when. zrs2 primaries send every transaction as soon as it is
+// committed and do not announce their last tid, so this is the
+// secondary's best "caught up" indicator: true means it has applied all
+// the primary has sent so far.
+func (s *Secondary) Waiting() (since time.Time, ok bool) {
+	s.obs.mu.Lock()
+	defer s.obs.mu.Unlock()
+	if !s.obs.idle {
+		return time.Time{}, false
+	}
+	return s.obs.idleSince, true
+}

@@ -1,0 +1,71 @@
+package secondary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// ErrPromoted is returned by Run on a promoted secondary.
+var ErrPromoted = errors.New("promoted to primary; no longer replicating")
+
+// Promote turns the secondary into a primary without a restart: it stops
+// replicating (Run's loop is cancelled, a transaction being applied is
+// aborted or, if already finishing, completes; the connection is closed),
+// waits for Run to return, and then opens the storage to writes: Begin and
+// NewOid go to the wrapped storage and ReadOnly is false. If the wrapped
+// storage is a primary.Primary (a relay), its own secondaries keep their
+// streams and receive the new commits like the replicated ones before.
+//
+// Promote takes as long as the replication loop needs to notice the
+// cancellation (it closes the connection, so a blocked read ends at once)
+// plus, at worst, the fsync of a transaction being finished. It is
+// idempotent; it fails with zodb.ErrClosed after Close, and with ctx's
+// error if ctx ends before Run stopped (the secondary then stays
+// read-only, no longer replicating; call Promote again to finish).
+func (s *Secondary) Promote(ctx context.Context) error {
+	s.obs.promoteMu.Lock()
+	defer s.obs.promoteMu.Unlock()
+	if s.obs.promoted.Load() {
+		return nil
+	}
+	start := time.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("secondary: promote: %w", zodb.ErrClosed)
+	}
+	s.obs.promoting.Store(true)
+	cancel, done := s.cancelRun, s.runDone
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("secondary: promote: waiting for replication to stop: %w", ctx.Err())
+		}
+	}
+	s.obs.promotedAt = time.Now()
+	s.obs.promoted.Store(true)
+	s.log.Warn("promoted to primary: replication stopped, storage writable",
+		logKeyTid, s.st.LastTransaction(), "took", time.Since(start))
+	return nil
+}
+
+// Promoted reports whether Promote has finished: the storage is writable
+// and nothing is replicated any more.
+func (s *Secondary) Promoted() bool { return s.obs.promoted.Load() }
+
+// PromotedAt returns when Promote finished (zero if it has not).
+func (s *Secondary) PromotedAt() time.Time {
+	if !s.Promoted() {
+		return time.Time{}
+	}
+	s.obs.promoteMu.Lock()
+	defer s.obs.promoteMu.Unlock()
+	return s.obs.promotedAt
+}

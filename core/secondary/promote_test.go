@@ -1,0 +1,154 @@
+package secondary_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// A relay (a secondary wrapping a primary) promoted while its primary is
+// streaming stops replicating, becomes writable, and its own secondary
+// receives the commits made through it afterwards.
+func TestPromoteRelayWhileStreaming(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := startPrimary(t, filepath.Join(dir, "p.fs"), "127.0.0.1:0")
+
+	// The relay: a secondary applying to a primary that serves downstream.
+	relay := primary.New(openFS(t, filepath.Join(dir, "relay.fs")), primary.Options{Logger: testLogger(t).With("node", "relay")})
+	_, err := relay.Listen(ctx, filepath.Join(dir, "relay.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- relay.Serve(ctx) }()
+	s := secondary.New(relay, p.addr, secondary.Options{Logger: testLogger(t).With("node", "secondary"),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(ctx) }()
+	down := startSecondary(t, filepath.Join(dir, "down.fs"), filepath.Join(dir, "relay.sock"), secondary.Options{})
+
+	if _, err := s.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrReadOnly) {
+		t.Fatalf("begin on a secondary: %v, want ErrReadOnly", err)
+	}
+	if !s.ReadOnly() {
+		t.Fatal("secondary not read-only before promotion")
+	}
+
+	// Keep the primary committing while we promote.
+	w := newWorkload(t, p)
+	w.run(20)
+	waitFor(t, "the relay to receive something", func() bool { return s.LastTransaction() != 0 })
+	var wg sync.WaitGroup
+	stopWriting := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stopWriting:
+				return
+			default:
+			}
+			w.update(zodb.TxnMeta{Description: []byte("during promotion")}, w.oids[0])
+		}
+	})
+	time.Sleep(20 * time.Millisecond)
+
+	start := time.Now()
+	if err := s.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("promotion took %v (relay at %s, primary at %s)", took, s.LastTransaction(), p.LastTransaction())
+	close(stopWriting)
+	wg.Wait()
+	if err := <-runErr; err != nil {
+		t.Fatalf("run after promotion: %v", err)
+	}
+	if !s.Promoted() || s.ReadOnly() || s.PromotedAt().IsZero() {
+		t.Fatalf("promoted=%v readOnly=%v at=%v", s.Promoted(), s.ReadOnly(), s.PromotedAt())
+	}
+	if err := s.Promote(ctx); err != nil {
+		t.Fatalf("second promote: %v", err)
+	}
+	if err := s.Run(ctx); !errors.Is(err, secondary.ErrPromoted) {
+		t.Fatalf("run on a promoted secondary: %v, want ErrPromoted", err)
+	}
+
+	// Nothing more arrives from the old primary.
+	frozen := s.LastTransaction()
+	w.run(5)
+	time.Sleep(50 * time.Millisecond)
+	if got := s.LastTransaction(); got != frozen {
+		t.Fatalf("promoted node still replicating: last %s, was %s", got, frozen)
+	}
+
+	// Commits through the promoted node reach its downstream secondary.
+	w2 := newWorkload(t, s)
+	oid, err := s.NewOid(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last zodb.Tid
+	for i := range 10 {
+		last = w2.commit(zodb.TxnMeta{Description: []byte("after promotion")}, func(txn zodb.Txn) error {
+			var prev zodb.Tid
+			if i > 0 {
+				prev = last
+			}
+			return txn.Store(oid, prev, []byte("new primary"))
+		})
+	}
+	if last <= frozen {
+		t.Fatalf("new commit %s not after the replicated %s", last, frozen)
+	}
+	waitFor(t, "the downstream secondary to get the new primary's commits", func() bool {
+		return down.LastTransaction() == last
+	})
+	data, _, err := down.Load(ctx, oid)
+	if err != nil || string(data) != "new primary" {
+		t.Fatalf("downstream load: %q %v", data, err)
+	}
+	down.close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-serveErr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Promoting a secondary that never connected works at once; Close after
+// it is clean, and Promote after Close fails.
+func TestPromoteIdleAndClosed(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := startSecondary(t, filepath.Join(dir, "s.fs"), filepath.Join(dir, "nobody.sock"), secondary.Options{})
+	if err := s.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+	s.done <- nil // for the cleanup
+	txn, err := s.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Abort()
+	s.close()
+	if err := s.Promote(ctx); err != nil {
+		t.Fatalf("promote again after close: %v (already promoted: nil)", err)
+	}
+	s2 := secondary.New(openFS(t, filepath.Join(dir, "s2.fs")), "1", secondary.Options{})
+	s2.Close()
+	if err := s2.Promote(ctx); !errors.Is(err, zodb.ErrClosed) {
+		t.Fatalf("promote after close: %v, want ErrClosed", err)
+	}
+}
