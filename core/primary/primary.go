@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
@@ -63,6 +64,8 @@ type Primary struct {
 	log  *slog.Logger
 	opts Options
 	head *headSignal
+	// commitObs, if set, is told of every Finish (observe.go).
+	commitObs atomic.Pointer[CommitObserver]
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx
@@ -161,21 +164,22 @@ func (p *Primary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginO
 	if err != nil {
 		return nil, err
 	}
-	return &txn{Txn: t, head: p.head}, nil
+	return &txn{Txn: t, p: p}, nil
 }
 
 // txn wraps a transaction of the wrapped storage so that Finish wakes the
 // streams.
 type txn struct {
 	zodb.Txn
-	head *headSignal
+	p *Primary
 }
 
 // Finish finishes the wrapped transaction, then signals the new head.
-func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
-	tid, err := t.Txn.Finish(ctx)
+func (t *txn) Finish(ctx context.Context) (tid zodb.Tid, err error) {
+	defer func(start time.Time) { t.p.observeCommit(start, tid, err) }(time.Now())
+	tid, err = t.Txn.Finish(ctx)
 	if err == nil {
-		t.head.Notify()
+		t.p.head.Notify()
 	}
 	return tid, err
 }
