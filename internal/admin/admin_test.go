@@ -1,0 +1,251 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// pair is a primary and a secondary replicating over a unix socket, each
+// with its metrics, as the daemons wire them.
+type pair struct {
+	p    *primary.Primary
+	s    *secondary.Secondary
+	pm   *admin.Metrics
+	sm   *admin.Metrics
+	pn   *admin.PrimaryNode
+	sn   *admin.SecondaryNode
+	stop func()
+}
+
+func openFS(t *testing.T, path string) *fs.FileStorage {
+	t.Helper()
+	st, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func startPair(t *testing.T) *pair {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	pr := &pair{pm: admin.NewMetrics(), sm: admin.NewMetrics()}
+	pr.p = primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{})
+	sock := filepath.Join(dir, "repl.sock")
+	ln, err := netaddr.Listen(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.p.AddListener(pr.pm.CountListener(ln)); err != nil {
+		t.Fatal(err)
+	}
+	pr.pm.ObservePrimary(pr.p)
+	go pr.p.Serve(ctx)
+	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, sock) })
+	pr.s = secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
+		Dialer: pr.sm.CountDialer(dialer), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	pr.sm.ObserveSecondary(pr.s)
+	runDone := make(chan error, 1)
+	go func() { runDone <- pr.s.Run(ctx) }()
+	pr.pn = &admin.PrimaryNode{Primary: pr.p, Path: "p.fs"}
+	pr.sn = &admin.SecondaryNode{Secondary: pr.s, Path: "s.fs"}
+	pr.pm.SetNode(pr.pn)
+	pr.sm.SetNode(pr.sn)
+	pr.stop = func() {
+		pr.s.Close()
+		<-runDone
+		pr.p.Close()
+	}
+	t.Cleanup(pr.stop)
+	return pr
+}
+
+func commit(t *testing.T, st zodb.Storage, n int) zodb.Tid {
+	t.Helper()
+	ctx := context.Background()
+	var tid zodb.Tid
+	for range n {
+		txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("admin test")}, zodb.BeginOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oid, err := st.NewOid(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Store(oid, 0, []byte("data")); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if tid, err = txn.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tid
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return string(b)
+}
+
+// Status and metrics of a replicating pair, over httptest.
+func TestStatusAndMetrics(t *testing.T) {
+	pr := startPair(t)
+	last := commit(t, pr.p, 5)
+	waitFor(t, "replication", func() bool { return pr.s.LastTransaction() == last })
+	// The caught-up indicator comes from the protocol's read loop; give it
+	// a moment, but the rest of the status does not depend on it.
+	caughtUp := false
+	for deadline := time.Now().Add(2 * time.Second); !caughtUp && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		caughtUp = pr.sn.Status().Upstream.CaughtUp
+	}
+	if !caughtUp {
+		t.Log("the secondary does not report caught_up with this protocol")
+	}
+
+	psrv := httptest.NewServer(admin.NewServer(pr.pn, pr.pm, nil).Handler())
+	defer psrv.Close()
+	ssrv := httptest.NewServer(admin.NewServer(pr.sn, pr.sm, nil).Handler())
+	defer ssrv.Close()
+
+	var ps admin.Status
+	if err := json.Unmarshal([]byte(get(t, psrv.URL+"/status")), &ps); err != nil {
+		t.Fatal(err)
+	}
+	if ps.Role != "primary" || ps.LastTid != last.Hex() || !ps.Serving || len(ps.Secondaries) != 1 ||
+		!ps.Secondaries[0].CaughtUp || ps.Secondaries[0].LastSent != last.Hex() || ps.LastTidTime.IsZero() {
+		t.Errorf("primary status %+v", ps)
+	}
+	var ss admin.Status
+	if err := json.Unmarshal([]byte(get(t, ssrv.URL+"/status")), &ss); err != nil {
+		t.Fatal(err)
+	}
+	if ss.Role != "secondary" || ss.LastTid != last.Hex() || ss.Upstream == nil || !ss.Upstream.Connected || ss.Upstream.CaughtUp != caughtUp {
+		t.Errorf("secondary status %+v %+v", ss, ss.Upstream)
+	}
+
+	pmet := get(t, psrv.URL+"/metrics")
+	for _, want := range []string{
+		`zrs_role{role="primary"} 1`, `zrs_secondaries_connected 1`, `zrs_commits_total{result="ok"} 5`,
+		`zrs_commit_duration_seconds_count 5`, `zrs_secondary_lag_seconds{peer=`, `zrs_last_transaction_timestamp_seconds `,
+		`zrs_last_tid `, `zrs_replication_sent_bytes_total `,
+	} {
+		if !strings.Contains(pmet, want) {
+			t.Errorf("primary metrics lack %q", want)
+		}
+	}
+	if strings.Contains(pmet, "zrs_replication_sent_bytes_total 0\n") {
+		t.Error("no bytes counted as sent")
+	}
+	smet := get(t, ssrv.URL+"/metrics")
+	for _, want := range []string{
+		`zrs_role{role="secondary"} 1`, `zrs_apply_duration_seconds_count 5`, `zrs_upstream_connected 1`,
+		`zrs_upstream_caught_up `, `zrs_upstream_connects_total 1`,
+	} {
+		if !strings.Contains(smet, want) {
+			t.Errorf("secondary metrics lack %q", want)
+		}
+	}
+	if strings.Contains(smet, "zrs_replication_received_bytes_total 0\n") {
+		t.Error("no bytes counted as received")
+	}
+	// Promotion of a primary is refused with 409.
+	resp, err := http.Post(psrv.URL+"/promote", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("promote a primary: %s, want 409", resp.Status)
+	}
+}
+
+// The client over a unix socket: status, promotion of a secondary, and
+// the refusal to promote a primary.
+func TestClientOverUnixSocket(t *testing.T) {
+	pr := startPair(t)
+	last := commit(t, pr.p, 3)
+	waitFor(t, "replication", func() bool { return pr.s.LastTransaction() == last })
+	dir := t.TempDir()
+	ctx := context.Background()
+	serve := func(n admin.Node, m *admin.Metrics, name string) *admin.Client {
+		srv := admin.NewServer(n, m, nil)
+		addr := filepath.Join(dir, name)
+		if _, err := srv.Listen(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Shutdown(ctx) })
+		c, err := admin.NewClient(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pc := serve(pr.pn, pr.pm, "p.admin")
+	sc := serve(pr.sn, pr.sm, "s.admin")
+
+	st, raw, err := sc.Status(ctx)
+	if err != nil || st.Role != "secondary" || st.LastTid != last.Hex() || !json.Valid(raw) {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, err := pc.Promote(ctx); !errors.Is(err, admin.ErrNotSecondary) {
+		t.Fatalf("promote a primary: %v, want ErrNotSecondary", err)
+	}
+	res, err := sc.Promote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Role != "primary" || res.LastTid != last.Hex() || res.PromotedAt.IsZero() || res.Upstream != nil {
+		t.Fatalf("after promote: %+v", res)
+	}
+	t.Logf("promotion over HTTP took %.3f ms", res.TookSeconds*1000)
+	if _, err := sc.Promote(ctx); err != nil {
+		t.Fatalf("second promotion: %v", err)
+	}
+	// The promoted node is writable.
+	tid := commit(t, pr.s, 1)
+	st, _, err = sc.Status(ctx)
+	if err != nil || st.Role != "primary" || st.LastTid != tid.Hex() {
+		t.Fatalf("status after a commit on the promoted node: %+v %v", st, err)
+	}
+}

@@ -1,0 +1,176 @@
+package admin
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// Metric namespace: every zrs metric is named zrs_*.
+const namespace = "zrs"
+
+// latencyBuckets span a fast fsync (50 µs) to a stuck disk (10 s).
+var latencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 10, 20)
+
+// Metrics is a daemon's Prometheus registry: counters and histograms fed
+// by the hooks of core/primary and core/secondary, and gauges read from
+// the node's Status at each scrape.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	nodeMu sync.Mutex
+	node   Node // guarded by nodeMu
+
+	// Bytes exchanged with secondaries (down) and the primary (up).
+	downRead, downWritten, upRead, upWritten atomic.Int64
+
+	connects  prometheus.Counter
+	commits   *prometheus.CounterVec
+	commitDur prometheus.Histogram
+	applyDur  prometheus.Histogram
+}
+
+// NewMetrics returns the metrics of one daemon, with the Go runtime and
+// process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
+		Name: "upstream_connects_total", Help: "Connections made to the primary (reconnects are this minus one)."})
+	m.commits = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
+		Name: "commits_total", Help: "Transactions finished through the primary layer, by result (ok, error)."},
+		[]string{"result"})
+	m.commitDur = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
+		Name: "commit_duration_seconds", Help: "Time of a commit's finish: local write and fsync, plus the wait for acknowledgements in sync mode.",
+		Buckets: latencyBuckets})
+	m.applyDur = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
+		Name: "apply_duration_seconds", Help: "Time a secondary took to apply one replicated transaction (begin, restores, vote, finish with fsync).",
+		Buckets: latencyBuckets})
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.connects, m.commits, m.commitDur, m.applyDur,
+		counter("replication_sent_bytes_total", "Bytes sent to secondaries.", &m.downWritten),
+		counter("replication_received_bytes_total", "Bytes received from the primary.", &m.upRead),
+		counter("replication_secondary_received_bytes_total", "Bytes received from secondaries (handshakes, keep-alives, acknowledgements).", &m.downRead),
+		counter("replication_primary_sent_bytes_total", "Bytes sent to the primary (handshakes, keep-alives, acknowledgements).", &m.upWritten),
+		statusCollector{m},
+	)
+	m.commits.WithLabelValues("ok")
+	m.commits.WithLabelValues("error")
+	return m
+}
+
+// Registry returns the registry (GET /metrics serves it).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// SetNode sets the node whose Status the gauges report.
+func (m *Metrics) SetNode(n Node) {
+	m.nodeMu.Lock()
+	m.node = n
+	m.nodeMu.Unlock()
+}
+
+func (m *Metrics) status() (Status, bool) {
+	m.nodeMu.Lock()
+	n := m.node
+	m.nodeMu.Unlock()
+	if n == nil {
+		return Status{}, false
+	}
+	return n.Status(), true
+}
+
+// ObservePrimary feeds the commit counters and latency histogram from p.
+func (m *Metrics) ObservePrimary(p *primary.Primary) {
+	p.ObserveCommits(func(_ zodb.Tid, took time.Duration, err error) {
+		if err != nil {
+			m.commits.WithLabelValues("error").Inc()
+			return
+		}
+		m.commits.WithLabelValues("ok").Inc()
+		m.commitDur.Observe(took.Seconds())
+	})
+}
+
+// ObserveSecondary feeds the apply latency histogram from s.
+func (m *Metrics) ObserveSecondary(s *secondary.Secondary) {
+	s.ObserveApplies(func(_ zodb.Tid, took time.Duration) { m.applyDur.Observe(took.Seconds()) })
+}
+
+// statusCollector turns the node's Status into gauges at scrape time.
+type statusCollector struct{ m *Metrics }
+
+var (
+	descRole    = prometheus.NewDesc("zrs_role", "1 for the node's current role (primary or secondary).", []string{"role"}, nil)
+	descLastTid = prometheus.NewDesc("zrs_last_tid",
+		"The last committed tid as a number (a float: exact to 2^53, good for change detection; the hex tid is in /status).", nil, nil)
+	descLastTime  = prometheus.NewDesc("zrs_last_transaction_timestamp_seconds", "Unix time encoded in the last committed tid (0 if empty).", nil, nil)
+	descConnected = prometheus.NewDesc("zrs_secondaries_connected", "Secondaries connected to this node (a primary or a relay).", nil, nil)
+	descLagSec    = prometheus.NewDesc("zrs_secondary_lag_seconds", "Time between a secondary's position and this node's last tid.", []string{"peer"}, nil)
+	descLagTxn    = prometheus.NewDesc("zrs_secondary_lag_transactions", "Transactions a secondary is behind (when known).", []string{"peer"}, nil)
+	descLagBytes  = prometheus.NewDesc("zrs_secondary_lag_bytes", "Bytes of this node's file a secondary is behind (when known).", []string{"peer"}, nil)
+	descUpConn    = prometheus.NewDesc("zrs_upstream_connected", "1 if this secondary is connected to its primary.", nil, nil)
+	descCaughtUp  = prometheus.NewDesc("zrs_upstream_caught_up", "1 if this secondary is connected and has applied all its primary sent.", nil, nil)
+)
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRole, descLastTid, descLastTime, descConnected, descLagSec, descLagTxn, descLagBytes, descUpConn, descCaughtUp} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c.m.status()
+	if !ok {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, r := range []string{RolePrimary, RoleSecondary} {
+		gauge(descRole, b2f(st.Role == r), r)
+	}
+	var tid zodb.Tid
+	if t, err := zodb.ParseTid(st.LastTid); err == nil {
+		tid = t
+	}
+	gauge(descLastTid, float64(tid))
+	var ts float64
+	if !st.LastTidTime.IsZero() {
+		ts = float64(st.LastTidTime.UnixNano()) / 1e9
+	}
+	gauge(descLastTime, ts)
+	if st.Serving {
+		gauge(descConnected, float64(len(st.Secondaries)))
+		for _, d := range st.Secondaries {
+			gauge(descLagSec, d.LagSeconds, d.Peer)
+			if d.LagTransactions != nil {
+				gauge(descLagTxn, float64(*d.LagTransactions), d.Peer)
+			}
+			if d.LagBytes != nil {
+				gauge(descLagBytes, float64(*d.LagBytes), d.Peer)
+			}
+		}
+	}
+	if up := st.Upstream; up != nil {
+		gauge(descUpConn, b2f(up.Connected))
+		gauge(descCaughtUp, b2f(up.CaughtUp))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,108 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// promoteTimeout bounds a promotion requested over HTTP.
+const promoteTimeout = 30 * time.Second
+
+// Server is the admin endpoint of one daemon.
+type Server struct {
+	node    Node
+	metrics *Metrics
+	log     *slog.Logger
+	http    *http.Server
+}
+
+// NewServer serves node's status and promotion, and m's registry; m may
+// be nil (no /metrics). log may be nil.
+func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{node: node, metrics: m, log: log.With("component", "admin")}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return s
+}
+
+// Handler returns the endpoint's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.HandleFunc("POST /promote", s.handlePromote)
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+// Listen opens addr (a port, host:port, or a Unix socket path containing
+// "/") and serves it in the background until Shutdown. It returns the
+// bound address.
+func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := netaddr.Listen(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("admin endpoint listening", "addr", ln.Addr().String())
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin endpoint failed", "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Shutdown stops serving, waiting for requests in progress until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.node.Status())
+}
+
+func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), promoteTimeout)
+	defer cancel()
+	s.log.Warn("promotion requested", "from", r.RemoteAddr)
+	start := time.Now()
+	if err := s.node.Promote(ctx); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrNotSecondary) {
+			code = http.StatusConflict
+		}
+		s.log.Error("promotion failed", "err", err)
+		writeJSON(w, code, errorBody{Error: err.Error(), Role: s.node.Status().Role})
+		return
+	}
+	writeJSON(w, http.StatusOK, PromoteResult{Status: s.node.Status(), TookSeconds: time.Since(start).Seconds()})
+}
+
+// PromoteResult is what POST /promote returns on success.
+type PromoteResult struct {
+	Status
+	TookSeconds float64 `json:"took_seconds"`
+}
+
+// errorBody is what a failed request returns.
+type errorBody struct {
+	Error string `json:"error"`
+	Role  string `json:"role,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

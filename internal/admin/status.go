@@ -1,0 +1,81 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// Roles a node reports.
+const (
+	RolePrimary   = "primary"
+	RoleSecondary = "secondary"
+)
+
+// Status is what GET /status returns.
+type Status struct {
+	Role        string       `json:"role"`                   // RolePrimary or RoleSecondary
+	Path        string       `json:"path"`                   // the Data.fs served
+	LastTid     string       `json:"last_tid"`               // hex; 0000000000000000 for an empty database
+	LastTidTime time.Time    `json:"last_tid_time,omitzero"` // the time encoded in LastTid
+	PromotedAt  time.Time    `json:"promoted_at,omitzero"`   // when a former secondary was promoted
+	Upstream    *Upstream    `json:"upstream,omitempty"`     // a secondary's primary
+	Serving     bool         `json:"serving"`                // it serves secondaries (a primary, or a relay)
+	Secondaries []Downstream `json:"secondaries,omitempty"`  // connected secondaries, oldest first
+}
+
+// Upstream is a secondary's view of its primary.
+type Upstream struct {
+	Address        string    `json:"address"`
+	Connected      bool      `json:"connected"`
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+	// CaughtUp: connected, and everything the primary sent is applied
+	// (the secondary is waiting for the next transaction).
+	CaughtUp     bool      `json:"caught_up"`
+	WaitingSince time.Time `json:"waiting_since,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+}
+
+// Downstream is one secondary connected to a primary.
+type Downstream struct {
+	Peer           string    `json:"peer"`
+	Proto          string    `json:"proto"`
+	ConnectedSince time.Time `json:"connected_since"`
+	// LastSent is the last transaction handed to the connection (zrs2
+	// secondaries do not acknowledge what they applied).
+	LastSent     string    `json:"last_sent"`
+	LastSentTime time.Time `json:"last_sent_time,omitzero"`
+	CaughtUp     bool      `json:"caught_up"`
+	// LagSeconds is the time between LastSent's tid and the primary's
+	// last tid (0 when caught up).
+	LagSeconds float64 `json:"lag_seconds"`
+	// LagTransactions and LagBytes are set when the primary can tell.
+	LagTransactions *int64 `json:"lag_transactions,omitempty"`
+	LagBytes        *int64 `json:"lag_bytes,omitempty"`
+}
+
+// tidTime is the time in tid, zero for tid 0.
+func tidTime(tid zodb.Tid) time.Time {
+	if tid == 0 {
+		return time.Time{}
+	}
+	return tid.Time().UTC()
+}
+
+// downstreams converts a primary's view of its secondaries.
+func downstreams(st primary.Status) []Downstream {
+	var out []Downstream
+	for _, ss := range st.Secondaries {
+		d := Downstream{
+			Peer: ss.Peer, Proto: ss.Proto, ConnectedSince: ss.ConnectedSince.UTC(),
+			LastSent: ss.LastSent.Hex(), LastSentTime: tidTime(ss.LastSent),
+			CaughtUp: ss.LastSent >= st.LastTransaction,
+		}
+		if !d.CaughtUp && ss.LastSent != 0 {
+			d.LagSeconds = st.LastTransaction.Time().Sub(ss.LastSent.Time()).Seconds()
+		}
+		out = append(out, d)
+	}
+	return out
+}
