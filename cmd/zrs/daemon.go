@@ -19,12 +19,15 @@ const shutdownTimeout = 60 * time.Second
 // daemonFlags are the flags shared by "zrs primary" and "zrs secondary".
 type daemonFlags struct {
 	zeo, blobDir, logLevel string
+	admin                  string // --admin / --metrics ADDR, "" for none
 }
 
 func (d *daemonFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&d.zeo, "zeo", "", "serve ZEO clients on `ADDR` (not yet available)")
 	fset.StringVar(&d.blobDir, "blob-dir", "", "blob directory `DIR` (not yet available)")
 	fset.StringVar(&d.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fset.StringVar(&d.admin, "admin", "", "serve the admin endpoint (/status, /metrics, /promote) over HTTP on `ADDR`")
+	fset.StringVar(&d.admin, "metrics", "", "same as --admin `ADDR`")
 }
 
 // check refuses the options this release does not implement yet and
@@ -35,6 +38,11 @@ func (d *daemonFlags) check(cmd string, stderr io.Writer) (*slog.Logger, error) 
 	}
 	if d.blobDir != "" {
 		return nil, usagef("%s: --blob-dir is not yet available in this release (blobs are not replicated yet)", cmd)
+	}
+	if d.admin != "" {
+		if _, err := netaddr.Parse(d.admin); err != nil {
+			return nil, usagef("%s: --admin: %v", cmd, err)
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(strings.ToUpper(d.logLevel))); err != nil {

@@ -23,21 +23,26 @@ Available commands:
         Print every transaction and data record of a Data.fs, in the line
         format of ZODB's fsdump.py, or with --json one JSON object per
         transaction per line (the format the interoperability tests use).
-  primary PATH/Data.fs --replicate-to ADDR
+  primary PATH/Data.fs --replicate-to ADDR [--admin ADDR]
         Serve a FileStorage's commits to secondaries (zc.zrs protocol,
         asynchronous). ADDR: a port, host:port, or a unix socket path
-        containing '/'.
-  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION]
+        containing '/'. --admin (or --metrics) serves /status, /metrics
+        (Prometheus) and /promote over HTTP.
+  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--admin ADDR]
         Replicate a primary into a FileStorage, reconnecting after
         failures; with --replicate-to, relay to further secondaries.
+  status ADDR [--json]
+        Role, last transaction and replication state (per-secondary lag)
+        of the daemon whose --admin endpoint is ADDR.
+  promote ADDR
+        Turn the running secondary whose --admin endpoint is ADDR into a
+        writable primary, without a restart.
   version
         Print the zrs version.
 
 Not yet available (reserved names; they exit with status 2):
   primary/secondary --zeo ADDR, --blob-dir DIR
   run --config FILE.yaml
-  status ADDR [--json]
-  promote ADDR
 
 Exit status: 0 success, 1 failure, 2 usage error or unavailable command.
 Run 'zrs <command> --help' for the flags of a command.
@@ -55,5 +60,5 @@ func runNotYet(cmd string, args []string, e *env) error {
 			return nil
 		}
 	}
-	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, primary, secondary, version)", cmd)
+	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, primary, secondary, status, promote, version)", cmd)
 }

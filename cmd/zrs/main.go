@@ -83,7 +83,11 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runPrimary(ctx, rest, e)
 	case "secondary":
 		return runSecondary(ctx, rest, e)
-	case "run", "status", "promote":
+	case "status":
+		return runStatus(ctx, rest, e)
+	case "promote":
+		return runPromote(ctx, rest, e)
+	case "run":
 		return runNotYet(cmd, rest, e)
 	default:
 		return usagef("unknown command %q", cmd)

@@ -50,14 +50,14 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"fs"}, {"fs", "nope"}, {"fs", "verify"}, {"fs", "dump", "a", "b"},
 		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo", "8200"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--blob-dir", "b"}, {"secondary", "Data.fs", "--replicate-from", "x:y"},
-		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status", "8100"}, {"promote", "x"}, {"run"}, {"secondary"}} {
+		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"secondary"}} {
 		code, _, errs := zrs(t, args...)
 		if code != 2 || errs == "" {
 			t.Errorf("%q: code %d, stderr %q", args, code, errs)
 		}
 	}
-	if _, _, errs := zrs(t, "promote", "x"); !strings.Contains(errs, "not yet available") {
-		t.Errorf("promote: %q", errs)
+	if _, _, errs := zrs(t, "run"); !strings.Contains(errs, "not yet available") {
+		t.Errorf("run: %q", errs)
 	}
 	if code, out, _ := zrs(t, "fs", "verify", "--help"); code != 0 || !strings.Contains(out, "Usage: zrs fs verify") {
 		t.Errorf("fs verify --help: %d %q", code, out)

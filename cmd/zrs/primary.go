@@ -7,14 +7,18 @@ import (
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/internal/admin"
 )
 
-const primaryUsage = `Usage: zrs primary PATH/Data.fs --replicate-to ADDR [--zeo ADDR] [--blob-dir DIR]
+const primaryUsage = `Usage: zrs primary PATH/Data.fs --replicate-to ADDR [--admin ADDR] [--zeo ADDR] [--blob-dir DIR]
 
 Open the FileStorage at PATH (creating it if missing) and stream every
 committed transaction to the secondaries that connect to ADDR, with the
 zc.zrs protocol (zrs2.0/zrs2.1; Python zc.zrs secondaries can connect).
 ADDR is a port (8100), host:port, or a unix socket path containing '/'.
+
+With --admin ADDR (or --metrics ADDR), serve HTTP on ADDR: GET /status
+(what "zrs status" shows), GET /metrics (Prometheus), POST /promote.
 
 Replication is asynchronous: commits never wait for secondaries. On
 SIGINT or SIGTERM the primary stops accepting, lets connected secondaries
@@ -47,13 +51,21 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	p := primary.New(st, primary.Options{Logger: log})
-	if _, err := p.Listen(ctx, *to); err != nil {
+	m := admin.NewMetrics()
+	m.ObservePrimary(p)
+	if err := listenCounted(ctx, p, *to, m, log); err != nil {
+		p.Close()
+		return err
+	}
+	stopAdmin, err := startAdmin(ctx, df.admin, &admin.PrimaryNode{Primary: p, Path: path}, m, log)
+	if err != nil {
 		p.Close()
 		return err
 	}
 	log.Info("primary started", "path", path, "last", st.LastTransaction())
 	serr := p.Serve(ctx)
 	log.Info("stopping primary")
+	stopAdmin()
 	sctx, cancel := stopContext(ctx)
 	defer cancel()
 	if err := p.Shutdown(sctx); err != nil {

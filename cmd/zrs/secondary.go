@@ -2,21 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"net"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/internal/admin"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
-const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--zeo ADDR] [--blob-dir DIR]
+const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--admin ADDR] [--zeo ADDR] [--blob-dir DIR]
 
 Open the FileStorage at PATH (creating it if missing) and replicate into
 it everything committed on the primary at ADDR (zc.zrs protocol zrs2.0; a
 Python zc.zrs primary works too), resuming from the last transaction in
 PATH and reconnecting after failures with a capped back-off. With
 --replicate-to, also serve what it receives to further secondaries.
+
+With --admin ADDR (or --metrics ADDR), serve HTTP on ADDR: GET /status,
+GET /metrics (Prometheus), and POST /promote ("zrs promote ADDR"), which
+stops replicating and makes this node a writable primary without a
+restart; a relay keeps serving its own secondaries.
 
 ADDR is a port (8100 = localhost:8100), host:port, or a unix socket path
 containing '/'. On SIGINT or SIGTERM the secondary aborts a transaction it
@@ -61,22 +69,39 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	m := admin.NewMetrics()
 	var target secondary.Storage = st
+	var relay *primary.Primary
 	serveDone := make(chan error, 1)
 	if *to != "" {
-		p := primary.New(st, primary.Options{Logger: log})
-		if _, err := p.Listen(ctx, *to); err != nil {
-			p.Close()
+		relay = primary.New(st, primary.Options{Logger: log})
+		m.ObservePrimary(relay)
+		if err := listenCounted(ctx, relay, *to, m, log); err != nil {
+			relay.Close()
 			return err
 		}
-		go func() { serveDone <- p.Serve(context.WithoutCancel(ctx)) }()
-		target = p
+		go func() { serveDone <- relay.Serve(context.WithoutCancel(ctx)) }()
+		target = relay
 	} else {
 		serveDone <- nil
 	}
-	s := secondary.New(target, *from, secondary.Options{Logger: log, KeepAlive: *keepAlive})
+	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, *from) })
+	s := secondary.New(target, *from, secondary.Options{Logger: log, KeepAlive: *keepAlive, Dialer: m.CountDialer(dial)})
+	m.ObserveSecondary(s)
+	stopAdmin, err := startAdmin(ctx, df.admin, &admin.SecondaryNode{Secondary: s, Relay: relay, Path: path}, m, log)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer stopAdmin()
 	log.Info("secondary started", "path", path, "last", st.LastTransaction(), "primary", *from)
 	runErr := s.Run(ctx)
+	if s.Promoted() || errors.Is(runErr, secondary.ErrPromoted) {
+		// Promoted: now a primary (serving a relay's secondaries, if
+		// any) until stopped.
+		runErr = nil
+		<-ctx.Done()
+	}
 	log.Info("stopping secondary")
 	closeErr := closeWithin(ctx, s.Close)
 	<-serveDone

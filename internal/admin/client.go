@@ -82,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {
 	}
 	err = fmt.Errorf("admin endpoint %s: %s %s: %s: %s", c.addr, method, path, resp.Status, msg)
 	if resp.StatusCode == http.StatusConflict {
-		err = fmt.Errorf("%w (role %s): %s", ErrNotSecondary, eb.Role, err)
+		err = fmt.Errorf("%w: it is a %s", ErrNotSecondary, eb.Role)
 	}
 	return nil, err
 }

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/zrs-replication/zrs/internal/admin"
+)
+
+const promoteUsage = `Usage: zrs promote ADDR
+
+Turn the running secondary whose admin endpoint (--admin) is at ADDR into
+the primary: it stops replicating from its primary, and its storage
+becomes writable, without a restart (a relay keeps serving its own
+secondaries). Prints the new role and the last transaction. Exits 1 if the
+node is not a secondary. ADDR is a port, host:port, or a unix socket path.
+
+Before promoting, stop writes on the old primary (or make sure it is
+dead) and check with "zrs status" that the secondary is caught up:
+transactions the old primary committed after the secondary's last one
+are not on the new primary.
+
+Flags:
+`
+
+// runPromote runs "zrs promote".
+func runPromote(ctx context.Context, args []string, e *env) error {
+	fset := flag.NewFlagSet("promote", flag.ContinueOnError)
+	fset.Usage = usageFunc(fset, promoteUsage)
+	addr, err := oneAddr(fset, args, e)
+	if err != nil {
+		return err
+	}
+	c, err := admin.NewClient(addr)
+	if err != nil {
+		return usagef("promote: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	res, err := c.Promote(ctx)
+	if errors.Is(err, admin.ErrNotSecondary) {
+		return fmt.Errorf("promote %s: %w (nothing to promote)", addr, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "promoted: %s is now %s; last tid %s (took %.1f ms)\n",
+		addr, res.Role, res.LastTid, res.TookSeconds*1000)
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zrs-replication/zrs/internal/admin"
+)
+
+const statusUsage = `Usage: zrs status ADDR [--json]
+
+Ask the zrs daemon whose admin endpoint (--admin) is at ADDR for its role,
+its last transaction, and its replication: for a secondary, its primary
+and whether it is connected and caught up; for a primary (or a relay),
+each connected secondary with its lag. --json prints the endpoint's JSON
+as is (for scripts). ADDR is a port, host:port, or a unix socket path.
+
+Flags:
+`
+
+// requestTimeout bounds one admin request from the command line.
+const requestTimeout = 30 * time.Second
+
+// runStatus runs "zrs status".
+func runStatus(ctx context.Context, args []string, e *env) error {
+	fset := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fset.Bool("json", false, "print the status as JSON")
+	fset.Usage = usageFunc(fset, statusUsage)
+	addr, err := oneAddr(fset, args, e)
+	if err != nil {
+		return err
+	}
+	c, err := admin.NewClient(addr)
+	if err != nil {
+		return usagef("status: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	st, raw, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := e.stdout.Write(raw)
+		return err
+	}
+	return printStatus(e.stdout, st, time.Now())
+}
+
+// oneAddr parses the flags and the single ADDR argument.
+func oneAddr(fset *flag.FlagSet, args []string, e *env) (string, error) {
+	if err := parseFlags(fset, args, e); err != nil {
+		return "", err
+	}
+	if fset.NArg() != 1 {
+		return "", usagef("%s: want one ADDR (the daemon's --admin address), got %d arguments", fset.Name(), fset.NArg())
+	}
+	return fset.Arg(0), nil
+}
+
+// printStatus prints st as a small report with a table of secondaries.
+func printStatus(w io.Writer, st admin.Status, now time.Time) error {
+	fmt.Fprintf(w, "role:     %s\n", st.Role)
+	fmt.Fprintf(w, "path:     %s\n", st.Path)
+	fmt.Fprintf(w, "last tid: %s%s\n", st.LastTid, tidTimeNote(st.LastTidTime, now))
+	if !st.PromotedAt.IsZero() {
+		fmt.Fprintf(w, "promoted: %s\n", st.PromotedAt.Format(time.RFC3339Nano))
+	}
+	if up := st.Upstream; up != nil {
+		state := "disconnected"
+		switch {
+		case up.Connected && up.CaughtUp:
+			state = "connected, caught up"
+		case up.Connected:
+			state = "connected, receiving"
+		}
+		fmt.Fprintf(w, "primary:  %s (%s)\n", up.Address, state)
+		if up.LastError != "" && !up.Connected {
+			fmt.Fprintf(w, "error:    %s\n", up.LastError)
+		}
+	}
+	if !st.Serving {
+		return nil
+	}
+	if len(st.Secondaries) == 0 {
+		fmt.Fprintln(w, "secondaries: none connected")
+		return nil
+	}
+	fmt.Fprintf(w, "secondaries: %d connected\n", len(st.Secondaries))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PEER\tPROTO\tLAST SENT\tLAG\tCONNECTED")
+	for _, d := range st.Secondaries {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Peer, d.Proto, d.LastSent, lagText(d),
+			now.Sub(d.ConnectedSince).Round(time.Second))
+	}
+	return tw.Flush()
+}
+
+// tidTimeNote is " (TIME, AGE ago)" for a tid's time, "" for none.
+func tidTimeNote(t, now time.Time) string {
+	if t.IsZero() {
+		return " (empty database)"
+	}
+	return fmt.Sprintf(" (%s, %s ago)", t.Format("2006-01-02 15:04:05.000000 MST"), now.Sub(t).Round(time.Millisecond))
+}
+
+// lagText describes a secondary's lag.
+func lagText(d admin.Downstream) string {
+	if d.CaughtUp {
+		return "caught up"
+	}
+	var parts []string
+	if d.LagTransactions != nil {
+		parts = append(parts, fmt.Sprintf("%d txns", *d.LagTransactions))
+	}
+	if d.LagBytes != nil {
+		parts = append(parts, fmt.Sprintf("%d bytes", *d.LagBytes))
+	}
+	parts = append(parts, fmt.Sprintf("%.3fs", d.LagSeconds))
+	return strings.Join(parts, ", ")
+}
