@@ -7,7 +7,7 @@
 #   make test-py   pytest tests/ against the real Python ZODB (in .venv)
 #   make lint      gofmt, go vet, staticcheck
 #   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh)
-#   make demo      write a database through the Go API, verify it, dump its tail
+#   make demo      a local primary + secondary replicating: status, verify, dumps compared
 #   make package   not yet
 
 SHELL := bash
@@ -66,13 +66,41 @@ bench: setup
 	bench/fs.sh
 	bench/repl.sh
 
+# A local primary and secondary replicating over unix sockets in a temp
+# dir: the primary (fstool serve-primary: core/primary plus a writer, as
+# zrs has no ZEO server yet) commits DEMO_TXNS transactions while a real
+# `zrs secondary` receives them; then both statuses, both files verified,
+# and their dumps compared.
+DEMO_TXNS ?= 60
 demo: build
-	@dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	@dir=$$(mktemp -d); pids=; \
+	trap 'for p in $$pids; do kill $$p 2>/dev/null || true; done; wait; rm -rf "$$dir"' EXIT; \
 	$(GO) build -o "$$dir/fstool" ./tests/fstool; \
-	echo "== fstool write $$dir/demo/Data.fs"; mkdir "$$dir/demo"; \
-	"$$dir/fstool" write "$$dir/demo/Data.fs" --txns 50; \
-	echo "== zrs fs verify"; bin/zrs fs verify "$$dir/demo/Data.fs"; \
-	echo "== zrs fs dump | tail"; bin/zrs fs dump "$$dir/demo/Data.fs" | tail -n 15
+	mkdir "$$dir/primary" "$$dir/secondary"; \
+	echo "== primary: $$dir/primary/Data.fs, replicating on $$dir/repl.sock, committing $(DEMO_TXNS) transactions"; \
+	"$$dir/fstool" serve-primary "$$dir/primary/Data.fs" --replicate-to "$$dir/repl.sock" \
+	  --admin "$$dir/primary.admin" --txns $(DEMO_TXNS) --commit-every 25ms >"$$dir/primary.out" 2>"$$dir/primary.log" & pids="$$pids $$!"; \
+	sleep 0.3; \
+	echo "== secondary: bin/zrs secondary $$dir/secondary/Data.fs --replicate-from $$dir/repl.sock"; \
+	bin/zrs secondary "$$dir/secondary/Data.fs" --replicate-from "$$dir/repl.sock" \
+	  --admin "$$dir/secondary.admin" 2>"$$dir/secondary.log" & pids="$$pids $$!"; \
+	sleep 0.5; \
+	echo "== zrs status (secondary, while the primary is still committing)"; \
+	bin/zrs status "$$dir/secondary.admin"; \
+	lasttid() { bin/zrs status "$$1" --json | sed -n 's/^  "last_tid": "\([0-9a-f]*\)".*/\1/p'; }; \
+	for i in $$(seq 200); do \
+	  [[ -s "$$dir/primary.out" ]] && [[ "$$(lasttid "$$dir/primary.admin")" == "$$(lasttid "$$dir/secondary.admin")" ]] && break; \
+	  sleep 0.1; \
+	done; \
+	echo "== zrs status (primary)"; bin/zrs status "$$dir/primary.admin"; \
+	echo "== zrs status (secondary)"; bin/zrs status "$$dir/secondary.admin"; \
+	for p in $$pids; do kill $$p; done; wait $$pids; pids=; \
+	echo "== zrs fs verify (primary, secondary)"; \
+	bin/zrs fs verify "$$dir/primary/Data.fs"; bin/zrs fs verify "$$dir/secondary/Data.fs"; \
+	bin/zrs fs dump "$$dir/primary/Data.fs" >"$$dir/primary.dump"; bin/zrs fs dump "$$dir/secondary/Data.fs" >"$$dir/secondary.dump"; \
+	echo "== zrs fs dump: primary and secondary are identical ($$(grep -c '^Trans' "$$dir/primary.dump") transactions); the tail:"; \
+	diff -u "$$dir/primary.dump" "$$dir/secondary.dump"; cmp -s "$$dir/primary/Data.fs" "$$dir/secondary/Data.fs" && echo "   (and byte-identical files)"; \
+	tail -n 6 "$$dir/secondary.dump"
 
 package:
 	@echo "make package: not yet (packaging comes with the appliance work)" >&2; exit 1

@@ -9,6 +9,7 @@
 //	fstool load PATH
 //	fstool undo PATH TID...
 //	fstool bench iterate PATH | load PATH N | commit PATH N
+//	fstool serve-primary PATH --replicate-to ADDR [--admin ADDR] [--txns N] [--commit-every D]
 //
 // Errors go to stderr with exit status 1.
 package main
@@ -29,13 +30,14 @@ func main() {
 
 // commands maps each subcommand to its implementation.
 var commands = map[string]func(ctx context.Context, args []string) error{
-	"write":     runWrite,
-	"copy":      runCopy,
-	"open":      runOpen,
-	"hold-lock": runHoldLock,
-	"load":      runLoad,
-	"undo":      runUndo,
-	"bench":     runBench,
+	"write":         runWrite,
+	"copy":          runCopy,
+	"open":          runOpen,
+	"hold-lock":     runHoldLock,
+	"load":          runLoad,
+	"undo":          runUndo,
+	"bench":         runBench,
+	"serve-primary": runServePrimary,
 }
 
 func run(ctx context.Context, args []string) error {
