@@ -11,6 +11,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -52,6 +53,15 @@ type Options struct {
 	// its two handshake frames; 0 means 30 s. zc.zrs has no such limit; it
 	// only stops half-open connections from holding a goroutine forever.
 	HandshakeTimeout time.Duration
+	// HeartbeatInterval is how often a native (zrs3) stream with nothing
+	// to send sends a heartbeat; 0 means DefaultHeartbeatInterval. Native
+	// secondaries reconnect after a few intervals of silence.
+	HeartbeatInterval time.Duration
+	// NoCompression refuses zstd to native secondaries that offer it.
+	NoCompression bool
+	// Durability says whether a commit waits for secondaries; the zero
+	// value is asynchronous replication, as zc.zrs.
+	Durability Durability
 }
 
 // Primary wraps a storage, passes every storage call through, and streams
@@ -66,6 +76,11 @@ type Primary struct {
 	head *headSignal
 	// commitObs, if set, is told of every Finish (observe.go).
 	commitObs atomic.Pointer[CommitObserver]
+
+	ident     atomic.Pointer[zrsproto.Identity] // the database identity, once known
+	ackSignal *headSignal                       // notified when a native secondary acknowledges
+	dur       durabilityState
+	commits   commitRing // recent commits, for lag
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx
@@ -91,10 +106,14 @@ func New(st Storage, opts Options) *Primary {
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = 30 * time.Second
 	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	opts.Durability = opts.Durability.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	g, ctx := errgroup.WithContext(ctx)
 	return &Primary{
-		st: st, log: log.With("component", "primary"), opts: opts, head: newHeadSignal(),
+		st: st, log: log.With("component", "primary"), opts: opts, head: newHeadSignal(), ackSignal: newHeadSignal(),
 		ctx: ctx, cancel: cancel, group: g, drain: make(chan struct{}),
 		streams: make(map[*stream]struct{}), done: make(chan struct{}), serving: make(chan struct{}),
 	}
@@ -168,18 +187,25 @@ func (p *Primary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginO
 }
 
 // txn wraps a transaction of the wrapped storage so that Finish wakes the
-// streams.
+// streams (and, in sync mode, waits for the secondaries).
 type txn struct {
 	zodb.Txn
 	p *Primary
 }
 
-// Finish finishes the wrapped transaction, then signals the new head.
+// Finish finishes the wrapped transaction (fsynced on this host), then
+// signals the new head. With Durability.Mode Sync it then waits until
+// enough secondaries acknowledged the transaction; if they do not in
+// time, the transaction stays committed here and the error wraps
+// ErrNotReplicated (OnTimeout Fail), or the primary degrades to
+// asynchronous replication with a loud log (OnTimeout Degrade).
 func (t *txn) Finish(ctx context.Context) (tid zodb.Tid, err error) {
 	defer func(start time.Time) { t.p.observeCommit(start, tid, err) }(time.Now())
 	tid, err = t.Txn.Finish(ctx)
-	if err == nil {
-		t.p.head.Notify()
+	if err != nil {
+		return tid, err
 	}
-	return tid, err
+	t.p.recordCommit(tid)
+	t.p.head.Notify()
+	return tid, t.p.waitReplicated(ctx, tid)
 }

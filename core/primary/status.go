@@ -20,6 +20,15 @@ type SecondaryStatus struct {
 	Start          zodb.Tid  // the tid it said it had when it connected
 	LastSent       zodb.Tid  // the last transaction written to it (Start until one is)
 	ConnectedSince time.Time // when the connection was accepted
+
+	// Native protocol (zrs3) only; zero for zrs2 secondaries.
+	Compression string    // "zstd" or "" (none)
+	Acks        bool      // the secondary acknowledges what it applied
+	Acked       zodb.Tid  // the last tid it acknowledged (applied and fsynced)
+	AckedAt     time.Time // when; zero if it never did
+	// Lag behind the primary's last transaction: from Acked when the
+	// secondary acknowledges, else from LastSent (what zrs2 can tell).
+	Lag Lag
 }
 
 // Status returns the current state of the primary and of each secondary.
@@ -34,6 +43,14 @@ func (p *Primary) Status() Status {
 		}
 	}
 	p.mu.Unlock()
+	for i := range st.Secondaries {
+		ss := &st.Secondaries[i]
+		at := ss.LastSent
+		if ss.Acks {
+			at = ss.Acked
+		}
+		ss.Lag = p.lagOf(at, st.LastTransaction)
+	}
 	sort.Slice(st.Secondaries, func(i, j int) bool {
 		return st.Secondaries[i].ConnectedSince.Before(st.Secondaries[j].ConnectedSince)
 	})

@@ -1,7 +1,6 @@
 package primary
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +36,10 @@ type stream struct {
 	proto    string   // "" until the handshake is accepted; guarded by mu
 	start    zodb.Tid // guarded by mu
 	lastSent zodb.Tid // guarded by mu
+
+	native  *nativeConn // non-nil for a zrs3 stream; set at the handshake, guarded by mu
+	acked   zodb.Tid    // native: the last tid the secondary acknowledged; guarded by mu
+	ackedAt time.Time   // when it did; guarded by mu
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
@@ -51,10 +54,14 @@ func newStream(p *Primary, conn net.Conn) *stream {
 func (s *stream) status() (SecondaryStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SecondaryStatus{
+	ss := SecondaryStatus{
 		Peer: s.peer, Proto: s.proto, Start: s.start,
 		LastSent: s.lastSent, ConnectedSince: s.since,
-	}, s.proto != ""
+	}
+	if s.native != nil {
+		ss.Compression, ss.Acks, ss.Acked, ss.AckedAt = s.native.compression, s.native.acks, s.acked, s.ackedAt
+	}
+	return ss, s.proto != ""
 }
 
 // run serves the connection until the secondary goes away, breaks the
@@ -77,7 +84,11 @@ func (s *stream) run(ctx context.Context) {
 
 	gentle := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.readKeepAlives(cancel, gentle) })
+	if s.isNative() {
+		wg.Go(func() { s.readAcks(cancel) })
+	} else {
+		wg.Go(func() { s.readKeepAlives(cancel, gentle) })
+	}
 	err = s.send(ctx, start, gentle)
 	cancel()
 	wg.Wait()
@@ -101,11 +112,15 @@ func (s *stream) sent() zodb.Tid {
 // decides whether to serve it.
 func (s *stream) handshake() (zodb.Tid, error) {
 	s.conn.SetReadDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
-	proto, start, err := zrsproto.ReadHandshake(s.conn)
-	s.conn.SetReadDeadline(time.Time{})
+	defer s.conn.SetReadDeadline(time.Time{})
+	proto, start, err := zrsproto.ReadAnyHandshake(s.conn)
 	if err != nil {
 		return 0, fmt.Errorf("handshake: %w", err)
 	}
+	if proto == zrsproto.Proto3 {
+		return start, s.nativeHandshake(start)
+	}
+	s.conn.SetReadDeadline(time.Time{})
 	if proto != zrsproto.Proto20 && proto != zrsproto.Proto21 {
 		return 0, fmt.Errorf("handshake: invalid protocol %q (want %s or %s)", proto, zrsproto.Proto20, zrsproto.Proto21)
 	}
@@ -170,36 +185,61 @@ func (s *stream) readKeepAlives(cancel context.CancelFunc, gentle chan struct{})
 // near-end position without scanning. Memory stays one transaction plus
 // the write buffer however far behind the secondary is.
 func (s *stream) send(ctx context.Context, start zodb.Tid, gentle <-chan struct{}) error {
-	bw := bufio.NewWriterSize(s.conn, writeBufferSize)
-	sw := zrsproto.NewStreamWriter(bw, start)
+	out, err := s.newSink(start)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	var beat <-chan time.Time
+	if s.isNative() {
+		t := time.NewTicker(s.p.opts.HeartbeatInterval)
+		defer t.Stop()
+		beat = t.C
+	}
 	next := start + 1
 	for {
 		// Whether to end is decided before catching up, so that the last
 		// round starts after the request to end: it sends everything
 		// committed before that request.
 		wake, ending := s.p.head.C(), closed(gentle) || closed(s.p.drain)
-		if err := s.catchUp(ctx, sw, &next); err != nil {
+		if err := s.catchUp(ctx, out, &next); err != nil {
 			return err
 		}
-		if err := bw.Flush(); err != nil {
+		if err := out.Flush(); err != nil {
 			return fmt.Errorf("writing to secondary: %w", err)
 		}
 		if ending {
 			return nil
 		}
+		if err := s.wait(ctx, out, wake, gentle, beat); err != nil {
+			return err
+		}
+	}
+}
+
+// wait returns when there may be something to send (a commit, a request
+// to end) or ctx ends; meanwhile it sends a heartbeat on every beat.
+func (s *stream) wait(ctx context.Context, out sink, wake, gentle <-chan struct{}, beat <-chan time.Time) error {
+	for {
 		select {
 		case <-wake:
 		case <-gentle:
 		case <-s.p.drain:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-beat:
+			if err := out.Heartbeat(s.p.heartbeat()); err != nil {
+				return fmt.Errorf("writing to secondary: %w", err)
+			}
+			continue
 		}
+		return nil
 	}
 }
 
 // catchUp writes every committed transaction with tid >= *next and
 // advances *next past them.
-func (s *stream) catchUp(ctx context.Context, sw *zrsproto.StreamWriter, next *zodb.Tid) error {
+func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid) error {
 	it, err := s.p.st.Iterate(ctx, *next, zodb.MaxTid)
 	if err != nil {
 		return fmt.Errorf("iterating from %s: %w", *next, err)

@@ -1,0 +1,221 @@
+package primary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// ErrNotReplicated: a commit in sync mode was not acknowledged by enough
+// secondaries in time (or its context ended while waiting). The
+// transaction IS committed and fsynced on the primary — its tid is
+// returned with the error, and secondaries will still receive it — but
+// the guarantee that it survives the loss of the primary was not met.
+var ErrNotReplicated = errors.New("transaction committed on the primary but not acknowledged by enough secondaries")
+
+// DurabilityMode says what a commit waits for.
+type DurabilityMode int
+
+const (
+	// Async: a commit returns once fsynced on the primary (zc.zrs's only
+	// mode). The zero value.
+	Async DurabilityMode = iota
+	// Sync: a commit returns once fsynced on the primary and acknowledged
+	// (applied and fsynced) by Quorum native secondaries.
+	Sync
+)
+
+func (m DurabilityMode) String() string {
+	if m == Sync {
+		return "sync"
+	}
+	return "async"
+}
+
+// TimeoutAction says what a sync commit does when its secondaries do not
+// acknowledge it within Durability.Timeout.
+type TimeoutAction int
+
+const (
+	// Fail: Finish returns the tid with an error wrapping
+	// ErrNotReplicated. Every later commit waits again. The zero value.
+	Fail TimeoutAction = iota
+	// Degrade: Finish succeeds, the primary logs at error level that it
+	// is now replicating asynchronously, and later commits do not wait
+	// until Quorum secondaries have caught up with the commit that timed
+	// out (logged as well).
+	Degrade
+)
+
+func (a TimeoutAction) String() string {
+	if a == Degrade {
+		return "degrade"
+	}
+	return "fail"
+}
+
+// DefaultSyncTimeout bounds a sync commit's wait when Durability.Timeout
+// is zero.
+const DefaultSyncTimeout = 5 * time.Second
+
+// Durability configures synchronous replication.
+type Durability struct {
+	Mode DurabilityMode
+	// Quorum is how many secondaries (ANY k of the connected native ones
+	// that send acknowledgements) must acknowledge a commit; 0 means 1.
+	Quorum int
+	// Timeout bounds the wait; 0 means DefaultSyncTimeout.
+	Timeout time.Duration
+	// OnTimeout: Fail (the default) or Degrade.
+	OnTimeout TimeoutAction
+}
+
+func (d Durability) withDefaults() Durability {
+	if d.Quorum <= 0 {
+		d.Quorum = 1
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = DefaultSyncTimeout
+	}
+	return d
+}
+
+// String is "async" or e.g. "sync ANY 1, timeout 5s, fail".
+func (d Durability) String() string {
+	if d.Mode != Sync {
+		return "async"
+	}
+	return fmt.Sprintf("sync ANY %d, timeout %v, %v", d.Quorum, d.Timeout, d.OnTimeout)
+}
+
+// ParseDurabilityMode parses "async" or "sync".
+func ParseDurabilityMode(s string) (DurabilityMode, error) {
+	switch strings.ToLower(s) {
+	case "async":
+		return Async, nil
+	case "sync":
+		return Sync, nil
+	}
+	return 0, fmt.Errorf("durability %q: want async or sync", s)
+}
+
+// ParseTimeoutAction parses "fail" or "degrade".
+func ParseTimeoutAction(s string) (TimeoutAction, error) {
+	switch strings.ToLower(s) {
+	case "fail":
+		return Fail, nil
+	case "degrade":
+		return Degrade, nil
+	}
+	return 0, fmt.Errorf("on sync timeout %q: want fail or degrade", s)
+}
+
+// durabilityState is the sync-mode state of a Primary.
+type durabilityState struct {
+	mu           sync.Mutex
+	degraded     bool      // Degrade happened and secondaries have not caught up; guarded by mu
+	degradedAt   zodb.Tid  // the commit that timed out; guarded by mu
+	lastFailLog  time.Time // rate-limits the Fail logs; guarded by mu
+	failsNotLogd int       // failures since the last log; guarded by mu
+}
+
+// waitReplicated waits, in sync mode, until Quorum native secondaries
+// have acknowledged tid.
+func (p *Primary) waitReplicated(ctx context.Context, tid zodb.Tid) error {
+	d := p.opts.Durability
+	if d.Mode != Sync {
+		return nil
+	}
+	if p.stillDegraded() {
+		return nil
+	}
+	timer := time.NewTimer(d.Timeout)
+	defer timer.Stop()
+	for {
+		wake := p.ackSignal.C()
+		n := p.countAcked(tid)
+		if n >= d.Quorum {
+			return nil
+		}
+		select {
+		case <-wake:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+			return fmt.Errorf("primary: commit %s: %w (%d of %d acknowledgements before the caller gave up: %v)",
+				tid, ErrNotReplicated, n, d.Quorum, ctx.Err())
+		}
+		return p.syncTimedOut(tid, n)
+	}
+}
+
+// syncTimedOut applies OnTimeout to a commit whose wait timed out with n
+// acknowledgements.
+func (p *Primary) syncTimedOut(tid zodb.Tid, n int) error {
+	d := p.opts.Durability
+	connected := p.countAcked(0)
+	if d.OnTimeout == Degrade {
+		p.dur.mu.Lock()
+		p.dur.degraded, p.dur.degradedAt = true, tid
+		p.dur.mu.Unlock()
+		p.log.Error("SYNC REPLICATION DEGRADED: commits no longer wait for secondaries; a primary failure now loses recent commits",
+			logKeyTid, tid, "acks", n, "quorum", d.Quorum, "acking_secondaries", connected, "timeout", d.Timeout)
+		return nil
+	}
+	p.dur.mu.Lock()
+	p.dur.failsNotLogd++
+	if time.Since(p.dur.lastFailLog) >= 10*time.Second {
+		p.log.Error("sync commit not acknowledged in time; the commit fails with ErrNotReplicated (it is committed on the primary)",
+			logKeyTid, tid, "acks", n, "quorum", d.Quorum, "acking_secondaries", connected, "timeout", d.Timeout,
+			"failed_commits", p.dur.failsNotLogd)
+		p.dur.lastFailLog, p.dur.failsNotLogd = time.Now(), 0
+	}
+	p.dur.mu.Unlock()
+	return fmt.Errorf("primary: commit %s: %w (%d of %d acknowledgements in %v)", tid, ErrNotReplicated, n, d.Quorum, d.Timeout)
+}
+
+// stillDegraded reports whether sync mode is degraded; it ends the
+// degradation (with a log) once Quorum secondaries have acknowledged the
+// commit that timed out.
+func (p *Primary) stillDegraded() bool {
+	p.dur.mu.Lock()
+	defer p.dur.mu.Unlock()
+	if !p.dur.degraded {
+		return false
+	}
+	if p.countAcked(p.dur.degradedAt) < p.opts.Durability.Quorum {
+		return true
+	}
+	p.dur.degraded = false
+	p.log.Warn("sync replication restored: commits wait for secondaries again", "quorum", p.opts.Durability.Quorum)
+	return false
+}
+
+// Degraded reports whether sync replication degraded to asynchronous
+// after a timeout (Durability.OnTimeout Degrade) and has not recovered.
+func (p *Primary) Degraded() bool {
+	p.dur.mu.Lock()
+	defer p.dur.mu.Unlock()
+	return p.dur.degraded
+}
+
+// countAcked returns how many connected native secondaries sending
+// acknowledgements have acknowledged tid or later.
+func (p *Primary) countAcked(tid zodb.Tid) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for s := range p.streams {
+		s.mu.Lock()
+		if s.native != nil && s.native.acks && s.acked >= tid {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,235 @@
+package primary
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+)
+
+// DefaultHeartbeatInterval is how often an idle native stream sends a
+// heartbeat when Options.HeartbeatInterval is zero.
+const DefaultHeartbeatInterval = 2 * time.Second
+
+// nativeConn is the state of a stream that negotiated the native
+// protocol; fields are fixed at the handshake, except where noted.
+type nativeConn struct {
+	compression string // "" or zrsproto.CompressionZstd
+	acks        bool   // the secondary sends acknowledgements
+}
+
+// identity returns the primary's database identity, the zero Identity
+// while it is empty. It is computed once, from the first transaction.
+func (p *Primary) identity(ctx context.Context) (zrsproto.Identity, error) {
+	if id := p.ident.Load(); id != nil {
+		return *id, nil
+	}
+	it, err := p.st.Iterate(ctx, 0, zodb.MaxTid)
+	if err != nil {
+		return zrsproto.Identity{}, err
+	}
+	defer it.Close()
+	first, err := it.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		return zrsproto.Identity{}, nil
+	}
+	if err != nil {
+		return zrsproto.Identity{}, err
+	}
+	id := zrsproto.IdentityOf(first)
+	p.ident.Store(&id)
+	return id, nil
+}
+
+// nativeHandshake reads a native secondary's hello (the protocol name and
+// start tid are read) and answers with a welcome or a refusal. On success
+// the stream is native.
+func (s *stream) nativeHandshake(start zodb.Tid) error {
+	h, err := zrsproto.ReadHello(s.conn)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	ctx := s.p.ctx
+	id, err := s.p.identity(ctx)
+	if err != nil {
+		return fmt.Errorf("handshake: reading the first transaction: %w", err)
+	}
+	last := s.p.st.LastTransaction()
+	wel := &zrsproto.Welcome{Version: zrsproto.NativeVersion, Database: id, Last: last,
+		HeartbeatMillis: s.p.opts.HeartbeatInterval.Milliseconds()}
+	if reason := s.p.judge(ctx, id, last, start, h); reason != "" {
+		wel.Refused = reason
+		s.conn.SetWriteDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
+		if err := zrsproto.WriteWelcome(s.conn, wel); err != nil {
+			s.log.Debug("sending refusal", logKeyErr, err)
+		}
+		return fmt.Errorf("%w: %s", errRefused, reason)
+	}
+	if !s.p.opts.NoCompression && slices.Contains(h.Compression, zrsproto.CompressionZstd) {
+		wel.Compression = zrsproto.CompressionZstd
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
+	err = zrsproto.WriteWelcome(s.conn, wel)
+	s.conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	s.mu.Lock()
+	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
+	s.native = &nativeConn{compression: wel.Compression, acks: h.Acks}
+	s.mu.Unlock()
+	return nil
+}
+
+// errRefused: a native secondary was refused (different database,
+// diverged history); the reason was sent to it.
+var errRefused = errors.New("refused")
+
+// judge decides whether a native secondary at start, announcing h, may
+// be streamed from this primary (identity id, last tid last). It returns
+// "" to accept, or the reason for an operator.
+func (p *Primary) judge(ctx context.Context, id zrsproto.Identity, last, start zodb.Tid, h *zrsproto.Hello) string {
+	restore := "; restore it from this primary or from a backup (move its Data.fs aside and let it replicate from scratch)"
+	if !h.Database.IsZero() && !id.IsZero() && h.Database != id {
+		return fmt.Sprintf("different database: the secondary's database is %s, this primary's is %s; "+
+			"point the secondary at its own primary, or start it from an empty file to replicate this one", h.Database, id)
+	}
+	if start == 0 {
+		return ""
+	}
+	if start > last {
+		return fmt.Sprintf("history diverged: the secondary has transactions up to %s (%s) that this primary lacks "+
+			"(its last is %s); it was probably a primary before a failover", start, start.TimeString(), last) + restore
+	}
+	if h.Position == nil || h.Position.Tid != start {
+		return fmt.Sprintf("the hello gives no position for the start tid %s", start)
+	}
+	info, err := p.txnAt(ctx, start)
+	if err != nil {
+		return fmt.Sprintf("cannot read this primary's transaction %s: %v", start, err)
+	}
+	if info == nil {
+		return fmt.Sprintf("history diverged at tid %s (%s): the secondary's last transaction is not in this primary's history, "+
+			"so it has transactions the primary lacks", start, start.TimeString()) + restore
+	}
+	full, meta := zrsproto.TxnDigests(info)
+	if info.Status == zodb.StatusPacked && meta == h.Position.Meta || full == h.Position.Full {
+		return ""
+	}
+	return fmt.Sprintf("history diverged at tid %s (%s): the secondary's transaction there differs from this primary's", start, start.TimeString()) + restore
+}
+
+// txnAt returns the transaction with exactly this tid, nil if none.
+func (p *Primary) txnAt(ctx context.Context, tid zodb.Tid) (*zodb.TxnInfo, error) {
+	it, err := p.st.Iterate(ctx, tid, tid)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	info, err := it.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil || info.Tid != tid {
+		return nil, err
+	}
+	return info, nil
+}
+
+// readAcks reads what a native secondary sends after the handshake:
+// acknowledgements and empty keep-alives. Anything else, or a read error,
+// cuts the stream.
+func (s *stream) readAcks(cancel context.CancelFunc) {
+	defer cancel()
+	for {
+		b, err := zrsproto.ReadFrame(s.conn, zrsproto.AckLimit)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("reading from secondary", logKeyErr, err)
+			}
+			return
+		}
+		if len(b) == 0 {
+			continue
+		}
+		tid, err := zrsproto.DecodeAck(b)
+		if err == nil && tid > s.sent() {
+			err = fmt.Errorf("acknowledges %s, which was not sent (last sent %s)", tid, s.sent())
+		}
+		if err != nil {
+			s.log.Error("bad frame from native secondary; disconnecting", logKeyErr, err)
+			return
+		}
+		s.mu.Lock()
+		if tid > s.acked {
+			s.acked, s.ackedAt = tid, time.Now()
+		}
+		s.mu.Unlock()
+		s.p.ackSignal.Notify()
+	}
+}
+
+// heartbeat returns what an idle stream tells its secondary.
+func (p *Primary) heartbeat() zrsproto.Heartbeat {
+	return zrsproto.Heartbeat{Last: p.st.LastTransaction(), Time: time.Now()}
+}
+
+// sink is where a stream writes: zrs2 frames straight to the connection,
+// or the native stream (optionally compressed, with heartbeats).
+type sink interface {
+	WriteTxn(info *zodb.TxnInfo) error
+	// Heartbeat sends a heartbeat at once (native only; zrs2 has none).
+	Heartbeat(h zrsproto.Heartbeat) error
+	Flush() error
+	// Close ends the stream cleanly (what was written is flushed).
+	Close() error
+}
+
+func (s *stream) isNative() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.native != nil
+}
+
+func (s *stream) newSink(start zodb.Tid) (sink, error) {
+	s.mu.Lock()
+	n := s.native
+	s.mu.Unlock()
+	if n == nil {
+		bw := bufio.NewWriterSize(s.conn, writeBufferSize)
+		return &zrs2Sink{bw: bw, sw: zrsproto.NewStreamWriter(bw, start)}, nil
+	}
+	nw, err := zrsproto.NewNativeWriter(s.conn, start, n.compression)
+	if err != nil {
+		return nil, err
+	}
+	return nativeSink{nw}, nil
+}
+
+// zrs2Sink writes the zc.zrs stream through a write buffer.
+type zrs2Sink struct {
+	bw *bufio.Writer
+	sw *zrsproto.StreamWriter
+}
+
+func (z *zrs2Sink) WriteTxn(info *zodb.TxnInfo) error  { return z.sw.WriteTxn(info) }
+func (z *zrs2Sink) Heartbeat(zrsproto.Heartbeat) error { return nil }
+func (z *zrs2Sink) Flush() error                       { return z.bw.Flush() }
+func (z *zrs2Sink) Close() error                       { return z.bw.Flush() }
+
+// nativeSink writes a native stream.
+type nativeSink struct{ *zrsproto.NativeWriter }
+
+func (n nativeSink) Heartbeat(h zrsproto.Heartbeat) error {
+	if err := n.WriteHeartbeat(h); err != nil {
+		return err
+	}
+	return n.Flush()
+}
