@@ -30,7 +30,7 @@ func replicate(t *testing.T, listen func(dir string) string) {
 		t.Errorf("secondary status %+v, primary last %s", st, p.LastTransaction())
 	}
 	ps := p.Status().Secondaries
-	if len(ps) != 1 || ps[0].LastSent != p.LastTransaction() || ps[0].Proto != "zrs2.0" || ps[0].Peer == "" || ps[0].ConnectedSince.IsZero() {
+	if len(ps) != 1 || ps[0].LastSent != p.LastTransaction() || ps[0].Proto != "zrs3" || ps[0].Peer == "" || ps[0].ConnectedSince.IsZero() {
 		t.Errorf("primary status %+v", ps)
 	}
 	// Loads through the read-only secondary see the primary's data.

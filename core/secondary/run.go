@@ -104,6 +104,10 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	if s.useNative() {
+		return s.nativeCycle(ctx, conn, markStable)
+	}
+	s.nat.setProto(zrsproto.Proto20)
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var wg sync.WaitGroup
@@ -128,7 +132,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
 	}
 
-	br := bufio.NewReaderSize(conn, readBufferSize)
+	br := bufio.NewReaderSize(&idleReader{conn: conn, idle: s.opts.ReadTimeout}, readBufferSize)
 	sr := zrsproto.NewStreamReader(br, start)
 	defer s.obs.setIdle(false)
 	for applied := 0; ; applied++ {

@@ -83,6 +83,20 @@ type Options struct {
 	// committed locally, with its tid and the oids it wrote (for
 	// invalidations). It runs in the replication goroutine: keep it short.
 	OnCommit func(tid zodb.Tid, oids []zodb.Oid)
+	// Protocol is ProtoAuto (zrs3, falling back to zrs2.0 for a zc.zrs
+	// primary), ProtoZRS2 or ProtoNative.
+	Protocol Protocol
+	// IdleTimeout (zrs3): reconnect when the primary sends nothing, not
+	// even a heartbeat, for this long. Zero means IdleHeartbeats times the
+	// heartbeat interval the primary announces.
+	IdleTimeout time.Duration
+	// ReadTimeout (zrs2.0): reconnect when the primary sends nothing for
+	// this long. Zero, the default, waits forever as zc.zrs does; a zrs2
+	// primary sends nothing while no commits happen, so set it only above
+	// the longest quiet period.
+	ReadTimeout time.Duration
+	// NoCompression: do not offer zstd compression (zrs3).
+	NoCompression bool
 }
 
 // Secondary applies the transactions streamed by a primary to a local
@@ -104,6 +118,8 @@ type Secondary struct {
 	closed    bool          // guarded by mu
 
 	firstConnect sync.Once // logs the first connection
+
+	nat nativeState // the primary's protocol (native.go)
 
 	obs observers // metrics hooks and promotion state (observe.go, promote.go)
 }

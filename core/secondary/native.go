@@ -1,0 +1,347 @@
+package secondary
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+)
+
+// Protocol selects what a secondary speaks to its primary.
+type Protocol string
+
+const (
+	// ProtoAuto (the zero value) tries the native protocol and falls back
+	// to zrs2.0 for a primary that closes the connection on "zrs3" (a
+	// zc.zrs primary), retrying native at most every NativeRetry.
+	ProtoAuto Protocol = ""
+	// ProtoZRS2 speaks zrs2.0 only, as zc.zrs.
+	ProtoZRS2 Protocol = "zrs2"
+	// ProtoNative speaks zrs3 only: a primary that does not is an error.
+	// Sync durability on the primary needs it (zrs2 has no
+	// acknowledgements).
+	ProtoNative Protocol = "zrs3"
+)
+
+// ParseProtocol parses "auto", "zrs2" or "zrs3".
+func ParseProtocol(s string) (Protocol, error) {
+	switch s {
+	case "auto", "":
+		return ProtoAuto, nil
+	case string(ProtoZRS2), string(ProtoNative):
+		return Protocol(s), nil
+	}
+	return "", fmt.Errorf("protocol %q: want auto, zrs2 or zrs3", s)
+}
+
+// Native protocol defaults.
+const (
+	// NativeRetry is how long a secondary in ProtoAuto keeps using zrs2.0
+	// for a primary that refused zrs3 before trying zrs3 again (at its next
+	// connection).
+	NativeRetry = 10 * time.Minute
+	// IdleHeartbeats: with Options.IdleTimeout zero, a native secondary
+	// reconnects after this many of the primary's heartbeat intervals
+	// without receiving anything.
+	IdleHeartbeats = 3
+	// handshakeTimeout bounds the native handshake.
+	handshakeTimeout = 30 * time.Second
+)
+
+// errNotNative: the primary closed the connection on "zrs3" without
+// answering, as zc.zrs does.
+var errNotNative = errors.New("the primary closed the connection on zrs3 without answering (a zc.zrs primary?)")
+
+// nativeState is what a Secondary remembers about its primary's protocol.
+type nativeState struct {
+	mu            sync.Mutex
+	fallbackUntil time.Time // use zrs2.0 until then; guarded by mu
+	fellBack      bool      // the fall-back was logged; guarded by mu
+	proto         string    // protocol of the current or last connection; guarded by mu
+	primaryLast   zodb.Tid  // the primary's last tid from its welcome or last heartbeat; guarded by mu
+	heardAt       time.Time // when that was received; guarded by mu
+}
+
+// NativeStatus is what the native protocol tells about the primary.
+type NativeStatus struct {
+	Proto       string    // "zrs3", "zrs2.0", or "" before the first connection
+	PrimaryLast zodb.Tid  // the primary's last tid (welcome or heartbeat); 0 with zrs2
+	HeardAt     time.Time // when it was received
+}
+
+// NativeStatus returns the protocol state.
+func (s *Secondary) NativeStatus() NativeStatus {
+	n := &s.nat
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NativeStatus{Proto: n.proto, PrimaryLast: n.primaryLast, HeardAt: n.heardAt}
+}
+
+func (n *nativeState) heard(last zodb.Tid) {
+	n.mu.Lock()
+	n.primaryLast, n.heardAt = last, time.Now()
+	n.mu.Unlock()
+}
+
+func (n *nativeState) setProto(p string) {
+	n.mu.Lock()
+	n.proto = p
+	n.mu.Unlock()
+}
+
+// useNative says whether the next connection speaks zrs3.
+func (s *Secondary) useNative() bool {
+	switch s.opts.Protocol {
+	case ProtoZRS2:
+		return false
+	case ProtoNative:
+		return true
+	}
+	s.nat.mu.Lock()
+	defer s.nat.mu.Unlock()
+	return !time.Now().Before(s.nat.fallbackUntil)
+}
+
+// fallBack switches to zrs2.0 for NativeRetry, logging it the first time.
+func (s *Secondary) fallBack() {
+	n := &s.nat
+	n.mu.Lock()
+	n.fallbackUntil = time.Now().Add(NativeRetry)
+	first := !n.fellBack
+	n.fellBack = true
+	n.mu.Unlock()
+	if first {
+		s.log.Warn("the primary does not speak zrs3 (a zc.zrs primary?); replicating with zrs2.0 "+
+			"(no identity or divergence check, no compression, no acknowledgements)", "retry_native_after", NativeRetry)
+	} else {
+		s.log.Debug("the primary still does not speak zrs3; using zrs2.0")
+	}
+}
+
+// nativeCycle is one zrs3 connection on conn: handshake, then apply
+// transactions and acknowledge them until something fails. Like cycle,
+// it always returns a non-nil error.
+func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		stop()
+		conn.Close()
+		wg.Wait()
+	}()
+
+	start := s.st.LastTransaction()
+	wel, own, err := s.nativeHandshake(ctx, conn, start)
+	if err != nil {
+		return err
+	}
+	s.nat.setProto(zrsproto.Proto3)
+	s.nat.heard(wel.Last)
+	s.log.Debug("connected with zrs3", logKeyTid, start, "welcome", wel.String())
+	s.firstConnect.Do(func() {
+		s.log.Info("connected to primary", logKeyTid, start, "proto", zrsproto.Proto3, "compression", wel.Compression)
+	})
+	if own.IsZero() && !wel.Database.IsZero() {
+		s.log.Info("empty secondary: adopting the primary's database", "database", wel.Database.String())
+	}
+	s.setConnected(true)
+	defer s.setConnected(false)
+	timer := time.AfterFunc(stableAfter, markStable)
+	defer timer.Stop()
+
+	idle := s.opts.IdleTimeout
+	if idle <= 0 {
+		idle = IdleHeartbeats * time.Duration(max(wel.HeartbeatMillis, 100)) * time.Millisecond
+	}
+	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(&idleReader{conn: conn, idle: idle}, readBufferSize), start, wel.Compression)
+	if err != nil {
+		return err
+	}
+	defer nr.Close()
+	var acked atomic.Uint64
+	ackc := make(chan struct{}, 1)
+	wg.Go(func() { s.nativeWrites(ctx, cancel, conn, &acked, ackc) })
+
+	for applied := 0; ; applied++ {
+		info, hb, err := nr.Next()
+		if err != nil {
+			return s.readError(ctx, err, idle)
+		}
+		if hb != nil {
+			s.nat.heard(hb.Last)
+			continue
+		}
+		if err := s.apply(ctx, info); err != nil {
+			return err
+		}
+		markStable()
+		acked.Store(uint64(info.Tid))
+		select {
+		case ackc <- struct{}{}:
+		default: // an acknowledgement is pending; it will carry this tid
+		}
+	}
+}
+
+// readError turns a native stream read error into the cycle's error.
+func (s *Secondary) readError(ctx context.Context, err error, idle time.Duration) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the primary sent nothing, not even a heartbeat, for %v; reconnecting", idle)
+	}
+	return fmt.Errorf("reading from primary: %w", err)
+}
+
+// nativeHandshake sends zrs3, the start tid and the hello, and reads the
+// welcome. It returns the welcome and our own identity.
+func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zodb.Tid) (*zrsproto.Welcome, zrsproto.Identity, error) {
+	hello, err := s.hello(ctx, start)
+	if err != nil {
+		return nil, zrsproto.Identity{}, fmt.Errorf("handshake: reading the local file: %w", err)
+	}
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer conn.SetDeadline(time.Time{})
+	wel, err := s.exchangeHellos(conn, start, hello)
+	if ctx.Err() != nil {
+		return nil, hello.Database, ctx.Err()
+	}
+	if err == io.EOF || isReset(err) {
+		if s.opts.Protocol == ProtoAuto {
+			s.fallBack()
+		}
+		return nil, hello.Database, errNotNative
+	}
+	if err != nil {
+		return nil, hello.Database, fmt.Errorf("handshake: %w", err)
+	}
+	if wel.Refused != "" {
+		s.log.Error("the primary refuses this secondary: "+wel.Refused, logKeyTid, start)
+		return nil, hello.Database, fmt.Errorf("refused by the primary: %s", wel.Refused)
+	}
+	if !hello.Database.IsZero() && wel.Database != hello.Database {
+		err := fmt.Errorf("the primary serves a different database (%s; this secondary's is %s): not replicating from it; "+
+			"point this secondary at its own primary, or move its Data.fs aside to replicate this database from scratch",
+			wel.Database, hello.Database)
+		s.log.Error(err.Error())
+		return nil, hello.Database, err
+	}
+	return wel, hello.Database, nil
+}
+
+// exchangeHellos sends the handshake and reads the answer.
+func (s *Secondary) exchangeHellos(conn net.Conn, start zodb.Tid, hello *zrsproto.Hello) (*zrsproto.Welcome, error) {
+	if err := zrsproto.WriteNativeHandshake(conn, start, hello); err != nil {
+		return nil, err
+	}
+	return zrsproto.ReadWelcome(conn)
+}
+
+// isReset reports a connection reset or broken pipe, which is how a
+// primary closing on our unread hello frame can look.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// hello describes the local file: its identity and its last transaction.
+func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello, error) {
+	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true}
+	if !s.opts.NoCompression {
+		h.Compression = []string{zrsproto.CompressionZstd}
+	}
+	if start == 0 {
+		return h, nil
+	}
+	first, err := s.txnFrom(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		h.Database = zrsproto.IdentityOf(first)
+	}
+	last, err := s.txnFrom(ctx, start)
+	if err != nil {
+		return nil, err
+	}
+	if last != nil && last.Tid == start {
+		h.Position = zrsproto.PositionOf(last)
+	}
+	return h, nil
+}
+
+// txnFrom returns the first transaction with tid >= from, nil if none.
+func (s *Secondary) txnFrom(ctx context.Context, from zodb.Tid) (*zodb.TxnInfo, error) {
+	it, err := s.st.Iterate(ctx, from, zodb.MaxTid)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	info, err := it.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	return info, err
+}
+
+// nativeWrites is the only writer on a native connection after the
+// handshake: an acknowledgement of the last applied tid whenever ackc
+// fires (several commits in between are coalesced into one), and empty
+// keep-alives every Options.KeepAlive. A failed write cancels the cycle.
+func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelFunc, conn net.Conn, acked *atomic.Uint64, ackc <-chan struct{}) {
+	var keep <-chan time.Time
+	if s.opts.KeepAlive > 0 {
+		t := time.NewTicker(s.opts.KeepAlive)
+		defer t.Stop()
+		keep = t.C
+	}
+	var sent uint64
+	for {
+		var frame []byte
+		select {
+		case <-ctx.Done():
+			return
+		case <-keep:
+			frame = []byte{}
+		case <-ackc:
+			tid := acked.Load()
+			if tid == sent {
+				continue
+			}
+			sent, frame = tid, zrsproto.EncodeAck(zodb.Tid(tid))
+		}
+		if err := zrsproto.WriteFrame(conn, frame); err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("writing to primary failed", logKeyErr, err)
+			}
+			cancel()
+			return
+		}
+	}
+}
+
+// idleReader reads from conn, failing with os.ErrDeadlineExceeded when a
+// read waits longer than idle (0: no limit).
+type idleReader struct {
+	conn net.Conn
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if r.idle > 0 {
+		r.conn.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	return r.conn.Read(p)
+}

@@ -1,0 +1,265 @@
+package secondary_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+	"github.com/zrs-replication/zrs/internal/faultproxy"
+)
+
+// By default a secondary speaks zrs3 to a zrs primary: compressed, and
+// acknowledging what it applied, which the primary's lag reflects.
+func TestNativeReplicatesAndAcks(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	w := newWorkload(t, p)
+	w.run(50)
+	s := startSecondary(t, spath, p.addr, secondary.Options{})
+	w.run(50)
+	waitCaughtUp(t, p, s)
+	last := p.LastTransaction()
+	waitFor(t, "the acknowledgement of the last commit", func() bool {
+		ss := p.Status().Secondaries
+		return len(ss) == 1 && ss[0].Acked == last
+	})
+	ss := p.Status().Secondaries[0]
+	if ss.Proto != zrsproto.Proto3 || ss.Compression != zrsproto.CompressionZstd || !ss.Acks || ss.Lag != (primary.Lag{}) {
+		t.Errorf("primary status %+v", ss)
+	}
+	if ns := s.NativeStatus(); ns.Proto != zrsproto.Proto3 {
+		t.Errorf("secondary native status %+v", ns)
+	}
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
+
+// zcLikePrimary listens like a zc.zrs primary in front of a zrs primary:
+// a first frame other than zrs2.0/zrs2.1 closes the connection without
+// a reply; otherwise the connection is relayed to target.
+func zcLikePrimary(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				proto, err := zrsproto.ReadFrame(c, 8)
+				if err != nil || (string(proto) != zrsproto.Proto20 && string(proto) != zrsproto.Proto21) {
+					return // "Invalid protocol": close
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				zrsproto.WriteFrame(up, proto)
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Against a primary that closes on "zrs3", as zc.zrs does, the secondary
+// falls back to zrs2.0 and replicates.
+func TestNativeFallsBackToZRS2(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	newWorkload(t, p).run(30)
+	s := startSecondary(t, spath, zcLikePrimary(t, p.addr), secondary.Options{})
+	waitCaughtUp(t, p, s)
+	if ss := p.Status().Secondaries; len(ss) != 1 || ss[0].Proto != zrsproto.Proto20 {
+		t.Errorf("primary status %+v, want one zrs2.0 secondary", ss)
+	}
+	if ns := s.NativeStatus(); ns.Proto != zrsproto.Proto20 {
+		t.Errorf("secondary native status %+v", ns)
+	}
+	// ProtoNative does not fall back.
+	s2 := startSecondary(t, filepath.Join(dir, "s2.fs"), zcLikePrimary(t, p.addr), secondary.Options{Protocol: secondary.ProtoNative})
+	waitFor(t, "an error", func() bool { return s2.Status().LastError != "" })
+	time.Sleep(50 * time.Millisecond)
+	if s2.LastTransaction() != 0 || !strings.Contains(s2.Status().LastError, "zrs3") {
+		t.Errorf("native-only secondary: last %s, error %q", s2.LastTransaction(), s2.Status().LastError)
+	}
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
+
+// A secondary whose file is another database is refused by the primary,
+// and applies nothing.
+func TestNativeRefusesOtherDatabase(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	sst := openFS(t, spath)
+	newWorkload(t, sst).run(5) // earlier tids than the primary's
+	own := sst.LastTransaction()
+	sst.Close()
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	newWorkload(t, p).run(10)
+	s := startSecondary(t, spath, p.addr, secondary.Options{})
+	waitFor(t, "a refusal", func() bool { return s.Status().LastError != "" })
+	if e := s.Status().LastError; !strings.Contains(e, "different database") {
+		t.Errorf("error %q does not say 'different database'", e)
+	}
+	if s.LastTransaction() != own {
+		t.Fatalf("secondary applied transactions of another database")
+	}
+}
+
+// An old primary that committed transactions the new primary lacks (its
+// history diverged after a failover) is refused, with what to do; so is
+// one that is simply ahead.
+func TestNativeRefusesDivergedHistory(t *testing.T) {
+	for _, ahead := range []bool{false, true} {
+		dir := t.TempDir()
+		ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+		pst := openFS(t, ppath)
+		newWorkload(t, pst).run(20)
+		pst.Close()
+		copyFile(t, ppath, spath)
+		sst := openFS(t, spath)
+		newWorkload(t, sst).run(3) // the old primary's extra commits
+		own := sst.LastTransaction()
+		sst.Close()
+		pst = openFS(t, ppath)
+		if !ahead {
+			newWorkload(t, pst).run(5) // the new primary's commits, later tids
+		}
+		pst.Close()
+		p := startPrimary(t, ppath, "127.0.0.1:0")
+		s := startSecondary(t, spath, p.addr, secondary.Options{})
+		waitFor(t, "a refusal", func() bool { return s.Status().LastError != "" })
+		e := s.Status().LastError
+		if !strings.Contains(e, "history diverged") || !strings.Contains(e, "restore it from this primary or from a backup") {
+			t.Errorf("ahead=%v: error %q", ahead, e)
+		}
+		if s.LastTransaction() != own {
+			t.Fatalf("ahead=%v: diverged secondary applied transactions", ahead)
+		}
+		s.close()
+		p.close()
+	}
+}
+
+// A secondary refuses a primary announcing another database (the primary
+// here is a fake that welcomes anyone).
+func TestNativeSecondaryRefusesOtherPrimary(t *testing.T) {
+	dir := t.TempDir()
+	spath := filepath.Join(dir, "secondary.fs")
+	sst := openFS(t, spath)
+	newWorkload(t, sst).run(3)
+	own := sst.LastTransaction()
+	sst.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if _, _, err := zrsproto.ReadAnyHandshake(c); err == nil {
+				if _, err := zrsproto.ReadHello(c); err == nil {
+					zrsproto.WriteWelcome(c, &zrsproto.Welcome{Version: 1, Last: zodb.MaxTid - 1,
+						Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}}, HeartbeatMillis: 1000})
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
+	waitFor(t, "a refusal", func() bool { return strings.Contains(s.Status().LastError, "different database") })
+	if s.LastTransaction() != own {
+		t.Fatal("applied something")
+	}
+}
+
+// Heartbeats keep an idle native connection open; a stalled stream is
+// noticed after the idle timeout and the secondary reconnects and catches
+// up; bit flips in the compressed stream never apply wrong data.
+func TestNativeHeartbeatsAndIdleTimeout(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := primary.New(openFS(t, ppath), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
+	a, err := p.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background())
+	defer p.Close()
+	w := newWorkload(t, p)
+	w.run(10)
+	px := startProxy(t, a.String())
+	s := startSecondary(t, spath, px.Addr(), secondary.Options{IdleTimeout: 150 * time.Millisecond})
+	waitCaughtUp(t, p, s)
+	since := s.Status().ConnectedSince
+	time.Sleep(600 * time.Millisecond) // idle: heartbeats only
+	if st := s.Status(); !st.Connected || !st.ConnectedSince.Equal(since) || st.LastError != "" {
+		t.Fatalf("idle connection did not survive on heartbeats: %+v", st)
+	}
+	if ns := s.NativeStatus(); ns.PrimaryLast != p.LastTransaction() || time.Since(ns.HeardAt) > 200*time.Millisecond {
+		t.Errorf("heartbeat state %+v", ns)
+	}
+	px.Stall(faultproxy.ServerToClient, true)
+	waitFor(t, "the idle timeout", func() bool { return strings.Contains(s.Status().LastError, "heartbeat") })
+	px.Stall(faultproxy.ServerToClient, false)
+	px.Heal()
+	w.run(10)
+	waitCaughtUp(t, p, s)
+}
+
+func TestNativeCorruptionIsNotApplied(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	newWorkload(t, p).run(60)
+	px := startProxy(t, p.addr)
+	if err := px.FlipRandom(faultproxy.ServerToClient, 0.0005, 42); err != nil {
+		t.Fatal(err)
+	}
+	s := startSecondary(t, spath, px.Addr(), secondary.Options{})
+	waitFor(t, "a detected corruption", func() bool { return s.Status().LastError != "" })
+	px.Heal()
+	waitCaughtUp(t, p, s)
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
