@@ -20,7 +20,16 @@ ADDR is a port (8100), host:port, or a unix socket path containing '/'.
 With --admin ADDR (or --metrics ADDR), serve HTTP on ADDR: GET /status
 (what "zrs status" shows), GET /metrics (Prometheus), POST /promote.
 
-Replication is asynchronous: commits never wait for secondaries. On
+Secondaries that speak zrs3 (zrs secondaries) get a zstd-compressed
+stream with heartbeats, and are refused if their file is another
+database or has transactions this primary lacks.
+
+Replication is asynchronous by default: commits never wait for
+secondaries. With --durability sync, each commit also waits until
+--quorum zrs3 secondaries have it on disk; after --sync-timeout the
+commit fails (it is committed here, not confirmed elsewhere) or, with
+--on-sync-timeout degrade, replication turns asynchronous with an error
+in the log until the secondaries catch up. On
 SIGINT or SIGTERM the primary stops accepting, lets connected secondaries
 receive what was committed (up to 60 s), saves the index and exits 0.
 Logs go to stderr.
@@ -34,12 +43,18 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	to := fset.String("replicate-to", "", "listen for secondaries on `ADDR`")
 	var df daemonFlags
 	df.register(fset)
+	var durf durabilityFlags
+	durf.register(fset)
 	fset.Usage = usageFunc(fset, primaryUsage)
 	path, err := onePath(fset, args, e)
 	if err != nil {
 		return err
 	}
 	if err := checkAddr("primary", "replicate-to", *to); err != nil {
+		return err
+	}
+	dur, err := durf.check()
+	if err != nil {
 		return err
 	}
 	log, err := df.check("primary", e.stderr)
@@ -50,7 +65,7 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	p := primary.New(st, primary.Options{Logger: log})
+	p := primary.New(st, primary.Options{Logger: log, Durability: dur})
 	m := admin.NewMetrics()
 	m.ObservePrimary(p)
 	if err := listenCounted(ctx, p, *to, m, log); err != nil {

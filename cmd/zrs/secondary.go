@@ -13,11 +13,12 @@ import (
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
-const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--admin ADDR] [--zeo ADDR] [--blob-dir DIR]
+const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--protocol auto|zrs2|zrs3] [--admin ADDR] [--zeo ADDR] [--blob-dir DIR]
 
 Open the FileStorage at PATH (creating it if missing) and replicate into
-it everything committed on the primary at ADDR (zc.zrs protocol zrs2.0; a
-Python zc.zrs primary works too), resuming from the last transaction in
+it everything committed on the primary at ADDR (the native protocol zrs3,
+compressed and acknowledged, with a zrs primary; zrs2.0 with a Python
+zc.zrs primary, detected automatically), resuming from the last transaction in
 PATH and reconnecting after failures with a capped back-off. With
 --replicate-to, also serve what it receives to further secondaries.
 
@@ -42,6 +43,8 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	keepAlive := fset.Duration("keep-alive", 0, "send a keep-alive to the primary every `DURATION` (0: never)")
 	var df daemonFlags
 	df.register(fset)
+	var pf protocolFlags
+	pf.register(fset)
 	fset.Usage = usageFunc(fset, secondaryUsage)
 	path, err := onePath(fset, args, e)
 	if err != nil {
@@ -57,6 +60,10 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 		if sameAddr(*to, *from) {
 			return usagef("secondary: --replicate-to and --replicate-from must differ")
 		}
+	}
+	sopts := secondary.Options{KeepAlive: *keepAlive}
+	if err := pf.apply(&sopts); err != nil {
+		return err
 	}
 	if *keepAlive < 0 {
 		return usagef("secondary: --keep-alive must not be negative")
@@ -86,7 +93,8 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 		serveDone <- nil
 	}
 	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, *from) })
-	s := secondary.New(target, *from, secondary.Options{Logger: log, KeepAlive: *keepAlive, Dialer: m.CountDialer(dial)})
+	sopts.Logger, sopts.Dialer = log, m.CountDialer(dial)
+	s := secondary.New(target, *from, sopts)
 	m.ObserveSecondary(s)
 	stopAdmin, err := startAdmin(ctx, df.admin, &admin.SecondaryNode{Secondary: s, Relay: relay, Path: path}, m, log)
 	if err != nil {
