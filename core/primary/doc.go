@@ -1,5 +1,6 @@
 // Package primary serves a ZODB storage's committed transactions to
-// secondaries over the zc.zrs replication protocol (zrs2.0 and zrs2.1).
+// secondaries over the zc.zrs replication protocol (zrs2.0 and zrs2.1) and
+// the native protocol zrs3.
 //
 // A Primary wraps a storage (a FileStorage) and passes every storage call
 // through. Transactions committed through Primary.Begin wake, once
@@ -18,7 +19,8 @@
 //
 // # Guarantees
 //
-//   - Replication is asynchronous. When a commit returns, the transaction
+//   - Replication is asynchronous unless Options.Durability says Sync
+//     (below). When an asynchronous commit returns, the transaction
 //     is fsynced on the primary only; it reaches a secondary later, and a
 //     transaction whose commit returned may be lost if the primary's disk
 //     is lost before a secondary received it. zrs2 has no
@@ -38,6 +40,26 @@
 //     the transactions after its tid, as zc.zrs does. When that tid is not
 //     one of ours the primary logs a warning, nothing more (a pack can
 //     legitimately remove it).
+//
+// # Native secondaries (zrs3)
+//
+// A secondary that opens with "zrs3" sends its database identity and the
+// digests of its last transaction. The primary refuses it (sending the
+// reason, which the secondary logs) when the identities differ or its
+// history diverged: its last tid is above ours, is not one of our
+// transactions, or our transaction there has other content. Otherwise it
+// streams as for zrs2, zstd-compressed if offered, with a heartbeat every
+// Options.HeartbeatInterval while idle, and reads the secondary's
+// acknowledgements (Status: Acked, Lag).
+//
+// # Sync durability
+//
+// With Options.Durability Mode Sync, Finish waits after the local fsync
+// until Quorum connected zrs3 secondaries acknowledged the transaction
+// (applied and fsynced). On timeout the transaction stays committed here:
+// OnTimeout Fail returns its tid with an error wrapping ErrNotReplicated;
+// OnTimeout Degrade returns success, logs an error, and commits stop
+// waiting until Quorum secondaries acknowledged the commit that timed out.
 //
 // Shutdown stops accepting, lets every stream send what was committed,
 // then closes the storage; Close does the same bounded by 60 s.

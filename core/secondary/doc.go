@@ -1,5 +1,17 @@
 // Package secondary replicates a ZODB storage from a primary speaking the
-// zc.zrs protocol (zrs2.0), and serves the replica read-only.
+// zc.zrs protocol (zrs2.0) or the native protocol (zrs3), and serves the
+// replica read-only.
+//
+// By default (Options.Protocol ProtoAuto) it speaks zrs3 and falls back to
+// zrs2.0 for a primary that closes the connection on "zrs3", as a zc.zrs
+// primary does. With zrs3 it announces its database identity and the
+// digests of its last transaction, so a primary of another database or a
+// diverged history refuses it (and it refuses a primary announcing another
+// database); it receives a zstd-compressed stream with heartbeats,
+// reconnects when even heartbeats stop (Options.IdleTimeout), and
+// acknowledges each transaction once fsynced, which sync primaries wait
+// for. The guarantees below about what zrs2 cannot detect hold for zrs2.0
+// connections only.
 //
 // A Secondary wraps a writable storage (a FileStorage, or a
 // primary.Primary around one to relay to further secondaries). Run

@@ -64,6 +64,19 @@
 // Python 3 (encoding='ASCII', errors='bytes'): text when ASCII, bytes
 // otherwise.
 //
+// # Native protocol (zrs3)
+//
+// A zrs secondary opens with "zrs3", the start tid and a JSON Hello (its
+// database Identity, the Position digests of its last transaction, the
+// compressions it accepts); a zrs primary answers with a JSON Welcome or a
+// refusal. After it, the primary's stream is the zrs2 stream above,
+// optionally inside one zstd stream (NativeWriter, NativeReader), with
+// 17-byte heartbeat frames between transactions; the secondary sends
+// 9-byte acknowledgements. TxnDigests defines the position digests and
+// IdentityOf the identity. A zc.zrs primary closes on "zrs3" without a
+// word, which ReadWelcome reports as io.EOF. docs/PROTOCOL.md has the
+// byte layout.
+//
 // # Errors
 //
 // Malformed input is an error wrapping ErrProtocol, never a panic; stream
