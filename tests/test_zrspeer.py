@@ -105,18 +105,3 @@ def test_secondary_started_first_connects_when_the_primary_appears(tmp_path, soc
     secondary.quit()
     primary.quit()
     assert_replica(tmp_path / "primary.fs", tmp_path / "secondary.fs")
-
-
-def test_primary_close_sends_what_was_committed(tmp_path, peers):
-    """Quitting the primary right after a commit still delivers every transaction."""
-    primary = start_primary(tmp_path / "primary.fs", "127.0.0.1:0", tmp_path / "primary.log")
-    peers(primary)
-    secondary = start_secondary(tmp_path / "secondary.fs", primary.addr,
-                                tmp_path / "secondary.log")
-    peers(secondary)
-    wait_caught_up(secondary, primary.ask("lasttid"))  # connected and streaming
-    tid = primary.ask("commit 30")
-    primary.quit()
-    wait_caught_up(secondary, tid)
-    secondary.quit()
-    assert_replica(tmp_path / "primary.fs", tmp_path / "secondary.fs")
