@@ -174,6 +174,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	ackc := make(chan struct{}, 1)
 	wg.Go(func() { s.nativeWrites(ctx, cancel, conn, &acked, ackc) })
 
+	defer s.obs.setIdle(false)
 	for applied := 0; ; applied++ {
 		info, hb, err := nr.Next()
 		if err != nil {
@@ -181,8 +182,12 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		}
 		if hb != nil {
 			s.nat.heard(hb.Last)
+			// A heartbeat comes only between transactions: holding the
+			// primary's last tid means nothing is pending.
+			s.obs.setIdle(s.st.LastTransaction() >= hb.Last)
 			continue
 		}
+		s.obs.setIdle(false)
 		if err := s.apply(ctx, info); err != nil {
 			return err
 		}
