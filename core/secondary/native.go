@@ -270,13 +270,11 @@ func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello,
 	if start == 0 {
 		return h, nil
 	}
-	first, err := s.txnFrom(ctx, 0)
+	id, err := s.identity(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if first != nil {
-		h.Database = zrsproto.IdentityOf(first)
-	}
+	h.Database = id
 	last, err := s.txnFrom(ctx, start)
 	if err != nil {
 		return nil, err
@@ -285,6 +283,22 @@ func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello,
 		h.Position = zrsproto.PositionOf(last)
 	}
 	return h, nil
+}
+
+// identity returns the local database's identity, the zero Identity while
+// it is empty. Once known it is kept: reading the first transaction on
+// every connection would cost as much as that transaction is large.
+func (s *Secondary) identity(ctx context.Context) (zrsproto.Identity, error) {
+	if id := s.ident.Load(); id != nil {
+		return *id, nil
+	}
+	first, err := s.txnFrom(ctx, 0)
+	if err != nil || first == nil {
+		return zrsproto.Identity{}, err
+	}
+	id := zrsproto.IdentityOf(first)
+	s.ident.Store(&id)
+	return id, nil
 }
 
 // txnFrom returns the first transaction with tid >= from, nil if none.

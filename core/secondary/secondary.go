@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
@@ -107,6 +109,7 @@ type Secondary struct {
 	dialer Dialer
 	opts   Options
 	log    *slog.Logger
+	ident  atomic.Pointer[zrsproto.Identity] // the local database's identity once known; it never changes
 
 	mu        sync.Mutex
 	connected bool      // guarded by mu
