@@ -1,16 +1,11 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/zrs-replication/zrs/core/secondary"
 )
 
-// setProtocol makes the secondary ask for proto ("" is the default). This
-// secondary speaks zrs2 only.
-func setProtocol(_ *secondary.Options, proto string) error {
-	if proto != "" && proto != "zrs2" {
-		return fmt.Errorf("protocol %q: this secondary speaks zrs2 only", proto)
-	}
+// setProtocol makes the secondary ask for proto ("" is the default).
+func setProtocol(o *secondary.Options, proto string) error {
+	o.Protocol = secondary.Protocol(proto)
 	return nil
 }
