@@ -197,14 +197,16 @@ func (s *stream) send(ctx context.Context, start zodb.Tid, gentle <-chan struct{
 		beat = t.C
 	}
 	next := start + 1
+	prog := newCatchUpProgress(s.p, s.log)
 	for {
 		// Whether to end is decided before catching up, so that the last
 		// round starts after the request to end: it sends everything
 		// committed before that request.
 		wake, ending := s.p.head.C(), closed(gentle) || closed(s.p.drain)
-		if err := s.catchUp(ctx, out, &next); err != nil {
+		if err := s.catchUp(ctx, out, &next, prog); err != nil {
 			return err
 		}
+		prog.caughtUp()
 		if err := out.Flush(); err != nil {
 			return fmt.Errorf("writing to secondary: %w", err)
 		}
@@ -239,7 +241,7 @@ func (s *stream) wait(ctx context.Context, out sink, wake, gentle <-chan struct{
 
 // catchUp writes every committed transaction with tid >= *next and
 // advances *next past them.
-func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid) error {
+func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *catchUpProgress) error {
 	it, err := s.p.st.Iterate(ctx, *next, zodb.MaxTid)
 	if err != nil {
 		return fmt.Errorf("iterating from %s: %w", *next, err)
@@ -257,6 +259,7 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid) error {
 			return fmt.Errorf("sending transaction %s: %w", info.Tid, err)
 		}
 		*next = info.Tid + 1
+		prog.sent(info.Pos)
 		s.mu.Lock()
 		s.lastSent = info.Tid
 		s.mu.Unlock()
