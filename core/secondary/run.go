@@ -19,8 +19,9 @@ import (
 // reader.
 const readBufferSize = 64 << 10
 
-// Run replicates until ctx ends or Close is called, then returns nil. It
-// connects to the primary, sends zrs2.0 and the last local tid, and
+// Run replicates until ctx ends or Close is called, then returns nil, or
+// until Promote stops it, then returns ErrPromoted. It
+// connects to the primary, sends its protocol and the last local tid, and
 // applies each transaction received; on any failure (connection refused
 // or lost, a bad frame or checksum, a storage error) it aborts the
 // transaction being applied, disconnects, waits (capped exponential
@@ -66,8 +67,7 @@ func (s *Secondary) Run(ctx context.Context) error {
 		}
 		err := s.cycle(ctx, markStable)
 		if ctx.Err() != nil {
-			s.log.Info("replication stopped", logKeyTid, s.st.LastTransaction())
-			return nil
+			return s.stopped()
 		}
 		once.Do(func() {}) // a late timer must not mark this cycle stable
 		s.setErr(err)
@@ -76,10 +76,20 @@ func (s *Secondary) Run(ctx context.Context) error {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			s.log.Info("replication stopped", logKeyTid, s.st.LastTransaction())
-			return nil
+			return s.stopped()
 		}
 	}
+}
+
+// stopped logs the end of Run and returns its result: ErrPromoted when
+// Promote stopped it (so a caller waiting on Run knows, even before
+// Promote has finished), nil when its context ended.
+func (s *Secondary) stopped() error {
+	s.log.Info("replication stopped", logKeyTid, s.st.LastTransaction())
+	if s.obs.promoting.Load() {
+		return ErrPromoted
+	}
+	return nil
 }
 
 func (s *Secondary) setErr(err error) {
