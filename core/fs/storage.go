@@ -375,3 +375,33 @@ func (s *FileStorage) saveIndex() error {
 	defer s.mu.RUnlock()
 	return WriteIndexFile(s.path+indexSuffix, s.end, s.index)
 }
+
+// FirstTxnMeta returns the first committed transaction's tid, status,
+// position and metadata, without its records (nil, nil for an empty
+// storage). Unlike Iterate it reads no data, so it costs the same whatever
+// the first transaction holds.
+func (s *FileStorage) FirstTxnMeta(ctx context.Context) (*zodb.TxnInfo, error) {
+	s.mu.RLock()
+	end, closed := s.end, s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, zodb.ErrClosed
+	}
+	it, err := NewFileIterator(s.file, s.path, end, 0, zodb.MaxTid, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	h, err := it.NextHeader(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta, err := readMeta(s.rd, s.path, &h)
+	if err != nil {
+		return nil, err
+	}
+	return &zodb.TxnInfo{Tid: h.Tid, Status: h.Status, TxnMeta: meta, Pos: h.Pos}, nil
+}

@@ -403,3 +403,33 @@ func TestEmptyFiles(t *testing.T) {
 		t.Errorf("undo log after close: %v", err)
 	}
 }
+
+func TestFirstTxnMeta(t *testing.T) {
+	s := stOpen(t, filepath.Join(t.TempDir(), "Data.fs"), fs.Options{})
+	if info, err := s.FirstTxnMeta(bg); err != nil || info != nil {
+		t.Fatalf("empty storage: %v, %v", info, err)
+	}
+	tx, err := s.Begin(bg, zodb.TxnMeta{User: []byte("u"), Description: []byte("first"), Extension: []byte("x")}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Store(1, 0, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	first, err := tx.Finish(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stCommit(t, s)
+	info, err := s.FirstTxnMeta(bg)
+	if err != nil || info == nil {
+		t.Fatalf("FirstTxnMeta: %v, %v", info, err)
+	}
+	if info.Tid != first || string(info.User) != "u" || string(info.Description) != "first" ||
+		string(info.Extension) != "x" || info.Pos != fs.MagicSize || info.Records != nil {
+		t.Fatalf("FirstTxnMeta = %+v", info)
+	}
+}

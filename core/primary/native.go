@@ -31,21 +31,38 @@ func (p *Primary) identity(ctx context.Context) (zrsproto.Identity, error) {
 	if id := p.ident.Load(); id != nil {
 		return *id, nil
 	}
-	it, err := p.st.Iterate(ctx, 0, zodb.MaxTid)
-	if err != nil {
-		return zrsproto.Identity{}, err
-	}
-	defer it.Close()
-	first, err := it.Next(ctx)
-	if errors.Is(err, io.EOF) {
-		return zrsproto.Identity{}, nil
-	}
-	if err != nil {
+	first, err := p.FirstTxnMeta(ctx)
+	if err != nil || first == nil {
 		return zrsproto.Identity{}, err
 	}
 	id := zrsproto.IdentityOf(first)
 	p.ident.Store(&id)
 	return id, nil
+}
+
+// firstTxnMetaReader is implemented by storages that can read their first
+// transaction's metadata without its data (a FileStorage, a Primary).
+type firstTxnMetaReader interface {
+	FirstTxnMeta(ctx context.Context) (*zodb.TxnInfo, error)
+}
+
+// FirstTxnMeta returns the first transaction's metadata, without reading
+// its data when the wrapped storage can (nil, nil when empty). The
+// database identity needs only the metadata.
+func (p *Primary) FirstTxnMeta(ctx context.Context) (*zodb.TxnInfo, error) {
+	if f, ok := p.st.(firstTxnMetaReader); ok {
+		return f.FirstTxnMeta(ctx)
+	}
+	it, err := p.st.Iterate(ctx, 0, zodb.MaxTid)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	first, err := it.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	return first, err
 }
 
 // nativeHandshake reads a native secondary's hello (the protocol name and

@@ -292,7 +292,15 @@ func (s *Secondary) identity(ctx context.Context) (zrsproto.Identity, error) {
 	if id := s.ident.Load(); id != nil {
 		return *id, nil
 	}
-	first, err := s.txnFrom(ctx, 0)
+	var first *zodb.TxnInfo
+	var err error
+	if f, ok := s.st.(interface {
+		FirstTxnMeta(context.Context) (*zodb.TxnInfo, error)
+	}); ok {
+		first, err = f.FirstTxnMeta(ctx) // metadata only: no data read
+	} else {
+		first, err = s.txnFrom(ctx, 0)
+	}
 	if err != nil || first == nil {
 		return zrsproto.Identity{}, err
 	}
