@@ -8,14 +8,11 @@
 #                      REPL_LAG_RATE (500)     commits/s for the lag run
 #                      REPL_LAG_SECONDS (10)
 #                      REPL_BIG_GB (10)        size of the sparse resume file
-#                      REPL_RESUME_TRIALS (20), REPL_RESUME3_TRIALS (2)
+#                      REPL_RESUME_TRIALS (20), REPL_RESUME3_TRIALS (20)
 #                      REPL_RSS_SECONDARIES (10), REPL_RSS_LIMIT (20s)
 #
 # zrs runs twice where it matters: over zrs2 (zc.zrs's protocol, md5-chained)
-# and over zrs3 (native: zstd, identity and position checks). A zrs3
-# secondary checks the database identity, a digest of the first
-# transaction, on every connection: the sparse resume file's first
-# transaction is one huge object, so zrs3 resumes get few trials.
+# and over zrs3 (native: zstd, identity and position checks).
 #
 # Quick run: REPL_MB=100 REPL_BIG_GB=1 REPL_LAG_SECONDS=2 REPL_RSS_SECONDARIES=3 REPL_PY=0 bench/repl.sh
 #
@@ -34,7 +31,7 @@ LAG_RATE=${REPL_LAG_RATE:-500}
 LAG_SECONDS=${REPL_LAG_SECONDS:-10}
 BIG_GB=${REPL_BIG_GB:-10}
 TRIALS=${REPL_RESUME_TRIALS:-20}
-TRIALS3=${REPL_RESUME3_TRIALS:-2}
+TRIALS3=${REPL_RESUME3_TRIALS:-20}
 RSS_N=${REPL_RSS_SECONDARIES:-10}
 RSS_LIMIT=${REPL_RSS_LIMIT:-20s}
 PY=.venv-zrs/bin/python

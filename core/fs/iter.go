@@ -44,9 +44,19 @@ type FileIterator struct {
 	err   error    // sticky: io.EOF or the first error
 	close io.Closer
 	cur   TxnHeader // header of the transaction last returned
+	reuse bool      // ReuseBuffers: buf is reused by every Next
+	buf   []byte    // the reused transaction buffer when reuse is set
 }
 
 var _ zodb.TxnIterator = (*FileIterator)(nil)
+
+// ReuseBuffers makes every later Next read into one buffer that the
+// previous transaction's metadata and record data alias: a TxnInfo is then
+// valid only until the next call to Next. A consumer that handles each
+// transaction before asking for the next (a replication stream writing it
+// to the network) avoids allocating garbage the size of everything it
+// reads; by default each transaction gets a buffer of its own.
+func (it *FileIterator) ReuseBuffers(on bool) { it.reuse = on }
 
 // NewFileIterator returns an iterator over the transactions of the file r
 // (named path in errors) with start <= tid <= stop, reading nothing at or
@@ -231,9 +241,18 @@ func (it *FileIterator) txnReader(h *TxnHeader) (io.ReaderAt, error) {
 	if h.Len > iterBufMax {
 		return it.r, nil
 	}
-	// A fresh buffer per transaction: the records' data slices alias it,
-	// so each transaction costs one read and one allocation.
-	buf := make([]byte, h.Len)
+	// A fresh buffer per transaction (the records' data slices alias it),
+	// or, with ReuseBuffers, the same one every time.
+	var buf []byte
+	switch {
+	case !it.reuse:
+		buf = make([]byte, h.Len)
+	case int64(cap(it.buf)) >= h.Len:
+		buf = it.buf[:h.Len]
+	default:
+		it.buf = make([]byte, h.Len)
+		buf = it.buf
+	}
 	if _, err := it.r.ReadAt(buf, h.Pos); err != nil {
 		return nil, &RecordError{Path: it.path, Record: "transaction", Pos: h.Pos, Err: err}
 	}

@@ -292,3 +292,44 @@ func TestIterateNextHeader(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// With ReuseBuffers every transaction, handled before the next Next, is the
+// same as with fresh buffers; only its lifetime changes.
+func TestIterateReuseBuffers(t *testing.T) {
+	txns := synthHistory(40)
+	for i := range txns { // vary sizes so the buffer both fits and grows
+		txns[i].Recs[0].Data = append(txns[i].Recs[0].Data, bytes.Repeat([]byte{byte(i)}, (i*37)%300)...)
+	}
+	f := synthBuild(txns)
+	want, err := iterBytes(t, f.Bytes, 0, zodb.MaxTid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := fs.NewFileIterator(bytes.NewReader(f.Bytes), "Data.fs", int64(len(f.Bytes)), 0, zodb.MaxTid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	it.ReuseBuffers(true)
+	for i := 0; ; i++ {
+		info, err := it.Next(context.Background())
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("%d transactions, want %d", i, len(want))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want[i]
+		if info.Tid != w.Tid || !bytes.Equal(info.User, w.User) || len(info.Records) != len(w.Records) {
+			t.Fatalf("txn %d: %+v, want %+v", i, info, w)
+		}
+		for j, r := range info.Records {
+			if r.Oid != w.Records[j].Oid || r.DataTxn != w.Records[j].DataTxn || !bytes.Equal(r.Data, w.Records[j].Data) {
+				t.Fatalf("txn %d record %d: %+v, want %+v", i, j, r, w.Records[j])
+			}
+		}
+	}
+}

@@ -247,6 +247,12 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *cat
 		return fmt.Errorf("iterating from %s: %w", *next, err)
 	}
 	defer it.Close()
+	// Each transaction is written out before the next is read, so the
+	// iterator may reuse one buffer: catching up then makes no garbage the
+	// size of the file, which keeps the primary's memory flat.
+	if r, ok := it.(interface{ ReuseBuffers(bool) }); ok {
+		r.ReuseBuffers(true)
+	}
 	for {
 		info, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
