@@ -20,9 +20,6 @@ import (
 // buildZRS builds the zrs binary into a temporary directory.
 func buildZRS(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	bin := filepath.Join(t.TempDir(), "zrs")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {

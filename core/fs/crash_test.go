@@ -17,20 +17,37 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
-// crashChildEnv makes the test binary act as a committing child process.
-const crashChildEnv = "ZRS_FS_CRASH_CHILD"
+// Environment variables that make the test binary act as a child process.
+const (
+	crashChildEnv = "ZRS_FS_CRASH_CHILD" // commit forever (TestKillDuringCommits)
+	lockHelperEnv = "ZRS_LOCK_HELPER"    // hold the lock until stdin closes (TestLockFileOtherProcess)
+)
 
-// TestMain lets TestKillDuringCommits re-execute this test binary as the
-// process it kills.
+// TestMain lets tests re-execute this test binary as a child process.
 func TestMain(m *testing.M) {
-	if path := os.Getenv(crashChildEnv); path != "" {
-		if err := crashChild(path); err != nil {
-			fmt.Fprintln(os.Stderr, "crash child:", err)
-			os.Exit(1)
+	child := map[string]func(string) error{crashChildEnv: crashChild, lockHelperEnv: lockHelper}
+	for env, run := range child {
+		if path := os.Getenv(env); path != "" {
+			if err := run(path); err != nil {
+				fmt.Fprintf(os.Stderr, "%s child: %v\n", env, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
 		}
-		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// lockHelper locks path, says "locked", and holds the lock until stdin
+// closes.
+func lockHelper(path string) error {
+	l, err := fs.LockFileFor(path)
+	if err != nil {
+		return err
+	}
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
+	return l.Close()
 }
 
 // crashChild commits transactions forever, printing each tid on stdout once
@@ -73,9 +90,6 @@ func crashChild(path string) error {
 // read-write (recovery cuts at most the unacknowledged tail), pass Verify,
 // and hold every transaction the child had acknowledged.
 func TestKillDuringCommits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills 20 child processes; run without -short")
-	}
 	path := filepath.Join(t.TempDir(), "Data.fs")
 	rng := rand.New(rand.NewPCG(7, 11))
 	acked := map[zodb.Tid]zodb.Oid{}

@@ -184,9 +184,6 @@ func syncChild(arg string) error {
 // right after a commit was acknowledged has that commit on its secondary,
 // every time (50 trials, the same files throughout).
 func TestSyncKillPrimary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills 50 primaries; run without -short")
-	}
 	dir := t.TempDir()
 	ppath, sock := filepath.Join(dir, "p.fs"), filepath.Join(dir, "p.sock")
 	s := startSecondary(t, filepath.Join(dir, "s.fs"), sock)

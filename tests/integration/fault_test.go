@@ -145,9 +145,6 @@ func (r *faultRig) finish() {
 // Connections cut in the middle of frames at many offsets, both
 // directions, and dropped at random moments of a live stream.
 func TestFaultCuts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("many replication runs; run without -short")
-	}
 	r := newFaultRig(t, 400)
 	// Cuts at every kind of place of the frames of the next transactions:
 	// inside a length prefix, right after it, inside a payload, right at a
@@ -258,9 +255,6 @@ func (r *faultRig) lastOnFile() zodb.Tid {
 // Delays and stalls in either direction slow replication down and never
 // damage it; a secondary closed during a stall leaves a sound prefix.
 func TestFaultDelaysAndStalls(t *testing.T) {
-	if testing.Short() {
-		t.Skip("many replication runs; run without -short")
-	}
 	r := newFaultRig(t, 100)
 	for _, dir := range []faultproxy.Dir{faultproxy.ServerToClient, faultproxy.ClientToServer} {
 		r.px.Delay(dir, 3*time.Millisecond)
@@ -371,9 +365,6 @@ func (r *faultRig) streamLayout(start zodb.Tid, txns int) []streamFrame {
 // the transactions before it are applied, and the file stays a prefix of
 // the primary's.
 func TestFaultFlippedBits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("many replication runs; run without -short")
-	}
 	r := newFaultRig(t, 500)
 	// A reconnect delay long enough to look at the secondary between its
 	// first (corrupted) connection and the next: only used to decide

@@ -261,9 +261,6 @@ var (
 // buildZRS builds cmd/zrs once per test binary run.
 func buildZRS(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the zrs binary and runs processes; run without -short")
-	}
 	zrsOnce.Do(func() {
 		if zrsDir, zrsErr = os.MkdirTemp("", "zrs-accept-"); zrsErr != nil {
 			return

@@ -96,9 +96,6 @@ func TestKillSecondaryDuringStream(t *testing.T) {
 // reconnects by itself to each new primary process, and ends identical.
 // (Graceful primary restarts are covered in core/secondary and cmd/zrs.)
 func TestKillPrimaryDuringStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs processes; run without -short")
-	}
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
 	sock := filepath.Join(dir, "p.sock")

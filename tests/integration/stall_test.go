@@ -24,7 +24,7 @@ type rssSampler struct {
 func sampleRSS(t *testing.T, pid int) *rssSampler {
 	t.Helper()
 	if _, err := procRSS(pid); err != nil {
-		t.Skipf("cannot read the RSS of a process: %v", err)
+		t.Fatalf("cannot read the RSS of a process: %v", err)
 	}
 	r := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
