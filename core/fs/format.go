@@ -291,10 +291,10 @@ func readBackTarget(r io.ReaderAt, path string, back int64, from *DataHeader) (D
 		return fail(corrupt("backpointer %d points at oid %s, want %s", back, t.Oid, from.Oid))
 	case t.VLen != 0 || t.PLen < 0 || t.Tloc >= back:
 		return fail(corrupt("backpointer %d points at a malformed record", back))
-	case t.PLen > from.Pos || back+t.RecordLen() > from.Pos:
-		// The target lies wholly before the record pointing at it; this
-		// also bounds the allocation for a damaged length.
-		return fail(corrupt("backpointer %d points at a record overrunning offset %d", back, from.Pos))
+	case t.PLen > from.Tloc || back+t.RecordLen() > from.Tloc:
+		// The target lies wholly before the transaction pointing at it;
+		// this also bounds the allocation for a damaged length.
+		return fail(corrupt("backpointer %d points at a record overrunning its transaction at %d", back, from.Tloc))
 	}
 	return t, nil
 }

@@ -307,33 +307,8 @@ func (it *FileIterator) recordData(r io.ReaderAt, d *DataHeader) ([]byte, zodb.T
 				return b, 0, nil
 			}
 		}
-	} else if err := iterCheckBackChain(r, it.path, d); err != nil {
-		return nil, 0, err
 	}
 	return ReadRecordData(r, it.path, d)
-}
-
-// iterCheckBackChain walks the backpointer chain of d reading headers only and
-// checks that every record on it ends before the transaction that refers to
-// it, so ReadRecordData never allocates for a length a damaged file made up.
-func iterCheckBackChain(r io.ReaderAt, path string, d *DataHeader) error {
-	cur := *d
-	for hop := 0; hop < maxBackpointerHops && cur.PLen == 0; hop++ {
-		back, err := ReadBackpointer(r, path, &cur)
-		if err != nil || back == 0 {
-			return err
-		}
-		next, err := readBackTarget(r, path, back, &cur)
-		if err != nil {
-			return err
-		}
-		if next.PLen > cur.Tloc-back-DataHeaderSize {
-			return &RecordError{Path: path, Record: "backpointer", Pos: cur.Pos,
-				Err: corrupt("backpointer %d points at a record overrunning its transaction", back)}
-		}
-		cur = next
-	}
-	return nil
 }
 
 // iterWindowReader serves reads inside [base, base+len(buf)) from buf and the
