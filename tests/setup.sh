@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a machine (a fresh Debian, as root, is the baseline) to run `make test`:
 #   - the system packages the suites need, installed only when missing;
-#   - .venv/ at the repo root with the pinned Python peers (tests/requirements.txt),
+#   - .venv/ at the repo root with the pinned Python peers (tests/requirements.txt:
+#     ZODB, and ZEO's client and runzeo server),
 #     rebuilt only when the requirements or the interpreter change;
 #   - .venv-zrs/ likewise with the real zc.zrs 3.1.0 (tests/requirements-zrs.txt),
 #     which needs an older ZODB than .venv has (see tests/README.md);
@@ -26,6 +27,8 @@ install_system_packages() {
     command -v gcc >/dev/null || missing+=(gcc libc6-dev)
     command -v git >/dev/null || missing+=(git)
     command -v make >/dev/null || missing+=(make)
+    # The ZEO TLS tests make their CA and certificates with the openssl CLI.
+    command -v openssl >/dev/null || missing+=(openssl)
     ((${#missing[@]} == 0)) && return 0
 
     log "installing system packages: ${missing[*]}"
@@ -86,7 +89,7 @@ setup_staticcheck() {
 install_system_packages
 check_go
 setup_venv .venv tests/requirements.txt \
-    'ZODB.FileStorage, ZODB.scripts.fstest, BTrees.OOBTree, zc.lockfile, pytest'
+    'ZODB.FileStorage, ZODB.scripts.fstest, BTrees.OOBTree, zc.lockfile, pytest, ZEO.ClientStorage, ZEO.runzeo, msgpack, ZODB.tests.BasicStorage'
 setup_venv .venv-zrs tests/requirements-zrs.txt \
     'zc.zrs.primary, zc.zrs.secondary, ZODB.FileStorage, BTrees.OOBTree'
 setup_staticcheck
