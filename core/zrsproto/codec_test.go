@@ -5,6 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 // TestAltPickles: the messages pickled with the memo (protocol 1 without
@@ -126,10 +129,17 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func mustDict(t *testing.T, p string) *value {
-	v, err := unpickle([]byte(p))
+func mustDict(t *testing.T, p string) *pyval.Value {
+	v, err := pyval.Unpickle([]byte(p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// The extension limit pyval enforces is FileStorage's.
+func TestMaxExtension(t *testing.T) {
+	if pyval.MaxExtension != zodb.MaxMetaLen {
+		t.Fatalf("pyval.MaxExtension = %d, zodb.MaxMetaLen = %d", pyval.MaxExtension, zodb.MaxMetaLen)
+	}
 }

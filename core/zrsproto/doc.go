@@ -28,7 +28,7 @@
 // is ErrChecksum and the secondary must drop the connection and resume
 // from its last committed transaction.
 //
-// # The pickle dialect, and why the codec is written by hand
+// # The pickle dialect
 //
 // Python zc.zrs pickles control messages with protocol 1 in "fast" mode
 // (no memo). Python 3 primaries write text as BINUNICODE, non-empty bytes
@@ -41,28 +41,16 @@
 // stores it as a protocol-3 pickle of a dict (or nothing for an empty
 // dict); T carries the dict itself. A Python secondary stores
 // pickle.dumps(d, 3) of the dict it unpickled, so to store the same bytes
-// we re-pickle the received dict exactly as CPython does: the memo (with
-// the objects CPython shares after unpickling: empty and one-character
-// strings, bytes of length 0 and 1), SETITEMS/APPENDS batches of 1000 (and
-// CPython's empty trailing batch when a dict's size is a multiple of
-// 1000), TUPLE1-3, LONG1, NEWTRUE/NEWFALSE.
-//
-// github.com/kisielk/og-rek, which the rest of zrs uses for pickles, does
-// not fit either side. Its decoder returns dicts as Go maps (or its Dict
-// type), which lose the insertion order that decides the bytes Python
-// writes, and it has no notion of object identity for the memo. Its
-// encoder has no fast mode matching CPython's protocol-1 output for these
-// messages and cannot reproduce CPython's memo indexes and batching.
-// So this package carries a small codec (unpickle.go, pickle.go) limited
-// to the types that occur here: None, bool, int, float, str, bytes, tuple,
-// list, dict. Other values (class instances, sets, ...) in an extension
-// are refused with ErrProtocol; no ZODB application we know of puts them
-// there. The decoder checks every length against the bytes it was given
-// and never allocates more than the input justifies.
-//
+// we re-pickle the received dict exactly as CPython does, memo included.
 // Python 2 strings inside an extension are read the way ZODB does on
 // Python 3 (encoding='ASCII', errors='bytes'): text when ASCII, bytes
 // otherwise.
+//
+// Both dialects come from package pyval, the hand-written pickle codec zrs
+// shares with its ZEO server; its package doc says why og-rek does not
+// fit. Values other than None, bool, int, float, str, bytes, tuple, list
+// and dict (class instances, sets, ...) in an extension are refused with
+// ErrProtocol; no ZODB application we know of puts them there.
 //
 // # Native protocol (zrs3)
 //

@@ -43,3 +43,8 @@ func (e *FrameError) Unwrap() error { return e.Err }
 func protoErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
 }
+
+// protoError wraps err (from pyval, say) in ErrProtocol.
+func protoError(err error) error {
+	return fmt.Errorf("%w: %w", ErrProtocol, err)
+}

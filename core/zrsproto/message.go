@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
@@ -52,14 +53,11 @@ type Commit struct {
 // the largest header fields FileStorage allows is well below it.
 const maxControl = 4 << 20
 
-// maxExtension is the largest extension a FileStorage can store.
-const maxExtension = zodb.MaxMetaLen
-
 // EncodeControl pickles a control message (TxnBegin, Store, StoreBlob or
 // Commit, or a pointer to one) the way a Python 3 zc.zrs primary does:
 // protocol 1, fast mode, bytes as _codecs.encode(..., 'latin1').
 func EncodeControl(m any) ([]byte, error) {
-	var msg *value
+	var msg *pyval.Value
 	switch m := m.(type) {
 	case TxnBegin:
 		return EncodeControl(&m)
@@ -78,60 +76,62 @@ func EncodeControl(m any) ([]byte, error) {
 			return nil, fmt.Errorf("encode T %v: extension: %w", m.Tid, err)
 		}
 		tid := m.Tid.Bytes()
-		msg = message("T", bytesValue(tid[:]), strValue(string(rune(m.Status))),
-			bytesValue(m.User), bytesValue(m.Description), ext)
+		msg = message("T", pyval.Bytes(tid[:]), pyval.Str(string(rune(m.Status))),
+			pyval.Bytes(m.User), pyval.Bytes(m.Description), ext)
 	case *Store:
 		msg = message("S", storeFields(m)...)
 	case *StoreBlob:
 		if m.Blocks < 0 {
 			return nil, fmt.Errorf("encode B: negative block count %d", m.Blocks)
 		}
-		msg = message("B", append(storeFields(&m.Store), &value{k: kInt, i: m.Blocks})...)
+		msg = message("B", append(storeFields(&m.Store), pyval.Int(m.Blocks))...)
 	case *Commit:
 		if m.Legacy {
 			msg = message("C")
 		} else {
-			msg = message("C", bytesValue(m.Checksum[:]))
+			msg = message("C", pyval.Bytes(m.Checksum[:]))
 		}
 	default:
 		return nil, fmt.Errorf("encode: %T is not a zrs control message", m)
 	}
-	return newPickler(1, maxControl).pickle(msg)
+	b, err := pyval.Pickle(msg, pyval.PickleOptions{Protocol: 1, Fast: true, Max: maxControl})
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return b, nil
 }
 
-func message(letter string, fields ...*value) *value {
-	return &value{k: kTuple, items: []*value{strValue(letter), {k: kTuple, items: fields}}}
+func message(letter string, fields ...*pyval.Value) *pyval.Value {
+	return pyval.Tuple(pyval.Str(letter), pyval.Tuple(fields...))
 }
 
-func storeFields(m *Store) []*value {
+func storeFields(m *Store) []*pyval.Value {
 	oid, tid := m.Oid.Bytes(), m.Tid.Bytes()
-	dtx := &value{k: kNone}
+	dtx := pyval.None()
 	if m.DataTxn != 0 {
 		b := m.DataTxn.Bytes()
-		dtx = bytesValue(b[:])
+		dtx = pyval.Bytes(b[:])
 	}
-	return []*value{bytesValue(oid[:]), bytesValue(tid[:]), strValue(""), dtx}
+	return []*pyval.Value{pyval.Bytes(oid[:]), pyval.Bytes(tid[:]), pyval.Str(""), dtx}
 }
-
-func bytesValue(b []byte) *value { return &value{k: kBytes, s: string(b)} }
-func strValue(s string) *value   { return &value{k: kStr, s: s} }
 
 // DecodeControl decodes a control message pickled by a Python 2 or Python
 // 3 primary (or by EncodeControl) and returns a TxnBegin, Store,
 // StoreBlob or Commit value. Errors wrap ErrProtocol.
 func DecodeControl(p []byte) (any, error) {
-	v, err := unpickle(p)
+	v, err := pyval.Unpickle(p)
 	if err != nil {
-		return nil, err
+		return nil, protoError(err)
 	}
-	if v.k != kTuple || len(v.items) != 2 || v.items[1].k != kTuple {
+	pair := v.Items()
+	if v.Kind() != pyval.KindTuple || len(pair) != 2 || pair[1].Kind() != pyval.KindTuple {
 		return nil, protoErrorf("control message is not a (type, fields) pair")
 	}
-	letter, ok := v.items[0].asText()
+	letter, ok := pair[0].AsText()
 	if !ok {
-		return nil, protoErrorf("message type is a %v", v.items[0].k)
+		return nil, protoErrorf("message type is a %v", pair[0].Kind())
 	}
-	f := v.items[1].items
+	f := pair[1].Items()
 	switch letter {
 	case "T":
 		return decodeTxnBegin(f)
@@ -149,7 +149,7 @@ func DecodeControl(p []byte) (any, error) {
 	return nil, protoErrorf("invalid message type %q", letter)
 }
 
-func decodeTxnBegin(f []*value) (any, error) {
+func decodeTxnBegin(f []*pyval.Value) (any, error) {
 	if len(f) != 5 {
 		return nil, protoErrorf("T has %d fields, want 5", len(f))
 	}
@@ -158,9 +158,9 @@ func decodeTxnBegin(f []*value) (any, error) {
 	if m.Tid, err = tidField("T", "tid", f[0]); err != nil {
 		return nil, err
 	}
-	status, ok := f[1].asText()
+	status, ok := f[1].AsText()
 	if !ok || len(status) != 1 || !zodb.TxnStatus(status[0]).Valid() {
-		return nil, protoErrorf("T status: want ' ' or 'p', got %v %q", f[1].k, f[1].s)
+		return nil, protoErrorf("T status: want ' ' or 'p', got %v", f[1])
 	}
 	m.Status = zodb.TxnStatus(status[0])
 	if m.User, err = metaField("user", f[2]); err != nil {
@@ -175,26 +175,35 @@ func decodeTxnBegin(f []*value) (any, error) {
 	return m, nil
 }
 
-// metaField accepts bytes (and, leniently, text as its UTF-8 encoding).
-func metaField(name string, v *value) ([]byte, error) {
-	if !v.isStrLike() {
-		return nil, protoErrorf("T %s is a %v", name, v.k)
+// strLike returns the bytes of text, bytes or a Python 2 str.
+func strLike(v *pyval.Value) (string, bool) {
+	if b, ok := v.AsBytes(); ok {
+		return string(b), true
 	}
-	if len(v.s) > zodb.MaxMetaLen {
-		return nil, protoErrorf("T %s is %d bytes, more than FileStorage's %d", name, len(v.s), zodb.MaxMetaLen)
-	}
-	return []byte(v.s), nil
+	return v.AsText()
 }
 
-func tidField(msg, name string, v *value) (zodb.Tid, error) {
-	b, ok := v.asBytes()
+// metaField accepts bytes (and, leniently, text as its UTF-8 encoding).
+func metaField(name string, v *pyval.Value) ([]byte, error) {
+	s, ok := strLike(v)
+	if !ok {
+		return nil, protoErrorf("T %s is a %v", name, v.Kind())
+	}
+	if len(s) > zodb.MaxMetaLen {
+		return nil, protoErrorf("T %s is %d bytes, more than FileStorage's %d", name, len(s), zodb.MaxMetaLen)
+	}
+	return []byte(s), nil
+}
+
+func tidField(msg, name string, v *pyval.Value) (zodb.Tid, error) {
+	b, ok := v.AsBytes()
 	if !ok || len(b) != 8 {
-		return 0, protoErrorf("%s %s: want 8 bytes, got %v of length %d", msg, name, v.k, len(v.s))
+		return 0, protoErrorf("%s %s: want 8 bytes, got %v of length %d", msg, name, v.Kind(), v.Len())
 	}
 	return zodb.Tid(binary.BigEndian.Uint64(b)), nil
 }
 
-func decodeStore(f []*value, n int) (Store, error) {
+func decodeStore(f []*pyval.Value, n int) (Store, error) {
 	var m Store
 	if len(f) != n {
 		return m, protoErrorf("store header has %d fields, want %d", len(f), n)
@@ -207,10 +216,10 @@ func decodeStore(f []*value, n int) (Store, error) {
 	if m.Tid, err = tidField("S", "tid", f[1]); err != nil {
 		return m, err
 	}
-	if !f[2].isStrLike() || f[2].s != "" {
-		return m, protoErrorf("S version: want empty, got %v %q", f[2].k, f[2].s)
+	if s, ok := strLike(f[2]); !ok || s != "" {
+		return m, protoErrorf("S version: want empty, got %v", f[2])
 	}
-	if f[3].k != kNone {
+	if !f[3].IsNone() {
 		if m.DataTxn, err = tidField("S", "data_txn", f[3]); err != nil {
 			return m, err
 		}
@@ -218,7 +227,7 @@ func decodeStore(f []*value, n int) (Store, error) {
 	return m, nil
 }
 
-func decodeStoreBlob(f []*value) (any, error) {
+func decodeStoreBlob(f []*pyval.Value) (any, error) {
 	s, err := decodeStore(f[:min(len(f), 4)], 4)
 	if err != nil {
 		return nil, err
@@ -226,20 +235,21 @@ func decodeStoreBlob(f []*value) (any, error) {
 	if len(f) != 5 {
 		return nil, protoErrorf("B has %d fields, want 5", len(f))
 	}
-	if f[4].k != kInt || f[4].i < 0 {
-		return nil, protoErrorf("B blocks: want a non-negative int, got %v", f[4].k)
+	blocks, ok := f[4].AsInt()
+	if f[4].Kind() != pyval.KindInt || !ok || blocks < 0 {
+		return nil, protoErrorf("B blocks: want a non-negative int, got %v", f[4])
 	}
-	return StoreBlob{Store: s, Blocks: f[4].i}, nil
+	return StoreBlob{Store: s, Blocks: blocks}, nil
 }
 
-func decodeCommit(f []*value) (any, error) {
+func decodeCommit(f []*pyval.Value) (any, error) {
 	switch len(f) {
 	case 0:
 		return Commit{Legacy: true}, nil
 	case 1:
-		b, ok := f[0].asBytes()
+		b, ok := f[0].AsBytes()
 		if !ok || len(b) != 16 {
-			return nil, protoErrorf("C checksum: want 16 bytes, got %v of length %d", f[0].k, len(f[0].s))
+			return nil, protoErrorf("C checksum: want 16 bytes, got %v of length %d", f[0].Kind(), f[0].Len())
 		}
 		var m Commit
 		copy(m.Checksum[:], b)

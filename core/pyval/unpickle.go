@@ -1,4 +1,4 @@
-package zrsproto
+package pyval
 
 import (
 	"bytes"
@@ -6,59 +6,101 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// unpickler decodes one pickle from a byte slice into a value tree. It
-// understands the opcodes Python 2 and Python 3 pickles of protocols 0-3
-// use for None, bools, ints, floats, text, bytes, tuples, lists and dicts,
-// the memo, and the two REDUCE forms Python 3 uses for bytes below
-// protocol 3. Anything else is an error wrapping ErrProtocol.
-//
-// Every length is checked against the bytes left before anything is
-// allocated, so memory stays proportional to the input.
-type unpickler struct {
-	p     []byte
-	pos   int
-	stack []*value
-	marks []int
-	memo  map[int64]*value
+// Error is a pickle that cannot be decoded.
+type Error struct {
+	Pos int   // byte offset in the pickle of the opcode at fault (its length if the pickle is cut short)
+	Err error // what is wrong
 }
 
-// unpickle decodes p, which must hold exactly one pickle.
-func unpickle(p []byte) (*value, error) {
-	u := &unpickler{p: p}
+func (e *Error) Error() string { return fmt.Sprintf("pickle byte %d: %v", e.Pos, e.Err) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// UnpickleOptions widens what UnpickleWith accepts.
+type UnpickleOptions struct {
+	// Classes are the "module.name" of classes whose instances may occur,
+	// pickled as protocol 2+ does for a plain class (NEWOBJ with no
+	// arguments, then BUILD with the state). They decode to KindObject
+	// values: nothing is looked up or called.
+	Classes []string
+}
+
+// Unpickle decodes p, which must hold exactly one pickle (protocols 0-4,
+// Python 2 or 3) of plain data: None, bool, int, float, str, bytes, tuple,
+// list, dict, with or without the memo. Globals are refused except the two
+// calls Python 3 writes bytes with below protocol 3 (_codecs.encode(text,
+// 'latin1') and bytes()), which decode to bytes. Errors are *Error.
+func Unpickle(p []byte) (*Value, error) { return UnpickleWith(p, UnpickleOptions{}) }
+
+// UnpickleWith is Unpickle accepting instances of o.Classes too.
+func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
+	u := &unpickler{p: p, classes: o.Classes}
 	v, err := u.run()
 	if err != nil {
-		return nil, protoErrorf("pickle byte %d: %v", u.pos, err)
+		return nil, &Error{Pos: u.pos, Err: err}
 	}
 	return v, nil
 }
 
-func (u *unpickler) run() (*value, error) {
+// unpickler decodes one pickle from a byte slice into a value tree: a
+// stack machine that never calls anything.
+//
+// Every length is checked against the bytes left before anything is
+// allocated, so memory stays proportional to the input.
+type unpickler struct {
+	p       []byte
+	pos     int
+	stack   []*Value
+	marks   []int
+	memo    map[int64]*Value
+	classes []string
+}
+
+func (u *unpickler) run() (*Value, error) {
 	for u.pos < len(u.p) {
+		start := u.pos
 		op := u.p[u.pos]
 		u.pos++
 		if op == '.' {
 			if len(u.stack) != 1 || len(u.marks) != 0 {
+				u.pos = start
 				return nil, fmt.Errorf("STOP with %d values and %d marks on the stack", len(u.stack), len(u.marks))
 			}
 			if u.pos != len(u.p) {
 				return nil, fmt.Errorf("%d bytes after STOP", len(u.p)-u.pos)
 			}
+			if err := plain(u.stack); err != nil {
+				u.pos = start
+				return nil, err
+			}
 			return u.stack[0], nil
 		}
 		if err := u.op(op); err != nil {
-			u.pos--
+			u.pos = start
 			return nil, fmt.Errorf("opcode %q: %w", op, err)
 		}
 	}
 	return nil, fmt.Errorf("truncated pickle (no STOP)")
 }
 
-func (u *unpickler) push(v *value) { u.stack = append(u.stack, v) }
+// plain refuses a global anywhere but as the callable of a REDUCE or the
+// class of a NEWOBJ: it would be a reference to code, not data.
+func plain(items []*Value) error {
+	for _, it := range items {
+		if it.k == KindGlobal {
+			return fmt.Errorf("global %s used as a value", dotted(it.s))
+		}
+	}
+	return nil
+}
+
+func (u *unpickler) push(v *Value) { u.stack = append(u.stack, v) }
 
 // floor is the lowest stack index the current mark frame may touch.
 func (u *unpickler) floor() int {
@@ -68,7 +110,7 @@ func (u *unpickler) floor() int {
 	return u.marks[len(u.marks)-1]
 }
 
-func (u *unpickler) pop() (*value, error) {
+func (u *unpickler) pop() (*Value, error) {
 	if len(u.stack) <= u.floor() {
 		return nil, fmt.Errorf("stack underflow")
 	}
@@ -77,7 +119,7 @@ func (u *unpickler) pop() (*value, error) {
 	return v, nil
 }
 
-func (u *unpickler) top() (*value, error) {
+func (u *unpickler) top() (*Value, error) {
 	if len(u.stack) <= u.floor() {
 		return nil, fmt.Errorf("stack underflow")
 	}
@@ -85,15 +127,26 @@ func (u *unpickler) top() (*value, error) {
 }
 
 // popMark returns the values pushed since the last MARK and drops the mark.
-func (u *unpickler) popMark() ([]*value, error) {
+func (u *unpickler) popMark() ([]*Value, error) {
 	if len(u.marks) == 0 {
 		return nil, fmt.Errorf("no MARK on the stack")
 	}
 	m := u.marks[len(u.marks)-1]
 	u.marks = u.marks[:len(u.marks)-1]
-	items := append([]*value(nil), u.stack[m:]...)
+	items := append([]*Value(nil), u.stack[m:]...)
 	u.stack = u.stack[:m]
-	return items, nil
+	return items, plain(items)
+}
+
+// popN pops the top n values (within the current mark frame), refusing
+// bare globals.
+func (u *unpickler) popN(n int) ([]*Value, error) {
+	if len(u.stack)-u.floor() < n {
+		return nil, fmt.Errorf("stack underflow")
+	}
+	items := append([]*Value(nil), u.stack[len(u.stack)-n:]...)
+	u.stack = u.stack[:len(u.stack)-n]
+	return items, plain(items)
 }
 
 func (u *unpickler) take(n int) ([]byte, error) {
@@ -148,22 +201,22 @@ func (u *unpickler) op(op byte) error {
 	case '(':
 		u.marks = append(u.marks, len(u.stack))
 	case 'N':
-		u.push(&value{k: kNone})
+		u.push(&Value{k: KindNone})
 	case '\x88', '\x89':
-		u.push(&value{k: kBool, b: op == '\x88'})
+		u.push(&Value{k: KindBool, b: op == '\x88'})
 	case 'K', 'M':
 		n := map[byte]int{'K': 1, 'M': 2}[op]
 		x, err := u.uint(n)
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kInt, i: int64(x)})
+		u.push(&Value{k: KindInt, i: int64(x)})
 	case 'J':
 		x, err := u.uint(4)
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kInt, i: int64(int32(uint32(x)))})
+		u.push(&Value{k: KindInt, i: int64(int32(uint32(x)))})
 	case 'I', 'L':
 		return u.textInt(op)
 	case '\x8a', '\x8b':
@@ -173,7 +226,7 @@ func (u *unpickler) op(op byte) error {
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kFloat, f: x})
+		u.push(&Value{k: KindFloat, f: x})
 	case 'F':
 		l, err := u.line()
 		if err != nil {
@@ -183,7 +236,7 @@ func (u *unpickler) op(op byte) error {
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kFloat, f: x})
+		u.push(&Value{k: KindFloat, f: x})
 	default:
 		return u.strOp(op)
 	}
@@ -194,67 +247,71 @@ func (u *unpickler) strOp(op byte) error {
 	var (
 		s   string
 		err error
-		k   kind
+		k   Kind
 	)
 	switch op {
 	case 'X':
 		s, err = u.sized(4, false)
-		k = kStr
+		k = KindStr
+	case '\x8d':
+		s, err = u.sized(8, false)
+		k = KindStr
+	case '\x8e':
+		s, err = u.sized(8, false)
+		k = KindBytes
 	case '\x8c':
 		s, err = u.sized(1, false)
-		k = kStr
+		k = KindStr
 	case 'U':
 		s, err = u.sized(1, false)
-		k = kBinStr
+		k = KindBinStr
 	case 'T':
 		s, err = u.sized(4, true)
-		k = kBinStr
+		k = KindBinStr
 	case 'C':
 		s, err = u.sized(1, false)
-		k = kBytes
+		k = KindBytes
 	case 'B':
 		s, err = u.sized(4, false)
-		k = kBytes
+		k = KindBytes
 	default:
 		return u.containerOp(op)
 	}
 	if err != nil {
 		return err
 	}
-	if k == kStr && !validPyUTF8(s) {
+	if k == KindStr && !validPyUTF8(s) {
 		return fmt.Errorf("invalid UTF-8 in text")
 	}
-	u.push(&value{k: k, s: s})
+	u.push(&Value{k: k, s: s})
 	return nil
 }
 
 func (u *unpickler) containerOp(op byte) error {
 	switch op {
 	case ')':
-		u.push(&value{k: kTuple})
+		u.push(&Value{k: KindTuple})
 	case ']':
-		u.push(&value{k: kList})
+		u.push(&Value{k: KindList})
 	case '}':
-		u.push(&value{k: kDict})
+		u.push(&Value{k: KindDict})
 	case 't', 'l', 'd':
 		items, err := u.popMark()
 		if err != nil {
 			return err
 		}
-		v := &value{k: map[byte]kind{'t': kTuple, 'l': kList, 'd': kDict}[op]}
+		v := &Value{k: map[byte]Kind{'t': KindTuple, 'l': KindList, 'd': KindDict}[op]}
 		if op == 'd' {
 			return u.pushDict(v, items)
 		}
 		v.items = items
 		u.push(v)
 	case '\x85', '\x86', '\x87':
-		n := int(op-'\x85') + 1
-		if len(u.stack)-u.floor() < n {
-			return fmt.Errorf("stack underflow")
+		items, err := u.popN(int(op-'\x85') + 1)
+		if err != nil {
+			return err
 		}
-		items := append([]*value(nil), u.stack[len(u.stack)-n:]...)
-		u.stack = u.stack[:len(u.stack)-n]
-		u.push(&value{k: kTuple, items: items})
+		u.push(&Value{k: KindTuple, items: items})
 	case 'a', 'e':
 		return u.appendOp(op)
 	case 's', 'u':
@@ -265,8 +322,8 @@ func (u *unpickler) containerOp(op byte) error {
 	return nil
 }
 
-func (u *unpickler) pushDict(d *value, items []*value) error {
-	if err := setItems(d, items); err != nil {
+func (u *unpickler) pushDict(d *Value, items []*Value) error {
+	if err := d.setItems(items); err != nil {
 		return err
 	}
 	u.push(d)
@@ -274,24 +331,21 @@ func (u *unpickler) pushDict(d *value, items []*value) error {
 }
 
 func (u *unpickler) appendOp(op byte) error {
-	var items []*value
+	var items []*Value
+	var err error
 	if op == 'a' {
-		v, err := u.pop()
-		if err != nil {
-			return err
-		}
-		items = []*value{v}
+		items, err = u.popN(1)
 	} else {
-		var err error
-		if items, err = u.popMark(); err != nil {
-			return err
-		}
+		items, err = u.popMark()
+	}
+	if err != nil {
+		return err
 	}
 	l, err := u.top()
 	if err != nil {
 		return err
 	}
-	if l.k != kList {
+	if l.k != KindList {
 		return fmt.Errorf("append to a %v", l.k)
 	}
 	l.items = append(l.items, items...)
@@ -299,116 +353,24 @@ func (u *unpickler) appendOp(op byte) error {
 }
 
 func (u *unpickler) setItemOp(op byte) error {
-	var items []*value
+	var items []*Value
+	var err error
 	if op == 's' {
-		if len(u.stack)-u.floor() < 2 {
-			return fmt.Errorf("stack underflow")
-		}
-		items = append([]*value(nil), u.stack[len(u.stack)-2:]...)
-		u.stack = u.stack[:len(u.stack)-2]
+		items, err = u.popN(2)
 	} else {
-		var err error
-		if items, err = u.popMark(); err != nil {
-			return err
-		}
+		items, err = u.popMark()
+	}
+	if err != nil {
+		return err
 	}
 	d, err := u.top()
 	if err != nil {
 		return err
 	}
-	if d.k != kDict {
+	if d.k != KindDict {
 		return fmt.Errorf("set item on a %v", d.k)
 	}
-	return setItems(d, items)
-}
-
-// setItems adds key/value pairs to dict d with Python's semantics: a key
-// equal to an existing one replaces that entry's value in place.
-func setItems(d *value, kv []*value) error {
-	if len(kv)%2 != 0 {
-		return fmt.Errorf("odd number of items (%d) for a dict", len(kv))
-	}
-	if d.index == nil {
-		d.index = make(map[string]int, len(kv)/2)
-	}
-	for i := 0; i < len(kv); i += 2 {
-		budget := maxKeyLen
-		ck, err := canonicalKey(kv[i], &budget)
-		if err != nil {
-			return err
-		}
-		if j, ok := d.index[ck]; ok {
-			d.items[j+1] = kv[i+1]
-			continue
-		}
-		d.index[ck] = len(d.items)
-		d.items = append(d.items, kv[i], kv[i+1])
-	}
-	return nil
-}
-
-// maxKeyLen bounds the canonical form of one dict key, so a key built from
-// shared tuples (a memo DAG) cannot expand exponentially.
-const maxKeyLen = 1 << 16
-
-// canonicalKey returns a string equal for two keys exactly when Python
-// considers them the same dict key, or an error for unhashable keys.
-// NaN keys are given distinct strings only by accident of identity; they
-// do not occur in real extensions.
-func canonicalKey(v *value, budget *int) (string, error) {
-	ck, err := canonicalKey1(v, budget)
-	if err == nil {
-		if *budget -= len(ck); *budget < 0 {
-			err = fmt.Errorf("dict key too large")
-		}
-	}
-	return ck, err
-}
-
-func canonicalKey1(v *value, budget *int) (string, error) {
-	switch v.k {
-	case kNone:
-		return "N", nil
-	case kBool:
-		if v.b {
-			return "n1", nil
-		}
-		return "n0", nil
-	case kInt:
-		return "n" + strconv.FormatInt(v.i, 10), nil
-	case kBigInt:
-		return "n" + v.big.String(), nil
-	case kFloat:
-		if v.f == math.Trunc(v.f) && math.Abs(v.f) < 1e300 {
-			bf := new(big.Float).SetFloat64(v.f)
-			bi, _ := bf.Int(nil)
-			return "n" + bi.String(), nil
-		}
-		return "f" + strconv.FormatUint(math.Float64bits(v.f), 16), nil
-	case kStr:
-		return "s" + v.s, nil
-	case kBytes:
-		return "b" + v.s, nil
-	case kBinStr:
-		if isASCII(v.s) {
-			return "s" + v.s, nil
-		}
-		return "b" + v.s, nil
-	case kTuple:
-		var sb strings.Builder
-		sb.WriteString("t")
-		for _, it := range v.items {
-			ck, err := canonicalKey(it, budget)
-			if err != nil {
-				return "", err
-			}
-			sb.WriteString(strconv.Itoa(len(ck)))
-			sb.WriteByte(':')
-			sb.WriteString(ck)
-		}
-		return sb.String(), nil
-	}
-	return "", fmt.Errorf("unhashable dict key of type %v", v.k)
+	return d.setItems(items)
 }
 
 func (u *unpickler) otherOp(op byte) error {
@@ -422,9 +384,15 @@ func (u *unpickler) otherOp(op byte) error {
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kGlobal, s: mod + "\n" + name})
+		u.push(&Value{k: KindGlobal, s: mod + "\n" + name})
+	case '\x93':
+		return u.stackGlobal()
 	case 'R':
 		return u.reduce()
+	case '\x81':
+		return u.newObj()
+	case 'b':
+		return u.build()
 	case 'q', 'r', 'p', '\x94':
 		return u.put(op)
 	case 'h', 'j', 'g':
@@ -458,6 +426,57 @@ func (u *unpickler) otherOp(op byte) error {
 	return nil
 }
 
+// stackGlobal is protocol 4's GLOBAL with module and name from the stack.
+func (u *unpickler) stackGlobal() error {
+	mn, err := u.popN(2)
+	if err != nil {
+		return err
+	}
+	if mn[0].k != KindStr || mn[1].k != KindStr {
+		return fmt.Errorf("module and name are a %v and a %v", mn[0].k, mn[1].k)
+	}
+	u.push(&Value{k: KindGlobal, s: mn[0].s + "\n" + mn[1].s})
+	return nil
+}
+
+// newObj is cls.__new__(cls): allowed only for the classes the caller
+// listed, and only without arguments. It creates a KindObject value.
+func (u *unpickler) newObj() error {
+	args, err := u.pop()
+	if err != nil {
+		return err
+	}
+	cls, err := u.pop()
+	if err != nil {
+		return err
+	}
+	if cls.k != KindGlobal || args.k != KindTuple || len(args.items) != 0 {
+		return fmt.Errorf("NEWOBJ of %v with %v", cls.k, args.k)
+	}
+	if !slices.Contains(u.classes, dotted(cls.s)) {
+		return fmt.Errorf("unsupported global %s", dotted(cls.s))
+	}
+	u.push(&Value{k: KindObject, s: cls.s})
+	return nil
+}
+
+// build sets the state of an object made by NEWOBJ (once).
+func (u *unpickler) build() error {
+	st, err := u.popN(1)
+	if err != nil {
+		return err
+	}
+	obj, err := u.top()
+	if err != nil {
+		return err
+	}
+	if obj.k != KindObject || obj.state != nil {
+		return fmt.Errorf("BUILD on a %v", obj.k)
+	}
+	obj.state = st[0]
+	return nil
+}
+
 // reduce handles the two calls Python 3 pickles bytes with below
 // protocol 3: _codecs.encode(text, 'latin1') and bytes().
 func (u *unpickler) reduce() error {
@@ -469,24 +488,24 @@ func (u *unpickler) reduce() error {
 	if err != nil {
 		return err
 	}
-	if fn.k != kGlobal || args.k != kTuple {
+	if fn.k != KindGlobal || args.k != KindTuple {
 		return fmt.Errorf("REDUCE of %v with %v", fn.k, args.k)
 	}
 	switch fn.s {
 	case "_codecs\nencode":
-		if len(args.items) != 2 || args.items[0].k != kStr || args.items[1].k != kStr || args.items[1].s != "latin1" {
+		if len(args.items) != 2 || args.items[0].k != KindStr || args.items[1].k != KindStr || args.items[1].s != "latin1" {
 			return fmt.Errorf("unsupported _codecs.encode arguments")
 		}
 		b, err := latin1(args.items[0].s)
 		if err != nil {
 			return err
 		}
-		u.push(&value{k: kBytes, s: b})
+		u.push(&Value{k: KindBytes, s: b})
 	case "__builtin__\nbytes", "builtins\nbytes":
 		if len(args.items) != 0 {
 			return fmt.Errorf("unsupported bytes() arguments")
 		}
-		u.push(&value{k: kBytes})
+		u.push(&Value{k: KindBytes})
 	default:
 		return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
 	}
@@ -536,7 +555,7 @@ func (u *unpickler) put(op byte) error {
 		return err
 	}
 	if u.memo == nil {
-		u.memo = make(map[int64]*value)
+		u.memo = make(map[int64]*Value)
 	}
 	u.memo[idx] = v
 	return nil
@@ -580,7 +599,7 @@ func (u *unpickler) textInt(op byte) error {
 		return err
 	}
 	if op == 'I' && (l == "00" || l == "01") {
-		u.push(&value{k: kBool, b: l == "01"})
+		u.push(&Value{k: KindBool, b: l == "01"})
 		return nil
 	}
 	if op == 'L' {
@@ -593,7 +612,7 @@ func (u *unpickler) textInt(op byte) error {
 	if !ok {
 		return fmt.Errorf("invalid integer literal %q", l)
 	}
-	u.push(intValue(bi))
+	u.push(bigInt(bi))
 	return nil
 }
 
@@ -626,15 +645,8 @@ func (u *unpickler) binLong(op byte) error {
 	if len(b) > 0 && b[len(b)-1]&0x80 != 0 {
 		bi.Sub(bi, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
 	}
-	u.push(intValue(bi))
+	u.push(bigInt(bi))
 	return nil
-}
-
-func intValue(bi *big.Int) *value {
-	if bi.IsInt64() {
-		return &value{k: kInt, i: bi.Int64()}
-	}
-	return &value{k: kBigInt, big: bi}
 }
 
 func (u *unpickler) binFloat() (float64, error) {

@@ -1,14 +1,15 @@
-package zrsproto
+package pyval
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"unicode/utf8"
 )
 
-// Pickle opcodes the encoders emit.
+// Pickle opcodes the encoder emits.
 const (
 	opMark          = '('
 	opStop          = '.'
@@ -23,6 +24,7 @@ const (
 	opBinBytes      = 'B'
 	opGlobal        = 'c'
 	opReduce        = 'R'
+	opBuild         = 'b'
 	opEmptyTuple    = ')'
 	opTuple         = 't'
 	opEmptyList     = ']'
@@ -36,6 +38,7 @@ const (
 	opBinGet        = 'h'
 	opLongBinGet    = 'j'
 	opProto         = '\x80'
+	opNewObj        = '\x81'
 	opLong1         = '\x8a'
 	opLong4         = '\x8b'
 	opTuple1        = '\x85'
@@ -47,57 +50,92 @@ const (
 // between one MARK and its APPENDS/SETITEMS.
 const batchSize = 1000
 
-// pickler writes a value tree the way CPython's C pickler does, in one of
-// two dialects:
-//
-//   - protocol 1 in "fast" mode (no memo), with Python 3's protocol-1
-//     spellings for bytes; this is the zrs2.x control message format;
-//   - protocol 3 with the memo, which is how Python ZODB stores a
-//     transaction's extension dict.
-//
-// Containers reachable from themselves are refused (fast mode cannot
-// express them, and no real extension has one). max bounds the output so
-// a value tree with shared subtrees cannot expand without limit.
-type pickler struct {
-	buf    []byte
-	proto  int
-	memo   map[any]int // protocol 3 only: identity → memo index
-	active map[*value]bool
-	max    int
+// MaxDepth bounds the nesting of containers the encoders accept (CPython's
+// pickler stops near its recursion limit of 1000 as well), so a hostile
+// value cannot exhaust the stack.
+const MaxDepth = 1000
+
+// ErrTooLong is wrapped by Pickle's error when the output would pass
+// PickleOptions.Max.
+var ErrTooLong = errors.New("pickle too long")
+
+// PickleOptions selects the pickle dialect.
+type PickleOptions struct {
+	// Protocol is 1, 2 or 3. Protocol 1 writes bytes as Python 3 does
+	// below protocol 3 (_codecs.encode(latin-1 text, 'latin1'), or
+	// __builtin__.bytes() when empty).
+	Protocol int
+	// Fast is CPython's "fast" mode: no memo, so an object reachable twice
+	// is written twice. Without it (protocol 3 only) the memo follows
+	// object identity and CPython's post-unpickling sharing of small
+	// strings (see the package doc).
+	Fast bool
+	// Max bounds the output in bytes; 0 means no limit. A value with shared
+	// subtrees can expand exponentially in fast mode, so set it for any
+	// value built from decoded input.
+	Max int
 }
 
-func newPickler(proto, max int) *pickler {
-	p := &pickler{proto: proto, max: max, active: make(map[*value]bool)}
-	if proto >= 2 {
-		p.memo = make(map[any]int)
-		p.buf = append(p.buf, opProto, byte(proto))
+// Pickle returns the pickle of v, STOP included, byte for byte what
+// CPython's C pickler writes for the same Python object with the same
+// options. Containers reachable from themselves, containers nested deeper
+// than MaxDepth and globals are refused; objects (KindObject) only from
+// protocol 2 on.
+func Pickle(v *Value, o PickleOptions) ([]byte, error) {
+	if o.Protocol < 1 || o.Protocol > 3 {
+		return nil, fmt.Errorf("pickle protocol %d not supported (1-3)", o.Protocol)
 	}
-	return p
-}
-
-// pickle returns the complete pickle of v, STOP included.
-func (p *pickler) pickle(v *value) ([]byte, error) {
+	if !o.Fast && o.Protocol != 3 {
+		return nil, fmt.Errorf("pickling with the memo is supported for protocol 3 only")
+	}
+	max := o.Max
+	if max <= 0 {
+		max = math.MaxInt
+	}
+	p := &pickler{proto: o.Protocol, max: max, active: make(map[*Value]bool)}
+	if !o.Fast {
+		p.memo = make(map[any]int)
+	}
+	if p.proto >= 2 {
+		p.buf = append(p.buf, opProto, byte(p.proto))
+	}
 	if err := p.save(v); err != nil {
 		return nil, err
 	}
 	p.buf = append(p.buf, opStop)
+	if len(p.buf) > p.max {
+		return nil, p.tooLong()
+	}
 	return p.buf, nil
 }
 
-func (p *pickler) save(v *value) error {
+// pickler writes a value tree the way CPython's C pickler does.
+type pickler struct {
+	buf    []byte
+	proto  int
+	memo   map[any]int // nil in fast mode; identity → memo index
+	active map[*Value]bool
+	max    int
+}
+
+func (p *pickler) tooLong() error {
+	return fmt.Errorf("%w: more than %d bytes", ErrTooLong, p.max)
+}
+
+func (p *pickler) save(v *Value) error {
 	if len(p.buf) > p.max {
-		return fmt.Errorf("pickle longer than %d bytes", p.max)
+		return p.tooLong()
 	}
 	switch v.k {
-	case kNone:
+	case KindNone:
 		p.buf = append(p.buf, opNone)
-	case kBool:
+	case KindBool:
 		p.saveBool(v.b)
-	case kInt:
+	case KindInt:
 		p.saveInt(v.i)
-	case kBigInt:
+	case KindBigInt:
 		p.saveBig(v.big)
-	case kFloat:
+	case KindFloat:
 		p.buf = append(p.buf, opBinFloat)
 		p.buf = binary.BigEndian.AppendUint64(p.buf, math.Float64bits(v.f))
 	default:
@@ -112,26 +150,31 @@ func (p *pickler) save(v *value) error {
 	return nil
 }
 
-func (p *pickler) saveObject(v *value) error {
+func (p *pickler) saveObject(v *Value) error {
 	switch v.k {
-	case kStr:
+	case KindStr:
 		p.saveStr(v.s)
 		p.put(v)
-	case kBytes:
+	case KindBytes:
 		p.saveBytes(v)
-	case kTuple, kList, kDict:
+	case KindTuple, KindList, KindDict, KindObject:
 		if p.active[v] {
 			return fmt.Errorf("cannot pickle a %v that contains itself", v.k)
+		}
+		if len(p.active) >= MaxDepth {
+			return fmt.Errorf("cannot pickle containers nested deeper than %d", MaxDepth)
 		}
 		p.active[v] = true
 		defer delete(p.active, v)
 		switch v.k {
-		case kTuple:
+		case KindTuple:
 			return p.saveTuple(v)
-		case kList:
+		case KindList:
 			return p.saveList(v)
-		default:
+		case KindDict:
 			return p.saveDict(v)
+		default:
+			return p.saveInstance(v)
 		}
 	default:
 		return fmt.Errorf("cannot pickle a %v", v.k)
@@ -140,20 +183,23 @@ func (p *pickler) saveObject(v *value) error {
 }
 
 // identity is the memo key of an object: the value itself for the objects
-// CPython shares (see value.singletonKey), the node otherwise.
-func identity(v *value) any {
+// CPython shares (see Value.singletonKey), the node otherwise.
+func identity(v *Value) any {
 	if k := v.singletonKey(); k != "" {
 		return k
 	}
 	return v
 }
 
-func (p *pickler) put(v *value) {
+func (p *pickler) put(key any) {
 	if p.memo == nil {
 		return
 	}
+	if v, ok := key.(*Value); ok {
+		key = identity(v)
+	}
 	idx := len(p.memo)
-	p.memo[identity(v)] = idx
+	p.memo[key] = idx
 	if idx < 256 {
 		p.buf = append(p.buf, opBinPut, byte(idx))
 	} else {
@@ -222,7 +268,8 @@ func (p *pickler) saveBig(x *big.Int) {
 	p.buf = append(p.buf, b...)
 }
 
-// twosComplementLE is Python's pickle.encode_long for x != 0.
+// twosComplementLE is the minimal little-endian two's complement of x != 0,
+// as pickle's LONG1 carries it.
 func twosComplementLE(x *big.Int) []byte {
 	n := x.BitLen()/8 + 1
 	v := new(big.Int).Set(x)
@@ -249,7 +296,7 @@ func (p *pickler) saveStr(s string) {
 // saveBytes writes bytes: SHORT_BINBYTES/BINBYTES from protocol 3 on;
 // below it Python 3 has no bytes opcode and reduces them to
 // __builtin__.bytes() (empty) or _codecs.encode(latin1 text, 'latin1').
-func (p *pickler) saveBytes(v *value) {
+func (p *pickler) saveBytes(v *Value) {
 	switch {
 	case p.proto >= 3 && len(v.s) < 256:
 		p.buf = append(p.buf, opShortBinBytes, byte(len(v.s)))
@@ -280,7 +327,7 @@ func latin1Text(b string) string {
 	return string(s)
 }
 
-func (p *pickler) saveTuple(v *value) error {
+func (p *pickler) saveTuple(v *Value) error {
 	n := len(v.items)
 	if n == 0 {
 		p.buf = append(p.buf, opEmptyTuple)
@@ -305,7 +352,7 @@ func (p *pickler) saveTuple(v *value) error {
 
 // saveList writes EMPTY_LIST then the items: one APPEND for a single
 // item, otherwise MARK … APPENDS per batch of batchSize.
-func (p *pickler) saveList(v *value) error {
+func (p *pickler) saveList(v *Value) error {
 	p.buf = append(p.buf, opEmptyList)
 	p.put(v)
 	n := len(v.items)
@@ -318,10 +365,8 @@ func (p *pickler) saveList(v *value) error {
 	}
 	for start := 0; start < n; start += batchSize {
 		p.buf = append(p.buf, opMark)
-		for _, it := range v.items[start:min(n, start+batchSize)] {
-			if err := p.save(it); err != nil {
-				return err
-			}
+		if err := p.saveAll(v.items[start:min(n, start+batchSize)]); err != nil {
+			return err
 		}
 		p.buf = append(p.buf, opAppends)
 	}
@@ -331,15 +376,15 @@ func (p *pickler) saveList(v *value) error {
 // saveDict writes EMPTY_DICT then the items: one SETITEM for a single
 // item, otherwise MARK … SETITEMS per batch of batchSize, with CPython's
 // quirk of a trailing empty batch when the size is a multiple of it.
-func (p *pickler) saveDict(v *value) error {
+func (p *pickler) saveDict(v *Value) error {
 	p.buf = append(p.buf, opEmptyDict)
 	p.put(v)
-	n := v.dictLen()
+	n := len(v.items) / 2
 	if n == 0 {
 		return nil
 	}
 	if n == 1 {
-		if err := p.saveItems(v.items); err != nil {
+		if err := p.saveAll(v.items); err != nil {
 			return err
 		}
 		p.buf = append(p.buf, opSetItem)
@@ -348,7 +393,7 @@ func (p *pickler) saveDict(v *value) error {
 	for start := 0; ; start += batchSize {
 		end := min(n, start+batchSize)
 		p.buf = append(p.buf, opMark)
-		if err := p.saveItems(v.items[2*start : 2*end]); err != nil {
+		if err := p.saveAll(v.items[2*start : 2*end]); err != nil {
 			return err
 		}
 		p.buf = append(p.buf, opSetItems)
@@ -358,11 +403,36 @@ func (p *pickler) saveDict(v *value) error {
 	}
 }
 
-func (p *pickler) saveItems(items []*value) error {
+func (p *pickler) saveAll(items []*Value) error {
 	for _, it := range items {
 		if err := p.save(it); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// saveInstance writes an object the way protocol 2+ pickles an instance of
+// a plain class: cls.__new__(cls) by NEWOBJ, then BUILD with its state.
+func (p *pickler) saveInstance(v *Value) error {
+	if p.proto < 2 {
+		return fmt.Errorf("cannot pickle an object below protocol 2")
+	}
+	if idx, ok := p.memo["g"+v.s]; ok && p.memo != nil {
+		p.get(idx)
+	} else {
+		p.buf = append(p.buf, opGlobal)
+		p.buf = append(p.buf, v.s...)
+		p.buf = append(p.buf, '\n')
+		p.put("g" + v.s)
+	}
+	p.buf = append(p.buf, opEmptyTuple, opNewObj)
+	p.put(v)
+	if v.state != nil {
+		if err := p.save(v.state); err != nil {
+			return err
+		}
+		p.buf = append(p.buf, opBuild)
 	}
 	return nil
 }
