@@ -267,6 +267,10 @@ func (s *FileStorage) CommittedEnd() int64 {
 	return s.end
 }
 
+// Size returns the size of the committed file in bytes (what ZODB's
+// getSize reports).
+func (s *FileStorage) Size() int64 { return s.CommittedEnd() }
+
 // Oids returns the oids in the index in ascending order, deleted ones
 // included.
 func (s *FileStorage) Oids() []zodb.Oid {

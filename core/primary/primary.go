@@ -152,6 +152,24 @@ func (p *Primary) LastTransaction() zodb.Tid { return p.st.LastTransaction() }
 // Len delegates to the wrapped storage.
 func (p *Primary) Len() int { return p.st.Len() }
 
+// Size delegates to the wrapped storage when it knows its size in bytes;
+// it returns 0 otherwise.
+func (p *Primary) Size() int64 {
+	if sz, ok := p.st.(interface{ Size() int64 }); ok {
+		return sz.Size()
+	}
+	return 0
+}
+
+// Oids delegates to the wrapped storage when it can list its oids in
+// ascending order; it returns nil otherwise.
+func (p *Primary) Oids() []zodb.Oid {
+	if l, ok := p.st.(interface{ Oids() []zodb.Oid }); ok {
+		return l.Oids()
+	}
+	return nil
+}
+
 // NewOid delegates to the wrapped storage.
 func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) { return p.st.NewOid(ctx) }
 

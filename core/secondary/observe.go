@@ -17,7 +17,8 @@ type ApplyObserver func(tid zodb.Tid, took time.Duration)
 // observers holds the monitoring hooks and state of a Secondary that the
 // replication loop updates without taking the Secondary's mutex.
 type observers struct {
-	apply atomic.Pointer[ApplyObserver]
+	apply   atomic.Pointer[ApplyObserver]
+	commits atomic.Pointer[func(tid zodb.Tid, oids []zodb.Oid)]
 
 	mu        sync.Mutex
 	idle      bool      // waiting for the primary with nothing received pending; guarded by mu
@@ -37,6 +38,19 @@ func (s *Secondary) ObserveApplies(fn ApplyObserver) {
 		return
 	}
 	s.obs.apply.Store(&fn)
+}
+
+// WatchCommits sets fn to be called, in tid order, after each replicated
+// transaction is committed locally and visible to loads, with the oids it
+// changed (nil removes it). A ZEO server serving the replica uses it to
+// send invalidations to its read-only clients. It runs in the replication
+// goroutine, after Options.OnCommit: keep it short.
+func (s *Secondary) WatchCommits(fn func(tid zodb.Tid, oids []zodb.Oid)) {
+	if fn == nil {
+		s.obs.commits.Store(nil)
+		return
+	}
+	s.obs.commits.Store(&fn)
 }
 
 // applied reports a finished apply (deferred by apply with its start).

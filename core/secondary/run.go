@@ -199,6 +199,9 @@ func (s *Secondary) apply(ctx context.Context, info *zodb.TxnInfo) (err error) {
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(info.Tid, oids)
 	}
+	if fn := s.obs.commits.Load(); fn != nil {
+		(*fn)(info.Tid, oids)
+	}
 	return nil
 }
 

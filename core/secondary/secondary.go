@@ -203,6 +203,24 @@ func (s *Secondary) LastTransaction() zodb.Tid { return s.st.LastTransaction() }
 // Len delegates to the wrapped storage.
 func (s *Secondary) Len() int { return s.st.Len() }
 
+// Size delegates to the wrapped storage when it knows its size in bytes;
+// it returns 0 otherwise.
+func (s *Secondary) Size() int64 {
+	if sz, ok := s.st.(interface{ Size() int64 }); ok {
+		return sz.Size()
+	}
+	return 0
+}
+
+// Oids delegates to the wrapped storage when it can list its oids in
+// ascending order; it returns nil otherwise.
+func (s *Secondary) Oids() []zodb.Oid {
+	if l, ok := s.st.(interface{ Oids() []zodb.Oid }); ok {
+		return l.Oids()
+	}
+	return nil
+}
+
 // Iterate delegates to the wrapped storage.
 func (s *Secondary) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.TxnIterator, error) {
 	return s.st.Iterate(ctx, start, stop)
