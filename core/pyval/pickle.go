@@ -157,6 +157,15 @@ func (p *pickler) saveObject(v *Value) error {
 		p.put(v)
 	case KindBytes:
 		p.saveBytes(v)
+	case KindBinStr:
+		// A Python 2 str, as ZODB reads one on Python 3: text when
+		// ASCII, bytes otherwise.
+		if isASCII(v.s) {
+			p.saveStr(v.s)
+			p.put(v)
+		} else {
+			p.saveBytes(v)
+		}
 	case KindTuple, KindList, KindDict, KindObject:
 		if p.active[v] {
 			return fmt.Errorf("cannot pickle a %v that contains itself", v.k)

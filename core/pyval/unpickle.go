@@ -262,6 +262,16 @@ func (u *unpickler) strOp(op byte) error {
 	case '\x8c':
 		s, err = u.sized(1, false)
 		k = KindStr
+	case 'V':
+		if s, err = u.line(); err == nil {
+			s, err = rawUnicodeEscape(s)
+		}
+		k = KindStr
+	case 'S':
+		if s, err = u.line(); err == nil {
+			s, err = stringLiteral(s)
+		}
+		k = KindBinStr
 	case 'U':
 		s, err = u.sized(1, false)
 		k = KindBinStr

@@ -73,7 +73,11 @@ func Uint(u uint64) *Value {
 	return &Value{k: KindBigInt, big: new(big.Int).SetUint64(u)}
 }
 
-// bigInt returns an int of any size, as KindInt when it fits.
+// BigInt returns an int of any size (a copy of x): KindInt when it fits
+// an int64, KindBigInt otherwise.
+func BigInt(x *big.Int) *Value { return bigInt(new(big.Int).Set(x)) }
+
+// bigInt is BigInt without the copy.
 func bigInt(x *big.Int) *Value {
 	if x.IsInt64() {
 		return Int(x.Int64())

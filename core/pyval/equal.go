@@ -1,0 +1,27 @@
+package pyval
+
+import "math"
+
+// Equal reports whether a and b are the same tree of values: the same
+// kinds (so 1, 1.0 and True differ), equal contents, dict entries in the
+// same order, floats with the same bits. Sharing is not compared. Meant
+// for tests; values nested deeper than MaxDepth are never equal.
+func Equal(a, b *Value) bool { return equal(a, b, 0) }
+
+func equal(a, b *Value, depth int) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if depth > MaxDepth || a.k != b.k || a.b != b.b || a.i != b.i || a.s != b.s ||
+		math.Float64bits(a.f) != math.Float64bits(b.f) || len(a.items) != len(b.items) ||
+		(a.big == nil) != (b.big == nil) || (a.big != nil && a.big.Cmp(b.big) != 0) ||
+		(a.state == nil) != (b.state == nil) {
+		return false
+	}
+	for i := range a.items {
+		if !equal(a.items[i], b.items[i], depth+1) {
+			return false
+		}
+	}
+	return a.state == nil || equal(a.state, b.state, depth+1)
+}
