@@ -6,7 +6,7 @@
 #   make fuzz      every Fuzz target for FUZZTIME each (found with go test -list)
 #   make test-py   pytest tests/ against the real Python ZODB (in .venv)
 #   make lint      gofmt, go vet, staticcheck
-#   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh)
+#   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh, bench/zeo.sh)
 #   make demo      a local primary + secondary replicating: status, verify, dumps compared
 #   make package   not yet
 
@@ -65,6 +65,7 @@ bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/fs.sh
 	bench/repl.sh
+	bench/zeo.sh
 
 # A local primary and secondary replicating over unix sockets in a temp
 # dir: the primary (fstool serve-primary: core/primary plus a writer, as

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Side-by-side ZEO server benchmark: `zrs primary --zeo` against Python's
+# runzeo over FileStorage (ZEO 6.2, ZODB 6.4, from .venv), same machine, same
+# workload, loopback TCP, driven by real ZEO ClientStorage processes
+# (bench/zeo_py.py).
+#
+#   bench/zeo.sh     ZEO_BENCH_PROCS ("1 4 8")      concurrent client processes
+#                    ZEO_BENCH_SECONDS (10)         duration of each measurement
+#                    ZEO_BENCH_OBJECTS (20000)      objects loaded at random
+#                    ZEO_BENCH_CODEC (pickle)       or msgpack
+#                    ZEO_BENCH_SIDES ("zrs python") which servers to run
+#
+# Measured for each number of client processes:
+#   - commits/s: each process commits a small change to its own object
+#     (no conflicts) as fast as it can; every commit is fsynced by the server;
+#   - loadBefore round trip p50/p99: each process calls loadBefore(random oid,
+#     maxtid) on its ClientStorage's server stub, so every call reaches the
+#     server (no client-cache hits), on a database of ZEO_BENCH_OBJECTS objects.
+# Both servers get a fresh Data.fs populated the same way. Prints a table
+# with the ratio zrs / Python; never fails on the numbers.
+#
+# Quick run: ZEO_BENCH_SECONDS=1 ZEO_BENCH_OBJECTS=500 ZEO_BENCH_PROCS="1 2" bench/zeo.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PROCS=${ZEO_BENCH_PROCS:-1 4 8}
+SECONDS_EACH=${ZEO_BENCH_SECONDS:-10}
+OBJECTS=${ZEO_BENCH_OBJECTS:-20000}
+CODEC=${ZEO_BENCH_CODEC:-pickle}
+SIDES=${ZEO_BENCH_SIDES:-zrs python}
+PY=.venv/bin/python
+[[ -x $PY ]] || { echo "bench: $PY missing; run tests/setup.sh" >&2; exit 1; }
+[[ $CODEC == pickle || $CODEC == msgpack ]] || { echo "bench: ZEO_BENCH_CODEC=$CODEC: pickle or msgpack" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/zrs-zeo-bench.XXXXXX")
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+results=$work/results.jsonl
+: >"$results"
+
+freeport() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_server SIDE: start it on a fresh Data.fs; sets addr and server_pid.
+start_server() {
+    local side=$1 dir=$work/$1 log=$work/$1.log
+    mkdir -p "$dir"
+    if [[ $side == zrs ]]; then
+        local flags=()
+        [[ $CODEC == msgpack ]] && flags+=(--zeo-msgpack)
+        "$work/zrs" primary "$dir/Data.fs" --zeo 127.0.0.1:0 "${flags[@]}" 2>"$log" &
+        server_pid=$!
+        addr=
+        for _ in $(seq 300); do
+            addr=$(sed -n 's/.*msg="serving ZEO".* addr=\([^ ]*\).*/\1/p' "$log" | head -n1)
+            [[ -n $addr ]] && break
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    else
+        addr=127.0.0.1:$(freeport)
+        if [[ $CODEC == msgpack ]]; then export ZEO_MSGPACK=1; else unset ZEO_MSGPACK; fi
+        "$PY" -m ZEO.runzeo -a "$addr" -f "$dir/Data.fs" 2>"$log" &
+        server_pid=$!
+        for _ in $(seq 300); do
+            "$PY" -c 'import socket, sys; h, p = sys.argv[1].rsplit(":", 1); socket.create_connection((h, int(p)), 1).close()' "$addr" 2>/dev/null && break
+            kill -0 "$server_pid" 2>/dev/null || { addr=; break; }
+            sleep 0.1
+        done
+        unset ZEO_MSGPACK
+    fi
+    if [[ -z $addr ]]; then
+        echo "bench: the $side server did not start; its log:" >&2; tail -n 20 "$log" >&2; exit 1
+    fi
+}
+
+stop_server() {
+    kill -TERM "$server_pid"
+    wait "$server_pid" || { echo "bench: the $1 server exited with $? on SIGTERM; its log:" >&2; tail -n 20 "$work/$1.log" >&2; exit 1; }
+    server_pid=
+}
+
+[[ " $SIDES " == *" zrs "* ]] && go build -o "$work/zrs" ./cmd/zrs
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Go $(go env GOVERSION), $("$PY" -c 'import sys, importlib.metadata as m; print("Python", sys.version.split()[0] + ", ZEO", m.version("ZEO") + ", ZODB", m.version("ZODB"))'), codec $CODEC"
+
+for side in $SIDES; do
+    start_server "$side"
+    echo "bench: $side serving on $addr; populating $OBJECTS objects" >&2
+    "$PY" bench/zeo_py.py populate "$addr" "$OBJECTS" "$work/$side.oids" >&2
+    for n in $PROCS; do
+        echo "bench: $side, $n client processes: commits for ${SECONDS_EACH}s, then loads" >&2
+        "$PY" bench/zeo_py.py commit "$addr" "$n" "$SECONDS_EACH" "$side" >>"$results"
+        "$PY" bench/zeo_py.py load "$addr" "$n" "$SECONDS_EACH" "$side" "$work/$side.oids" >>"$results"
+    done
+    stop_server "$side"
+done
+
+echo
+echo "ZEO server: zrs primary --zeo vs Python runzeo (FileStorage), $OBJECTS objects, ${SECONDS_EACH}s per measurement, loopback TCP, $CODEC"
+"$PY" bench/zeo_py.py table "$results"
+[[ -n ${ZEO_BENCH_KEEP:-} ]] && cp "$results" "$ZEO_BENCH_KEEP"
+exit 0
