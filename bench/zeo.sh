@@ -51,7 +51,7 @@ start_server() {
     if [[ $side == zrs ]]; then
         local flags=()
         [[ $CODEC == msgpack ]] && flags+=(--zeo-msgpack)
-        "$work/zrs" primary "$dir/Data.fs" --zeo 127.0.0.1:0 "${flags[@]}" 2>"$log" &
+        "$work/bin/zrs" primary "$dir/Data.fs" --zeo 127.0.0.1:0 "${flags[@]}" 2>"$log" &
         server_pid=$!
         addr=
         for _ in $(seq 300); do
@@ -83,7 +83,7 @@ stop_server() {
     server_pid=
 }
 
-[[ " $SIDES " == *" zrs "* ]] && go build -o "$work/zrs" ./cmd/zrs
+[[ " $SIDES " == *" zrs "* ]] && go build -o "$work/bin/zrs" ./cmd/zrs
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Go $(go env GOVERSION), $("$PY" -c 'import sys, importlib.metadata as m; print("Python", sys.version.split()[0] + ", ZEO", m.version("ZEO") + ", ZODB", m.version("ZODB"))'), codec $CODEC"
 
 for side in $SIDES; do
