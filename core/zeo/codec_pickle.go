@@ -1,0 +1,60 @@
+package zeo
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+)
+
+// pickleClasses are the only classes a message may carry instances of:
+// Zope's undo screen sends ZopeUndo.Prefix objects in undoInfo
+// specifications. They decode to inert pyval objects; nothing is called.
+var pickleClasses = []string{"ZopeUndo.Prefix.Prefix"}
+
+// maxExpansion bounds what a decoded message may grow to when written out
+// again without sharing (see pyval.Value.TreeSize): a fast-mode pickle,
+// which is what every ZEO peer sends, never grows, so 4x is lenient while
+// keeping a memo-built tree from exploding when a reply echoes it.
+func maxExpansion(n int) int { return 4*n + 1024 }
+
+// pickleCodec is ZEO's "Z" encoding: zodbpickle's Pickler, protocol 3,
+// fast mode (no memo).
+type pickleCodec struct{}
+
+func (pickleCodec) Name() string { return "Z" }
+
+func (pickleCodec) Encode(m *Message) ([]byte, error) {
+	v, err := messageValue(m)
+	if err != nil {
+		return nil, err
+	}
+	b, err := pyval.Pickle(v, pyval.PickleOptions{Protocol: 3, Fast: true})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.Name, err)
+	}
+	return checkPayload(m, b)
+}
+
+// Decode accepts any pickle of protocols 0-4 (memo included) of plain
+// data and ZopeUndo.Prefix objects; other globals are refused, as the
+// Python server refuses globals outside its short allowed list.
+func (pickleCodec) Decode(p []byte) (*Message, error) {
+	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses})
+	if err != nil {
+		var pe *pyval.Error
+		if errors.As(err, &pe) {
+			return nil, &DecodeError{Codec: "Z", Offset: pe.Pos, Err: pe.Err}
+		}
+		return nil, &DecodeError{Codec: "Z", Err: err}
+	}
+	if _, ok := v.TreeSize(maxExpansion(len(p))); !ok {
+		return nil, &DecodeError{Codec: "Z", Err: fmt.Errorf(
+			"shared objects expand past %d bytes, or an object contains itself", maxExpansion(len(p)))}
+	}
+	m, err := decodeMessage(v)
+	if err != nil {
+		return nil, &DecodeError{Codec: "Z", Err: err}
+	}
+	return m, nil
+}
