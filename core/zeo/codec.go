@@ -24,7 +24,7 @@ type Message struct {
 	ID    *pyval.Value // echoed back verbatim in replies (int, or (oid, tid) tuple for loadBefore, -1 heartbeat)
 	Flags Flags
 	Name  string       // method name, ".reply" for replies
-	Args  *pyval.Value // calls: a tuple; replies: the return value; errors: (qualname, payload)
+	Args  *pyval.Value // calls: a tuple; replies: the return value; errors: (qualname, payload); nil encodes as None
 }
 
 // Codec turns messages into frame payloads and back, in one of the two
