@@ -18,12 +18,13 @@ const shutdownTimeout = 60 * time.Second
 
 // daemonFlags are the flags shared by "zrs primary" and "zrs secondary".
 type daemonFlags struct {
-	zeo, blobDir, logLevel string
-	admin                  string // --admin / --metrics ADDR, "" for none
+	zeo               zeoFlags
+	blobDir, logLevel string
+	admin             string // --admin / --metrics ADDR, "" for none
 }
 
 func (d *daemonFlags) register(fset *flag.FlagSet) {
-	fset.StringVar(&d.zeo, "zeo", "", "serve ZEO clients on `ADDR` (not yet available)")
+	d.zeo.register(fset)
 	fset.StringVar(&d.blobDir, "blob-dir", "", "blob directory `DIR` (not yet available)")
 	fset.StringVar(&d.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fset.StringVar(&d.admin, "admin", "", "serve the admin endpoint (/status, /metrics, /promote) over HTTP on `ADDR`")
@@ -33,8 +34,8 @@ func (d *daemonFlags) register(fset *flag.FlagSet) {
 // check refuses the options this release does not implement yet and
 // returns the logger the daemon writes to stderr.
 func (d *daemonFlags) check(cmd string, stderr io.Writer) (*slog.Logger, error) {
-	if d.zeo != "" {
-		return nil, usagef("%s: --zeo is not yet available in this release", cmd)
+	if err := d.zeo.check(cmd); err != nil {
+		return nil, err
 	}
 	if d.blobDir != "" {
 		return nil, usagef("%s: --blob-dir is not yet available in this release (blobs are not replicated yet)", cmd)

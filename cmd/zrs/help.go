@@ -23,14 +23,16 @@ Available commands:
         Print every transaction and data record of a Data.fs, in the line
         format of ZODB's fsdump.py, or with --json one JSON object per
         transaction per line (the format the interoperability tests use).
-  primary PATH/Data.fs --replicate-to ADDR [--admin ADDR]
+  primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR]
         Serve a FileStorage's commits to secondaries (zc.zrs protocol,
-        asynchronous). ADDR: a port, host:port, or a unix socket path
-        containing '/'. --admin (or --metrics) serves /status, /metrics
-        (Prometheus) and /promote over HTTP.
-  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--keep-alive DURATION] [--admin ADDR]
+        asynchronous) and, with --zeo, to ZEO clients (Python
+        ZODB.DB(ClientStorage(ADDR))). ADDR: a port, host:port, or a unix
+        socket path containing '/'. --admin (or --metrics) serves
+        /status, /metrics (Prometheus) and /promote over HTTP.
+  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--zeo ADDR] [--keep-alive DURATION] [--admin ADDR]
         Replicate a primary into a FileStorage, reconnecting after
-        failures; with --replicate-to, relay to further secondaries.
+        failures; with --replicate-to, relay to further secondaries; with
+        --zeo, serve the replica read-only to ZEO clients.
   status ADDR [--json]
         Role, last transaction and replication state (per-secondary lag)
         of the daemon whose --admin endpoint is ADDR.
@@ -41,7 +43,7 @@ Available commands:
         Print the zrs version.
 
 Not yet available (reserved names; they exit with status 2):
-  primary/secondary --zeo ADDR, --blob-dir DIR
+  primary/secondary --blob-dir DIR
   run --config FILE.yaml
 
 Exit status: 0 success, 1 failure, 2 usage error or unavailable command.

@@ -48,7 +48,9 @@ func TestHelpListsEveryCommand(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"fs"}, {"fs", "nope"}, {"fs", "verify"}, {"fs", "dump", "a", "b"},
-		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo", "8200"},
+		{"fs", "dump", "--bogus", "x"}, {"primary", "Data.fs"}, {"primary", "Data.fs", "--zeo", "8200", "--zeo-cert", "c.pem"},
+		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-msgpack"}, {"primary", "Data.fs", "--zeo", "x:y"},
+		{"secondary", "Data.fs", "--replicate-from", "8100", "--zeo", "8200", "--zeo-authenticate", "ca.pem"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--blob-dir", "b"}, {"secondary", "Data.fs", "--replicate-from", "x:y"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"secondary"}} {
 		code, _, errs := zrs(t, args...)

@@ -10,12 +10,20 @@ import (
 	"github.com/zrs-replication/zrs/internal/admin"
 )
 
-const primaryUsage = `Usage: zrs primary PATH/Data.fs --replicate-to ADDR [--admin ADDR] [--zeo ADDR] [--blob-dir DIR]
+const primaryUsage = `Usage: zrs primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR] [--blob-dir DIR]
 
 Open the FileStorage at PATH (creating it if missing) and stream every
 committed transaction to the secondaries that connect to ADDR, with the
 zc.zrs protocol (zrs2.0/zrs2.1; Python zc.zrs secondaries can connect).
 ADDR is a port (8100), host:port, or a unix socket path containing '/'.
+At least one of --replicate-to and --zeo is needed.
+
+With --zeo ADDR, serve the storage (name "1") to ZEO 5/6 clients:
+unmodified Python applications open ZODB.DB(ClientStorage(ADDR)) and
+read and write through this primary; every commit also streams to the
+secondaries. Write conflicts are resolved by the clients (BTrees,
+Length and application classes live there). --zeo-cert/--zeo-key serve
+TLS; --zeo-authenticate also requires client certificates.
 
 With --admin ADDR (or --metrics ADDR), serve HTTP on ADDR: GET /status
 (what "zrs status" shows), GET /metrics (Prometheus), POST /promote.
@@ -50,8 +58,13 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAddr("primary", "replicate-to", *to); err != nil {
-		return err
+	if *to != "" || df.zeo.addr == "" {
+		if err := checkAddr("primary", "replicate-to", *to); err != nil {
+			if *to == "" {
+				return usagef("primary: --replicate-to ADDR or --zeo ADDR is required")
+			}
+			return err
+		}
 	}
 	dur, err := durf.check()
 	if err != nil {
@@ -68,7 +81,14 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	p := primary.New(st, primary.Options{Logger: log, Durability: dur})
 	m := admin.NewMetrics()
 	m.ObservePrimary(p)
-	if err := listenCounted(ctx, p, *to, m, log); err != nil {
+	if *to != "" {
+		if err := listenCounted(ctx, p, *to, m, log); err != nil {
+			p.Close()
+			return err
+		}
+	}
+	stopZEO, err := df.zeo.start(ctx, p, log)
+	if err != nil {
 		p.Close()
 		return err
 	}
@@ -78,8 +98,15 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	log.Info("primary started", "path", path, "last", st.LastTransaction())
-	serr := p.Serve(ctx)
+	var serr error
+	if *to != "" {
+		serr = p.Serve(ctx)
+	} else {
+		<-ctx.Done()
+		serr = ctx.Err()
+	}
 	log.Info("stopping primary")
+	stopZEO()
 	stopAdmin()
 	sctx, cancel := stopContext(ctx)
 	defer cancel()

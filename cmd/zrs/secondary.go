@@ -28,7 +28,15 @@ stops replicating and makes this node a writable primary without a
 restart; a relay keeps serving its own secondaries.
 
 ADDR is a port (8100 = localhost:8100), host:port, or a unix socket path
-containing '/'. On SIGINT or SIGTERM the secondary aborts a transaction it
+containing '/'.
+
+With --zeo ADDR, serve the replica read-only to ZEO 5/6 clients (open
+them with ClientStorage(ADDR, read_only=True), or read_only_fallback=True
+with the primary's address first): every replicated transaction is sent
+to them as an invalidation, and writable registrations are refused with
+ReadOnlyError until the secondary is promoted.
+
+On SIGINT or SIGTERM the secondary aborts a transaction it
 is receiving (it is received again next time), saves the index and exits 0.
 Logs go to stderr.
 
@@ -96,8 +104,14 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	sopts.Logger, sopts.Dialer = log, m.CountDialer(dial)
 	s := secondary.New(target, *from, sopts)
 	m.ObserveSecondary(s)
+	stopZEO, err := df.zeo.start(ctx, s, log)
+	if err != nil {
+		s.Close()
+		return err
+	}
 	stopAdmin, err := startAdmin(ctx, df.admin, &admin.SecondaryNode{Secondary: s, Relay: relay, Path: path}, m, log)
 	if err != nil {
+		stopZEO()
 		s.Close()
 		return err
 	}
@@ -111,6 +125,7 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 		<-ctx.Done()
 	}
 	log.Info("stopping secondary")
+	stopZEO()
 	closeErr := closeWithin(ctx, s.Close)
 	<-serveDone
 	if runErr != nil {

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/zrs-replication/zrs/core/zeo"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// zeoFlags are the ZEO server flags of "zrs primary" and "zrs secondary".
+type zeoFlags struct {
+	addr         string
+	msgpack      bool
+	cert, key    string
+	authenticate string
+	maxTxnMB     int
+}
+
+func (z *zeoFlags) register(fset *flag.FlagSet) {
+	fset.StringVar(&z.addr, "zeo", "", "serve ZEO clients (ZODB.DB(ClientStorage(...)), storage name \"1\") on `ADDR`")
+	fset.BoolVar(&z.msgpack, "zeo-msgpack", false, "announce msgpack (M5) instead of pickles (Z5) to ZEO clients; ZEO 5.0 clients cannot use it")
+	fset.StringVar(&z.cert, "zeo-cert", "", "serve ZEO over TLS with the certificate in `FILE` (PEM)")
+	fset.StringVar(&z.key, "zeo-key", "", "private key `FILE` (PEM) of --zeo-cert")
+	fset.StringVar(&z.authenticate, "zeo-authenticate", "", "require ZEO clients to present a certificate signed by a CA in `PATH` (a PEM file or a directory of them), as ZEO's <ssl> authenticate")
+	fset.IntVar(&z.maxTxnMB, "zeo-max-txn-mb", int(zeo.DefaultMaxTxnBytes>>20), "largest transaction a ZEO client may send, in `MB`")
+}
+
+// check validates the flags (usage errors) without touching files.
+func (z *zeoFlags) check(cmd string) error {
+	if z.addr == "" {
+		if z.msgpack || z.cert != "" || z.key != "" || z.authenticate != "" {
+			return usagef("%s: --zeo-msgpack, --zeo-cert, --zeo-key and --zeo-authenticate need --zeo ADDR", cmd)
+		}
+		return nil
+	}
+	if _, err := netaddr.Parse(z.addr); err != nil {
+		return usagef("%s: --zeo: %v", cmd, err)
+	}
+	if (z.cert == "") != (z.key == "") {
+		return usagef("%s: --zeo-cert and --zeo-key go together", cmd)
+	}
+	if z.authenticate != "" && z.cert == "" {
+		return usagef("%s: --zeo-authenticate needs --zeo-cert and --zeo-key (client certificates are checked inside TLS)", cmd)
+	}
+	if z.maxTxnMB <= 0 {
+		return usagef("%s: --zeo-max-txn-mb must be positive", cmd)
+	}
+	return nil
+}
+
+// tlsConfig loads the server certificate and the client CAs.
+func (z *zeoFlags) tlsConfig() (*tls.Config, error) {
+	if z.cert == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(z.cert, z.key)
+	if err != nil {
+		return nil, fmt.Errorf("--zeo-cert %s / --zeo-key %s: %w", z.cert, z.key, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if z.authenticate != "" {
+		pool, n, err := loadCAs(z.authenticate)
+		if err != nil {
+			return nil, fmt.Errorf("--zeo-authenticate %s: %w", z.authenticate, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("--zeo-authenticate %s: no PEM certificate found", z.authenticate)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// loadCAs reads every certificate of a PEM file, or of every file in a
+// directory.
+func loadCAs(path string) (*x509.CertPool, int, error) {
+	files := []string{path}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, 0, err
+	} else if fi.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		files = files[:0]
+		for _, e := range ents {
+			if !e.IsDir() {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%s: %w", f, err)
+			}
+			pool.AddCert(c)
+			n++
+		}
+	}
+	return pool, n, nil
+}
+
+// startZEO serves st to ZEO clients when --zeo was given; stop closes the
+// server (aborting client transactions in progress after a grace period).
+func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, log *slog.Logger) (stop func(), err error) {
+	if z.addr == "" {
+		return func() {}, nil
+	}
+	tcfg, err := z.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	srv := zeo.NewServer(st, zeo.Options{
+		Logger:      log,
+		Msgpack:     z.msgpack,
+		TLS:         tcfg,
+		MaxTxnBytes: int64(z.maxTxnMB) << 20,
+	})
+	addr, err := srv.Listen(ctx, z.addr)
+	if err != nil {
+		return nil, err
+	}
+	codec := "pickle (Z5)"
+	if z.msgpack {
+		codec = "msgpack (M5)"
+	}
+	log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
+		"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
+	return func() {
+		sctx, cancel := stopContext(ctx)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("ZEO server shutdown", "err", err)
+		}
+	}, nil
+}

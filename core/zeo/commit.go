@@ -1,0 +1,440 @@
+package zeo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// opKind is what a recorded data call does at vote.
+type opKind uint8
+
+const (
+	opStore opKind = iota
+	opCheck
+	opDelete
+	opRestore
+	opUndo
+)
+
+// op is one data call recorded between tpc_begin and vote.
+type op struct {
+	kind    opKind
+	oid     zodb.Oid
+	serial  zodb.Tid // store/check/delete: the serial read; restore: the record's tid
+	data    []byte   // store, restore (nil: deletion)
+	dataTxn zodb.Tid // restore's prev_txn
+	tid     zodb.Tid // undo: the transaction to undo
+}
+
+// txnState is where a session's transaction is in the two-phase commit.
+type txnState uint8
+
+const (
+	stOpen   txnState = iota // recording data calls
+	stVoting                 // vote waiting for the lock or replaying
+	stVoted                  // holding the commit lock, storage txn voted
+	stDone                   // finished or aborted
+)
+
+// transaction is a session's ZEO transaction.
+type transaction struct {
+	ss    *session
+	id    *pyval.Value // the client's txn id, compared by value
+	meta  zodb.TxnMeta
+	begin zodb.BeginOptions
+	ops   []op
+	bytes int64
+	state txnState
+
+	st      zodb.Txn   // the storage transaction while voting/voted
+	locked  bool       // holds the server's commit lock
+	changed []zodb.Oid // oids to invalidate, known after a successful vote
+	undone  []zodb.Oid // oids undoa changed (reported by vote)
+	cancel  func()     // stops a vote waiting for the lock
+	started time.Time  // when the lock was taken
+}
+
+// sameID compares transaction ids (Python id() ints, or anything).
+func sameID(a, b *pyval.Value) bool {
+	ai, aok := a.AsInt()
+	bi, bok := b.AsInt()
+	if aok && bok {
+		return ai == bi
+	}
+	return a.String() == b.String()
+}
+
+// tpcBegin(id, user, description, extension, tid, status) — one-way.
+func (ss *session) tpcBegin(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(4, 6)
+	id := a.get(0)
+	user, desc := a.bytes(1), a.bytes(2)
+	ext := a.dict(3)
+	tid := a.optTid(4)
+	status := zodb.StatusCommitted
+	if v := a.get(5); v != nil && !v.IsNone() {
+		s := a.text(5)
+		if len(s) != 1 || !zodb.TxnStatus(s[0]).Valid() {
+			return nil, txnErrorf("tpc_begin: status %q is not ' ' or 'p'", s)
+		}
+		status = zodb.TxnStatus(s[0])
+	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	if err := ss.writable(); err != nil {
+		return nil, err
+	}
+	extBytes, err := pyval.ExtensionBytes(ext)
+	if err != nil {
+		return nil, fmt.Errorf("tpc_begin: transaction extension: %w", err)
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	if t := ss.txn; t != nil {
+		if sameID(t.id, id) {
+			return nil, nil // a repeated tpc_begin for the same transaction
+		}
+		return nil, txnErrorf("tpc_begin for %s while transaction %s is in progress", id, t.id)
+	}
+	ss.txn = &transaction{
+		ss:    ss,
+		id:    id,
+		meta:  zodb.TxnMeta{User: user, Description: desc, Extension: extBytes},
+		begin: zodb.BeginOptions{Tid: tid, Status: status},
+	}
+	ss.srv.stats.active.Add(1)
+	return nil, nil
+}
+
+// record appends a data call to the transaction named by argument idx.
+func (ss *session) record(a *args, idx int, o op) error {
+	if a.err != nil {
+		return a.err
+	}
+	if err := ss.writable(); err != nil {
+		return err
+	}
+	id := a.get(idx)
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	t := ss.txn
+	if t == nil || !sameID(t.id, id) {
+		return txnErrorf("%s for transaction %s, which was not begun on this connection", a.method, id)
+	}
+	if t.state != stOpen {
+		return txnErrorf("%s after vote", a.method)
+	}
+	t.bytes += int64(len(o.data)) + 64
+	if t.bytes > ss.srv.opts.MaxTxnBytes {
+		return txnErrorf("transaction larger than the server's limit of %d bytes", ss.srv.opts.MaxTxnBytes)
+	}
+	t.ops = append(t.ops, o)
+	return nil
+}
+
+// storea(oid, serial, data, id) — one-way. A None serial means new.
+func (ss *session) storea(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(4, 4)
+	o := op{kind: opStore, oid: a.oid(0), serial: a.optTid(1), data: a.data(2)}
+	if o.data == nil && a.err == nil {
+		return nil, txnErrorf("storea: no data for %s", o.oid)
+	}
+	ss.srv.stats.stores.Add(1)
+	return nil, ss.record(a, 3, o)
+}
+
+// restorea(oid, serial, data, prev_txn, id) — one-way.
+func (ss *session) restorea(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(5, 5)
+	o := op{kind: opRestore, oid: a.oid(0), serial: a.tid(1), data: a.data(2), dataTxn: a.optTid(3)}
+	return nil, ss.record(a, 4, o)
+}
+
+// checkCurrentSerialInTransaction(oid, serial, id) — one-way.
+func (ss *session) checkCurrentSerial(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(3, 3)
+	return nil, ss.record(a, 2, op{kind: opCheck, oid: a.oid(0), serial: a.tid(1)})
+}
+
+// deleteObject(oid, serial, id) — one-way.
+func (ss *session) deleteObject(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(3, 3)
+	return nil, ss.record(a, 2, op{kind: opDelete, oid: a.oid(0), serial: a.tid(1)})
+}
+
+// vote(id) → [undone oids] or [conflict dicts]. It waits for the commit
+// lock in its own goroutine so the connection keeps being served.
+func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 1)
+	tid := a.get(0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	t := ss.txn
+	if t == nil || !sameID(t.id, tid) {
+		ss.tmu.Unlock()
+		return nil, txnErrorf("vote for transaction %s, which is not in progress on this connection", tid)
+	}
+	if t.state != stOpen {
+		ss.tmu.Unlock()
+		return nil, txnErrorf("vote called twice")
+	}
+	t.state = stVoting
+	ctx, cancel := context.WithCancel(ss.ctx)
+	t.cancel = cancel
+	ss.tmu.Unlock()
+	go func() {
+		defer cancel()
+		v, err := t.vote(ctx)
+		ss.answer(id, v, err)
+	}()
+	return nil, errReplied
+}
+
+// vote takes the commit lock, replays the recorded calls into a storage
+// transaction and votes it.
+func (t *transaction) vote(ctx context.Context) (*pyval.Value, error) {
+	s := t.ss.srv
+	if err := s.acquireCommit(ctx); err != nil {
+		t.fail()
+		return nil, txnErrorf("transaction aborted while waiting for the commit lock")
+	}
+	t.ss.tmu.Lock()
+	defer t.ss.tmu.Unlock()
+	if t.state != stVoting {
+		// Aborted while waiting.
+		s.releaseCommit()
+		return nil, txnErrorf("transaction aborted")
+	}
+	t.locked = true
+	t.started = time.Now()
+	st, err := s.st.Begin(ctx, t.meta, t.begin)
+	if err != nil {
+		t.failLocked()
+		return nil, err
+	}
+	t.st = st
+	conflicts, err := t.replay(ctx)
+	if err != nil {
+		t.failLocked()
+		return nil, err
+	}
+	if len(conflicts) > 0 {
+		// Client-side conflict resolution: give the conflicts back, let
+		// others commit while the client resolves, keep the ZEO
+		// transaction open for the re-stores and the next vote.
+		t.st.Abort()
+		t.st = nil
+		t.locked = false
+		s.releaseCommit()
+		t.state = stOpen
+		s.stats.conflicts.Add(int64(len(conflicts)))
+		return pyval.List(conflicts...), nil
+	}
+	if err := t.st.Vote(ctx); err != nil {
+		var ce *zodb.ConflictError
+		if errors.As(err, &ce) {
+			err = readConflict{ce}
+		}
+		t.failLocked()
+		return nil, err
+	}
+	t.state = stVoted
+	return oidList(t.undone), nil
+}
+
+// replay applies the recorded calls to the storage transaction. Store
+// conflicts are collected, keyed by oid: a later store of the same oid
+// (the client's resolution) replaces the conflict.
+func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
+	type conflict struct {
+		ce   *zodb.ConflictError
+		data []byte
+	}
+	var order []zodb.Oid
+	conflicts := make(map[zodb.Oid]*conflict)
+	seen := make(map[zodb.Oid]bool)
+	t.changed = t.changed[:0]
+	t.undone = t.undone[:0]
+	note := func(oid zodb.Oid) {
+		if !seen[oid] {
+			seen[oid] = true
+			t.changed = append(t.changed, oid)
+		}
+	}
+	for _, o := range t.ops {
+		var err error
+		switch o.kind {
+		case opStore:
+			err = t.st.Store(o.oid, o.serial, o.data)
+			var ce *zodb.ConflictError
+			if errors.As(err, &ce) {
+				if conflicts[o.oid] == nil {
+					order = append(order, o.oid)
+				}
+				conflicts[o.oid] = &conflict{ce: ce, data: o.data}
+				continue
+			}
+			if err == nil {
+				if conflicts[o.oid] != nil {
+					delete(conflicts, o.oid)
+					t.ss.srv.stats.resolved.Add(1)
+				}
+				note(o.oid)
+			}
+		case opCheck:
+			err = t.st.CheckCurrentSerial(o.oid, o.serial)
+			var ce *zodb.ConflictError
+			if errors.As(err, &ce) {
+				err = readConflict{ce}
+			}
+		case opDelete:
+			err = t.st.Delete(o.oid, o.serial)
+			note(o.oid)
+		case opRestore:
+			err = t.st.Restore(o.oid, o.serial, o.data, o.dataTxn)
+			note(o.oid)
+		case opUndo:
+			var oids []zodb.Oid
+			oids, err = t.st.Undo(ctx, o.tid)
+			for _, oid := range oids {
+				note(oid)
+				t.undone = append(t.undone, oid)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []*pyval.Value
+	for _, oid := range order {
+		c := conflicts[oid]
+		if c == nil {
+			continue
+		}
+		out = append(out, pyval.Dict(
+			pyval.Str("oid"), oidValue(oid),
+			pyval.Str("serials"), pyval.Tuple(tidValue(c.ce.Committed), tidValue(c.ce.Old)),
+			pyval.Str("data"), pyval.Bytes(c.data),
+		))
+	}
+	return out, nil
+}
+
+// fail ends the transaction after a failed vote (lock not held).
+func (t *transaction) fail() {
+	t.ss.tmu.Lock()
+	defer t.ss.tmu.Unlock()
+	t.failLocked()
+}
+
+// failLocked aborts the storage transaction, releases the lock and ends
+// the ZEO transaction; the caller holds tmu.
+func (t *transaction) failLocked() {
+	if t.st != nil {
+		t.st.Abort()
+		t.st = nil
+	}
+	if t.locked {
+		t.locked = false
+		t.ss.srv.releaseCommit()
+	}
+	if t.state != stDone {
+		t.state = stDone
+		t.ss.srv.stats.aborts.Add(1)
+		t.ss.srv.stats.active.Add(-1)
+	}
+	if t.ss.txn == t {
+		t.ss.txn = nil
+	}
+}
+
+// abort is tpc_abort or a disconnect.
+func (t *transaction) abort() {
+	t.ss.tmu.Lock()
+	if t.cancel != nil && t.state == stVoting {
+		t.cancel()
+	}
+	if t.state == stVoting {
+		// The vote goroutine owns the cleanup; mark and let it see.
+		t.state = stDone
+		t.ss.srv.stats.aborts.Add(1)
+		t.ss.srv.stats.active.Add(-1)
+		if t.ss.txn == t {
+			t.ss.txn = nil
+		}
+		t.ss.tmu.Unlock()
+		return
+	}
+	t.failLocked()
+	t.ss.tmu.Unlock()
+}
+
+// tpcFinish(id) → tid. The commit is published (invalidations queued for
+// every other client) before the reply, atomically with respect to loads.
+func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 2)
+	tid := a.get(0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	t := ss.txn
+	if t == nil || !sameID(t.id, tid) {
+		ss.tmu.Unlock()
+		return pyval.None(), nil
+	}
+	if t.state != stVoted {
+		ss.tmu.Unlock()
+		return nil, txnErrorf("tpc_finish before a successful vote")
+	}
+	s := ss.srv
+	st := t.st
+	committed, err := st.Finish(ss.ctx)
+	if committed == 0 {
+		st.Abort()
+	}
+	t.st = nil
+	t.state = stDone
+	ss.txn = nil
+	s.stats.active.Add(-1)
+	changed := t.changed
+	ss.tmu.Unlock()
+	defer s.releaseCommit()
+	if committed == 0 {
+		s.stats.aborts.Add(1)
+		return nil, fmt.Errorf("tpc_finish: %w", err)
+	}
+	s.stats.commits.Add(1)
+	// The transaction is in the storage, even if err says it was not
+	// confirmed (sync replication timed out): publish it to everyone.
+	info := pyval.Dict(pyval.Str("length"), pyval.Int(int64(s.st.Len())), pyval.Str("size"), pyval.Int(s.size()))
+	s.publish(committed, changed, ss, func() {
+		ss.send(oneWay("info", info))
+		ss.answer(id, tidValue(committed), err)
+	})
+	return nil, errReplied
+}
+
+// tpcAbort(id) → None; unknown ids are ignored.
+func (ss *session) tpcAbort(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 1)
+	tid := a.get(0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	t := ss.txn
+	ss.tmu.Unlock()
+	if t != nil && sameID(t.id, tid) {
+		t.abort()
+	}
+	return pyval.None(), nil
+}

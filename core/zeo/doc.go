@@ -1,0 +1,59 @@
+// Package zeo is a ZEO 5/6 storage server: unmodified Python
+// applications using ZODB.DB(ZEO.ClientStorage(...)) read and write a zrs
+// storage through it, and read-only clients follow a replica.
+//
+// # Protocol
+//
+// Every message is a frame (a big-endian uint32 length, then the
+// payload). The server speaks first with "Z5" (pickles, the default) or
+// "M5" (msgpack, Options.Msgpack); the client echoes the codec byte and
+// "5", or sends "ruok" and gets one JSON status document. After that both
+// directions carry (msgid, flags, name, args) tuples in the chosen codec
+// (codec.go): calls with flags False, one-way calls with True, replies
+// ".reply" with flags 0 and error replies with flags 2 and args
+// (exception qualname, payload) that ClientStorage turns back into
+// POSKeyError, ConflictError (with oid and serials), ReadOnlyError,
+// StorageTransactionError and so on. docs/PROTOCOL.md lists every method.
+//
+// # Sessions and the commit pipeline
+//
+// Each connection has a reader goroutine that decodes and serves
+// requests in order and a writer goroutine that drains an ordered
+// outbound queue, so a slow client never blocks anyone else. Data calls
+// (storea, checkCurrentSerialInTransaction, deleteObject, restorea,
+// undoa) are only recorded between tpc_begin and vote; vote takes the
+// server's commit lock (waiting without blocking the connection's other
+// requests), begins the storage transaction, replays the record and
+// votes. Store conflicts are not resolved here: like a Python server with
+// client-conflict-resolution, vote answers a list of {oid, serials, data}
+// dicts, aborts the storage transaction, releases the lock and keeps the
+// session's transaction open; the client resolves them with its own
+// classes (BTrees, Length, application code), stores again and votes
+// again. The lock is held from a successful vote until tpc_finish,
+// tpc_abort or the connection ends.
+//
+// # Invalidations and ordering
+//
+// After each commit every other registered connection gets
+// invalidateTransaction(tid, oids) — also on a replica, for every
+// replicated transaction (Watcher). Publishing a transaction (queueing
+// its invalidations everywhere and advancing the published tid) happens
+// under the write side of a lock whose read side is held by each load
+// from computing its answer until its reply is queued, and loads never
+// look past the published tid. So per connection: invalidation tids only
+// grow and follow the tid register returned; no invalidation for T is
+// queued before the reply of a load computed without T; and a commit's
+// invalidations precede any later tpc_finish reply.
+//
+// getInvalidations(tid) is answered for any tid still in the file, by
+// iterating the storage from it, not only for a short in-memory queue: a
+// client restarting with a persistent cache keeps it after a server
+// restart however many transactions it missed. It answers None (the
+// client drops its cache) only when tid is not a transaction of this file.
+//
+// # What is not here yet
+//
+// Blobs (storeBlob*, sendBlob) and pack, which answer a clear error; the
+// commit log is kept in memory, so a transaction's size is bounded by
+// Options.MaxTxnBytes rather than spilled to disk as Python's server does.
+package zeo

@@ -1,0 +1,214 @@
+package zeo
+
+import (
+	"errors"
+	"io"
+	"sort"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+var errEOF = io.EOF
+
+// maxIterators bounds the iterators one session may keep open.
+const maxIterators = 1024
+
+// txnIter is an iterator_start iterator and the transaction it last
+// returned (whose records iterator_record_start walks).
+type txnIter struct {
+	it   zodb.TxnIterator
+	last *zodb.TxnInfo
+}
+
+// recIter walks the records of one transaction.
+type recIter struct {
+	recs []zodb.DataRecord
+}
+
+func (ss *session) newIterID() (int64, error) {
+	if len(ss.iters)+len(ss.recIters) >= maxIterators {
+		return 0, valueError("too many open iterators on this connection; call iterator_gc")
+	}
+	ss.nextIter++
+	return ss.nextIter, nil
+}
+
+// iteratorStart(start, stop) → iterator id.
+func (ss *session) iteratorStart(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(0, 2)
+	start, stop := a.optTid(0), a.optTid(1)
+	if a.err != nil {
+		return nil, a.err
+	}
+	if stop == 0 {
+		stop = zodb.MaxTid
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	id, err := ss.newIterID()
+	if err != nil {
+		return nil, err
+	}
+	it, err := ss.srv.st.Iterate(ss.ctx, start, stop)
+	if err != nil {
+		return nil, err
+	}
+	if ss.iters == nil {
+		ss.iters = make(map[int64]*txnIter)
+	}
+	ss.iters[id] = &txnIter{it: it}
+	return pyval.Int(id), nil
+}
+
+// iteratorNext(id) → (tid, status, user, description, extension) or None.
+func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 1)
+	id := a.int(0, 0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	ti := ss.iters[id]
+	if ti == nil {
+		return nil, valueError("no iterator with that id (exhausted or collected)")
+	}
+	t, err := ti.it.Next(ss.ctx)
+	if errors.Is(err, errEOF) {
+		ti.it.Close()
+		delete(ss.iters, id)
+		return pyval.None(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ti.last = t
+	ext, err := pyval.ExtensionDict(t.Extension)
+	if err != nil {
+		return nil, err
+	}
+	return pyval.Tuple(tidValue(t.Tid), pyval.Str(string(rune(t.Status))),
+		pyval.Bytes(t.User), pyval.Bytes(t.Description), ext), nil
+}
+
+// iteratorRecordStart(txn_id, tid) → record iterator id, over the
+// records of the transaction the iterator last returned.
+func (ss *session) iteratorRecordStart(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(2, 2)
+	tiid, tid := a.int(0, 0), a.tid(1)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	ti := ss.iters[tiid]
+	if ti == nil || ti.last == nil || ti.last.Tid != tid {
+		return nil, valueError("iterator_record_start: the transaction iterator is not at that transaction")
+	}
+	id, err := ss.newIterID()
+	if err != nil {
+		return nil, err
+	}
+	if ss.recIters == nil {
+		ss.recIters = make(map[int64]*recIter)
+	}
+	ss.recIters[id] = &recIter{recs: ti.last.Records}
+	return pyval.Int(id), nil
+}
+
+// iteratorRecordNext(id) → (oid, tid, data|None, data_txn|None) or None.
+func (ss *session) iteratorRecordNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 1)
+	id := a.int(0, 0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	ri := ss.recIters[id]
+	if ri == nil {
+		return nil, valueError("no record iterator with that id")
+	}
+	if len(ri.recs) == 0 {
+		delete(ss.recIters, id)
+		return pyval.None(), nil
+	}
+	r := ri.recs[0]
+	ri.recs = ri.recs[1:]
+	return pyval.Tuple(oidValue(r.Oid), tidValue(r.Tid), bytesOrNone(r.Data), tidOrNone(r.DataTxn)), nil
+}
+
+// iteratorGC([ids]) — one-way; unknown ids are ignored.
+func (ss *session) iteratorGC(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(1, 1)
+	ids := a.list(0)
+	if a.err != nil {
+		return nil, a.err
+	}
+	ss.tmu.Lock()
+	defer ss.tmu.Unlock()
+	for _, v := range ids {
+		id, ok := v.AsInt()
+		if !ok {
+			continue
+		}
+		if ti := ss.iters[id]; ti != nil {
+			ti.it.Close()
+			delete(ss.iters, id)
+		}
+		delete(ss.recIters, id)
+	}
+	return nil, nil
+}
+
+// closeIters releases a session's iterators; the caller holds tmu.
+func (ss *session) closeIters() {
+	for id, ti := range ss.iters {
+		ti.it.Close()
+		delete(ss.iters, id)
+	}
+	ss.recIters = nil
+}
+
+// recordIternext(next) → (oid, tid, data, next_oid|None): the current
+// records in oid order (IStorageCurrentRecordIteration). Deleted objects
+// are skipped. Runs under pub.
+func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error) {
+	a.count(0, 1)
+	var next zodb.Oid
+	fresh := a.isNone(0)
+	if !fresh {
+		next = a.oid(0)
+	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	lister, ok := ss.srv.st.(Oidser)
+	if !ok {
+		return nil, &clientError{qualname: excNotImplemented, args: []*pyval.Value{pyval.Str("this storage cannot list its objects")}}
+	}
+	ss.tmu.Lock()
+	if fresh || ss.oids == nil {
+		ss.oids = lister.Oids()
+	}
+	oids := ss.oids
+	ss.tmu.Unlock()
+	i := sort.Search(len(oids), func(i int) bool { return oids[i] >= next })
+	limit := ss.srv.lastPublished() + 1
+	for ; i < len(oids); i++ {
+		data, serial, _, err := ss.srv.st.LoadBefore(ss.ctx, oids[i], limit)
+		if errors.Is(err, zodb.ErrNotFound) || errors.Is(err, zodb.ErrNoRevision) || (err == nil && data == nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		nextOid := pyval.None()
+		if i+1 < len(oids) {
+			nextOid = oidValue(oids[i+1])
+		}
+		return pyval.Tuple(oidValue(oids[i]), tidValue(serial), pyval.Bytes(data), nextOid), nil
+	}
+	return nil, &zodb.NotFoundError{Oid: next}
+}

@@ -1,0 +1,356 @@
+package zeo
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// Storage is what the server serves: a ZODB storage that can iterate and
+// undo. core/fs.FileStorage, core/primary.Primary and
+// core/secondary.Secondary are ones.
+type Storage interface {
+	zodb.Storage
+	zodb.Iterable
+	zodb.Undoer
+}
+
+// Watcher is implemented by storages that commit transactions the server
+// does not make, such as a replica applying its primary's stream. The
+// server publishes each one to its clients as an invalidation. fn is
+// called in tid order, after the transaction is visible to loads.
+type Watcher interface {
+	WatchCommits(fn func(tid zodb.Tid, oids []zodb.Oid))
+}
+
+// Sizer is implemented by storages that know their size in bytes (what
+// get_info reports as "size" and ClientStorage.getSize returns).
+type Sizer interface {
+	Size() int64
+}
+
+// Oidser is implemented by storages that can list their oids in ascending
+// order; record_iternext (IStorageCurrentRecordIteration) needs it.
+type Oidser interface {
+	Oids() []zodb.Oid
+}
+
+// Defaults for Options.
+const (
+	DefaultStorageName  = "1"
+	DefaultMaxFrame     = 256 << 20
+	DefaultMaxTxnBytes  = 1 << 30
+	DefaultMaxQueue     = 256 << 20
+	defaultHandshakeTTL = 30 * time.Second
+)
+
+// Options configure a Server. The zero value serves storage "1" with
+// pickles over plain TCP.
+type Options struct {
+	// Logger receives connection and error events; nil discards them.
+	Logger *slog.Logger
+	// Name is the storage name clients register with; "" means "1"
+	// (ClientStorage's default).
+	Name string
+	// Msgpack announces "M5" instead of "Z5". Clients follow the server's
+	// choice; ZEO 5.0 clients cannot speak msgpack.
+	Msgpack bool
+	// ReadOnly refuses writable registrations even when the storage is
+	// writable. A read-only storage is always served read-only.
+	ReadOnly bool
+	// TLS, when set, wraps every connection. Set ClientAuth to
+	// tls.RequireAndVerifyClientCert to refuse clients without a
+	// certificate signed by ClientCAs (ZEO's <ssl> authenticate).
+	TLS *tls.Config
+	// MaxFrame bounds one incoming message; 0 means DefaultMaxFrame.
+	MaxFrame int
+	// MaxTxnBytes bounds the data one transaction may send before vote;
+	// 0 means DefaultMaxTxnBytes.
+	MaxTxnBytes int64
+	// MaxQueue bounds the bytes queued for one client; a client that
+	// does not read is disconnected past it (it reconnects and verifies
+	// its cache). 0 means DefaultMaxQueue.
+	MaxQueue int
+}
+
+// Server serves one storage to ZEO clients.
+type Server struct {
+	st    Storage
+	opts  Options
+	log   *slog.Logger
+	codec Codec
+	start time.Time
+
+	// pub orders publication against loads (see the package doc). Its
+	// write side is held while a transaction is published; its read side
+	// while a load computes its answer and queues the reply.
+	pub       sync.RWMutex
+	published zodb.Tid          // last published tid; guarded by pub
+	sessions  map[*session]bool // registered sessions; guarded by pub
+
+	// commit is the server's commit lock: one token, held from a
+	// successful vote until the transaction is finished (and published)
+	// or aborted.
+	commit   chan struct{}
+	lockedAt atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
+
+	stats stats
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*session]bool // every open session, registered or not
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// stats are the counters server_status reports.
+type stats struct {
+	loads, stores, commits, aborts, conflicts, resolved atomic.Int64
+	active, waiting                                     atomic.Int64
+}
+
+// NewServer returns a server for st. It starts serving on Listen or Serve.
+func NewServer(st Storage, opts Options) *Server {
+	if opts.Name == "" {
+		opts.Name = DefaultStorageName
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = DefaultMaxFrame
+	}
+	if opts.MaxTxnBytes <= 0 {
+		opts.MaxTxnBytes = DefaultMaxTxnBytes
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = DefaultMaxQueue
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		st:        st,
+		opts:      opts,
+		log:       log,
+		codec:     PickleCodec,
+		start:     time.Now(),
+		published: st.LastTransaction(),
+		sessions:  make(map[*session]bool),
+		commit:    make(chan struct{}, 1),
+		conns:     make(map[*session]bool),
+	}
+	if opts.Msgpack {
+		s.codec = MsgpackCodec
+	}
+	if w, ok := st.(Watcher); ok {
+		w.WatchCommits(s.Invalidate)
+	}
+	return s
+}
+
+// readOnly reports whether writable registrations are refused now (a
+// promoted replica becomes writable).
+func (s *Server) readOnly() bool { return s.opts.ReadOnly || s.st.ReadOnly() }
+
+// Listen listens on addr (a port, host:port, or a unix socket path) and
+// serves it in the background until Close. It returns the bound address.
+func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := netaddr.Listen(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("zeo: listen %s: %w", addr, err)
+	}
+	if err := s.Serve(ln); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln.Addr(), nil
+}
+
+// Serve accepts connections from ln in the background until Close (for
+// inherited, e.g. systemd-activated, listeners).
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return zodb.ErrClosed
+	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
+	s.listeners = append(s.listeners, ln)
+	s.wg.Add(1)
+	go s.acceptLoop(ln)
+	return nil
+}
+
+func (s *Server) acceptLoop(ln net.Listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep going.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("zeo: accept failed", "addr", ln.Addr().String(), "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		ss := newSession(s, c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[ss] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			ss.run()
+			s.mu.Lock()
+			delete(s.conns, ss)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops listening, disconnects every client (aborting their
+// transactions) and waits for the sessions to end. It does not close the
+// storage.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for ss := range s.conns {
+		ss.close(nil)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Shutdown is Close that first gives sessions with a transaction in
+// progress until ctx is done to finish it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	for s.stats.active.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return s.Close()
+}
+
+// Clients returns the number of connected sessions.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Invalidate publishes a transaction committed behind the server's back:
+// every registered client gets invalidateTransaction(tid, oids). Calls
+// must come in tid order, after the transaction is visible to loads.
+func (s *Server) Invalidate(tid zodb.Tid, oids []zodb.Oid) {
+	s.publish(tid, oids, nil, nil)
+}
+
+// publish queues the invalidation of tid for every registered session
+// except self, then (still atomically with respect to loads) self's
+// messages, and advances the published tid.
+func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs func()) {
+	s.pub.Lock()
+	defer s.pub.Unlock()
+	if tid > s.published {
+		s.published = tid
+	}
+	var frames map[Codec][]byte
+	for ss := range s.sessions {
+		if ss == self {
+			continue
+		}
+		if frames == nil {
+			frames = make(map[Codec][]byte, 1)
+		}
+		f, ok := frames[ss.codec]
+		if !ok {
+			var err error
+			f, err = ss.encode(oneWay("invalidateTransaction", tidValue(tid), oidList(oids)))
+			if err != nil {
+				s.log.Error("zeo: cannot encode an invalidation", "tid", tid, "err", err)
+				continue
+			}
+			frames[ss.codec] = f
+		}
+		ss.queue(f)
+	}
+	if selfMsgs != nil {
+		selfMsgs()
+	}
+}
+
+// lastPublished returns the published tid; the caller holds pub.
+func (s *Server) lastPublished() zodb.Tid { return s.published }
+
+// acquireCommit takes the commit lock, or returns ctx's error.
+func (s *Server) acquireCommit(ctx context.Context) error {
+	s.stats.waiting.Add(1)
+	defer s.stats.waiting.Add(-1)
+	select {
+	case s.commit <- struct{}{}:
+		s.lockedAt.Store(time.Now().UnixNano())
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) releaseCommit() {
+	s.lockedAt.Store(0)
+	<-s.commit
+}
+
+// size is the storage size for get_info and info messages.
+func (s *Server) size() int64 {
+	if sz, ok := s.st.(Sizer); ok {
+		return sz.Size()
+	}
+	return 0
+}
+
+// writeFull writes p or fails; a helper for the handshake.
+func writeFull(w io.Writer, p []byte) error {
+	_, err := w.Write(p)
+	return err
+}

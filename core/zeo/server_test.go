@@ -1,0 +1,496 @@
+package zeo
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+func TestRegisterInfoAndEmptyLoad(t *testing.T) {
+	codecs(t, func(t *testing.T, mp bool) {
+		_, addr, _ := newTestServer(t, Options{Msgpack: mp})
+		c := dialTest(t, addr, nil)
+		if got := c.register(false); got != 0 {
+			t.Fatalf("register on an empty storage: %s", got)
+		}
+		info := c.call("get_info")
+		ifs, ok := info.Lookup("interfaces")
+		if !ok || ifs.Len() != len(interfaces) {
+			t.Fatalf("get_info interfaces: %s", info)
+		}
+		if v, _ := info.Lookup("supportsUndo"); v == nil {
+			t.Fatalf("get_info lacks supportsUndo: %s", info)
+		}
+		q, payload := c.callErr("loadBefore", oidValue(0), tidValue(1))
+		if q != excPOSKeyError || payload.Len() != 1 {
+			t.Fatalf("loadBefore of the root of an empty storage: %s %s", q, payload)
+		}
+		if q, _ := c.callErr("register", pyval.Str("1"), pyval.Bool(false)); q != excValueError {
+			t.Fatalf("second register: %s", q)
+		}
+		if v := c.call("ping"); !v.IsNone() {
+			t.Fatalf("ping: %s", v)
+		}
+	})
+}
+
+func TestCallsBeforeRegisterAndUnknownStorage(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	if q, _ := c.callErr("lastTransaction"); q == "" {
+		t.Fatal("no error before register")
+	}
+	if q, p := c.callErr("register", pyval.Str("main"), pyval.Bool(false)); q != excValueError {
+		t.Fatalf("unknown storage: %s %s", q, p)
+	}
+}
+
+func TestCommitInvalidatesOthers(t *testing.T) {
+	codecs(t, func(t *testing.T, mp bool) {
+		_, addr, st := newTestServer(t, Options{Msgpack: mp})
+		c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+		c1.register(false)
+		c2.register(true)
+		oid := c1.newOid()
+		tid := c1.commit(7, store{oid, 0, []byte("first")})
+		if st.LastTransaction() != tid {
+			t.Fatalf("committed %s, storage last %s", tid, st.LastTransaction())
+		}
+		inv := c2.expect("invalidateTransaction").Args.Items()
+		if got := mustTid(t, inv[0]); got != tid || inv[1].Len() != 1 || mustOid(t, inv[1].Items()[0]) != oid {
+			t.Fatalf("invalidation: %s", pyval.Tuple(inv...))
+		}
+		c1.noOneWay(50 * time.Millisecond) // the committer gets no invalidation
+		r := c2.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid)).Items()
+		if d, _ := r[0].AsBytes(); string(d) != "first" || mustTid(t, r[1]) != tid || !r[2].IsNone() {
+			t.Fatalf("loadBefore: %s", pyval.Tuple(r...))
+		}
+		if got := mustTid(t, c2.call("lastTransaction")); got != tid {
+			t.Fatalf("lastTransaction %s, want %s", got, tid)
+		}
+		tid2 := c1.commit(8, store{oid, tid, []byte("second")})
+		c2.expect("invalidateTransaction")
+		r = c2.call("loadBefore", oidValue(oid), tidValue(tid2)).Items()
+		if d, _ := r[0].AsBytes(); string(d) != "first" || mustTid(t, r[2]) != tid2 {
+			t.Fatalf("loadBefore(tid2): %s", pyval.Tuple(r...))
+		}
+		if v := c2.call("loadBefore", oidValue(oid), tidValue(tid)); !v.IsNone() {
+			t.Fatalf("loadBefore before creation: %s", v)
+		}
+		if d, _ := c2.call("loadSerial", oidValue(oid), tidValue(tid)).AsBytes(); string(d) != "first" {
+			t.Fatalf("loadSerial: %q", d)
+		}
+		if got := mustTid(t, c2.call("getTid", oidValue(oid))); got != tid2 {
+			t.Fatalf("getTid %s", got)
+		}
+	})
+}
+
+func TestConflictsGoBackToTheClient(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	oid := c1.newOid()
+	t1 := c1.commit(1, store{oid, 0, []byte("v1")})
+	c2.expect("invalidateTransaction")
+	t2 := c1.commit(2, store{oid, t1, []byte("v2")})
+	c2.expect("invalidateTransaction")
+
+	// c2 writes based on t1: vote answers a conflict dict and releases the lock.
+	c2.begin(5)
+	c2.oneWay("storea", oidValue(oid), tidValue(t1), pyval.Bytes([]byte("mine")), pyval.Int(5))
+	res := c2.call("vote", pyval.Int(5))
+	if res.Len() != 1 {
+		t.Fatalf("vote: %s", res)
+	}
+	d := res.Items()[0]
+	serials, _ := d.Lookup("serials")
+	data, _ := d.Lookup("data")
+	if o, _ := d.Lookup("oid"); mustOid(t, o) != oid || mustTid(t, serials.Items()[0]) != t2 ||
+		mustTid(t, serials.Items()[1]) != t1 {
+		t.Fatalf("conflict dict: %s", d)
+	}
+	if b, _ := data.AsBytes(); string(b) != "mine" {
+		t.Fatalf("conflict data: %s", data)
+	}
+	// The lock is free while c2 resolves: c1 commits meanwhile.
+	t3 := c1.commit(3, store{oid, t2, []byte("v3")})
+	c2.expect("invalidateTransaction")
+	// c2 re-stores against t2: conflicts again (t3 is current), then resolves on t3.
+	c2.oneWay("storea", oidValue(oid), tidValue(t2), pyval.Bytes([]byte("resolved")), pyval.Int(5))
+	if res := c2.call("vote", pyval.Int(5)); res.Len() != 1 {
+		t.Fatalf("second vote: %s", res)
+	}
+	c2.oneWay("storea", oidValue(oid), tidValue(t3), pyval.Bytes([]byte("resolved")), pyval.Int(5))
+	if res := c2.call("vote", pyval.Int(5)); res.Len() != 0 {
+		t.Fatalf("third vote: %s", res)
+	}
+	t4 := c2.finish(5)
+	inv := c1.expect("invalidateTransaction").Args.Items()
+	if mustTid(t, inv[0]) != t4 {
+		t.Fatalf("invalidation %s, want %s", inv[0], t4)
+	}
+	if d, _ := c1.call("loadSerial", oidValue(oid), tidValue(t4)).AsBytes(); string(d) != "resolved" {
+		t.Fatalf("resolved data %q", d)
+	}
+}
+
+func TestReadConflictAndStorageTransactionErrors(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	a, b := c.newOid(), c.newOid()
+	t1 := c.commit(1, store{a, 0, []byte("a1")}, store{b, 0, []byte("b1")})
+	t2 := c.commit(2, store{a, t1, []byte("a2")})
+	c.begin(3)
+	c.oneWay("checkCurrentSerialInTransaction", oidValue(a), tidValue(t1), pyval.Int(3))
+	c.oneWay("storea", oidValue(b), tidValue(t1), pyval.Bytes([]byte("b2")), pyval.Int(3))
+	q, p := c.callErr("vote", pyval.Int(3))
+	if q != excReadConflict {
+		t.Fatalf("vote with a stale read: %s %s", q, p)
+	}
+	serials, _ := p.Lookup("serials")
+	if o, _ := p.Lookup("oid"); mustOid(t, o) != a || mustTid(t, serials.Items()[0]) != t2 || mustTid(t, serials.Items()[1]) != t1 {
+		t.Fatalf("read conflict payload: %s", p)
+	}
+	// The transaction is gone server-side: abort is ignored, vote fails.
+	if v := c.call("tpc_abort", pyval.Int(3)); !v.IsNone() {
+		t.Fatalf("tpc_abort: %s", v)
+	}
+	if q, _ := c.callErr("vote", pyval.Int(3)); q != excStorageTxn {
+		t.Fatalf("vote without a transaction: %s", q)
+	}
+	// And the lock was released: a new transaction commits.
+	c.commit(4, store{b, t1, []byte("b2")})
+	if v := c.call("tpc_finish", pyval.Int(99)); !v.IsNone() {
+		t.Fatalf("tpc_finish of an unknown transaction: %s", v)
+	}
+}
+
+func TestVoteWaitsForTheCommitLockWithoutBlockingLoads(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	a, b := c1.newOid(), c2.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(a), tidValue(0), pyval.Bytes([]byte("a")), pyval.Int(1))
+	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatal(v)
+	}
+	c2.begin(2)
+	c2.oneWay("storea", oidValue(b), tidValue(0), pyval.Bytes([]byte("b")), pyval.Int(2))
+	vote := c2.start("vote", pyval.Int(2))
+	// Loads on the waiting connection are served.
+	c2.callErr("loadBefore", oidValue(a), tidValue(zodb.MaxTid))
+	select {
+	case m := <-vote:
+		t.Fatalf("vote answered while the lock is held: %s", m.Args)
+	case <-time.After(100 * time.Millisecond):
+	}
+	t1 := c1.finish(1)
+	if m := c2.wait(vote, "vote"); m.Flags == FlagError || m.Args.Len() != 0 {
+		t.Fatalf("vote after the lock was released: %s", m.Args)
+	}
+	// c1's commit was published to c2 before c2's own finish reply.
+	ch := c2.start("tpc_finish", pyval.Int(2))
+	inv := c2.expect("invalidateTransaction")
+	if mustTid(t, inv.Args.Items()[0]) != t1 {
+		t.Fatalf("invalidation %s", inv.Args)
+	}
+	c2.expect("info")
+	if t2 := mustTid(t, c2.wait(ch, "tpc_finish").Args); t2 <= t1 {
+		t.Fatalf("tids %s then %s", t1, t2)
+	}
+}
+
+func TestDisconnectAbortsAndReleasesTheLock(t *testing.T) {
+	_, addr, st := newTestServer(t, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	a := c1.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(a), tidValue(0), pyval.Bytes([]byte("a")), pyval.Int(1))
+	c1.call("vote", pyval.Int(1))
+	c1.conn.Close()
+	tid := c2.commit(2, store{c2.newOid(), 0, []byte("b")})
+	if st.LastTransaction() != tid {
+		t.Fatal("commit after a disconnected voter did not land")
+	}
+	if _, _, err := st.Load(t.Context(), a); err == nil {
+		t.Fatal("the disconnected client's transaction was committed")
+	}
+}
+
+func TestGetInvalidationsForAnyTidInTheFile(t *testing.T) {
+	srv, addr, _ := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	oids := make([]zodb.Oid, 10)
+	for i := range oids {
+		oids[i] = c.newOid()
+	}
+	serial := make(map[zodb.Oid]zodb.Tid)
+	var tids []zodb.Tid
+	for i := range 300 {
+		o := oids[i%len(oids)]
+		tid := c.commit(int64(i+1), store{o, serial[o], []byte{byte(i)}})
+		serial[o] = tid
+		tids = append(tids, tid)
+	}
+	r := c.call("getInvalidations", tidValue(tids[5]))
+	if r.Kind() != pyval.KindTuple || mustTid(t, r.Items()[0]) != tids[299] || r.Items()[1].Len() != len(oids) {
+		t.Fatalf("getInvalidations(tid 6 of 300): %s", r)
+	}
+	r = c.call("getInvalidations", tidValue(tids[297]))
+	got := map[zodb.Oid]bool{}
+	for _, o := range r.Items()[1].Items() {
+		got[mustOid(t, o)] = true
+	}
+	if len(got) != 2 || !got[oids[298%10]] || !got[oids[299%10]] {
+		t.Fatalf("getInvalidations(tid 298): %s", r)
+	}
+	if r := c.call("getInvalidations", tidValue(tids[10]+1)); !r.IsNone() {
+		t.Fatalf("a tid not in the file: %s", r)
+	}
+	if r := c.call("getInvalidations", tidValue(tids[299]+1000)); !r.IsNone() {
+		t.Fatalf("a tid after the last: %s", r)
+	}
+	if srv.Clients() != 1 {
+		t.Fatalf("clients %d", srv.Clients())
+	}
+}
+
+// TestLoadsNeverOvertakeInvalidations checks the ordering rule: no
+// invalidation for T reaches a client before the reply of a load that was
+// computed without T (the client would cache stale data as current).
+func TestLoadsNeverOvertakeInvalidations(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	w, r := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	w.register(false)
+	r.register(true)
+	oid := w.newOid()
+	serial := w.commit(1, store{oid, 0, []byte{0}})
+	r.expect("invalidateTransaction")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 150 {
+			serial = w.commit(int64(i+2), store{oid, serial, []byte{byte(i + 1)}})
+		}
+	}()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	loads := 0
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		default:
+		}
+		r.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid))
+		loads++
+	}
+	time.Sleep(50 * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var invalidated zodb.Tid
+	for _, m := range r.events {
+		switch {
+		case m.Name == "invalidateTransaction":
+			tid := mustTid(t, m.Args.Items()[0])
+			if tid <= invalidated {
+				t.Fatalf("invalidation tids not increasing: %s after %s", tid, invalidated)
+			}
+			invalidated = tid
+		case m.Flags == FlagReply && m.Args.Kind() == pyval.KindTuple && m.Args.Len() == 3:
+			it := m.Args.Items()
+			start := mustTid(t, it[1])
+			if it[2].IsNone() && start < invalidated {
+				t.Fatalf("load reply current as of %s arrived after the invalidation of %s", start, invalidated)
+			}
+		}
+	}
+	if loads < 10 {
+		t.Fatalf("only %d loads ran during the commits", loads)
+	}
+}
+
+func TestReadOnlyServing(t *testing.T) {
+	codecs(t, func(t *testing.T, mp bool) {
+		srv, addr, _ := newTestServer(t, Options{Msgpack: mp, ReadOnly: true})
+		c := dialTest(t, addr, nil)
+		if q, _ := c.callErr("register", pyval.Str("1"), pyval.Bool(false)); q != excReadOnly {
+			t.Fatalf("writable register on a read-only server: %s", q)
+		}
+		// read_only_fallback: the same connection registers read-only.
+		c.register(true)
+		if q, _ := c.callErr("new_oids"); q != excReadOnly {
+			t.Fatalf("new_oids read-only: %s", q)
+		}
+		// A transaction committed behind the server's back (a replica).
+		srv.Invalidate(42, []zodb.Oid{1, 2})
+		inv := c.expect("invalidateTransaction").Args.Items()
+		if mustTid(t, inv[0]) != 42 || inv[1].Len() != 2 {
+			t.Fatalf("invalidation %s", pyval.Tuple(inv...))
+		}
+		// tpc_begin on a read-only connection closes it (a one-way call failed).
+		c.begin(1)
+		select {
+		case <-c.closed:
+		case <-time.After(testTimeout):
+			t.Fatal("connection not closed after a read-only tpc_begin")
+		}
+	})
+}
+
+func TestRuokHeartbeatAndUnknownMethod(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if p, err := ReadFrame(conn, 64); err != nil || string(p) != "Z5" {
+		t.Fatalf("announcement %q %v", p, err)
+	}
+	conn.Write(AppendFrame(nil, []byte("ruok")))
+	p, err := ReadFrame(conn, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]map[string]any
+	if err := json.Unmarshal(p, &doc); err != nil || doc["1"]["last-transaction"] == nil {
+		t.Fatalf("ruok: %s %v", p, err)
+	}
+
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	c.send(&Message{ID: pyval.Int(-1), Flags: FlagReply, Name: ".reply", Args: pyval.None()})
+	c.call("ping") // the heartbeat got no answer and broke nothing
+	c.mu.Lock()
+	n := len(c.events)
+	c.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d messages after register, heartbeat and ping; want 2", n)
+	}
+	c.start("no_such_method")
+	select {
+	case <-c.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("an unknown method did not close the connection")
+	}
+}
+
+func TestBadHandshakeIsRefused(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ReadFrame(conn, 64)
+	conn.Write(AppendFrame(nil, []byte("Z4")))
+	conn.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, err := ReadFrame(conn, 64); err == nil {
+		t.Fatal("server kept talking after a Z4 handshake")
+	}
+}
+
+func TestUndoHistoryAndIteration(t *testing.T) {
+	codecs(t, func(t *testing.T, mp bool) {
+		_, addr, _ := newTestServer(t, Options{Msgpack: mp})
+		c := dialTest(t, addr, nil)
+		c.register(false)
+		oid := c.newOid()
+		t1 := c.commit(1, store{oid, 0, []byte("one")})
+		t2 := c.commit(2, store{oid, t1, []byte("two")})
+
+		log := c.call("undoLog", pyval.Int(0), pyval.Int(-20))
+		if log.Len() != 2 {
+			t.Fatalf("undoLog: %s", log)
+		}
+		id, _ := log.Items()[0].Lookup("id")
+		if u, _ := log.Items()[0].Lookup("user_name"); !bytes.Equal(mustBytes(t, u), []byte("user")) {
+			t.Fatalf("undoLog user_name: %s", log.Items()[0])
+		}
+		info := c.call("undoInfo", pyval.Int(0), pyval.Int(20), pyval.Dict(pyval.Str("description"), pyval.Bytes([]byte("nope"))))
+		if info.Len() != 0 {
+			t.Fatalf("undoInfo with a non-matching spec: %s", info)
+		}
+		c.begin(3)
+		c.oneWay("undoa", id, pyval.Int(3))
+		res := c.call("vote", pyval.Int(3))
+		if res.Len() != 1 || mustOid(t, res.Items()[0]) != oid {
+			t.Fatalf("vote of an undo: %s", res)
+		}
+		t3 := c.finish(3)
+		r := c.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid)).Items()
+		if string(mustBytes(t, r[0])) != "one" || mustTid(t, r[1]) != t3 {
+			t.Fatalf("after undo: %s", pyval.Tuple(r...))
+		}
+		h := c.call("history", oidValue(oid), pyval.Int(10))
+		if h.Len() != 3 {
+			t.Fatalf("history: %s", h)
+		}
+		if tid, _ := h.Items()[2].Lookup("tid"); mustTid(t, tid) != t1 {
+			t.Fatalf("oldest history entry: %s", h.Items()[2])
+		}
+
+		iid := c.call("iterator_start", pyval.None(), pyval.None())
+		var seen []zodb.Tid
+		for {
+			txn := c.call("iterator_next", iid)
+			if txn.IsNone() {
+				break
+			}
+			tid := mustTid(t, txn.Items()[0])
+			seen = append(seen, tid)
+			rid := c.call("iterator_record_start", iid, tidValue(tid))
+			rec := c.call("iterator_record_next", rid)
+			if mustOid(t, rec.Items()[0]) != oid {
+				t.Fatalf("record %s", rec)
+			}
+			if tid == t3 && (rec.Items()[2].Len() != 3 || mustTid(t, rec.Items()[3]) != t1) {
+				t.Fatalf("undo record %s: want data 'one' from %s", rec, t1)
+			}
+			if v := c.call("iterator_record_next", rid); !v.IsNone() {
+				t.Fatalf("second record: %s", v)
+			}
+		}
+		if len(seen) != 3 || seen[0] != t1 || seen[1] != t2 || seen[2] != t3 {
+			t.Fatalf("iteration: %v", seen)
+		}
+		c.oneWay("iterator_gc", pyval.List(iid, pyval.Int(12345)))
+		rec := c.call("record_iternext", pyval.None()).Items()
+		if mustOid(t, rec[0]) != oid || string(mustBytes(t, rec[2])) != "one" || !rec[3].IsNone() {
+			t.Fatalf("record_iternext: %s", pyval.Tuple(rec...))
+		}
+		if q, _ := c.callErr("pack", pyval.Float(0), pyval.Int(1)); q != excNotImplemented {
+			t.Fatalf("pack: %s", q)
+		}
+		st := c.call("server_status")
+		if n, _ := st.Lookup("commits"); n == nil {
+			t.Fatalf("server_status: %s", st)
+		}
+	})
+}
+
+func mustBytes(t *testing.T, v *pyval.Value) []byte {
+	t.Helper()
+	b, ok := v.AsBytes()
+	if !ok {
+		t.Fatalf("want bytes, got %s", v)
+	}
+	return b
+}

@@ -1,0 +1,333 @@
+package zeo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// session is one client connection.
+type session struct {
+	srv   *Server
+	conn  net.Conn
+	peer  string
+	codec Codec
+	label atomic.Pointer[string]
+
+	ctx    context.Context // canceled when the session ends
+	cancel context.CancelFunc
+
+	// Outbound queue, drained by the writer goroutine.
+	qmu     sync.Mutex
+	qcond   *sync.Cond
+	q       [][]byte
+	qbytes  int
+	qclosed bool
+
+	closeOnce sync.Once
+
+	// Set by register; read by the reader goroutine and, for readOnly,
+	// by vote goroutines.
+	registered bool
+	readOnly   bool
+
+	// tmu guards the transaction and iterators: the reader goroutine and
+	// a vote waiting for the commit lock both use them.
+	tmu      sync.Mutex
+	txn      *transaction
+	iters    map[int64]*txnIter
+	recIters map[int64]*recIter
+	nextIter int64
+	oids     []zodb.Oid // record_iternext snapshot
+}
+
+func newSession(s *Server, c net.Conn) *session {
+	ss := &session{srv: s, conn: c, peer: c.RemoteAddr().String(), codec: s.codec}
+	if ss.peer == "" || ss.peer == "@" {
+		ss.peer = "unix:" + c.LocalAddr().String()
+	}
+	ss.ctx, ss.cancel = context.WithCancel(context.Background())
+	ss.qcond = sync.NewCond(&ss.qmu)
+	return ss
+}
+
+// run serves the connection until it ends.
+func (ss *session) run() {
+	log := ss.srv.log.With("peer", ss.peer)
+	defer ss.end()
+	if tc, ok := ss.conn.(interface{ HandshakeContext(context.Context) error }); ok {
+		ctx, cancel := context.WithTimeout(ss.ctx, defaultHandshakeTTL)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			log.Warn("zeo: TLS handshake failed; connection refused", "err", err)
+			return
+		}
+	}
+	ok, err := ss.handshake()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			log.Warn("zeo: handshake failed", "err", err)
+		}
+		return
+	}
+	if !ok {
+		return // a ruok probe, answered
+	}
+	log.Debug("zeo: client connected", "codec", ss.codec.Name())
+	go ss.writer()
+	err = ss.readLoop()
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
+		log.Debug("zeo: client disconnected", "label", ss.labelString())
+	default:
+		log.Warn("zeo: closing connection", "label", ss.labelString(), "err", err)
+	}
+}
+
+func (ss *session) labelString() string {
+	if l := ss.label.Load(); l != nil {
+		return *l
+	}
+	return ""
+}
+
+// handshake announces the protocol and reads the client's choice. It
+// returns false after answering a ruok probe.
+func (ss *session) handshake() (bool, error) {
+	ss.conn.SetDeadline(time.Now().Add(defaultHandshakeTTL))
+	defer ss.conn.SetDeadline(time.Time{})
+	if err := writeFull(ss.conn, AppendFrame(nil, []byte(ss.codec.Name()+"5"))); err != nil {
+		return false, err
+	}
+	p, err := ReadFrame(ss.conn, 64)
+	if err != nil {
+		return false, fmt.Errorf("reading the client's protocol: %w", err)
+	}
+	if string(p) == "ruok" {
+		b, err := json.Marshal(map[string]any{ss.srv.opts.Name: ss.srv.statusMap()})
+		if err != nil {
+			return false, err
+		}
+		return false, writeFull(ss.conn, AppendFrame(nil, b))
+	}
+	if len(p) < 2 || string(p[1:]) != "5" {
+		return false, fmt.Errorf("client asked for protocol %q; this server speaks %q (ZEO 5 and 6 clients)", p, ss.codec.Name()+"5")
+	}
+	c, ok := CodecFor(p[0])
+	if !ok {
+		return false, fmt.Errorf("client asked for protocol %q: unknown encoding %q", p, p[0])
+	}
+	ss.codec = c
+	return true, nil
+}
+
+// readLoop reads and serves requests until the connection ends.
+func (ss *session) readLoop() error {
+	for {
+		p, err := ReadFrame(ss.conn, ss.srv.opts.MaxFrame)
+		if err != nil {
+			return err
+		}
+		m, err := ss.codec.Decode(p)
+		if err != nil {
+			return fmt.Errorf("undecodable message (%d bytes): %w", len(p), err)
+		}
+		if err := ss.handle(m); err != nil {
+			return err
+		}
+	}
+}
+
+// handle serves one message. An error closes the connection.
+func (ss *session) handle(m *Message) error {
+	if m.Name == ".reply" {
+		if n, ok := m.ID.AsInt(); ok && n == -1 {
+			return nil // heartbeat
+		}
+		return fmt.Errorf("unexpected reply from the client (msgid %s)", m.ID)
+	}
+	oneway := m.Flags == FlagOneWay
+	meth, ok := methods[m.Name]
+	if !ok {
+		return fmt.Errorf("unknown method %q", m.Name)
+	}
+	if !ss.registered && m.Name != "register" {
+		if oneway {
+			return fmt.Errorf("%s before register", m.Name)
+		}
+		return ss.replyErr(m.ID, errNotRegistered)
+	}
+	a := newArgs(m.Name, m.Args)
+	var (
+		v   *pyval.Value
+		err error
+	)
+	if meth.load {
+		ss.srv.pub.RLock()
+		v, err = meth.fn(ss, a, m.ID)
+		if err == nil && a.err != nil {
+			err = a.err
+		}
+		if !oneway {
+			err = ss.answer(m.ID, v, err)
+		}
+		ss.srv.pub.RUnlock()
+		return err
+	}
+	v, err = meth.fn(ss, a, m.ID)
+	if err == nil && a.err != nil {
+		err = a.err
+	}
+	if oneway {
+		if err != nil {
+			return fmt.Errorf("one-way %s failed: %w", m.Name, err)
+		}
+		return nil
+	}
+	return ss.answer(m.ID, v, err)
+}
+
+// answer queues the reply or error reply for a call.
+func (ss *session) answer(id, v *pyval.Value, err error) error {
+	switch {
+	case errors.Is(err, errReplied):
+		return nil
+	case err != nil:
+		return ss.replyErr(id, err)
+	}
+	if v == nil {
+		v = pyval.None()
+	}
+	return ss.send(replyMsg(id, v))
+}
+
+func (ss *session) replyErr(id *pyval.Value, err error) error {
+	q, payload := errorPayload(err)
+	if q == excStorageError {
+		ss.srv.log.Warn("zeo: request failed", "peer", ss.peer, "err", err)
+	}
+	return ss.send(errorMsg(id, q, payload))
+}
+
+func (ss *session) encode(m *Message) ([]byte, error) {
+	p, err := ss.codec.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	return AppendFrame(nil, p), nil
+}
+
+// send encodes and queues a message.
+func (ss *session) send(m *Message) error {
+	f, err := ss.encode(m)
+	if err != nil {
+		// Not the client's fault, and the reply must not be lost: say why.
+		q, payload := errorPayload(fmt.Errorf("the server cannot encode its reply to %s: %v", m.Name, err))
+		f, err = ss.encode(errorMsg(m.ID, q, payload))
+		if err != nil {
+			return err
+		}
+	}
+	ss.queue(f)
+	return nil
+}
+
+// queue appends a frame to the outbound queue; a client that lets the
+// queue grow past MaxQueue is disconnected.
+func (ss *session) queue(f []byte) {
+	ss.qmu.Lock()
+	if ss.qclosed {
+		ss.qmu.Unlock()
+		return
+	}
+	if ss.qbytes+len(f) > ss.srv.opts.MaxQueue && ss.qbytes > 0 {
+		ss.qmu.Unlock()
+		ss.srv.log.Warn("zeo: client does not read its messages; disconnecting it",
+			"peer", ss.peer, "queued_bytes", ss.qbytes)
+		ss.close(nil)
+		return
+	}
+	ss.q = append(ss.q, f)
+	ss.qbytes += len(f)
+	ss.qmu.Unlock()
+	ss.qcond.Signal()
+}
+
+// writer writes queued frames, several at a time, until the session ends.
+func (ss *session) writer() {
+	for {
+		ss.qmu.Lock()
+		for len(ss.q) == 0 && !ss.qclosed {
+			ss.qcond.Wait()
+		}
+		if ss.qclosed {
+			ss.qmu.Unlock()
+			return
+		}
+		bufs := net.Buffers(ss.q)
+		ss.q = nil
+		ss.qbytes = 0
+		ss.qmu.Unlock()
+		if _, err := bufs.WriteTo(ss.conn); err != nil {
+			ss.close(err)
+			return
+		}
+	}
+}
+
+// close ends the session: the connection is closed and the reader and
+// writer stop. Idempotent.
+func (ss *session) close(error) {
+	ss.closeOnce.Do(func() {
+		ss.cancel()
+		ss.conn.Close()
+		ss.qmu.Lock()
+		ss.qclosed = true
+		ss.q = nil
+		ss.qmu.Unlock()
+		ss.qcond.Broadcast()
+	})
+}
+
+// end runs when the reader stops: the transaction is aborted and the
+// session unregistered.
+func (ss *session) end() {
+	// Let the writer flush what is queued (error replies explaining
+	// why we close) before the socket goes.
+	ss.flush(time.Second)
+	ss.close(nil)
+	ss.srv.pub.Lock()
+	delete(ss.srv.sessions, ss)
+	ss.srv.pub.Unlock()
+	ss.tmu.Lock()
+	t := ss.txn
+	ss.closeIters()
+	ss.tmu.Unlock()
+	if t != nil {
+		t.abort()
+	}
+}
+
+// flush waits up to d for the outbound queue to drain.
+func (ss *session) flush(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ss.qmu.Lock()
+		empty := len(ss.q) == 0 || ss.qclosed
+		ss.qmu.Unlock()
+		if empty {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
