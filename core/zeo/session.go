@@ -87,7 +87,7 @@ func (ss *session) run() {
 	go ss.writer()
 	err = ss.readLoop()
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
 		log.Debug("zeo: client disconnected", "label", ss.labelString())
 	default:
 		log.Warn("zeo: closing connection", "label", ss.labelString(), "err", err)
