@@ -516,10 +516,50 @@ func (u *unpickler) reduce() error {
 			return fmt.Errorf("unsupported bytes() arguments")
 		}
 		u.push(&Value{k: KindBytes})
+	case "__builtin__\ndict", "builtins\ndict":
+		return u.reduceDict(args.items)
+	case "__builtin__\nlist", "builtins\nlist", "__builtin__\ntuple", "builtins\ntuple":
+		k := KindList
+		if strings.HasSuffix(fn.s, "tuple") {
+			k = KindTuple
+		}
+		var items []*Value
+		switch {
+		case len(args.items) == 0:
+		case len(args.items) == 1 && (args.items[0].k == KindList || args.items[0].k == KindTuple):
+			items = append(items, args.items[0].items...)
+		default:
+			return fmt.Errorf("unsupported %s() arguments", k)
+		}
+		u.push(&Value{k: k, items: items})
 	default:
 		return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
 	}
 	return nil
+}
+
+// reduceDict decodes dict(), dict(pairs) and dict(mapping): how a dict
+// subclass with a __reduce__ pickles (ZODB's own tests send one as a
+// transaction extension). The result is a plain dict, as Python's server
+// gets after unpickling.
+func (u *unpickler) reduceDict(args []*Value) error {
+	d := &Value{k: KindDict}
+	switch {
+	case len(args) == 0:
+		return u.pushDict(d, nil)
+	case len(args) == 1 && args[0].k == KindDict:
+		return u.pushDict(d, append([]*Value(nil), args[0].items...))
+	case len(args) == 1 && (args[0].k == KindList || args[0].k == KindTuple):
+		kv := make([]*Value, 0, 2*len(args[0].items))
+		for _, p := range args[0].items {
+			if (p.k != KindTuple && p.k != KindList) || len(p.items) != 2 {
+				return fmt.Errorf("dict() of a sequence holding a %v that is not a pair", p.k)
+			}
+			kv = append(kv, p.items[0], p.items[1])
+		}
+		return u.pushDict(d, kv)
+	}
+	return fmt.Errorf("unsupported dict() arguments")
 }
 
 // latin1 encodes text whose code points are all below U+0100 to bytes.
