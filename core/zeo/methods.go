@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -381,12 +382,22 @@ func matchSpec(d, spec *pyval.Value) bool {
 }
 
 // valueMatches compares an entry's value to a specification value: text
-// and bytes compare by their bytes, a one-item tuple holding a string
-// (how a ZopeUndo Prefix decodes) matches as a prefix.
+// and bytes compare by their bytes; a ZopeUndo Prefix (what Zope's undo
+// screen sends) matches when the value's first '/'-separated parts are
+// the prefix's path, ignoring the user name after the last space, as
+// its __eq__ does.
 func valueMatches(got, want *pyval.Value) bool {
 	gs, gok := stringish(got)
-	if p, ok := prefixOf(want); ok {
-		return gok && strings.HasPrefix(gs, p)
+	if path, ok := prefixPath(want); ok {
+		if !gok {
+			return false
+		}
+		parts := strings.Split(gs, "/")
+		// The user name logged after the path does not count.
+		if last := parts[len(parts)-1]; strings.Contains(last, " ") {
+			parts[len(parts)-1] = last[:strings.LastIndex(last, " ")]
+		}
+		return slices.Equal(parts[:min(len(parts), len(path))], path)
 	}
 	ws, wok := stringish(want)
 	if gok && wok {
@@ -407,17 +418,31 @@ func stringish(v *pyval.Value) (string, bool) {
 	return "", false
 }
 
-// prefixOf recognises the codec's rendering of a ZopeUndo Prefix.
-func prefixOf(v *pyval.Value) (string, bool) {
-	if p, ok := v.Lookup(prefixKey); ok {
-		return stringish(p)
+// prefixPath returns the path of a decoded ZopeUndo.Prefix.Prefix (its
+// state holds "path", the value split at '/', and "length").
+func prefixPath(v *pyval.Value) ([]string, bool) {
+	if v.Kind() != pyval.KindObject || v.Class() != "ZopeUndo.Prefix.Prefix" || v.State() == nil {
+		return nil, false
 	}
-	return "", false
+	pv, ok := v.State().Lookup("path")
+	if !ok {
+		return nil, false
+	}
+	var path []string
+	for _, it := range pv.Items() {
+		s, ok := stringish(it)
+		if !ok {
+			return nil, false
+		}
+		path = append(path, s)
+	}
+	if n, ok := v.State().Lookup("length"); ok {
+		if l, ok := n.AsInt(); ok && int(l) < len(path) {
+			path = path[:max(l, 0)]
+		}
+	}
+	return path, true
 }
-
-// prefixKey is the dict key the pickle codec uses for a decoded
-// ZopeUndo.Prefix.Prefix (a dict {prefixKey: value}).
-const prefixKey = "__zopeundo_prefix__"
 
 // undoa(trans_id, txn) records an undo of trans_id (undoLog's "id").
 func (ss *session) undoa(a *args, _ *pyval.Value) (*pyval.Value, error) {

@@ -2,6 +2,7 @@ package zeo
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"sync"
@@ -493,4 +494,39 @@ func mustBytes(t *testing.T, v *pyval.Value) []byte {
 		t.Fatalf("want bytes, got %s", v)
 	}
 	return b
+}
+
+// TestUndoInfoWithZopeUndoPrefix sends the undoInfo call a ZEO 6 client
+// makes with a ZopeUndo Prefix (as Zope's undo screen does), byte for
+// byte as zodbpickle pickled it: undoInfo(0, 20, {'user_name':
+// Prefix('/app')}).
+func TestUndoInfoWithZopeUndoPrefix(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	oid := c.newOid()
+	var serial zodb.Tid
+	for i, user := range []string{"/app alice", "/other bob", "/app/sub carol", "/application dave"} {
+		c.oneWay("tpc_begin", pyval.Int(int64(i+1)), pyval.Bytes([]byte(user)), pyval.Bytes(nil), pyval.Dict(), pyval.None(), pyval.Str(" "))
+		c.oneWay("storea", oidValue(oid), tidValue(serial), pyval.Bytes([]byte{byte(i)}), pyval.Int(int64(i+1)))
+		c.call("vote", pyval.Int(int64(i+1)))
+		serial = c.finish(int64(i + 1))
+	}
+	p, _ := hex.DecodeString("8003284b07895808000000756e646f496e666f4b004b147d5809000000757365725f6e616d65635a6f7065556e646f2e5072656669780a5072656669780a29817d2858060000006c656e6774684b025804000000706174685d28580000000058030000006170706575627387742e")
+	c.mu.Lock()
+	ch := make(chan *Message, 1)
+	c.pending[pyval.Int(7).String()] = ch
+	c.mu.Unlock()
+	c.conn.Write(AppendFrame(nil, p))
+	m := c.wait(ch, "undoInfo")
+	var users []string
+	for _, e := range m.Args.Items() {
+		u, _ := e.Lookup("user_name")
+		users = append(users, string(mustBytes(t, u)))
+	}
+	// Prefix('/app') matches where "app" is a whole path part; the user
+	// name after the last space does not count.
+	if len(users) != 2 || users[0] != "/app/sub carol" || users[1] != "/app alice" {
+		t.Fatalf("undoInfo with Prefix('/app'): %q", users)
+	}
 }
