@@ -51,6 +51,17 @@
 // restart however many transactions it missed. It answers None (the
 // client drops its cache) only when tid is not a transaction of this file.
 //
+// # Why the codecs are written here
+//
+// Pickles go through core/pyval, whose encoder reproduces the bytes
+// Python's ZEO writes (protocol 3, no memo) and whose decoder keeps dict
+// order and tells bytes, text and tuples apart; og-rek loses dict order
+// and cannot be made to write zodbpickle's exact output. msgpack uses
+// github.com/vmihailenco/msgpack/v5's low-level encoder and decoder, with
+// the mapping to pyval values done here, for the same reasons: map order
+// (a transaction extension is re-pickled into the file from it) and the
+// bin/str distinction.
+//
 // # What is not here yet
 //
 // Blobs (storeBlob*, sendBlob) and pack, which answer a clear error; the
