@@ -1,6 +1,7 @@
 package zeo
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,12 +27,18 @@ type session struct {
 	ctx    context.Context // canceled when the session ends
 	cancel context.CancelFunc
 
-	// Outbound queue, drained by the writer goroutine.
-	qmu     sync.Mutex
-	qcond   *sync.Cond
-	q       [][]byte
-	qbytes  int
-	qclosed bool
+	// Outbound queue. The reader goroutine writes it out itself after
+	// each request when nothing more is buffered (no hand-off on the
+	// request/reply path); messages queued from elsewhere (invalidations,
+	// a vote that waited for the lock) wake the writer goroutine unless
+	// the reader is busy and will drain them. One drains at a time.
+	qmu        sync.Mutex
+	qcond      *sync.Cond
+	q          [][]byte
+	qbytes     int
+	qclosed    bool
+	writing    bool        // a drain is in progress; guarded by qmu
+	readerBusy atomic.Bool // the reader is serving requests and will drain
 
 	closeOnce sync.Once
 
@@ -133,11 +140,19 @@ func (ss *session) handshake() (bool, error) {
 
 // readLoop reads and serves requests until the connection ends.
 func (ss *session) readLoop() error {
+	br := bufio.NewReaderSize(ss.conn, 64<<10)
 	for {
-		p, err := ReadFrame(ss.conn, ss.srv.opts.MaxFrame)
+		// Replies to pipelined requests go out together; a reader
+		// that may block wakes the writer for anything queued meanwhile.
+		ss.readerBusy.Store(false)
+		if br.Buffered() == 0 {
+			ss.drain()
+		}
+		p, err := ReadFrame(br, ss.srv.opts.MaxFrame)
 		if err != nil {
 			return err
 		}
+		ss.readerBusy.Store(true)
 		m, err := ss.codec.Decode(p)
 		if err != nil {
 			return fmt.Errorf("undecodable message (%d bytes): %w", len(p), err)
@@ -260,28 +275,66 @@ func (ss *session) queue(f []byte) {
 	ss.q = append(ss.q, f)
 	ss.qbytes += len(f)
 	ss.qmu.Unlock()
-	ss.qcond.Signal()
+	if !ss.readerBusy.Load() {
+		ss.qcond.Signal()
+	}
 }
 
-// writer writes queued frames, several at a time, until the session ends.
+// take claims the queued frames for writing, or returns nil when there
+// are none or another drain is in progress. The caller holds qmu.
+func (ss *session) take() net.Buffers {
+	if len(ss.q) == 0 || ss.writing || ss.qclosed {
+		return nil
+	}
+	bufs := net.Buffers(ss.q)
+	ss.q = nil
+	ss.qbytes = 0
+	ss.writing = true
+	return bufs
+}
+
+// write writes claimed frames and ends the drain.
+func (ss *session) write(bufs net.Buffers) {
+	_, err := bufs.WriteTo(ss.conn)
+	ss.qmu.Lock()
+	ss.writing = false
+	more := len(ss.q) > 0
+	ss.qmu.Unlock()
+	if err != nil {
+		ss.close(err)
+		return
+	}
+	if more {
+		ss.qcond.Signal()
+	}
+}
+
+// drain writes what is queued, in the calling goroutine.
+func (ss *session) drain() {
+	ss.qmu.Lock()
+	bufs := ss.take()
+	ss.qmu.Unlock()
+	if bufs != nil {
+		ss.write(bufs)
+	}
+}
+
+// writer drains the queue when woken, until the session ends.
 func (ss *session) writer() {
 	for {
 		ss.qmu.Lock()
-		for len(ss.q) == 0 && !ss.qclosed {
+		var bufs net.Buffers
+		for !ss.qclosed {
+			if bufs = ss.take(); bufs != nil {
+				break
+			}
 			ss.qcond.Wait()
 		}
-		if ss.qclosed {
-			ss.qmu.Unlock()
-			return
-		}
-		bufs := net.Buffers(ss.q)
-		ss.q = nil
-		ss.qbytes = 0
 		ss.qmu.Unlock()
-		if _, err := bufs.WriteTo(ss.conn); err != nil {
-			ss.close(err)
+		if bufs == nil {
 			return
 		}
+		ss.write(bufs)
 	}
 }
 
@@ -302,8 +355,10 @@ func (ss *session) close(error) {
 // end runs when the reader stops: the transaction is aborted and the
 // session unregistered.
 func (ss *session) end() {
-	// Let the writer flush what is queued (error replies explaining
-	// why we close) before the socket goes.
+	// Send what is queued (error replies explaining why we close)
+	// before the socket goes.
+	ss.readerBusy.Store(false)
+	ss.drain()
 	ss.flush(time.Second)
 	ss.close(nil)
 	ss.srv.pub.Lock()
@@ -323,7 +378,7 @@ func (ss *session) flush(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		ss.qmu.Lock()
-		empty := len(ss.q) == 0 || ss.qclosed
+		empty := (len(ss.q) == 0 && !ss.writing) || ss.qclosed
 		ss.qmu.Unlock()
 		if empty {
 			return
