@@ -1,6 +1,7 @@
 package zeo
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -33,4 +34,34 @@ func BenchmarkLoadBefore(b *testing.B) {
 	for range b.N {
 		c.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid))
 	}
+}
+
+// BenchmarkCommit8 runs 8 clients committing to their own objects at the
+// same time: commits serialise on the commit lock and the fsync.
+func BenchmarkCommit8(b *testing.B) {
+	_, addr, _ := newTestServer(b, Options{})
+	const n = 8
+	clients := make([]*testClient, n)
+	oids := make([]zodb.Oid, n)
+	serials := make([]zodb.Tid, n)
+	for i := range clients {
+		clients[i] = dialTest(b, addr, nil)
+		clients[i].skipInvalidations = true
+		clients[i].register(false)
+		oids[i] = clients[i].newOid()
+		serials[i] = clients[i].commit(1, store{oids[i], 0, []byte("x")})
+	}
+	data := make([]byte, 200)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := i; j < b.N; j += n {
+				serials[i] = c.commit(int64(j+2), store{oids[i], serials[i], data})
+			}
+		}()
+	}
+	wg.Wait()
 }
