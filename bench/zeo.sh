@@ -15,7 +15,9 @@
 #     (no conflicts) as fast as it can; every commit is fsynced by the server;
 #   - loadBefore round trip p50/p99: each process calls loadBefore(random oid,
 #     maxtid) on its ClientStorage's server stub, so every call reaches the
-#     server (no client-cache hits), on a database of ZEO_BENCH_OBJECTS objects.
+#     server (no client-cache hits), on a database of ZEO_BENCH_OBJECTS objects;
+#   - the server process's CPU time per commit and per loadBefore: on a small
+#     machine the Python clients use up the cores before either server does.
 # Both servers get a fresh Data.fs populated the same way. Prints a table
 # with the ratio zrs / Python; never fails on the numbers.
 #
@@ -90,11 +92,13 @@ for side in $SIDES; do
     start_server "$side"
     echo "bench: $side serving on $addr; populating $OBJECTS objects" >&2
     "$PY" bench/zeo_py.py populate "$addr" "$OBJECTS" "$work/$side.oids" >&2
+    export ZEO_BENCH_SERVER_PID=$server_pid
     for n in $PROCS; do
         echo "bench: $side, $n client processes: commits for ${SECONDS_EACH}s, then loads" >&2
         "$PY" bench/zeo_py.py commit "$addr" "$n" "$SECONDS_EACH" "$side" >>"$results"
         "$PY" bench/zeo_py.py load "$addr" "$n" "$SECONDS_EACH" "$side" "$work/$side.oids" >>"$results"
     done
+    unset ZEO_BENCH_SERVER_PID
     stop_server "$side"
 done
 

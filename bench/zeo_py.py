@@ -16,7 +16,10 @@
                           the side-by-side table (zrs against Python runzeo)
 
 ADDR is host:port or a unix socket path. Each measurement prints one JSON
-line. Numbers only: nothing asserts on them.
+line. With ZEO_BENCH_SERVER_PID set, it also reports the server process's
+CPU time (user + system, from /proc) per operation: on a small machine the
+Python clients saturate the cores before either server does, and this is
+what the server itself spends. Numbers only: nothing asserts on them.
 
 Why a script and not zodbshootout: zodbshootout 0.8.0 (its last release)
 does not start with the pyperf that pip installs today ("argument
@@ -26,6 +29,7 @@ processes; this script is the same idea, aimed at an address.
 
 import json
 import multiprocessing
+import os
 import random
 import sys
 import time
@@ -127,6 +131,16 @@ def load_worker(addr, w, go, seconds, oids, out):
     out.put({"latencies": lat})
 
 
+def server_cpu():
+    """CPU seconds used so far by the server (ZEO_BENCH_SERVER_PID), or None."""
+    pid = os.environ.get("ZEO_BENCH_SERVER_PID")
+    if not pid:
+        return None
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def run_procs(target, procs, args):
     ctx = multiprocessing.get_context("spawn")  # no client threads inherited
     out, ready, event = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -140,28 +154,36 @@ def run_procs(target, procs, args):
         ready.get(timeout=600)
     start_at.value = time.time() + 0.05
     event.set()
+    time.sleep(max(0.0, start_at.value - time.time()))
+    cpu0 = server_cpu()
     results = [out.get(timeout=600) for _ in ps]
+    cpu1 = server_cpu()
     for p in ps:
         p.join(60)
         if p.exitcode != 0:
             raise SystemExit(f"a worker exited with {p.exitcode}")
-    return results
+    return results, (cpu1 - cpu0 if cpu0 is not None else None)
+
+
+def per_op_us(cpu, n):
+    return cpu * 1e6 / n if cpu is not None and n else None
 
 
 def commit(addr, procs, seconds, label):
     if procs > WORKERS:
         raise SystemExit(f"at most {WORKERS} processes")
-    res = run_procs(commit_worker, procs, (addr, seconds))
+    res, cpu = run_procs(commit_worker, procs, (addr, seconds))
     n = sum(r["commits"] for r in res)
     print(json.dumps({"op": "commit", "label": label, "procs": procs, "seconds": seconds,
                       "commits": n, "txn_per_s": n / seconds,
+                      "server_cpu_us": per_op_us(cpu, n),
                       "conflicts": sum(r["conflicts"] for r in res)}))
 
 
 def load(addr, procs, seconds, label, oidfile):
     with open(oidfile) as f:
         oids = json.load(f)
-    res = run_procs(load_worker, procs, (addr, seconds, oids))
+    res, cpu = run_procs(load_worker, procs, (addr, seconds, oids))
     lat = sorted(x for r in res for x in r["latencies"])
 
     def pct(p):
@@ -169,7 +191,8 @@ def load(addr, procs, seconds, label, oidfile):
 
     print(json.dumps({"op": "load", "label": label, "procs": procs, "seconds": seconds,
                       "loads": len(lat), "loads_per_s": len(lat) / seconds,
-                      "p50_us": pct(50), "p99_us": pct(99)}))
+                      "p50_us": pct(50), "p99_us": pct(99),
+                      "server_cpu_us": per_op_us(cpu, len(lat))}))
 
 
 def table(path):
@@ -191,11 +214,15 @@ def table(path):
     for n in procs:
         out.append(line("commits/s (small change, own object)", "txn_per_s", "commit", n,
                         "higher is better"))
+        out.append(line("server CPU per commit (µs)", "server_cpu_us", "commit", n,
+                        "lower is better"))
     for n in procs:
         out.append(line("loadBefore round trip p50 (µs)", "p50_us", "load", n, "lower is better"))
         out.append(line("loadBefore round trip p99 (µs)", "p99_us", "load", n, "lower is better"))
         out.append(line("loadBefore/s, all processes", "loads_per_s", "load", n,
                         "higher is better"))
+        out.append(line("server CPU per loadBefore (µs)", "server_cpu_us", "load", n,
+                        "lower is better"))
     print("\n".join(out))
 
 
