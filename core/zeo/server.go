@@ -152,7 +152,12 @@ func NewServer(st Storage, opts Options) *Server {
 		s.codec = MsgpackCodec
 	}
 	if w, ok := st.(Watcher); ok {
+		// Watch first, then read the last tid: a transaction applied in
+		// between is published either way.
 		w.WatchCommits(s.Invalidate)
+		s.pub.Lock()
+		s.published = max(s.published, st.LastTransaction())
+		s.pub.Unlock()
 	}
 	return s
 }
