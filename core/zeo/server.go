@@ -297,6 +297,10 @@ func (s *Server) Invalidate(tid zodb.Tid, oids []zodb.Oid) {
 func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs func()) {
 	s.pub.Lock()
 	defer s.pub.Unlock()
+	if tid <= s.published && self == nil {
+		// Already covered by the tid the clients registered with.
+		return
+	}
 	if tid > s.published {
 		s.published = tid
 	}
