@@ -1,0 +1,90 @@
+package zeo
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// TestReplicaServesReadOnlyThenPromotes: a ZEO server on a secondary
+// refuses writers, invalidates its readers for every replicated
+// transaction, and after promotion accepts writers on the same port.
+func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string) *fs.FileStorage {
+		st, err := fs.Open(filepath.Join(dir, name), fs.Options{Create: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	pst := open("primary.fs")
+	p := primary.New(pst, primary.Options{})
+	raddr, err := p.Listen(ctx, filepath.Join(dir, "repl.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ctx)
+	t.Cleanup(func() { p.Shutdown(context.Background()); p.Close() })
+	_, paddr := serveTest(t, p, Options{})
+
+	sst := open("secondary.fs")
+	s := secondary.New(sst, raddr.String(), secondary.Options{})
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(ctx) }()
+	t.Cleanup(func() { s.Close() })
+	_, saddr := serveTest(t, s, Options{})
+
+	w := dialTest(t, paddr, nil)
+	w.register(false)
+	r := dialTest(t, saddr, nil)
+	if q, _ := r.callErr("register", pyval.Str("1"), pyval.Bool(false)); q != excReadOnly {
+		t.Fatalf("writable register on a replica: %s", q)
+	}
+	r.register(true)
+
+	oid := w.newOid()
+	var serial zodb.Tid
+	for i := range 20 {
+		serial = w.commit(int64(i+1), store{oid, serial, []byte{byte(i)}})
+		inv := r.expect("invalidateTransaction").Args.Items()
+		if mustTid(t, inv[0]) != serial || mustOid(t, inv[1].Items()[0]) != oid {
+			t.Fatalf("replica invalidation %s, want %s", pyval.Tuple(inv...), serial)
+		}
+		// No stale read after the invalidation.
+		got := r.call("loadBefore", oidValue(oid), tidValue(serial+1)).Items()
+		if d := mustBytes(t, got[0]); len(d) != 1 || d[0] != byte(i) || mustTid(t, got[1]) != serial {
+			t.Fatalf("replica read after invalidation %s: %s", serial, pyval.Tuple(got...))
+		}
+	}
+
+	if err := s.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-runErr:
+		if err != nil && !errors.Is(err, secondary.ErrPromoted) {
+			t.Fatalf("secondary run: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("secondary still running after promotion")
+	}
+	w2 := dialTest(t, saddr, nil)
+	w2.register(false)
+	tid := w2.commit(100, store{oid, serial, []byte("promoted")})
+	inv := r.expect("invalidateTransaction").Args.Items()
+	if mustTid(t, inv[0]) != tid {
+		t.Fatalf("reader's invalidation after promotion: %s", pyval.Tuple(inv...))
+	}
+}
