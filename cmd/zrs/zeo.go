@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/netaddr"
@@ -23,6 +24,7 @@ type zeoFlags struct {
 	cert, key    string
 	authenticate string
 	maxTxnMB     int
+	txnTimeout   time.Duration
 }
 
 func (z *zeoFlags) register(fset *flag.FlagSet) {
@@ -31,6 +33,7 @@ func (z *zeoFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&z.cert, "zeo-cert", "", "serve ZEO over TLS with the certificate in `FILE` (PEM)")
 	fset.StringVar(&z.key, "zeo-key", "", "private key `FILE` (PEM) of --zeo-cert")
 	fset.StringVar(&z.authenticate, "zeo-authenticate", "", "require ZEO clients to present a certificate signed by a CA in `PATH` (a PEM file or a directory of them), as ZEO's <ssl> authenticate")
+	fset.DurationVar(&z.txnTimeout, "zeo-transaction-timeout", 0, "disconnect a ZEO client that holds the commit lock (voted, not finished) longer than `DURATION`, aborting its transaction (0: wait forever, as ZEO)")
 	fset.IntVar(&z.maxTxnMB, "zeo-max-txn-mb", int(zeo.DefaultMaxTxnBytes>>20), "largest transaction a ZEO client may send, in `MB`")
 }
 
@@ -50,6 +53,9 @@ func (z *zeoFlags) check(cmd string) error {
 	}
 	if z.authenticate != "" && z.cert == "" {
 		return usagef("%s: --zeo-authenticate needs --zeo-cert and --zeo-key (client certificates are checked inside TLS)", cmd)
+	}
+	if z.txnTimeout < 0 {
+		return usagef("%s: --zeo-transaction-timeout must not be negative", cmd)
 	}
 	if z.maxTxnMB <= 0 {
 		return usagef("%s: --zeo-max-txn-mb must be positive", cmd)
@@ -137,10 +143,11 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, log *slog.Logger) 
 		return nil, err
 	}
 	srv := zeo.NewServer(st, zeo.Options{
-		Logger:      log,
-		Msgpack:     z.msgpack,
-		TLS:         tcfg,
-		MaxTxnBytes: int64(z.maxTxnMB) << 20,
+		Logger:             log,
+		Msgpack:            z.msgpack,
+		TLS:                tcfg,
+		MaxTxnBytes:        int64(z.maxTxnMB) << 20,
+		TransactionTimeout: z.txnTimeout,
 	})
 	addr, err := srv.Listen(ctx, z.addr)
 	if err != nil {

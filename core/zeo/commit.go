@@ -202,7 +202,7 @@ func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 // transaction and votes it.
 func (t *transaction) vote(ctx context.Context) (*pyval.Value, error) {
 	s := t.ss.srv
-	if err := s.acquireCommit(ctx); err != nil {
+	if err := s.acquireCommit(ctx, t.ss); err != nil {
 		t.fail()
 		return nil, txnErrorf("transaction aborted while waiting for the commit lock")
 	}

@@ -77,6 +77,11 @@ type Options struct {
 	// MaxTxnBytes bounds the data one transaction may send before vote;
 	// 0 means DefaultMaxTxnBytes.
 	MaxTxnBytes int64
+	// TransactionTimeout, when positive, disconnects a client that holds
+	// the commit lock (between a successful vote and tpc_finish or
+	// tpc_abort) longer, aborting its transaction: ZEO's
+	// transaction-timeout. Zero waits forever, as ZEO does by default.
+	TransactionTimeout time.Duration
 	// MaxQueue bounds the bytes queued for one client; a client that
 	// does not read is disconnected past it (it reconnects and verifies
 	// its cache). 0 means DefaultMaxQueue.
@@ -101,8 +106,9 @@ type Server struct {
 	// commit is the server's commit lock: one token, held from a
 	// successful vote until the transaction is finished (and published)
 	// or aborted.
-	commit   chan struct{}
-	lockedAt atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
+	commit    chan struct{}
+	lockedAt  atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
+	lockTimer *time.Timer  // TransactionTimeout; used by the lock holder only
 
 	stats stats
 
@@ -332,20 +338,34 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 // lastPublished returns the published tid; the caller holds pub.
 func (s *Server) lastPublished() zodb.Tid { return s.published }
 
-// acquireCommit takes the commit lock, or returns ctx's error.
-func (s *Server) acquireCommit(ctx context.Context) error {
+// acquireCommit takes the commit lock for holder, or returns ctx's error.
+// With a TransactionTimeout, a holder that keeps the lock longer is
+// disconnected, which aborts its transaction and frees the lock.
+func (s *Server) acquireCommit(ctx context.Context, holder *session) error {
 	s.stats.waiting.Add(1)
 	defer s.stats.waiting.Add(-1)
 	select {
 	case s.commit <- struct{}{}:
-		s.lockedAt.Store(time.Now().UnixNano())
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.lockedAt.Store(time.Now().UnixNano())
+	if d := s.opts.TransactionTimeout; d > 0 {
+		s.lockTimer = time.AfterFunc(d, func() {
+			s.log.Error("zeo: a client held the commit lock too long; disconnecting it to abort its transaction",
+				"peer", holder.peer, "label", holder.labelString(), "timeout", d)
+			holder.close(nil)
+		})
+	}
+	return nil
 }
 
+// releaseCommit frees the commit lock; only its holder calls it.
 func (s *Server) releaseCommit() {
+	if s.lockTimer != nil {
+		s.lockTimer.Stop()
+		s.lockTimer = nil
+	}
 	s.lockedAt.Store(0)
 	<-s.commit
 }

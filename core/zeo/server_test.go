@@ -530,3 +530,24 @@ func TestUndoInfoWithZopeUndoPrefix(t *testing.T) {
 		t.Fatalf("undoInfo with Prefix('/app'): %q", users)
 	}
 }
+
+func TestTransactionTimeoutFreesTheLock(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{TransactionTimeout: 200 * time.Millisecond})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(c1.newOid()), tidValue(0), pyval.Bytes([]byte("stuck")), pyval.Int(1))
+	c1.call("vote", pyval.Int(1))
+	// c1 never finishes: c2's commit waits, then goes through.
+	start := time.Now()
+	c2.commit(2, store{c2.newOid(), 0, []byte("b")})
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("committed after %v, while the lock was held", d)
+	}
+	select {
+	case <-c1.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the client holding the lock was not disconnected")
+	}
+}
