@@ -87,7 +87,7 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 			return err
 		}
 	}
-	stopZEO, err := df.zeo.start(ctx, p, log)
+	stopZEO, err := df.zeo.start(ctx, p, m, log)
 	if err != nil {
 		p.Close()
 		return err

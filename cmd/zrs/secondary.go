@@ -104,7 +104,7 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	sopts.Logger, sopts.Dialer = log, m.CountDialer(dial)
 	s := secondary.New(target, *from, sopts)
 	m.ObserveSecondary(s)
-	stopZEO, err := df.zeo.start(ctx, s, log)
+	stopZEO, err := df.zeo.start(ctx, s, m, log)
 	if err != nil {
 		s.Close()
 		return err

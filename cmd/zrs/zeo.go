@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zrs-replication/zrs/core/zeo"
+	"github.com/zrs-replication/zrs/internal/admin"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
@@ -134,7 +135,7 @@ func loadCAs(path string) (*x509.CertPool, int, error) {
 
 // startZEO serves st to ZEO clients when --zeo was given; stop closes the
 // server (aborting client transactions in progress after a grace period).
-func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, log *slog.Logger) (stop func(), err error) {
+func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger) (stop func(), err error) {
 	if z.addr == "" {
 		return func() {}, nil
 	}
@@ -153,6 +154,7 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
+	m.ObserveZEO(srv)
 	codec := "pickle (Z5)"
 	if z.msgpack {
 		codec = "msgpack (M5)"

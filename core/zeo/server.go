@@ -383,3 +383,31 @@ func writeFull(w io.Writer, p []byte) error {
 	_, err := w.Write(p)
 	return err
 }
+
+// Stats are a server's counters since it started.
+type Stats struct {
+	Clients           int   // connected sessions
+	Loads             int64 // loadBefore and loadSerial calls
+	Stores            int64 // storea calls
+	Commits           int64 // finished transactions
+	Aborts            int64 // aborted transactions (tpc_abort, failed votes, disconnects)
+	Conflicts         int64 // conflicts handed back to clients by vote
+	ConflictsResolved int64 // conflicting objects stored again and committed
+	ActiveTxns        int64 // transactions begun and not ended
+	Waiting           int64 // votes waiting for the commit lock
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Clients:           s.Clients(),
+		Loads:             s.stats.loads.Load(),
+		Stores:            s.stats.stores.Load(),
+		Commits:           s.stats.commits.Load(),
+		Aborts:            s.stats.aborts.Load(),
+		Conflicts:         s.stats.conflicts.Load(),
+		ConflictsResolved: s.stats.resolved.Load(),
+		ActiveTxns:        s.stats.active.Load(),
+		Waiting:           s.stats.waiting.Load(),
+	}
+}
