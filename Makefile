@@ -7,7 +7,7 @@
 #   make test-py   pytest tests/ against the real Python ZODB (in .venv)
 #   make lint      gofmt, go vet, staticcheck
 #   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh, bench/zeo.sh)
-#   make demo      a local primary + secondary replicating: status, verify, dumps compared
+#   make demo      a local primary + secondary replicating, a Python app writing and reading through ZEO: status, verify, dumps compared
 #   make package   not yet
 
 SHELL := bash
@@ -67,32 +67,31 @@ bench: setup
 	bench/repl.sh
 	bench/zeo.sh
 
-# A local primary and secondary replicating over unix sockets in a temp
-# dir: the primary (fstool serve-primary: core/primary plus a writer, as
-# zrs has no ZEO server yet) commits DEMO_TXNS transactions while a real
-# `zrs secondary` receives them; then both statuses, both files verified,
-# and their dumps compared.
-DEMO_TXNS ?= 60
-demo: build
+# A local primary and secondary replicating, as a site runs them: `zrs
+# primary --zeo` and `zrs secondary --zeo` in a temp dir (replication over a
+# unix socket, ZEO on loopback ports), an unmodified Python ZODB program
+# (tests/demo_app.py, from the .venv set-up makes) committing DEMO_TXNS
+# transactions through ZEO on the primary and reading them back read-only
+# from the secondary; then both statuses, both files verified, their dumps
+# compared.
+DEMO_TXNS ?= 200
+demo: build setup
 	@dir=$$(mktemp -d); pids=; \
 	trap 'for p in $$pids; do kill $$p 2>/dev/null || true; done; wait; rm -rf "$$dir"' EXIT; \
-	$(GO) build -o "$$dir/fstool" ./tests/fstool; \
+	zeoaddr() { for i in $$(seq 100); do a=$$(sed -n 's/.*msg="serving ZEO" addr=\([^ ]*\).*/\1/p' "$$1"); [[ -n $$a ]] && { echo "$$a"; return; }; sleep 0.1; done; echo "no ZEO address in $$1" >&2; cat "$$1" >&2; return 1; }; \
 	mkdir "$$dir/primary" "$$dir/secondary"; \
-	echo "== primary: $$dir/primary/Data.fs, replicating on $$dir/repl.sock, committing $(DEMO_TXNS) transactions"; \
-	"$$dir/fstool" serve-primary "$$dir/primary/Data.fs" --replicate-to "$$dir/repl.sock" \
-	  --admin "$$dir/primary.admin" --txns $(DEMO_TXNS) --commit-every 25ms >"$$dir/primary.out" 2>"$$dir/primary.log" & pids="$$pids $$!"; \
-	sleep 0.3; \
-	echo "== secondary: bin/zrs secondary $$dir/secondary/Data.fs --replicate-from $$dir/repl.sock"; \
-	bin/zrs secondary "$$dir/secondary/Data.fs" --replicate-from "$$dir/repl.sock" \
+	echo "== bin/zrs primary $$dir/primary/Data.fs --zeo 127.0.0.1:0 --replicate-to $$dir/repl.sock"; \
+	bin/zrs primary "$$dir/primary/Data.fs" --zeo 127.0.0.1:0 --replicate-to "$$dir/repl.sock" \
+	  --admin "$$dir/primary.admin" 2>"$$dir/primary.log" & pids="$$pids $$!"; \
+	paddr=$$(zeoaddr "$$dir/primary.log"); echo "   serving ZEO on $$paddr"; \
+	echo "== bin/zrs secondary $$dir/secondary/Data.fs --replicate-from $$dir/repl.sock --zeo 127.0.0.1:0"; \
+	bin/zrs secondary "$$dir/secondary/Data.fs" --replicate-from "$$dir/repl.sock" --zeo 127.0.0.1:0 \
 	  --admin "$$dir/secondary.admin" 2>"$$dir/secondary.log" & pids="$$pids $$!"; \
-	sleep 0.5; \
-	echo "== zrs status (secondary, while the primary is still committing)"; \
-	bin/zrs status "$$dir/secondary.admin"; \
-	lasttid() { bin/zrs status "$$1" --json | sed -n 's/^  "last_tid": "\([0-9a-f]*\)".*/\1/p'; }; \
-	for i in $$(seq 200); do \
-	  [[ -s "$$dir/primary.out" ]] && [[ "$$(lasttid "$$dir/primary.admin")" == "$$(lasttid "$$dir/secondary.admin")" ]] && break; \
-	  sleep 0.1; \
-	done; \
+	saddr=$$(zeoaddr "$$dir/secondary.log"); echo "   serving ZEO read-only on $$saddr"; \
+	echo "== a Python ZODB application writes through ZEO on the primary"; \
+	.venv/bin/python tests/demo_app.py write "$$paddr" $(DEMO_TXNS); \
+	echo "== and reads on the secondary"; \
+	.venv/bin/python tests/demo_app.py read "$$saddr" $(DEMO_TXNS); \
 	echo "== zrs status (primary)"; bin/zrs status "$$dir/primary.admin"; \
 	echo "== zrs status (secondary)"; bin/zrs status "$$dir/secondary.admin"; \
 	for p in $$pids; do kill $$p; done; wait $$pids; pids=; \
