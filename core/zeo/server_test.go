@@ -551,3 +551,28 @@ func TestTransactionTimeoutFreesTheLock(t *testing.T) {
 		t.Fatal("the client holding the lock was not disconnected")
 	}
 }
+
+// A tpc_finish without a successful vote (a ZEO client gives up after nine
+// rounds of conflict resolution and finishes anyway) must not commit.
+func TestFinishWithoutVoteIsRefused(t *testing.T) {
+	_, addr, st := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	oid := c.newOid()
+	t1 := c.commit(1, store{oid, 0, []byte("v1")})
+	c.commit(2, store{oid, t1, []byte("v2")})
+	c.begin(3)
+	c.oneWay("storea", oidValue(oid), tidValue(t1), pyval.Bytes([]byte("stale")), pyval.Int(3))
+	if res := c.call("vote", pyval.Int(3)); res.Len() != 1 {
+		t.Fatalf("vote: %s", res)
+	}
+	last := st.LastTransaction()
+	if q, _ := c.callErr("tpc_finish", pyval.Int(3)); q != excStorageTxn {
+		t.Fatalf("tpc_finish after an unresolved conflict: %s", q)
+	}
+	if st.LastTransaction() != last {
+		t.Fatal("a transaction was committed without a successful vote")
+	}
+	c.call("tpc_abort", pyval.Int(3))
+	c.commit(4, store{oid, last, []byte("v3")})
+}
