@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/pyval"
@@ -26,7 +27,9 @@ type op struct {
 	kind    opKind
 	oid     zodb.Oid
 	serial  zodb.Tid // store/check/delete: the serial read; restore: the record's tid
-	data    []byte   // store, restore (nil: deletion)
+	data    []byte   // store, restore (nil: deletion, or spilled)
+	spilled int64    // > 0: data is in the spill file at spillAt, this long
+	spillAt int64
 	dataTxn zodb.Tid // restore's prev_txn
 	tid     zodb.Tid // undo: the transaction to undo
 }
@@ -50,6 +53,9 @@ type transaction struct {
 	ops   []op
 	bytes int64
 	state txnState
+
+	spill    *os.File // data calls past Options.SpillBytes, unlinked
+	spillEnd int64
 
 	st      zodb.Txn   // the storage transaction while voting/voted
 	locked  bool       // holds the server's commit lock
@@ -134,8 +140,55 @@ func (ss *session) record(a *args, idx int, o op) error {
 	if t.bytes > ss.srv.opts.MaxTxnBytes {
 		return txnErrorf("transaction larger than the server's limit of %d bytes", ss.srv.opts.MaxTxnBytes)
 	}
+	if t.bytes > ss.srv.opts.SpillBytes && len(o.data) > 0 {
+		if err := t.spillData(&o); err != nil {
+			return fmt.Errorf("%s: %w", a.method, err)
+		}
+	}
 	t.ops = append(t.ops, o)
 	return nil
+}
+
+// spillData moves an op's data to the transaction's spill file, so a big
+// transaction (an import, a copy) costs disk, not memory, until vote. The
+// file is unlinked at once: nothing is left behind by a crash.
+func (t *transaction) spillData(o *op) error {
+	if t.spill == nil {
+		f, err := os.CreateTemp(t.ss.srv.opts.TempDir, "zrs-zeo-txn-*")
+		if err != nil {
+			return fmt.Errorf("spilling a large transaction to disk: %w", err)
+		}
+		os.Remove(f.Name())
+		t.spill = f
+	}
+	if _, err := t.spill.WriteAt(o.data, t.spillEnd); err != nil {
+		return fmt.Errorf("spilling a large transaction to disk: %w", err)
+	}
+	o.spillAt, o.spilled = t.spillEnd, int64(len(o.data))
+	t.spillEnd += o.spilled
+	o.data = nil
+	return nil
+}
+
+// opData returns an op's data, reading it back from the spill file.
+func (t *transaction) opData(o *op) ([]byte, error) {
+	if o.spilled == 0 {
+		return o.data, nil
+	}
+	b := make([]byte, o.spilled)
+	if _, err := t.spill.ReadAt(b, o.spillAt); err != nil {
+		return nil, fmt.Errorf("reading back a spilled transaction: %w", err)
+	}
+	return b, nil
+}
+
+// release frees what the transaction holds outside the storage.
+func (t *transaction) release() {
+	if t.spill != nil {
+		t.spill.Close()
+		t.spill = nil
+	}
+	t.ops = nil
 }
 
 // storea(oid, serial, data, id) — one-way. A None serial means new.
@@ -210,6 +263,7 @@ func (t *transaction) vote(ctx context.Context) (*pyval.Value, error) {
 	defer t.ss.tmu.Unlock()
 	if t.state != stVoting {
 		// Aborted while waiting.
+		t.release()
 		s.releaseCommit()
 		return nil, txnErrorf("transaction aborted")
 	}
@@ -269,17 +323,21 @@ func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
 			t.changed = append(t.changed, oid)
 		}
 	}
-	for _, o := range t.ops {
-		var err error
+	for i := range t.ops {
+		o := &t.ops[i]
+		data, err := t.opData(o)
+		if err != nil {
+			return nil, err
+		}
 		switch o.kind {
 		case opStore:
-			err = t.st.Store(o.oid, o.serial, o.data)
+			err = t.st.Store(o.oid, o.serial, data)
 			var ce *zodb.ConflictError
 			if errors.As(err, &ce) {
 				if conflicts[o.oid] == nil {
 					order = append(order, o.oid)
 				}
-				conflicts[o.oid] = &conflict{ce: ce, data: o.data}
+				conflicts[o.oid] = &conflict{ce: ce, data: data}
 				continue
 			}
 			if err == nil {
@@ -299,7 +357,7 @@ func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
 			err = t.st.Delete(o.oid, o.serial)
 			note(o.oid)
 		case opRestore:
-			err = t.st.Restore(o.oid, o.serial, o.data, o.dataTxn)
+			err = t.st.Restore(o.oid, o.serial, data, o.dataTxn)
 			note(o.oid)
 		case opUndo:
 			var oids []zodb.Oid
@@ -346,6 +404,7 @@ func (t *transaction) failLocked() {
 		t.locked = false
 		t.ss.srv.releaseCommit()
 	}
+	t.release()
 	if t.state != stDone {
 		t.state = stDone
 		t.ss.srv.stats.aborts.Add(1)
@@ -403,6 +462,7 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	}
 	t.st = nil
 	t.state = stDone
+	t.release()
 	ss.txn = nil
 	s.stats.active.Add(-1)
 	changed := t.changed

@@ -64,7 +64,9 @@
 //
 // # What is not here yet
 //
-// Blobs (storeBlob*, sendBlob) and pack, which answer a clear error; the
-// commit log is kept in memory, so a transaction's size is bounded by
-// Options.MaxTxnBytes rather than spilled to disk as Python's server does.
+// Blobs (storeBlob*, sendBlob) and pack, which answer a clear error.
+//
+// A transaction's data calls are kept in memory up to Options.SpillBytes
+// and in an unlinked temporary file after that, until vote; a
+// transaction larger than Options.MaxTxnBytes is refused.
 package zeo

@@ -51,6 +51,7 @@ const (
 	DefaultMaxFrame     = 256 << 20
 	DefaultMaxTxnBytes  = 1 << 30
 	DefaultMaxQueue     = 256 << 20
+	DefaultSpillBytes   = 16 << 20
 	defaultHandshakeTTL = 30 * time.Second
 )
 
@@ -82,6 +83,12 @@ type Options struct {
 	// tpc_abort) longer, aborting its transaction: ZEO's
 	// transaction-timeout. Zero waits forever, as ZEO does by default.
 	TransactionTimeout time.Duration
+	// SpillBytes is how much of a transaction's data is kept in memory
+	// before the rest goes to an unlinked temporary file in TempDir
+	// until vote; 0 means DefaultSpillBytes.
+	SpillBytes int64
+	// TempDir holds spilled transactions; "" means os.TempDir().
+	TempDir string
 	// MaxQueue bounds the bytes queued for one client; a client that
 	// does not read is disconnected past it (it reconnects and verifies
 	// its cache). 0 means DefaultMaxQueue.
@@ -135,6 +142,9 @@ func NewServer(st Storage, opts Options) *Server {
 	}
 	if opts.MaxTxnBytes <= 0 {
 		opts.MaxTxnBytes = DefaultMaxTxnBytes
+	}
+	if opts.SpillBytes <= 0 {
+		opts.SpillBytes = DefaultSpillBytes
 	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = DefaultMaxQueue

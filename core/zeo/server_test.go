@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -575,4 +576,41 @@ func TestFinishWithoutVoteIsRefused(t *testing.T) {
 	}
 	c.call("tpc_abort", pyval.Int(3))
 	c.commit(4, store{oid, last, []byte("v3")})
+}
+
+// A transaction larger than SpillBytes keeps its data in a temporary file
+// until vote; what is committed, and conflict data, are unchanged.
+func TestLargeTransactionsSpillToDisk(t *testing.T) {
+	tmp := t.TempDir()
+	_, addr, _ := newTestServer(t, Options{SpillBytes: 4096, TempDir: tmp})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	var stores []store
+	for i := range 50 {
+		stores = append(stores, store{c.newOid(), 0, bytes.Repeat([]byte{byte(i)}, 1000)})
+	}
+	tid := c.commit(1, stores...)
+	for i, s := range stores {
+		got := mustBytes(t, c.call("loadSerial", oidValue(s.oid), tidValue(tid)))
+		if !bytes.Equal(got, s.data) {
+			t.Fatalf("object %d: %d bytes, want %d of %d", i, len(got), len(s.data), i)
+		}
+	}
+	// A conflict on a spilled store hands back the spilled data.
+	c.begin(2)
+	for _, s := range stores[:10] {
+		c.oneWay("storea", oidValue(s.oid), tidValue(tid), pyval.Bytes(bytes.Repeat([]byte("n"), 1000)), pyval.Int(2))
+	}
+	c.oneWay("storea", oidValue(stores[10].oid), tidValue(0), pyval.Bytes([]byte("stale")), pyval.Int(2))
+	res := c.call("vote", pyval.Int(2))
+	if res.Len() != 1 {
+		t.Fatalf("vote: %s", res)
+	}
+	if d, _ := res.Items()[0].Lookup("data"); string(mustBytes(t, d)) != "stale" {
+		t.Fatalf("conflict data %s", d)
+	}
+	c.call("tpc_abort", pyval.Int(2))
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("spill files left behind: %v", ents)
+	}
 }
