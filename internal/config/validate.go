@@ -1,0 +1,201 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// nameRE is what an instance name may be: it becomes a file name
+// (/etc/zrs/NAME.yaml) and a systemd instance name (zrs@NAME.service).
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Validate checks the values and how they fit together; the error is an
+// Errors holding every problem found, each naming its key.
+func (c *Config) Validate() error {
+	v := validator{c: c}
+	v.top()
+	if c.ZEO != nil {
+		v.zeo(c.ZEO)
+	}
+	if c.Replication != nil {
+		v.replication(c.Replication)
+	}
+	if c.Durability != nil {
+		v.durability(c.Durability)
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+// add records a problem with the key at path.
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.c.file, Line: v.line(path), Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line is the line of path's key, or of its nearest parent in the file.
+func (v *validator) line(path string) int {
+	for path != "" {
+		if l, ok := v.c.lines[path]; ok {
+			return l
+		}
+		i := len(path) - 1
+		for i >= 0 && path[i] != '.' {
+			i--
+		}
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.add(path, "%q: want %s", val, orList(allowed))
+}
+
+func (v *validator) addr(path, val string) {
+	if _, err := netaddr.Parse(val); err != nil {
+		v.add(path, "%v", err)
+	}
+}
+
+func (v *validator) top() {
+	c := v.c
+	switch {
+	case c.Name == "":
+		v.add("name", "required: the instance name")
+	case !nameRE.MatchString(c.Name):
+		v.add("name", "%q: want letters, digits, '_', '.' and '-', starting with a letter or digit", c.Name)
+	}
+	if c.Role == "" {
+		v.add("role", "required: primary or secondary")
+	} else {
+		v.oneOf("role", c.Role, Primary, Secondary)
+	}
+	if c.Path == "" {
+		v.add("path", "required: the Data.fs file")
+	}
+	if c.BlobDir != "" {
+		v.add("blob_dir", "not yet available in this release (blobs are not replicated yet): leave it empty")
+	}
+	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	if c.Admin != "" {
+		v.addr("admin", c.Admin)
+	}
+	if c.Role == Primary && c.ZEOAddress() == "" && c.ReplicationListen() == "" {
+		v.add("role", "a primary needs zeo.address or replication.listen (it would serve nothing)")
+	}
+	if c.Role == Secondary && c.Durability != nil {
+		v.add("durability", "only a primary has a durability section")
+	}
+	if c.Role == Secondary && c.ReplicationFrom() == "" {
+		v.add("replication.from", "required on a secondary: the ADDR of its primary")
+	}
+}
+
+func (v *validator) zeo(z *ZEO) {
+	if z.Address == "" {
+		v.add("zeo.address", "required in a zeo section: the ADDR to serve ZEO on")
+	} else {
+		v.addr("zeo.address", z.Address)
+	}
+	if z.TransactionTimeout < 0 {
+		v.add("zeo.transaction_timeout", "must not be negative")
+	}
+	if z.MaxTransactionMB <= 0 {
+		v.add("zeo.max_transaction_mb", "must be positive")
+	}
+	if t := z.TLS; t != nil {
+		if t.Certificate == "" {
+			v.add("zeo.tls.certificate", "required in a tls section: the server certificate (PEM)")
+		}
+		if t.Key == "" {
+			v.add("zeo.tls.key", "required in a tls section: the private key (PEM) of the certificate")
+		}
+	}
+}
+
+func (v *validator) replication(r *Replication) {
+	secondary := v.c.Role == Secondary
+	if r.Listen != "" {
+		v.addr("replication.listen", r.Listen)
+	}
+	if r.From != "" {
+		if secondary {
+			v.addr("replication.from", r.From)
+		} else {
+			v.add("replication.from", "only a secondary replicates from a primary")
+		}
+	}
+	if secondary && r.Listen != "" && r.From != "" && sameAddr(r.Listen, r.From) {
+		v.add("replication.listen", "must differ from replication.from")
+	}
+	if r.Protocol != "" {
+		if secondary {
+			v.oneOf("replication.protocol", r.Protocol, "auto", "zrs2", "zrs3")
+		} else {
+			v.add("replication.protocol", "only a secondary chooses a protocol")
+		}
+	}
+	switch {
+	case r.KeepAlive < 0:
+		v.add("replication.keep_alive", "must not be negative")
+	case r.KeepAlive > 0 && !secondary:
+		v.add("replication.keep_alive", "only a secondary sends keep-alives")
+	}
+}
+
+func (v *validator) durability(d *Durability) {
+	v.oneOf("durability.level", d.Level, "async", "sync")
+	if d.Quorum < 1 {
+		v.add("durability.quorum", "must be at least 1")
+	}
+	if d.SyncTimeout <= 0 {
+		v.add("durability.sync_timeout", "must be positive")
+	}
+	v.oneOf("durability.on_sync_timeout", d.OnSyncTimeout, "fail", "degrade")
+}
+
+// sameAddr reports whether two valid ADDRs name the same endpoint as far
+// as can be told without resolving names.
+func sameAddr(a, b string) bool {
+	pa, erra := netaddr.Parse(a)
+	pb, errb := netaddr.Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return pa.DialAddress() == pb.DialAddress()
+}
+
+// orList formats ["a", "b", "c"] as `a, b or c`.
+func orList(s []string) string {
+	switch len(s) {
+	case 0:
+		return "nothing"
+	case 1:
+		return s[0]
+	}
+	out := ""
+	for i, x := range s[:len(s)-1] {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out + " or " + s[len(s)-1]
+}
