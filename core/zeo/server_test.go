@@ -614,3 +614,45 @@ func TestLargeTransactionsSpillToDisk(t *testing.T) {
 		t.Fatalf("spill files left behind: %v", ents)
 	}
 }
+
+// restorea keeps the given serial and data_txn (copy tools, zodbconvert);
+// deleteObject (IExternalGC) leaves a record without data.
+func TestRestoreAndDeleteObject(t *testing.T) {
+	_, addr, st := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	tid1, tid2 := zodb.MakeTid(2020, 1, 2, 3, 4, 5), zodb.MakeTid(2020, 1, 2, 3, 4, 6)
+	for i, tid := range []zodb.Tid{tid1, tid2} {
+		c.oneWay("tpc_begin", pyval.Int(int64(i+1)), pyval.Bytes(nil), pyval.Bytes([]byte("copied")), pyval.Dict(), tidValue(tid), pyval.Str(" "))
+		prev := pyval.None()
+		data := pyval.Bytes([]byte("restored"))
+		if i == 1 {
+			prev = tidValue(tid1) // a backpointer to the same data in tid1
+		}
+		c.oneWay("restorea", oidValue(5), tidValue(tid), data, prev, pyval.Int(int64(i+1)))
+		c.call("vote", pyval.Int(int64(i+1)))
+		if got := c.finish(int64(i + 1)); got != tid {
+			t.Fatalf("restored transaction committed as %s, want %s", got, tid)
+		}
+	}
+	it, err := st.Iterate(t.Context(), 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	it.Next(t.Context())
+	second, err := it.Next(t.Context())
+	if err != nil || second.Records[0].DataTxn != tid1 || string(second.Records[0].Data) != "restored" {
+		t.Fatalf("second restored transaction: %+v %v", second, err)
+	}
+	c.begin(3)
+	c.oneWay("deleteObject", oidValue(5), tidValue(tid2), pyval.Int(3))
+	c.call("vote", pyval.Int(3))
+	c.finish(3)
+	if q, _ := c.callErr("loadBefore", oidValue(5), tidValue(zodb.MaxTid)); q != excPOSKeyError {
+		t.Fatalf("load of a deleted object: %s", q)
+	}
+	if d := mustBytes(t, c.call("loadSerial", oidValue(5), tidValue(tid1))); string(d) != "restored" {
+		t.Fatalf("older revision: %q", d)
+	}
+}
