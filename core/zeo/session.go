@@ -140,7 +140,7 @@ func (ss *session) handshake() (bool, error) {
 
 // readLoop reads and serves requests until the connection ends.
 func (ss *session) readLoop() error {
-	br := bufio.NewReaderSize(ss.conn, 64<<10)
+	br := bufio.NewReaderSize(ss.conn, 16<<10) // large frames bypass it
 	for {
 		// Replies to pipelined requests go out together; a reader
 		// that may block wakes the writer for anything queued meanwhile.
