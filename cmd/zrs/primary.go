@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 
-	"github.com/zrs-replication/zrs/core/fs"
-	"github.com/zrs-replication/zrs/core/primary"
-	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/config"
 )
 
 const primaryUsage = `Usage: zrs primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR] [--blob-dir DIR]
@@ -74,48 +71,12 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	st, err := fs.Open(path, fs.Options{Logger: log})
+	n, err := startNode(ctx, nodeOptions{
+		role: config.Primary, path: path, replicateTo: *to,
+		zeo: df.zeo, admin: df.admin, durability: dur, log: log,
+	})
 	if err != nil {
 		return err
 	}
-	p := primary.New(st, primary.Options{Logger: log, Durability: dur})
-	m := admin.NewMetrics()
-	m.ObservePrimary(p)
-	if *to != "" {
-		if err := listenCounted(ctx, p, *to, m, log); err != nil {
-			p.Close()
-			return err
-		}
-	}
-	stopZEO, err := df.zeo.start(ctx, p, m, log)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	stopAdmin, err := startAdmin(ctx, df.admin, &admin.PrimaryNode{Primary: p, Path: path}, m, log)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	log.Info("primary started", "path", path, "last", st.LastTransaction())
-	var serr error
-	if *to != "" {
-		serr = p.Serve(ctx)
-	} else {
-		<-ctx.Done()
-		serr = ctx.Err()
-	}
-	log.Info("stopping primary")
-	stopZEO()
-	stopAdmin()
-	sctx, cancel := stopContext(ctx)
-	defer cancel()
-	if err := p.Shutdown(sctx); err != nil {
-		return err
-	}
-	if serr != nil && !errors.Is(serr, context.Canceled) {
-		return serr
-	}
-	log.Info("primary stopped", "last", st.LastTransaction())
-	return nil
+	return n.run(ctx)
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"net"
 
-	"github.com/zrs-replication/zrs/core/fs"
-	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
-	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/config"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
@@ -80,61 +76,14 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	st, err := fs.Open(path, fs.Options{Logger: log})
+	n, err := startNode(ctx, nodeOptions{
+		role: config.Secondary, path: path, replicateTo: *to, replicateFrom: *from,
+		zeo: df.zeo, admin: df.admin, secondary: sopts, log: log,
+	})
 	if err != nil {
 		return err
 	}
-	m := admin.NewMetrics()
-	var target secondary.Storage = st
-	var relay *primary.Primary
-	serveDone := make(chan error, 1)
-	if *to != "" {
-		relay = primary.New(st, primary.Options{Logger: log})
-		m.ObservePrimary(relay)
-		if err := listenCounted(ctx, relay, *to, m, log); err != nil {
-			relay.Close()
-			return err
-		}
-		go func() { serveDone <- relay.Serve(context.WithoutCancel(ctx)) }()
-		target = relay
-	} else {
-		serveDone <- nil
-	}
-	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, *from) })
-	sopts.Logger, sopts.Dialer = log, m.CountDialer(dial)
-	s := secondary.New(target, *from, sopts)
-	m.ObserveSecondary(s)
-	stopZEO, err := df.zeo.start(ctx, s, m, log)
-	if err != nil {
-		s.Close()
-		return err
-	}
-	stopAdmin, err := startAdmin(ctx, df.admin, &admin.SecondaryNode{Secondary: s, Relay: relay, Path: path}, m, log)
-	if err != nil {
-		stopZEO()
-		s.Close()
-		return err
-	}
-	defer stopAdmin()
-	log.Info("secondary started", "path", path, "last", st.LastTransaction(), "primary", *from)
-	runErr := s.Run(ctx)
-	if s.Promoted() || errors.Is(runErr, secondary.ErrPromoted) {
-		// Promoted: now a primary (serving a relay's secondaries, if
-		// any) until stopped.
-		runErr = nil
-		<-ctx.Done()
-	}
-	log.Info("stopping secondary")
-	stopZEO()
-	closeErr := closeWithin(ctx, s.Close)
-	<-serveDone
-	if runErr != nil {
-		return runErr
-	}
-	if closeErr == nil {
-		log.Info("secondary stopped", "last", st.LastTransaction())
-	}
-	return closeErr
+	return n.run(ctx)
 }
 
 // closeWithin runs closeFn, giving up waiting after the shutdown timeout.

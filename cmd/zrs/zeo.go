@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -133,26 +134,33 @@ func loadCAs(path string) (*x509.CertPool, int, error) {
 	return pool, n, nil
 }
 
-// startZEO serves st to ZEO clients when --zeo was given; stop closes the
+// start serves st to ZEO clients when a ZEO address was given: on ln
+// when systemd passed the socket, else on the address. stop closes the
 // server (aborting client transactions in progress after a grace period).
-func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger) (stop func(), err error) {
+// Without an address it returns a nil server and a stop that does nothing.
+func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, ln net.Listener) (srv *zeo.Server, stop func(), err error) {
 	if z.addr == "" {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	tcfg, err := z.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	srv := zeo.NewServer(st, zeo.Options{
+	srv = zeo.NewServer(st, zeo.Options{
 		Logger:             log,
 		Msgpack:            z.msgpack,
 		TLS:                tcfg,
 		MaxTxnBytes:        int64(z.maxTxnMB) << 20,
 		TransactionTimeout: z.txnTimeout,
 	})
-	addr, err := srv.Listen(ctx, z.addr)
-	if err != nil {
-		return nil, err
+	var addr net.Addr
+	if ln != nil {
+		if err := srv.Serve(ln); err != nil {
+			return nil, nil, err
+		}
+		addr = ln.Addr()
+	} else if addr, err = srv.Listen(ctx, z.addr); err != nil {
+		return nil, nil, err
 	}
 	m.ObserveZEO(srv)
 	codec := "pickle (Z5)"
@@ -161,7 +169,7 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 	}
 	log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
 		"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
-	return func() {
+	return srv, func() {
 		sctx, cancel := stopContext(ctx)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {

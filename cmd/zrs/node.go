@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zeo"
+	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/config"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// nodeOptions describe one daemon node, whether they came from the flags
+// of "zrs primary" / "zrs secondary" or from the config file of "zrs
+// run": everything after them is one code path.
+type nodeOptions struct {
+	role          string // config.Primary or config.Secondary
+	path          string // the Data.fs
+	replicateTo   string // ADDR to serve secondaries on, "" for none
+	replicateFrom string // secondary: the primary's ADDR
+	zeo           zeoFlags
+	admin         string             // admin endpoint ADDR, "" for none
+	durability    primary.Durability // primary only
+	secondary     secondary.Options  // secondary only: protocol, timeouts, keep-alive
+	log           *slog.Logger
+
+	// Listeners inherited from systemd, served instead of listening on
+	// replicateTo and zeo.addr (nil: listen on the address).
+	replicationLn, zeoLn net.Listener
+}
+
+// node is a started daemon: its storage, the primary or secondary over
+// it, and the servers in front.
+type node struct {
+	o       nodeOptions
+	st      *fs.FileStorage
+	metrics *admin.Metrics
+	status  admin.Node           // what /status and the systemd STATUS report
+	prim    *primary.Primary     // the primary, or a secondary's relay; nil otherwise
+	sec     *secondary.Secondary // nil on a primary
+	zeo     *zeo.Server          // nil without a ZEO address
+
+	stopZEO, stopAdmin func()
+	relayDone          chan error // a secondary's relay Serve result (nil without a relay)
+}
+
+// startNode opens the storage and starts listening and serving; run then
+// drives the node until ctx ends. On error nothing is left open.
+func startNode(ctx context.Context, o nodeOptions) (*node, error) {
+	st, err := fs.Open(o.path, fs.Options{Logger: o.log})
+	if err != nil {
+		return nil, err
+	}
+	n := &node{o: o, st: st, metrics: admin.NewMetrics(), stopZEO: func() {}, stopAdmin: func() {}}
+	if o.role == config.Primary {
+		err = n.startPrimary(ctx)
+	} else {
+		err = n.startSecondary(ctx)
+	}
+	if err != nil {
+		n.closeOnError()
+		return nil, err
+	}
+	return n, nil
+}
+
+// closeOnError releases what a failed start opened.
+func (n *node) closeOnError() {
+	n.stopAdmin()
+	n.stopZEO()
+	switch {
+	case n.sec != nil:
+		n.sec.Close()
+	case n.prim != nil:
+		n.prim.Close()
+	default:
+		n.st.Close()
+	}
+	if n.relayDone != nil {
+		<-n.relayDone
+	}
+}
+
+func (n *node) startPrimary(ctx context.Context) error {
+	o := n.o
+	n.prim = primary.New(n.st, primary.Options{Logger: o.log, Durability: o.durability})
+	n.metrics.ObservePrimary(n.prim)
+	if o.replicateTo != "" {
+		if err := n.listenReplication(ctx); err != nil {
+			return err
+		}
+	}
+	if err := n.startServers(ctx, n.prim, &admin.PrimaryNode{Primary: n.prim, Path: o.path}); err != nil {
+		return err
+	}
+	o.log.Info("primary started", "path", o.path, "last", n.st.LastTransaction())
+	return nil
+}
+
+func (n *node) startSecondary(ctx context.Context) error {
+	o := n.o
+	var target secondary.Storage = n.st
+	if o.replicateTo != "" {
+		n.prim = primary.New(n.st, primary.Options{Logger: o.log})
+		n.metrics.ObservePrimary(n.prim)
+		if err := n.listenReplication(ctx); err != nil {
+			return err
+		}
+		n.relayDone = make(chan error, 1)
+		go func() { n.relayDone <- n.prim.Serve(context.WithoutCancel(ctx)) }()
+		target = n.prim
+	}
+	from := o.replicateFrom
+	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, from) })
+	sopts := o.secondary
+	sopts.Logger, sopts.Dialer = o.log, n.metrics.CountDialer(dial)
+	n.sec = secondary.New(target, from, sopts)
+	n.metrics.ObserveSecondary(n.sec)
+	if err := n.startServers(ctx, n.sec, &admin.SecondaryNode{Secondary: n.sec, Relay: n.prim, Path: o.path}); err != nil {
+		return err
+	}
+	o.log.Info("secondary started", "path", o.path, "last", n.st.LastTransaction(), "primary", from)
+	return nil
+}
+
+// listenReplication opens (or takes over) the address secondaries
+// connect to, its bytes counted in the metrics.
+func (n *node) listenReplication(ctx context.Context) error {
+	ln := n.o.replicationLn
+	if ln == nil {
+		var err error
+		if ln, err = netaddr.Listen(ctx, n.o.replicateTo); err != nil {
+			return err
+		}
+	}
+	if err := n.prim.AddListener(n.metrics.CountListener(ln)); err != nil {
+		ln.Close()
+		return err
+	}
+	n.o.log.Info("listening for secondaries", "addr", ln.Addr().String())
+	return nil
+}
+
+// startServers starts the ZEO server and the admin endpoint.
+func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) error {
+	n.status = an
+	srv, stop, err := n.o.zeo.start(ctx, st, n.metrics, n.o.log, n.o.zeoLn)
+	if err != nil {
+		return err
+	}
+	n.zeo, n.stopZEO = srv, stop
+	stop, err = startAdmin(ctx, n.o.admin, an, n.metrics, n.o.log)
+	if err != nil {
+		return err
+	}
+	n.stopAdmin = stop
+	return nil
+}
+
+// run serves until ctx ends (a secondary also until its replication
+// fails for good), then stops gracefully: see stopPrimary and
+// stopSecondary.
+func (n *node) run(ctx context.Context) error {
+	if n.sec != nil {
+		return n.runSecondary(ctx)
+	}
+	return n.runPrimary(ctx)
+}
+
+// runPrimary serves secondaries until ctx ends, then stops the ZEO
+// server (client commits in flight finish or are aborted after a grace
+// period), lets connected secondaries receive what was committed (up to
+// shutdownTimeout), and closes the storage, saving its index.
+func (n *node) runPrimary(ctx context.Context) error {
+	var serr error
+	if n.o.replicateTo != "" {
+		serr = n.prim.Serve(ctx)
+	} else {
+		<-ctx.Done()
+		serr = ctx.Err()
+	}
+	n.o.log.Info("stopping primary")
+	n.stopZEO()
+	n.stopAdmin()
+	sctx, cancel := stopContext(ctx)
+	defer cancel()
+	if err := n.prim.Shutdown(sctx); err != nil {
+		return err
+	}
+	if serr != nil && !errors.Is(serr, context.Canceled) {
+		return serr
+	}
+	n.o.log.Info("primary stopped", "last", n.st.LastTransaction())
+	return nil
+}
+
+// runSecondary replicates until ctx ends (or, once promoted, serves as a
+// primary until then), then stops the ZEO server, aborts a transaction
+// being received (it is received again next time) and closes the
+// storage, saving its index.
+func (n *node) runSecondary(ctx context.Context) error {
+	defer n.stopAdmin()
+	runErr := n.sec.Run(ctx)
+	if n.sec.Promoted() || errors.Is(runErr, secondary.ErrPromoted) {
+		// Promoted: now a primary (serving a relay's secondaries, if
+		// any) until stopped.
+		runErr = nil
+		<-ctx.Done()
+	}
+	n.o.log.Info("stopping secondary")
+	n.stopZEO()
+	closeErr := closeWithin(ctx, n.sec.Close)
+	if n.relayDone != nil {
+		<-n.relayDone
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if closeErr == nil {
+		n.o.log.Info("secondary stopped", "last", n.st.LastTransaction())
+	}
+	return closeErr
+}
