@@ -49,7 +49,7 @@ func (d *daemonFlags) check(cmd string, stderr io.Writer) (*slog.Logger, error) 
 	if err := lvl.UnmarshalText([]byte(strings.ToUpper(d.logLevel))); err != nil {
 		return nil, usagef("%s: --log-level %q: want debug, info, warn or error", cmd, d.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return newDaemonLogger(stderr, lvl), nil
 }
 
 // checkAddr validates an ADDR flag value as a usage error.

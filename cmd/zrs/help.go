@@ -39,28 +39,21 @@ Available commands:
   promote ADDR
         Turn the running secondary whose --admin endpoint is ADDR into a
         writable primary, without a restart.
+  run --config FILE.yaml
+        Run the primary or secondary a config file describes
+        (/etc/zrs/NAME.yaml, rendered by zrs-recipe), as the systemd unit
+        zrs@NAME.service does: serves the sockets systemd passes (named
+        "zeo" and "replication"), reports READY/STATUS/STOPPING and
+        watchdog pings to NOTIFY_SOCKET, stops gracefully on SIGTERM and
+        re-reads the file on SIGHUP (log_level applies live).
   version
         Print the zrs version.
 
-Not yet available (reserved names; they exit with status 2):
-  primary/secondary --blob-dir DIR
-  run --config FILE.yaml
+Not yet available (reserved; they exit with status 2):
+  primary/secondary --blob-dir DIR, and blob_dir in a config file
 
 Exit status: 0 success, 1 failure, 2 usage error or unavailable command.
 Run 'zrs <command> --help' for the flags of a command.
 `
 
 func printUsage(w io.Writer) { fmt.Fprint(w, usageText) }
-
-// runNotYet answers the daemon commands of the command-line contract that
-// this release does not implement.
-func runNotYet(cmd string, args []string, e *env) error {
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fmt.Fprintf(e.stdout, "zrs %s: not yet available in this release.\n\n", cmd)
-			printUsage(e.stdout)
-			return nil
-		}
-	}
-	return usagef("%s: not yet available in this release (this build has: fs verify, fs dump, primary, secondary, status, promote, version)", cmd)
-}

@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, e *env) error {
 	case "promote":
 		return runPromote(ctx, rest, e)
 	case "run":
-		return runNotYet(cmd, rest, e)
+		return runRun(ctx, rest, e)
 	default:
 		return usagef("unknown command %q", cmd)
 	}

@@ -30,8 +30,8 @@ type nodeOptions struct {
 	log           *slog.Logger
 
 	// Listeners inherited from systemd, served instead of listening on
-	// replicateTo and zeo.addr (nil: listen on the address).
-	replicationLn, zeoLn net.Listener
+	// replicateTo and zeo.addr (none: listen on the address).
+	replicationLns, zeoLns []net.Listener
 }
 
 // node is a started daemon: its storage, the primary or secondary over
@@ -128,28 +128,33 @@ func (n *node) startSecondary(ctx context.Context) error {
 	return nil
 }
 
-// listenReplication opens (or takes over) the address secondaries
-// connect to, its bytes counted in the metrics.
+// listenReplication opens the address secondaries connect to (or takes
+// the sockets systemd passed for it), its bytes counted in the metrics.
 func (n *node) listenReplication(ctx context.Context) error {
-	ln := n.o.replicationLn
-	if ln == nil {
-		var err error
-		if ln, err = netaddr.Listen(ctx, n.o.replicateTo); err != nil {
+	lns := n.o.replicationLns
+	if len(lns) == 0 {
+		ln, err := netaddr.Listen(ctx, n.o.replicateTo)
+		if err != nil {
 			return err
 		}
+		lns = []net.Listener{ln}
 	}
-	if err := n.prim.AddListener(n.metrics.CountListener(ln)); err != nil {
-		ln.Close()
-		return err
+	for i, ln := range lns {
+		if err := n.prim.AddListener(n.metrics.CountListener(ln)); err != nil {
+			for _, ln := range lns[i:] {
+				ln.Close()
+			}
+			return err
+		}
+		n.o.log.Info("listening for secondaries", "addr", ln.Addr().String())
 	}
-	n.o.log.Info("listening for secondaries", "addr", ln.Addr().String())
 	return nil
 }
 
 // startServers starts the ZEO server and the admin endpoint.
 func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) error {
 	n.status = an
-	srv, stop, err := n.o.zeo.start(ctx, st, n.metrics, n.o.log, n.o.zeoLn)
+	srv, stop, err := n.o.zeo.start(ctx, st, n.metrics, n.o.log, n.o.zeoLns)
 	if err != nil {
 		return err
 	}

@@ -134,11 +134,11 @@ func loadCAs(path string) (*x509.CertPool, int, error) {
 	return pool, n, nil
 }
 
-// start serves st to ZEO clients when a ZEO address was given: on ln
-// when systemd passed the socket, else on the address. stop closes the
+// start serves st to ZEO clients when a ZEO address was given: on lns
+// when systemd passed sockets for it, else on the address. stop closes the
 // server (aborting client transactions in progress after a grace period).
 // Without an address it returns a nil server and a stop that does nothing.
-func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, ln net.Listener) (srv *zeo.Server, stop func(), err error) {
+func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, lns []net.Listener) (srv *zeo.Server, stop func(), err error) {
 	if z.addr == "" {
 		return nil, func() {}, nil
 	}
@@ -153,22 +153,33 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 		MaxTxnBytes:        int64(z.maxTxnMB) << 20,
 		TransactionTimeout: z.txnTimeout,
 	})
-	var addr net.Addr
-	if ln != nil {
+	var addrs []net.Addr
+	for i, ln := range lns {
 		if err := srv.Serve(ln); err != nil {
+			for _, ln := range lns[i:] {
+				ln.Close()
+			}
+			srv.Close()
 			return nil, nil, err
 		}
-		addr = ln.Addr()
-	} else if addr, err = srv.Listen(ctx, z.addr); err != nil {
-		return nil, nil, err
+		addrs = append(addrs, ln.Addr())
+	}
+	if len(lns) == 0 {
+		addr, err := srv.Listen(ctx, z.addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		addrs = append(addrs, addr)
 	}
 	m.ObserveZEO(srv)
 	codec := "pickle (Z5)"
 	if z.msgpack {
 		codec = "msgpack (M5)"
 	}
-	log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
-		"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
+	for _, addr := range addrs {
+		log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
+			"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
+	}
 	return srv, func() {
 		sctx, cancel := stopContext(ctx)
 		defer cancel()

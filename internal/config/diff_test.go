@@ -1,0 +1,25 @@
+package config
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestDiff(t *testing.T) {
+	a, err := Parse("a.yaml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Parse("b.yaml", []byte(full))
+	if d := Diff(a, b); len(d) != 0 {
+		t.Errorf("same config: %q", d)
+	}
+	b.LogLevel = "warn"
+	b.ZEO.Address = "8300"
+	b.ZEO.TLS.Authenticate = ""
+	b.Durability = nil
+	want := []string{"log_level", "zeo.address", "zeo.tls.authenticate", "durability"}
+	if d := Diff(a, b); !slices.Equal(d, want) {
+		t.Errorf("diff %q, want %q", d, want)
+	}
+}
