@@ -123,7 +123,7 @@ func Apply(s *Site, o Options) (*Result, error) {
 	}
 	if len(res.Enabled) > 0 && o.Systemctl == nil && !o.Force {
 		problems = append(problems, fmt.Sprintf("units to remove are still enabled (%s): run \"systemctl disable --now %s\" first, or pass --systemctl",
-			strings.Join(res.Enabled, ", "), strings.Join(res.Enabled, " ")))
+			strings.Join(res.Enabled, ", "), strings.Join(unitsToRemove(res.Changes), " ")))
 	}
 	if len(problems) > 0 {
 		return res, &ConflictError{Problems: problems}

@@ -84,12 +84,12 @@ func editScript(a, b []string) []op {
 		case i < n && j < m && a[i] == b[j]:
 			ops = append(ops, op{' ', a[i]})
 			i, j = i+1, j+1
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+			ops = append(ops, op{'-', a[i]}) // deletions first, as diff -u
+			i++
+		default:
 			ops = append(ops, op{'+', b[j]})
 			j++
-		default:
-			ops = append(ops, op{'-', a[i]})
-			i++
 		}
 	}
 	return ops
