@@ -6,7 +6,7 @@
 #     rebuilt only when the requirements or the interpreter change;
 #   - .venv-zrs/ likewise with the real zc.zrs 3.1.0 (tests/requirements-zrs.txt),
 #     which needs an older ZODB than .venv has (see tests/README.md);
-#   - staticcheck at a pinned version.
+#   - staticcheck and nfpm at pinned versions.
 # Idempotent: a second run installs nothing. Any failure stops the run loudly:
 # the interoperability tests must never be skipped because a peer is missing.
 set -euo pipefail
@@ -29,6 +29,13 @@ install_system_packages() {
     command -v make >/dev/null || missing+=(make)
     # The ZEO TLS tests make their CA and certificates with the openssl CLI.
     command -v openssl >/dev/null || missing+=(openssl)
+    # The package tests (tests/test_package.py) read the .rpm that `make
+    # package` builds with Debian's rpm (dpkg is on every Debian), install
+    # the .deb into a scratch root under fakeroot, and its postinst runs
+    # systemd-sysusers and systemd-tmpfiles there.
+    command -v rpm >/dev/null || missing+=(rpm)
+    command -v fakeroot >/dev/null || missing+=(fakeroot)
+    command -v systemd-sysusers >/dev/null || missing+=(systemd)
     ((${#missing[@]} == 0)) && return 0
 
     log "installing system packages: ${missing[*]}"
@@ -86,6 +93,13 @@ setup_staticcheck() {
     go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 }
 
+# nfpm, pinned by packaging/tool/go.mod: fetched and built here, so `make
+# package` (and its tests) then work offline.
+setup_nfpm() {
+    go tool -modfile=packaging/tool/go.mod nfpm --version >/dev/null
+    log "nfpm $(sed -n 's/^\tgithub.com\/goreleaser\/nfpm\/v2 \(v[^ ]*\).*/\1/p' packaging/tool/go.mod) present"
+}
+
 install_system_packages
 check_go
 setup_venv .venv tests/requirements.txt \
@@ -93,4 +107,5 @@ setup_venv .venv tests/requirements.txt \
 setup_venv .venv-zrs tests/requirements-zrs.txt \
     'zc.zrs.primary, zc.zrs.secondary, ZODB.FileStorage, BTrees.OOBTree'
 setup_staticcheck
+setup_nfpm
 log "ok"
