@@ -8,7 +8,7 @@
 #   make lint      gofmt, go vet, staticcheck
 #   make bench     Go benchmarks, then the Go-vs-Python side by side (bench/fs.sh, bench/repl.sh, bench/zeo.sh)
 #   make demo      a local primary + secondary replicating, a Python app writing and reading through ZEO: status, verify, dumps compared
-#   make package   not yet
+#   make package   dist/zrs_VERSION_amd64.deb and dist/zrs-VERSION.x86_64.rpm (nfpm, packaging/nfpm.yaml)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -112,5 +112,26 @@ demo: build setup
 	diff -u "$$dir/primary.dump" "$$dir/secondary.dump"; cmp -s "$$dir/primary/Data.fs" "$$dir/secondary/Data.fs" && echo "   (and byte-identical files)"; \
 	tail -n 6 "$$dir/secondary.dump"
 
+# The .deb and the .rpm, from the one nfpm config packaging/nfpm.yaml, into
+# DIST (default dist/): zrs_PKGVERSION_ARCH.deb and zrs-PKGVERSION.RPMARCH.rpm,
+# PKGVERSION being VERSION made valid for both (packaging/version.sh). The
+# binaries are built afresh for them: static (CGO_ENABLED=0, so the rpm runs
+# on any glibc), -trimpath, stamped with VERSION like `make build`'s. nfpm is
+# pinned in its own module (packaging/tool/go.mod, `go tool`): its go.sum
+# makes it build offline once fetched, and none of its dependencies enter the
+# daemon's go.mod.
+DIST ?= dist
+NFPM := $(GO) tool -modfile=packaging/tool/go.mod nfpm
 package:
-	@echo "make package: not yet (packaging comes with the appliance work)" >&2; exit 1
+	@pkgver=$$(packaging/version.sh '$(VERSION)'); \
+	arch=$$($(GO) env GOARCH); \
+	case $$arch in amd64) rpmarch=x86_64 ;; arm64) rpmarch=aarch64 ;; \
+	  *) echo "make package: no RPM architecture name for GOARCH=$$arch" >&2; exit 1 ;; esac; \
+	stage=$(DIST)/.stage; rm -rf "$$stage"; mkdir -p "$$stage/bin" "$$stage/help"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$$stage/bin/" ./cmd/zrs ./cmd/zrs-recipe; \
+	"$$stage/bin/zrs" --help >"$$stage/help/zrs.txt"; \
+	"$$stage/bin/zrs-recipe" --help >"$$stage/help/zrs-recipe.txt"; \
+	export ZRS_PKG_VERSION=$$pkgver ZRS_PKG_ARCH=$$arch ZRS_PKG_STAGE=$$stage; \
+	$(NFPM) pkg --config packaging/nfpm.yaml --packager deb --target "$(DIST)/zrs_$${pkgver}_$${arch}.deb"; \
+	$(NFPM) pkg --config packaging/nfpm.yaml --packager rpm --target "$(DIST)/zrs-$${pkgver}.$${rpmarch}.rpm"; \
+	rm -rf "$$stage"
