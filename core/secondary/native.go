@@ -67,6 +67,7 @@ type nativeState struct {
 	mu            sync.Mutex
 	fallbackUntil time.Time // use zrs2.0 until then; guarded by mu
 	fellBack      bool      // the fall-back was logged; guarded by mu
+	closedOnce    bool      // the last zrs3 handshake was closed unanswered; guarded by mu
 	proto         string    // protocol of the current or last connection; guarded by mu
 	primaryLast   zodb.Tid  // the primary's last tid from its welcome or last heartbeat; guarded by mu
 	heardAt       time.Time // when that was received; guarded by mu
@@ -112,10 +113,21 @@ func (s *Secondary) useNative() bool {
 	return !time.Now().Before(s.nat.fallbackUntil)
 }
 
-// fallBack switches to zrs2.0 for NativeRetry, logging it the first time.
+// fallBack switches to zrs2.0 for NativeRetry, logging it the first time,
+// once two zrs3 handshakes in a row were closed unanswered: a zc.zrs
+// primary closes every one, while a zrs primary that was stopping or
+// restarting closes one, and falling back for NativeRetry then would
+// cost acknowledgements (sync durability) and compression for nothing.
 func (s *Secondary) fallBack() {
 	n := &s.nat
 	n.mu.Lock()
+	if !n.closedOnce {
+		n.closedOnce = true
+		n.mu.Unlock()
+		s.log.Debug("the primary closed the zrs3 handshake unanswered; trying zrs3 once more before falling back")
+		return
+	}
+	n.closedOnce = false
 	n.fallbackUntil = time.Now().Add(NativeRetry)
 	first := !n.fellBack
 	n.fellBack = true
@@ -233,6 +245,9 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	if err != nil {
 		return nil, hello.Database, fmt.Errorf("handshake: %w", err)
 	}
+	s.nat.mu.Lock()
+	s.nat.closedOnce = false
+	s.nat.mu.Unlock()
 	if wel.Refused != "" {
 		s.log.Error("the primary refuses this secondary: "+wel.Refused, logKeyTid, start)
 		return nil, hello.Database, fmt.Errorf("refused by the primary: %s", wel.Refused)

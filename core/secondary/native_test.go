@@ -263,3 +263,50 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// A zrs primary that closes one handshake (it was stopping, or restarting)
+// does not send the secondary to zrs2.0 for NativeRetry: it stays on zrs3.
+func TestNativeSurvivesOneClosedHandshake(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	newWorkload(t, p).run(10)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		first := true
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if first { // read the handshake, close without a word
+				first = false
+				zrsproto.ReadFrame(c, 8)
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", p.addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
+	waitCaughtUp(t, p, s)
+	if ns := s.NativeStatus(); ns.Proto != zrsproto.Proto3 {
+		t.Errorf("after one closed handshake the secondary speaks %q, want %q", ns.Proto, zrsproto.Proto3)
+	}
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
