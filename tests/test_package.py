@@ -56,6 +56,8 @@ FILES = set(SHIPPED) | {
     "/usr/share/doc/zrs/zrs.txt",
     "/usr/share/doc/zrs/zrs-recipe.txt",
 }
+# Directories the packages own (the rpm lists them; dpkg owns all it unpacks).
+DIRS = {"/etc/zrs", "/usr/share/doc/zrs"}
 CONFIG = {"/etc/zrs/site.yaml.example"}
 
 # Verbs the maintainer scripts may give systemctl: reload the unit files, and
@@ -184,7 +186,7 @@ def test_deb_installs_into_scratch_root(packages, tmp_path):
     dpkg("--install", deb)
     listed = run(["dpkg", f"--root={root}", "--listfiles", "zrs"]).stdout.split()
     assert {p for p in listed if (root / p.lstrip("/")).is_file()} == FILES
-    assert "/etc/zrs" in listed
+    assert DIRS <= set(listed)
     for dst, src in SHIPPED.items():
         assert (root / dst.lstrip("/")).read_bytes() == (REPO / src).read_bytes(), dst
     assert os.access(root / "usr/bin/zrs-recipe", os.X_OK)
@@ -250,7 +252,7 @@ def rpm_query(rpm, *args):
 
 def test_rpm_files(packages):
     _, rpm = packages
-    assert set(rpm_query(rpm, "--list").split()) == FILES | {"/etc/zrs"}
+    assert set(rpm_query(rpm, "--list").split()) == FILES | DIRS
     assert set(rpm_query(rpm, "--configfiles").split()) == CONFIG
     assert rpm_query(rpm, "--queryformat", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}") == \
         f"zrs {PKG_VERSION} 1 {RPM_ARCH[goarch()]}"
