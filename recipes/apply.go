@@ -66,6 +66,7 @@ type Result struct {
 	Before   [][]string // systemctl commands for before the files change (disable removed units)
 	After    [][]string // systemctl commands for after (daemon-reload, enable, restart)
 	Enabled  []string   // units of removed parts that are still enabled
+	Notes    []string   // what the operator must prepare (users, directories)
 	NoChange bool       // nothing to write, the state file included
 }
 
@@ -115,6 +116,7 @@ func Apply(s *Site, o Options) (*Result, error) {
 		res.Before, res.After = nil, append([][]string{stop}, res.After...)
 	}
 	res.Enabled = enabledUnits(root, res.Changes)
+	res.Notes = preparations(s, res.Changes)
 	var problems []string
 	for _, c := range res.Changes {
 		if c.Conflict != "" && !o.Force {
@@ -351,4 +353,24 @@ func partOf(c Change) (string, bool) {
 		return c.Part, true
 	}
 	return "", false
+}
+
+// preparations says what a new or changed drop-in needs that the recipe
+// does not create: the user, and the directories outside /var/lib/zrs.
+func preparations(s *Site, changes []Change) []string {
+	var notes []string
+	for _, c := range changes {
+		p := s.Part(c.Part)
+		if p == nil || c.Path != dropinPath(p.Name) || (c.Action != Create && c.Action != Update) {
+			continue
+		}
+		d, _ := dropin(p)
+		if d.User != "" {
+			notes = append(notes, fmt.Sprintf("part %s runs as %s: that user must exist (the package creates only zrs)", p.Name, d.User))
+		}
+		for _, dir := range d.ReadWritePaths {
+			notes = append(notes, fmt.Sprintf("part %s writes in %s: create it before starting it (install -d -o %s -g %s -m 0750 %s)", p.Name, dir, p.User, p.User, dir))
+		}
+	}
+	return notes
 }

@@ -280,3 +280,32 @@ func TestApplyBadState(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzLoadState: a damaged state file is an error naming it, never a panic.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"files":[{"path":"/etc/zrs/a.yaml","part":"a","sha256":"00"}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"files":[{"path":"etc/x"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root := t.TempDir()
+		st := filepath.Join(root, StateFile)
+		if err := os.MkdirAll(filepath.Dir(st), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(st, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadState(root)
+		if err != nil {
+			if !strings.Contains(err.Error(), st) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, f := range s.Files {
+			if !filepath.IsAbs(f.Path) {
+				t.Fatalf("relative path accepted: %+v", f)
+			}
+		}
+	})
+}

@@ -18,33 +18,54 @@ var sampleSites = []string{"single", "pair", "relay"}
 
 // renderSample applies testdata/sites/NAME/site.yaml to a fresh root.
 func renderSample(t *testing.T, name string) (root string, s *Site) {
+	root, s, _ = renderSampleReport(t, name)
+	return root, s
+}
+
+// renderSampleReport is renderSample, also returning the report with the
+// root written as ROOT.
+func renderSampleReport(t *testing.T, name string) (root string, s *Site, report []byte) {
 	t.Helper()
 	s, err := LoadSite(filepath.Join("testdata", "sites", name, "site.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	root = t.TempDir()
-	if _, err := Apply(s, Options{Root: root}); err != nil {
+	o := Options{Root: root}
+	res, err := Apply(s, o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return root, s
+	var b bytes.Buffer
+	res.Report(&b, o)
+	return root, s, bytes.ReplaceAll(b.Bytes(), []byte(root), []byte("ROOT"))
 }
 
 // TestGoldenSites renders each sample site into a fresh root and compares
 // every file written, the state file included, with
-// testdata/sites/NAME/golden/ (regenerate with go test ./recipes -update).
+// testdata/sites/NAME/golden/, and what it printed with report.txt
+// (regenerate with go test ./recipes -update).
 func TestGoldenSites(t *testing.T) {
 	for _, name := range sampleSites {
 		t.Run(name, func(t *testing.T) {
-			root, _ := renderSample(t, name)
+			root, _, report := renderSampleReport(t, name)
 			golden := filepath.Join("testdata", "sites", name, "golden")
+			reportFile := filepath.Join("testdata", "sites", name, "report.txt")
 			if *update {
 				if err := os.RemoveAll(golden); err != nil {
 					t.Fatal(err)
 				}
 				copyTree(t, root, golden)
+				if err := os.WriteFile(reportFile, report, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			compareTrees(t, root, golden)
+			if want, err := os.ReadFile(reportFile); err != nil || !bytes.Equal(report, want) {
+				var d bytes.Buffer
+				unifiedDiff(&d, reportFile, "report", want, report)
+				t.Errorf("the report differs from %s (%v):\n%s", reportFile, err, d.String())
+			}
 		})
 	}
 }

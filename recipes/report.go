@@ -28,6 +28,12 @@ func (r *Result) Report(w io.Writer, o Options) {
 		}
 		fmt.Fprintf(w, "zrs-recipe: %s under %s\n", r.summary(), root)
 	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "Note: %s\n", n)
+		}
+	}
 	cmds := r.After
 	if o.Systemctl != nil {
 		return // already run, and echoed as they ran

@@ -1,0 +1,539 @@
+package recipes
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/zrs-replication/zrs/internal/netaddr"
+)
+
+// DefaultImportName is the part name Import gives a single storage.
+const DefaultImportName = "main"
+
+// importedPart is one storage of a zeo.conf on its way to a part.
+type importedPart struct {
+	name, origin string // origin: "<zrs 1> (zeo.conf line 3)"
+	storage      string // the ZEO storage name (the section's name, "1" when unnamed)
+	role         string
+	path         string
+	listen, from string
+	keepAlive    time.Duration
+	zeo          *importedZEO
+	notes        []string
+}
+
+// importedZEO is what the <zeo> section says.
+type importedZEO struct {
+	address            string
+	msgpack            *bool
+	transactionTimeout time.Duration
+	tls                map[string]string // certificate, key, authenticate
+}
+
+// importer collects the parts and the notes of one file.
+type importer struct {
+	file     string
+	parts    []*importedPart
+	zeo      *importedZEO
+	zeoLine  int
+	logLevel string
+	notes    []string // for the whole file
+}
+
+// Import reads a Python ZEO configuration file (ZConfig: a <zeo> section
+// and storages, with %import zc.zrs and the <zrs> sections of zc.zrs 2.4
+// and later, or the <primary> and <secondary> sections of zc.zrs 2.0-2.3)
+// and returns the equivalent site file. Every storage becomes a part: the
+// only one is called name, several are called name-STORAGE. What has no
+// equivalent (logging handlers, zdaemon's runner, ZEO tuning keys, blob
+// directories, ...) becomes a "# NOTE" comment with its line.
+func Import(file string, data []byte, name string) ([]byte, error) {
+	if name == "" {
+		name = DefaultImportName
+	}
+	zf, err := parseZConfig(file, data)
+	if err != nil {
+		return nil, err
+	}
+	im := &importer{file: path.Base(file)}
+	if err := im.read(zf); err != nil {
+		return nil, err
+	}
+	if len(im.parts) == 0 {
+		return nil, fmt.Errorf("%s: no storage to import (want a <zrs>, <primary>, <secondary> or <filestorage> section)", file)
+	}
+	im.name(name)
+	im.applyZEO()
+	return im.emit(), nil
+}
+
+func (im *importer) note(line int, format string, args ...any) string {
+	return fmt.Sprintf("NOTE %s line %d: ", im.file, line) + fmt.Sprintf(format, args...)
+}
+
+func (im *importer) errorf(line int, format string, args ...any) error {
+	return &ZConfigError{File: im.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// read walks the top level of the file.
+func (im *importer) read(zf *zfile) error {
+	zrsImport := 0 // line of %import zc.zrs
+	for _, imp := range zf.Imports {
+		if imp.Value == "zc.zrs" {
+			if zrsImport == 0 {
+				zrsImport = imp.Line
+			}
+			continue
+		}
+		im.notes = append(im.notes, im.note(imp.Line, "%%import %s: no equivalent in zrs; ignored", imp.Value))
+	}
+	for _, k := range zf.Root.Keys {
+		im.notes = append(im.notes, im.note(k.Line, "%s (outside any section): no equivalent in zrs; ignored", k.Name))
+	}
+	for _, s := range zf.Root.Sections {
+		if err := im.section(s, zrsImport); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (im *importer) section(s *zsection, zrsImport int) error {
+	switch s.Type {
+	case "zeo":
+		if im.zeo != nil {
+			return im.errorf(s.Line, "a second <zeo> section (the first is on line %d)", im.zeoLine)
+		}
+		return im.readZEO(s)
+	case "zrs", "primary", "secondary":
+		if zrsImport == 0 || zrsImport > s.Line {
+			return im.errorf(s.Line, "<%s> needs %%import zc.zrs before it (ZConfig would not know the section type)", s.Type)
+		}
+		p, err := im.replicated(s)
+		if err != nil {
+			return err
+		}
+		im.parts = append(im.parts, p)
+	case "filestorage", "blobstorage":
+		p := &importedPart{origin: im.origin(s), storage: storageName(s), role: "primary"}
+		p.notes = append(p.notes, im.note(s.Line, "<%s> is not replicated in this file: add replication.listen to serve secondaries", s.Type))
+		if err := im.storage(p, s); err != nil {
+			return err
+		}
+		im.parts = append(im.parts, p)
+	case "eventlog", "logger":
+		im.readLog(s)
+	case "runner":
+		im.notes = append(im.notes, im.note(s.Line, "<runner> (zdaemon): systemd runs each part as zrs@NAME.service; ignored"))
+	case "replicationlog":
+		im.notes = append(im.notes, im.note(s.Line, "<replicationlog> (zc.zrs 2.x replication log recorder): no equivalent in zrs; ignored"))
+	default:
+		im.notes = append(im.notes, im.note(s.Line, "<%s>: no equivalent in zrs (it replicates FileStorage only); ignored", s.Type))
+	}
+	return nil
+}
+
+func (im *importer) origin(s *zsection) string {
+	h := "<" + s.Type
+	if s.Name != "" {
+		h += " " + s.Name
+	}
+	return fmt.Sprintf("%s> (%s line %d)", h, im.file, s.Line)
+}
+
+// storageName is the ZEO storage name of a storage section: its section
+// name, "1" when it has none.
+func storageName(s *zsection) string {
+	if s.Name == "" {
+		return "1"
+	}
+	return s.Name
+}
+
+// readZEO reads <zeo>.
+func (im *importer) readZEO(s *zsection) error {
+	z := &importedZEO{}
+	im.zeo, im.zeoLine = z, s.Line
+	for _, k := range s.Keys {
+		switch k.Name {
+		case "address":
+			a, note := im.listenAddr(k, "")
+			z.address = a
+			if note != "" {
+				im.notes = append(im.notes, note)
+			}
+		case "msgpack":
+			b, err := zbool(k)
+			if err != nil {
+				return im.errorf(k.Line, "%v", err)
+			}
+			z.msgpack = &b
+		case "transaction-timeout":
+			d, err := zseconds(k)
+			if err != nil {
+				return im.errorf(k.Line, "%v", err)
+			}
+			z.transactionTimeout = d
+		case "read-only":
+			im.notes = append(im.notes, im.note(k.Line, "read-only %s: a zrs secondary serves ZEO read-only, a primary read-write; ignored", k.Value))
+		case "invalidation-queue-size", "invalidation-age":
+			im.notes = append(im.notes, im.note(k.Line, "%s %s: no setting in zrs; ignored", k.Name, k.Value))
+		case "client-conflict-resolution":
+			im.notes = append(im.notes, im.note(k.Line, "client-conflict-resolution %s: zrs always lets the clients resolve conflicts; ignored", k.Value))
+		default:
+			im.notes = append(im.notes, im.note(k.Line, "<zeo> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
+		}
+	}
+	for _, sub := range s.Sections {
+		if sub.Type != "ssl" {
+			im.notes = append(im.notes, im.note(sub.Line, "<%s> in <zeo>: no equivalent in zrs; ignored", sub.Type))
+			continue
+		}
+		z.tls = map[string]string{}
+		for _, k := range sub.Keys {
+			switch k.Name {
+			case "certificate", "key", "authenticate":
+				z.tls[k.Name] = k.Value
+			default:
+				im.notes = append(im.notes, im.note(k.Line, "<ssl> %s: no equivalent in zrs; ignored", k.Name))
+			}
+		}
+	}
+	return nil
+}
+
+// replicated reads <zrs>, <primary> or <secondary>.
+func (im *importer) replicated(s *zsection) (*importedPart, error) {
+	p := &importedPart{origin: im.origin(s), storage: storageName(s)}
+	legacy := s.Type != "zrs"
+	seen := map[string]int{}
+	for _, k := range s.Keys {
+		if l, ok := seen[k.Name]; ok {
+			return nil, im.errorf(k.Line, "%s given twice in <%s> (first on line %d)", k.Name, s.Type, l)
+		}
+		seen[k.Name] = k.Line
+		switch {
+		case k.Name == "replicate-to" || k.Name == "address" && s.Type == "primary":
+			a, note := im.listenAddr(k, "replication")
+			p.listen = a
+			p.addNote(note)
+		case k.Name == "replicate-from" && s.Type != "primary" || k.Name == "address" && s.Type == "secondary":
+			p.from = k.Value
+			if _, err := netaddr.Parse(k.Value); err != nil {
+				return nil, im.errorf(k.Line, "%s: %v", k.Name, err)
+			}
+		case k.Name == "keep-alive-delay" && s.Type != "primary":
+			d, err := zseconds(k)
+			if err != nil {
+				return nil, im.errorf(k.Line, "%v", err)
+			}
+			p.keepAlive = d
+		case (k.Name == "filestorage-path") && legacy:
+			im.dataPath(p, k)
+		case k.Name == "blob-dir":
+			p.addNote(im.blobNote(k))
+		case k.Name == "check-checksums" || k.Name == "check_checksums":
+			p.addNote(im.note(k.Line, "%s %s: zrs always checks the stream (MD5 for zrs2, and more with zrs3); ignored", k.Name, k.Value))
+		case k.Name == "zookeeper" || k.Name == "replicate-from-zookeeper":
+			p.addNote(im.note(k.Line, "%s %s: ZooKeeper discovery is not in zrs; set replication.from by hand", k.Name, k.Value))
+		default:
+			p.addNote(im.note(k.Line, "%s %s in <%s>: no equivalent in zrs; ignored", k.Name, k.Value, s.Type))
+		}
+	}
+	if p.listen == "" && p.from == "" {
+		return nil, im.errorf(s.Line, "<%s> needs replicate-to and/or replicate-from", s.Type)
+	}
+	p.role = "primary"
+	if p.from != "" {
+		p.role = "secondary"
+	}
+	if s.Type == "zrs" && len(s.Sections) == 0 {
+		return nil, im.errorf(s.Line, "<zrs> needs a storage section, such as <filestorage> path ... </filestorage>")
+	}
+	for _, sub := range s.Sections {
+		if err := im.storage(p, sub); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *importedPart) addNote(n string) {
+	if n != "" {
+		p.notes = append(p.notes, n)
+	}
+}
+
+// storage reads the storage section inside a ZRS section (or a top-level
+// one): a <filestorage>, possibly wrapped in the old <blobstorage>.
+func (im *importer) storage(p *importedPart, s *zsection) error {
+	switch s.Type {
+	case "filestorage":
+		if _, ok := s.key("path"); !ok {
+			return im.errorf(s.Line, "<filestorage> needs a path")
+		}
+		for _, k := range s.Keys {
+			switch k.Name {
+			case "path":
+				im.dataPath(p, k)
+			case "blob-dir":
+				p.addNote(im.blobNote(k))
+			default:
+				p.addNote(im.note(k.Line, "<filestorage> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
+			}
+		}
+		for _, sub := range s.Sections {
+			p.addNote(im.note(sub.Line, "<%s> in <filestorage>: no equivalent in zrs; ignored", sub.Type))
+		}
+	case "blobstorage":
+		for _, k := range s.Keys {
+			if k.Name == "blob-dir" {
+				p.addNote(im.blobNote(k))
+			} else {
+				p.addNote(im.note(k.Line, "<blobstorage> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
+			}
+		}
+		for _, sub := range s.Sections {
+			if err := im.storage(p, sub); err != nil {
+				return err
+			}
+		}
+	default:
+		return im.errorf(s.Line, "<%s>: zrs replicates FileStorage only (want <filestorage>)", s.Type)
+	}
+	return nil
+}
+
+// dataPath takes a FileStorage path; a relative one (relative to where
+// runzeo ran) is left to the default with a note.
+func (im *importer) dataPath(p *importedPart, k zkey) {
+	if path.IsAbs(k.Value) {
+		p.path = path.Clean(k.Value)
+		return
+	}
+	p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran: move that file to the path this part uses (DATA_DIR/NAME/Data.fs) or set path to where it is", k.Value))
+}
+
+func (im *importer) blobNote(k zkey) string {
+	return im.note(k.Line, "blob-dir %s: zrs does not replicate blobs yet; a database with blobs cannot move to zrs yet", k.Value)
+}
+
+// listenAddr converts a listening address for a socket unit: "localhost"
+// becomes 127.0.0.1, a relative socket path moves to /run/zrs; other host
+// names stay, with a note (systemd binds IP addresses only).
+func (im *importer) listenAddr(k zkey, what string) (string, string) {
+	a, err := netaddr.Parse(k.Value)
+	if err != nil {
+		return k.Value, im.note(k.Line, "%s %s: %v", k.Name, k.Value, err)
+	}
+	switch {
+	case a.Network == netaddr.Unix && !path.IsAbs(a.Host):
+		if what == "" {
+			what = "zeo"
+		}
+		abs := path.Join(runtimeDir, path.Base(a.Host))
+		return abs, im.note(k.Line, "%s %s is relative: the %s socket is now %s", k.Name, k.Value, what, abs)
+	case a.Network == netaddr.TCP && a.Host == "localhost":
+		a.Host = "127.0.0.1"
+		return a.String(), ""
+	case a.Network == netaddr.TCP && a.Host != "":
+		if _, err := netip.ParseAddr(a.Host); err != nil {
+			return k.Value, im.note(k.Line, "%s %s: systemd listens on IP addresses, not host names: write the interface's address", k.Name, k.Value)
+		}
+	}
+	return a.String(), ""
+}
+
+// readLog maps the level of <eventlog> or <logger>; handlers have no
+// equivalent (zrs logs to stderr, the journal under systemd).
+func (im *importer) readLog(s *zsection) {
+	for _, k := range s.Keys {
+		if k.Name != "level" {
+			im.notes = append(im.notes, im.note(k.Line, "<%s> %s: no equivalent in zrs; ignored", s.Type, k.Name))
+			continue
+		}
+		switch strings.ToUpper(k.Value) {
+		case "TRACE", "DEBUG", "BLATHER", "NOTSET", "ALL":
+			im.logLevel = "debug"
+		case "INFO":
+			im.logLevel = "info"
+		case "WARN", "WARNING", "PROBLEM":
+			im.logLevel = "warn"
+		case "ERROR", "CRITICAL", "FATAL", "PANIC":
+			im.logLevel = "error"
+		default:
+			im.notes = append(im.notes, im.note(k.Line, "level %s: not a level zrs knows; ignored", k.Value))
+		}
+	}
+	for _, sub := range s.Sections {
+		im.notes = append(im.notes, im.note(sub.Line, "<%s> in <%s>: zrs logs to stderr, which systemd keeps in the journal (journalctl -u zrs@NAME); ignored", sub.Type, s.Type))
+	}
+}
+
+// name names the parts: name alone, or name-STORAGE for several.
+func (im *importer) name(name string) {
+	if len(im.parts) == 1 {
+		im.parts[0].name = name
+		return
+	}
+	used := map[string]bool{}
+	for i, p := range im.parts {
+		n := name + "-" + sanitize(p.storage)
+		if used[n] {
+			n = name + "-" + strconv.Itoa(i+1)
+		}
+		used[n] = true
+		p.name = n
+	}
+}
+
+// sanitize keeps the characters a part name may have.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !isZNameByte(c) && c != '-' && c != '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// applyZEO gives the <zeo> section to the first part: a zrs instance
+// serves one storage, under the name "1".
+func (im *importer) applyZEO() {
+	for i, p := range im.parts {
+		if p.storage != "1" {
+			p.addNote(fmt.Sprintf("NOTE the ZEO storage was called %q: zrs serves it as \"1\", so clients open ClientStorage(ADDR, storage=\"1\") (the default)", p.storage))
+		}
+		if im.zeo == nil {
+			continue
+		}
+		if i == 0 {
+			p.zeo = im.zeo
+		} else {
+			p.addNote(fmt.Sprintf("NOTE <zeo> (%s line %d) served this storage too: a zrs instance serves one storage, so give this part its own zeo.address", im.file, im.zeoLine))
+		}
+	}
+}
+
+// emit writes the site file.
+func (im *importer) emit() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# site.yaml imported by \"zrs-recipe import\" from %s.\n", im.file)
+	b.WriteString("# Read the NOTE comments, then install it as /etc/zrs/site.yaml and run\n")
+	b.WriteString("# zrs-recipe (zrs-recipe --help says what each key means).\n")
+	for _, n := range im.notes {
+		b.WriteString("#\n")
+		writeComment(&b, "", n)
+	}
+	if im.logLevel != "" {
+		fmt.Fprintf(&b, "defaults:\n  log_level: %s\n", im.logLevel)
+	}
+	b.WriteString("parts:\n")
+	for _, p := range im.parts {
+		p.emit(&b)
+	}
+	return b.Bytes()
+}
+
+func (p *importedPart) emit(b *bytes.Buffer) {
+	fmt.Fprintf(b, "  %s:\n", scalar(p.name))
+	fmt.Fprintf(b, "    # From %s.\n", p.origin)
+	fmt.Fprintf(b, "    role: %s\n", p.role)
+	if p.path != "" {
+		fmt.Fprintf(b, "    path: %s\n", scalar(p.path))
+	}
+	if z := p.zeo; z != nil {
+		b.WriteString("    zeo:\n")
+		fmt.Fprintf(b, "      address: %s\n", scalar(z.address))
+		if z.msgpack != nil {
+			fmt.Fprintf(b, "      msgpack: %t\n", *z.msgpack)
+		}
+		if z.transactionTimeout > 0 {
+			fmt.Fprintf(b, "      transaction_timeout: %s\n", z.transactionTimeout)
+		}
+		if z.tls != nil {
+			b.WriteString("      tls:\n")
+			for _, k := range []string{"certificate", "key", "authenticate"} {
+				if v, ok := z.tls[k]; ok {
+					fmt.Fprintf(b, "        %s: %s\n", k, scalar(v))
+				}
+			}
+		}
+	}
+	p.emitReplication(b)
+	for _, n := range p.notes {
+		writeComment(b, "    ", n)
+	}
+}
+
+// emitReplication writes the replication section, if the part has one.
+func (p *importedPart) emitReplication(b *bytes.Buffer) {
+	if p.from == "" && p.listen == "" {
+		return
+	}
+	b.WriteString("    replication:\n")
+	if p.from != "" {
+		fmt.Fprintf(b, "      from: %s\n", scalar(p.from))
+	}
+	if p.listen != "" {
+		fmt.Fprintf(b, "      listen: %s\n", scalar(p.listen))
+	}
+	if p.role == "secondary" {
+		b.WriteString("      # zrs3 with a zrs primary, zrs2.0 with a Python zc.zrs one.\n")
+		b.WriteString("      protocol: auto\n")
+	}
+	if p.keepAlive > 0 {
+		fmt.Fprintf(b, "      keep_alive: %s\n", p.keepAlive)
+	}
+}
+
+// writeComment writes text as comment lines of at most ~78 columns.
+func writeComment(b *bytes.Buffer, indent, text string) {
+	line := indent + "#"
+	for _, w := range strings.Fields(text) {
+		if len(line)+1+len(w) > 78 && len(line) > len(indent)+1 {
+			b.WriteString(line + "\n")
+			line = indent + "#  "
+		}
+		line += " " + w
+	}
+	b.WriteString(line + "\n")
+}
+
+// scalar writes s as a YAML string, quoted only where YAML needs it (a
+// port alone would otherwise read as a number).
+func scalar(s string) string {
+	out, err := yaml.Marshal(s)
+	if err != nil {
+		return strconv.Quote(s)
+	}
+	return strings.TrimSuffix(string(out), "\n")
+}
+
+// zbool reads a ZConfig boolean.
+func zbool(k zkey) (bool, error) {
+	switch strings.ToLower(k.Value) {
+	case "true", "yes", "on":
+		return true, nil
+	case "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s %q: want true or false", k.Name, k.Value)
+}
+
+// zseconds reads a whole number of seconds, as zc.zrs and ZEO take them.
+func zseconds(k zkey) (time.Duration, error) {
+	n, err := strconv.Atoi(k.Value)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s %q: want a whole number of seconds", k.Name, k.Value)
+	}
+	return time.Duration(n) * time.Second, nil
+}

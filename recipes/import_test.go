@@ -1,0 +1,228 @@
+package recipes
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestImportGolden turns each testdata/import/*.conf (the zeo.conf forms
+// of the original ZRS documentation and of zc.zrs 3) into a site file,
+// compares it with NAME.site.yaml (go test ./recipes -update rewrites
+// them), and checks that the site it wrote parses, validates and renders.
+func TestImportGolden(t *testing.T) {
+	confs, _ := filepath.Glob(filepath.Join("testdata", "import", "*.conf"))
+	if len(confs) < 5 {
+		t.Fatalf("found %d zeo.conf samples", len(confs))
+	}
+	for _, conf := range confs {
+		t.Run(filepath.Base(conf), func(t *testing.T) {
+			data, err := os.ReadFile(conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Import(conf, data, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := strings.TrimSuffix(conf, ".conf") + ".site.yaml"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				var d bytes.Buffer
+				unifiedDiff(&d, golden, "imported", want, got)
+				t.Errorf("import differs from the golden file (go test ./recipes -update if intended):\n%s", d.String())
+			}
+			s, err := ParseSite(golden, got)
+			if err != nil {
+				t.Fatalf("the imported site does not parse:\n%v", err)
+			}
+			if _, err := Render(s); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// What each sample must come out as, beyond the golden text.
+func TestImportMeaning(t *testing.T) {
+	imp := func(name string) *Part {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join("testdata", "import", name+".conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Import(name+".conf", data, "db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ParseSite("site.yaml", out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return s.Part("db")
+	}
+	if p := imp("zrs2-primary"); p.Role != "primary" || p.ReplicationListen() != "5000" || p.Path != "/path/to/data/file" || p.ZEO != nil {
+		t.Errorf("zrs2-primary: %+v", p)
+	}
+	if p := imp("zrs2-secondary"); p.Role != "secondary" || p.ReplicationFrom() != "primary-host:5000" || p.ReplicationListen() != "" {
+		t.Errorf("zrs2-secondary: %+v", p)
+	}
+	if p := imp("zrs2-buildout"); p.Role != "primary" || p.ZEOAddress() != "8100" || p.ReplicationListen() != "8101" || p.Path != "/var/lib/zrs/db/Data.fs" {
+		t.Errorf("zrs2-buildout: %+v", p)
+	}
+	p := imp("zrs3-relay")
+	if p.Role != "secondary" || p.ReplicationFrom() != "primary-host:5000" || p.ReplicationListen() != "5000" ||
+		p.Replication.KeepAlive.Seconds() != 60 || p.Path != "/var/lib/zodb/secondary.fs" || p.LogLevel != "warn" {
+		t.Errorf("zrs3-relay: %+v %+v", p, p.Replication)
+	}
+	if p.ZEOAddress() != "10.1.2.3:8100" || p.ZEO.TransactionTimeout.Seconds() != 300 || p.ZEO.TLS == nil ||
+		p.ZEO.TLS.Certificate != "/etc/zeo/server.pem" || p.ZEO.TLS.Key != "/etc/zeo/server.key" || p.ZEO.TLS.Authenticate != "/etc/zeo/clients" {
+		t.Errorf("zrs3-relay zeo: %+v %+v", p.ZEO, p.ZEO.TLS)
+	}
+	if p := imp("zrs3-primary"); p.Role != "primary" || p.ReplicationListen() != "5000" {
+		t.Errorf("zrs3-primary: %+v", p)
+	}
+}
+
+func TestImportSeveralStorages(t *testing.T) {
+	conf := `%import zc.zrs
+<zeo>
+  address localhost:8100
+  msgpack true
+</zeo>
+<zrs 1>
+  replicate-to ./one.sock
+  <filestorage>
+    path /srv/one.fs
+    blob-dir /srv/blobs
+  </filestorage>
+</zrs>
+<zrs catalog>
+  replicate-from db1:5001
+  <filestorage>
+    path /srv/catalog.fs
+  </filestorage>
+</zrs>
+`
+	out, err := Import("zeo.conf", []byte(conf), "site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, want := range []string{
+		"  site-1:\n", "  site-catalog:\n",
+		"      address: 127.0.0.1:8100\n      msgpack: true\n",
+		"      listen: /run/zrs/one.sock\n",
+		"# NOTE zeo.conf line 10: blob-dir /srv/blobs: zrs does not replicate blobs",
+		`# NOTE the ZEO storage was called "catalog": zrs serves it as "1", so`,
+		"# NOTE <zeo> (zeo.conf line 2) served this storage too",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("import lacks %q:\n%s", want, text)
+		}
+	}
+	if _, err := ParseSite("site.yaml", out); err != nil {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	fs := "<filestorage>\n path /x.fs\n</filestorage>\n"
+	for _, tc := range []struct{ name, conf, want string }{
+		{"no import", "<zrs>\n replicate-to 1\n" + fs + "</zrs>\n", "zeo.conf:1: <zrs> needs %import zc.zrs before it"},
+		{"import after", "<zrs>\n replicate-to 1\n" + fs + "</zrs>\n%import zc.zrs\n", "zeo.conf:1: <zrs> needs %import zc.zrs"},
+		{"unclosed", "%import zc.zrs\n<zrs>\n replicate-to 1\n", "zeo.conf:2: <zrs> is never closed"},
+		{"wrong close", "%import zc.zrs\n<zrs>\n<filestorage>\n</zrs>\n", "zeo.conf:4: </zrs> does not close <filestorage> (opened on line 3)"},
+		{"stray close", "</zeo>\n", "zeo.conf:1: </zeo> closes no open section"},
+		{"bad header", "<zeo\n", `zeo.conf:1: malformed section header "<zeo"`},
+		{"include", "%include other.conf\n", "zeo.conf:1: %include is not supported"},
+		{"unknown directive", "%use x\n", "zeo.conf:1: unknown directive %use"},
+		{"undefined", "%import zc.zrs\n<zrs>\n replicate-to $PORT\n" + fs + "</zrs>\n", "zeo.conf:3: $PORT is not %define'd"},
+		{"neither address", "%import zc.zrs\n<zrs>\n" + fs + "</zrs>\n", "zeo.conf:2: <zrs> needs replicate-to and/or replicate-from"},
+		{"no storage", "%import zc.zrs\n<zrs>\n replicate-to 1\n</zrs>\n", "zeo.conf:2: <zrs> needs a storage section"},
+		{"other storage", "%import zc.zrs\n<zrs>\n replicate-to 1\n<mappingstorage>\n</mappingstorage>\n</zrs>\n", "zeo.conf:4: <mappingstorage>: zrs replicates FileStorage only"},
+		{"no path", "%import zc.zrs\n<zrs>\n replicate-to 1\n<filestorage>\n</filestorage>\n</zrs>\n", "zeo.conf:4: <filestorage> needs a path"},
+		{"twice", "%import zc.zrs\n<zrs>\n replicate-to 1\n replicate-to 2\n" + fs + "</zrs>\n", "zeo.conf:4: replicate-to given twice in <zrs> (first on line 3)"},
+		{"bad delay", "%import zc.zrs\n<zrs>\n replicate-from h:1\n keep-alive-delay soon\n" + fs + "</zrs>\n", `zeo.conf:4: keep-alive-delay "soon": want a whole number of seconds`},
+		{"bad from", "%import zc.zrs\n<zrs>\n replicate-from h:x\n" + fs + "</zrs>\n", `zeo.conf:3: replicate-from: address "h:x": bad port`},
+		{"two zeo", "<zeo>\n</zeo>\n<zeo>\n</zeo>\n", "zeo.conf:3: a second <zeo> section (the first is on line 1)"},
+		{"nothing", "<zeo>\n address 8100\n</zeo>\n", "zeo.conf: no storage to import"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Import("zeo.conf", []byte(tc.conf), "")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			var ze *ZConfigError
+			if !errors.As(err, &ze) && tc.name != "nothing" {
+				t.Errorf("%T is no *ZConfigError", err)
+			}
+		})
+	}
+}
+
+func TestZConfigSyntax(t *testing.T) {
+	zf, err := parseZConfig("x.conf", []byte(`# comment
+%define HOST db1
+%define addr ${HOST}:5000
+<ZRS Main>
+  Replicate-From $addr   # trailing comment
+  price $$5
+  <FileStorage>
+	path	/a b/c.fs
+  </filestorage>
+</zrs>
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := zf.Root.Sections[0]
+	if s.Type != "zrs" || s.Name != "Main" || s.Line != 4 {
+		t.Fatalf("section %+v", s)
+	}
+	if k, _ := s.key("replicate-from"); k.Value != "db1:5000" || k.Line != 5 {
+		t.Errorf("replicate-from: %+v", k)
+	}
+	if k, _ := s.key("price"); k.Value != "$5" {
+		t.Errorf("$$: %+v", k)
+	}
+	if k, _ := s.Sections[0].key("path"); k.Value != "/a b/c.fs" {
+		t.Errorf("tab-separated key: %+v", k)
+	}
+}
+
+// FuzzImport: any input gives a site file or an error, never a panic; the
+// site file is well-formed YAML (it may still need editing to validate,
+// which its NOTE comments say).
+func FuzzImport(f *testing.F) {
+	confs, _ := filepath.Glob(filepath.Join("testdata", "import", "*.conf"))
+	for _, c := range confs {
+		data, _ := os.ReadFile(c)
+		f.Add(data)
+	}
+	f.Add([]byte("%define a $b\n"))
+	f.Add([]byte("<a>\n<b>\n</a>\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := Import("f.conf", data, "")
+		if err != nil {
+			return
+		}
+		if !bytes.HasPrefix(out, []byte("# site.yaml imported")) {
+			t.Fatalf("output:\n%s", out)
+		}
+		if _, err := parseDocument("out.yaml", out); err != nil {
+			t.Fatalf("the import is not YAML: %v\n%s", err, out)
+		}
+	})
+}
