@@ -100,9 +100,24 @@ func (s *FileStorage) newTxn(meta zodb.TxnMeta, tid zodb.Tid, status zodb.TxnSta
 		s: s, tid: tid, status: status, meta: meta, pos: s.end,
 		hlen:   TxnHeaderSize + int64(len(meta.User)+len(meta.Description)+len(meta.Extension)),
 		tindex: make(map[zodb.Oid]int64),
+		buf:    s.spare[:0],
 	}
+	s.spare = nil
 	s.cur = t
 	return t, nil
+}
+
+// maxSpare bounds the record buffer a FileStorage keeps for its next
+// transaction.
+const maxSpare = 16 << 20
+
+// keepBuffer keeps a finished transaction's record buffer for the next
+// one (a secondary applying a stream of large transactions otherwise
+// regrows it every time). The caller holds s.mu.
+func (s *FileStorage) keepBuffer(b []byte) {
+	if cap(b) <= maxSpare && cap(b) > cap(s.spare) {
+		s.spare = b[:0]
+	}
 }
 
 // Tid returns the transaction's tid.
@@ -226,13 +241,11 @@ func (t *txn) Vote(ctx context.Context) error {
 	if err := t.checkSerials(); err != nil {
 		return err
 	}
-	rec := t.encode()
-	if t.pos+int64(len(rec)) > MaxPos {
-		return fmt.Errorf("%w: file would exceed %d bytes", zodb.ErrTransaction, int64(MaxPos))
-	}
-	if _, err := t.s.file.WriteAt(rec, t.pos); err != nil {
-		_ = t.s.file.Truncate(t.pos)
-		return fmt.Errorf("%s: writing transaction %s: %w", t.s.path, t.tid, err)
+	if err := t.write(); err != nil {
+		if !errors.Is(err, zodb.ErrTransaction) {
+			_ = t.s.file.Truncate(t.pos)
+		}
+		return err
 	}
 	t.state = txnVoted
 	return nil
@@ -252,18 +265,36 @@ func (t *txn) checkSerials() error {
 	return nil
 }
 
-// encode returns the full transaction record with status 'c'.
-func (t *txn) encode() []byte {
+// header returns the transaction header with status 'c' and the
+// metadata: what goes before the data records.
+func (t *txn) header() []byte {
 	tlen := t.hlen + int64(len(t.buf))
 	h := TxnHeader{Tid: t.tid, Len: tlen, Status: zodb.StatusCheckpoint,
 		ULen: uint16(len(t.meta.User)), DLen: uint16(len(t.meta.Description)), ELen: uint16(len(t.meta.Extension))}
-	rec := make([]byte, 0, tlen+TrailerSize)
+	rec := make([]byte, 0, t.hlen)
 	rec = h.Encode(rec)
 	rec = append(rec, t.meta.User...)
 	rec = append(rec, t.meta.Description...)
-	rec = append(rec, t.meta.Extension...)
-	rec = append(rec, t.buf...)
-	return binary.BigEndian.AppendUint64(rec, uint64(tlen))
+	return append(rec, t.meta.Extension...)
+}
+
+// write writes the whole transaction record at t.pos: header and
+// metadata, the data records straight from buf (no copy of a large
+// transaction into one more buffer), the trailer.
+func (t *txn) write() error {
+	tlen := t.hlen + int64(len(t.buf))
+	if t.pos+tlen+TrailerSize > MaxPos {
+		return fmt.Errorf("%w: file would exceed %d bytes", zodb.ErrTransaction, int64(MaxPos))
+	}
+	trailer := binary.BigEndian.AppendUint64(nil, uint64(tlen))
+	off := t.pos
+	for _, p := range [][]byte{t.header(), t.buf, trailer} {
+		if _, err := t.s.file.WriteAt(p, off); err != nil {
+			return fmt.Errorf("%s: writing transaction %s: %w", t.s.path, t.tid, err)
+		}
+		off += int64(len(p))
+	}
+	return nil
 }
 
 // Finish commits a voted transaction: it overwrites the status byte with
@@ -291,6 +322,8 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 		s.index.Set(oid, t.tindex[oid])
 	}
 	s.end, s.lastTid, s.cur = end, t.tid, nil
+	s.keepBuffer(t.buf)
+	t.buf = nil
 	s.mu.Unlock()
 	s.txnmap.Add(t.tid, t.pos)
 	<-s.commitSem
@@ -337,11 +370,13 @@ func (t *txn) Abort() error {
 		}
 	}
 	t.state = txnDone
+	buf := t.buf
 	t.buf, t.tindex = nil, nil
 	s.mu.Lock()
 	if s.cur == t {
 		s.cur = nil
 	}
+	s.keepBuffer(buf)
 	s.mu.Unlock()
 	<-s.commitSem
 	return err

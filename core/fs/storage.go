@@ -86,6 +86,7 @@ type FileStorage struct {
 	oid     zodb.Oid       // greatest oid handed out or stored; guarded by mu
 	closed  bool           // guarded by mu
 	cur     *txn           // the transaction in progress, nil if none; guarded by mu
+	spare   []byte         // a finished transaction's record buffer, reused; guarded by mu
 	clock   *zodb.TidClock // used under the commit lock only
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 }
