@@ -49,17 +49,32 @@ func ReadFrame(r io.Reader, limit uint32) ([]byte, error) {
 // Write; large ones as the header then the payload (on the wire this is the
 // same byte sequence).
 func WriteFrame(w io.Writer, payload []byte) error {
+	return writeFrame(w, payload, nil)
+}
+
+// writeFrame is WriteFrame assembling small frames in scratch (which may be
+// nil); it returns nothing of scratch, callers keep their own.
+func writeFrame(w io.Writer, payload []byte, scratch *[]byte) error {
 	if uint64(len(payload)) > 0xffffffff {
 		return fmt.Errorf("frame of %d bytes exceeds the 4 GiB protocol limit", len(payload))
 	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
 	if len(payload) <= 4096 {
-		var small [4 + 4096]byte
-		b := append(append(small[:0], hdr[:]...), payload...)
+		var b []byte
+		if scratch != nil {
+			b = (*scratch)[:0]
+		} else {
+			b = make([]byte, 0, 4+len(payload))
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+		b = append(b, payload...)
+		if scratch != nil {
+			*scratch = b
+		}
 		_, err := w.Write(b)
 		return err
 	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}

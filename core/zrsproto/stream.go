@@ -16,9 +16,10 @@ import (
 // written (no B messages). A StreamWriter is not safe for concurrent use;
 // after an error the connection must be dropped.
 type StreamWriter struct {
-	w      io.Writer
-	sum    *Checksum
-	frames int64
+	w       io.Writer
+	sum     *Checksum
+	frames  int64
+	scratch []byte // small frames are assembled here
 }
 
 // NewStreamWriter returns a writer for a connection whose handshake named
@@ -65,7 +66,7 @@ func (sw *StreamWriter) WriteTxn(info *zodb.TxnInfo) error {
 func (sw *StreamWriter) frame(kind string, payload []byte) error {
 	sw.frames++
 	sw.sum.Add(payload)
-	if err := WriteFrame(sw.w, payload); err != nil {
+	if err := writeFrame(sw.w, payload, &sw.scratch); err != nil {
 		return &FrameError{Frame: sw.frames, Kind: kind, Err: err}
 	}
 	return nil

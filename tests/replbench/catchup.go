@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -156,11 +157,23 @@ func runCatchUp(ctx context.Context, args []string) error {
 	remote := fset.String("primary", "", "replicate from the primary at `ADDR` (serving SOURCE) instead of an in-process one")
 	label := fset.String("label", "", "label for the result (default: zrs → zrs and the protocol)")
 	proto := protoFlag(fset)
+	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of the catch-up to `FILE` (in-process primary and secondary)")
 	pos, err := parse(fset, args, 1)
 	if err != nil {
 		return err
 	}
 	source := pos[0]
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	size, err := fileSize(source)
 	if err != nil {
 		return err
