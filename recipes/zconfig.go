@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -58,7 +59,7 @@ func parseZConfig(file string, data []byte) (*zfile, error) {
 		if err := p.checkText(sc.Text()); err != nil {
 			return nil, err
 		}
-		text := strings.TrimSpace(sc.Text())
+		text := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
 		cur := stack[len(stack)-1]
 		switch {
 		case text == "" || text[0] == '#':
@@ -114,14 +115,18 @@ func (p *zparser) errorf(format string, args ...any) error {
 }
 
 // checkText refuses what no configuration holds and the site file could
-// not carry: bytes that are not UTF-8, and control characters.
+// not carry: bytes that are not UTF-8, and characters YAML does not allow
+// or reads as line breaks (control characters, U+2028, U+2029, ...). A
+// byte order mark may open the file, a carriage return end a line.
 func (p *zparser) checkText(s string) error {
 	if !utf8.ValidString(s) {
 		return p.errorf("not valid UTF-8 text")
 	}
 	for i, r := range s {
-		if r < 0x20 && r != '\t' && !(r == '\r' && i == len(s)-1) || r == 0x7f || r == 0xfeff && i > 0 {
-			return p.errorf("control character %U at column %d", r, i+1)
+		switch {
+		case r == '\t', r == '\r' && i == len(s)-1, r == 0xfeff && i == 0 && p.line == 1:
+		case unicode.IsControl(r), r == 0x2028, r == 0x2029, r == 0xfeff, r == 0xfffe, r == 0xffff:
+			return p.errorf("character %U at byte %d of the line is not allowed", r, i+1)
 		}
 	}
 	return nil
