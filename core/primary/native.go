@@ -21,8 +21,9 @@ const DefaultHeartbeatInterval = 2 * time.Second
 // nativeConn is the state of a stream that negotiated the native
 // protocol; fields are fixed at the handshake, except where noted.
 type nativeConn struct {
-	compression string // "" or zrsproto.CompressionZstd
-	acks        bool   // the secondary sends acknowledgements
+	compression string         // "" or zrsproto.CompressionZstd
+	terms       zrsproto.Terms // compression and checksum of the stream
+	acks        bool           // the secondary sends acknowledgements
 }
 
 // identity returns the primary's database identity, the zero Identity
@@ -92,6 +93,9 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	if !s.p.opts.NoCompression && slices.Contains(h.Compression, zrsproto.CompressionZstd) {
 		wel.Compression = zrsproto.CompressionZstd
 	}
+	if slices.Contains(h.Checksums, zrsproto.ChecksumXXH64) {
+		wel.Checksum = zrsproto.ChecksumXXH64
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
 	err = zrsproto.WriteWelcome(s.conn, wel)
 	s.conn.SetWriteDeadline(time.Time{})
@@ -100,7 +104,7 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	}
 	s.mu.Lock()
 	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
-	s.native = &nativeConn{compression: wel.Compression, acks: h.Acks}
+	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks}
 	s.mu.Unlock()
 	return nil
 }
@@ -223,7 +227,7 @@ func (s *stream) newSink(start zodb.Tid) (sink, error) {
 		bw := bufio.NewWriterSize(s.conn, writeBufferSize)
 		return &zrs2Sink{bw: bw, sw: zrsproto.NewStreamWriter(bw, start)}, nil
 	}
-	nw, err := zrsproto.NewNativeWriter(s.conn, start, n.compression)
+	nw, err := zrsproto.NewNativeWriter(s.conn, start, n.terms)
 	if err != nil {
 		return nil, err
 	}

@@ -163,7 +163,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	s.nat.heard(wel.Last)
 	s.log.Debug("connected with zrs3", logKeyTid, start, "welcome", wel.String())
 	s.firstConnect.Do(func() {
-		s.log.Info("connected to primary", logKeyTid, start, "proto", zrsproto.Proto3, "compression", wel.Compression)
+		s.log.Info("connected to primary", logKeyTid, start, "proto", zrsproto.Proto3, "compression", wel.Compression, "checksum", wel.Checksum)
 	})
 	if own.IsZero() && !wel.Database.IsZero() {
 		s.log.Info("empty secondary: adopting the primary's database", "database", wel.Database.String())
@@ -177,7 +177,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	if idle <= 0 {
 		idle = IdleHeartbeats * time.Duration(max(wel.HeartbeatMillis, 100)) * time.Millisecond
 	}
-	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(&idleReader{conn: conn, idle: idle}, readBufferSize), start, wel.Compression)
+	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(&idleReader{conn: conn, idle: idle}, readBufferSize), start, wel.Terms())
 	if err != nil {
 		return err
 	}
@@ -279,6 +279,7 @@ func isReset(err error) bool {
 // hello describes the local file: its identity and its last transaction.
 func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello, error) {
 	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true}
+	h.Checksums = []string{zrsproto.ChecksumXXH64}
 	if !s.opts.NoCompression {
 		h.Compression = []string{zrsproto.CompressionZstd}
 	}

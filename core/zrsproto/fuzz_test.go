@@ -132,7 +132,7 @@ func FuzzDecodeAckHeartbeat(f *testing.F) {
 // and as zstd input: errors are fine, panics and hangs are not.
 func FuzzNativeReader(f *testing.F) {
 	var buf bytes.Buffer
-	nw, _ := NewNativeWriter(&buf, 0, CompressionZstd)
+	nw, _ := NewNativeWriter(&buf, 0, Terms{Compression: CompressionZstd})
 	for _, info := range nativeTxns(3) {
 		nw.WriteTxn(info)
 	}
@@ -145,7 +145,7 @@ func FuzzNativeReader(f *testing.F) {
 		if zstd {
 			comp = CompressionZstd
 		}
-		nr, err := NewNativeReader(bytes.NewReader(p), 0, comp)
+		nr, err := NewNativeReader(bytes.NewReader(p), 0, Terms{Compression: comp})
 		if err != nil {
 			t.Fatal(err)
 		}

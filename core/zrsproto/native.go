@@ -49,6 +49,9 @@ type Hello struct {
 	// Acks: the secondary will send an acknowledgement frame after each
 	// transaction it has durably applied.
 	Acks bool `json:"acks"`
+	// Checksums lists the stream checksums the secondary accepts besides
+	// MD5, in order of preference (ChecksumXXH64).
+	Checksums []string `json:"checksums,omitempty"`
 }
 
 // Welcome is the native primary's answer to a Hello: either a refusal
@@ -66,6 +69,8 @@ type Welcome struct {
 	// Compression is the compression of the rest of the stream, "" for
 	// none.
 	Compression string `json:"compression,omitempty"`
+	// Checksum is the stream checksum, "" for MD5 (zc.zrs's).
+	Checksum string `json:"checksum,omitempty"`
 	// HeartbeatMillis is the primary's heartbeat interval: when idle it
 	// sends a heartbeat at least this often.
 	HeartbeatMillis int64 `json:"heartbeat_ms"`
@@ -176,6 +181,9 @@ func DecodeWelcome(p []byte) (*Welcome, error) {
 	if w.Refused == "" {
 		if w.Compression != "" && w.Compression != CompressionZstd {
 			return nil, protoErrorf("welcome: unknown compression %q", w.Compression)
+		}
+		if w.Checksum != "" && w.Checksum != ChecksumMD5 && w.Checksum != ChecksumXXH64 {
+			return nil, protoErrorf("welcome: unknown stream checksum %q", w.Checksum)
 		}
 		if w.HeartbeatMillis < 0 {
 			return nil, protoErrorf("welcome: negative heartbeat interval %d", w.HeartbeatMillis)
@@ -321,5 +329,5 @@ func (w *Welcome) String() string {
 	if w.Refused != "" {
 		return "refused: " + w.Refused
 	}
-	return fmt.Sprintf("database %s, last %s, compression %q, heartbeat %dms", w.Database, w.Last, w.Compression, w.HeartbeatMillis)
+	return fmt.Sprintf("database %s, last %s, compression %q, checksum %q, heartbeat %dms", w.Database, w.Last, w.Compression, w.Checksum, w.HeartbeatMillis)
 }

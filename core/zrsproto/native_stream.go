@@ -28,11 +28,25 @@ type NativeWriter struct {
 	sw *StreamWriter
 }
 
+// Terms are what a Welcome fixes for the stream that follows it.
+type Terms struct {
+	Compression string // "" or CompressionZstd
+	Checksum    string // "" (MD5) or ChecksumXXH64
+}
+
+// Terms returns the stream terms the welcome announces.
+func (w *Welcome) Terms() Terms { return Terms{Compression: w.Compression, Checksum: w.Checksum} }
+
 // NewNativeWriter returns a writer for a connection whose handshake named
-// start, compressing with zstd when compression is CompressionZstd.
-func NewNativeWriter(w io.Writer, start zodb.Tid, compression string) (*NativeWriter, error) {
+// start, with the welcome's terms: zstd when t.Compression is
+// CompressionZstd, the checksum t.Checksum.
+func NewNativeWriter(w io.Writer, start zodb.Tid, t Terms) (*NativeWriter, error) {
+	sum, err := NewChecksumOf(t.Checksum, start)
+	if err != nil {
+		return nil, err
+	}
 	nw := &NativeWriter{}
-	switch compression {
+	switch compression := t.Compression; compression {
 	case "":
 	case CompressionZstd:
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
@@ -45,7 +59,7 @@ func NewNativeWriter(w io.Writer, start zodb.Tid, compression string) (*NativeWr
 		return nil, fmt.Errorf("unknown compression %q", compression)
 	}
 	nw.bw = bufio.NewWriterSize(w, nativeBuffer)
-	nw.sw = NewStreamWriter(nw.bw, start)
+	nw.sw = newStreamWriter(nw.bw, sum)
 	return nw, nil
 }
 
@@ -90,10 +104,14 @@ type NativeReader struct {
 }
 
 // NewNativeReader returns a reader for a connection whose handshake named
-// start and whose welcome chose compression.
-func NewNativeReader(r io.Reader, start zodb.Tid, compression string) (*NativeReader, error) {
+// start and whose welcome fixed the terms t.
+func NewNativeReader(r io.Reader, start zodb.Tid, t Terms) (*NativeReader, error) {
+	sum, err := NewChecksumOf(t.Checksum, start)
+	if err != nil {
+		return nil, err
+	}
 	nr := &NativeReader{}
-	switch compression {
+	switch compression := t.Compression; compression {
 	case "":
 	case CompressionZstd:
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
@@ -106,7 +124,7 @@ func NewNativeReader(r io.Reader, start zodb.Tid, compression string) (*NativeRe
 		return nil, fmt.Errorf("unknown compression %q", compression)
 	}
 	nr.br = bufio.NewReaderSize(r, nativeBuffer)
-	nr.sr = NewStreamReader(nr.br, start)
+	nr.sr = newStreamReader(nr.br, sum)
 	return nr, nil
 }
 

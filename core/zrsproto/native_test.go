@@ -31,11 +31,12 @@ func nativeTxns(n int) []*zodb.TxnInfo {
 }
 
 func TestNativeStreamRoundTrip(t *testing.T) {
-	for _, comp := range []string{"", CompressionZstd} {
-		t.Run("compression="+comp, func(t *testing.T) {
+	for _, terms := range []Terms{{}, {Compression: CompressionZstd}, {Checksum: ChecksumXXH64}, {Compression: CompressionZstd, Checksum: ChecksumXXH64}} {
+		comp := terms.Compression
+		t.Run("compression="+comp+",checksum="+terms.Checksum, func(t *testing.T) {
 			var buf bytes.Buffer
 			start := zodb.Tid(42)
-			nw, err := NewNativeWriter(&buf, start, comp)
+			nw, err := NewNativeWriter(&buf, start, terms)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestNativeStreamRoundTrip(t *testing.T) {
 			}
 			nw.Close()
 			raw := buf.Len()
-			nr, err := NewNativeReader(&buf, start, comp)
+			nr, err := NewNativeReader(&buf, start, terms)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestNativeStreamRoundTrip(t *testing.T) {
 // transaction with different content.
 func TestNativeStreamCorruption(t *testing.T) {
 	var buf bytes.Buffer
-	nw, _ := NewNativeWriter(&buf, 0, CompressionZstd)
+	nw, _ := NewNativeWriter(&buf, 0, Terms{Compression: CompressionZstd})
 	txns := nativeTxns(20)
 	for _, info := range txns {
 		nw.WriteTxn(info)
@@ -102,7 +103,7 @@ func TestNativeStreamCorruption(t *testing.T) {
 	for off := 0; off < len(clean); off += 7 {
 		b := bytes.Clone(clean)
 		b[off] ^= 1 << (off % 8)
-		nr, err := NewNativeReader(bytes.NewReader(b), 0, CompressionZstd)
+		nr, err := NewNativeReader(bytes.NewReader(b), 0, Terms{Compression: CompressionZstd})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,5 +202,47 @@ func TestTxnDigests(t *testing.T) {
 	}
 	if _, m := TxnDigests(copyOf(func(c *zodb.TxnInfo) { c.Status = zodb.StatusPacked; c.Records = nil })); m != m0 {
 		t.Error("pack changes the meta digest")
+	}
+}
+
+// The xxh64 chain catches what MD5 catches: a changed byte, a dropped
+// frame, and a reader that disagrees on the checksum.
+func TestNativeXXH64ChecksumDetectsCorruption(t *testing.T) {
+	var buf bytes.Buffer
+	terms := Terms{Checksum: ChecksumXXH64}
+	nw, _ := NewNativeWriter(&buf, 1, terms)
+	for _, info := range nativeTxns(3) {
+		nw.WriteTxn(info)
+	}
+	nw.Flush()
+	good := buf.Bytes()
+	readAll := func(p []byte, t Terms) error {
+		nr, err := NewNativeReader(bytes.NewReader(p), 1, t)
+		if err != nil {
+			return err
+		}
+		defer nr.Close()
+		for {
+			if _, _, err := nr.Next(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	if err := readAll(good, terms); err != nil {
+		t.Fatalf("intact stream: %v", err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)/2] ^= 1
+	if err := readAll(bad, terms); err == nil {
+		t.Fatal("a flipped byte went unnoticed")
+	}
+	if err := readAll(good, Terms{}); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("xxh64 stream read with md5: %v", err)
+	}
+	if _, err := NewChecksumOf("crc", 0); err == nil {
+		t.Fatal("unknown checksum accepted")
 	}
 }

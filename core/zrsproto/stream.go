@@ -28,6 +28,11 @@ func NewStreamWriter(w io.Writer, start zodb.Tid) *StreamWriter {
 	return &StreamWriter{w: w, sum: NewChecksum(start)}
 }
 
+// newStreamWriter is NewStreamWriter with a given checksum.
+func newStreamWriter(w io.Writer, sum *Checksum) *StreamWriter {
+	return &StreamWriter{w: w, sum: sum}
+}
+
 // Frames returns how many frames have been written.
 func (sw *StreamWriter) Frames() int64 { return sw.frames }
 
@@ -92,6 +97,11 @@ type StreamReader struct {
 // start; the checksum is seeded with it.
 func NewStreamReader(r io.Reader, start zodb.Tid) *StreamReader {
 	return &StreamReader{r: r, sum: NewChecksum(start)}
+}
+
+// newStreamReader is NewStreamReader with a given checksum.
+func newStreamReader(r io.Reader, sum *Checksum) *StreamReader {
+	return &StreamReader{r: r, sum: sum}
 }
 
 // Frames returns how many frames have been read.
