@@ -93,8 +93,10 @@ func Apply(s *Site, o Options) (*Result, error) {
 	if root == "" {
 		root = "/"
 	}
-	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+	if st, err := os.Stat(root); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("root %s: not a directory", root)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("root %s: %w", root, err)
 	}
 	files, err := Render(s)
 	if err != nil {

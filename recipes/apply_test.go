@@ -276,8 +276,16 @@ func TestApplyBadState(t *testing.T) {
 	if _, err := Apply(mustSite(t, threeParts), Options{Root: root}); err == nil || !strings.Contains(err.Error(), "state file "+st+" is damaged") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := Apply(mustSite(t, threeParts), Options{Root: filepath.Join(root, "missing")}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := Apply(mustSite(t, threeParts), Options{Root: st}); err == nil || !strings.Contains(err.Error(), "root "+st+": not a directory") {
 		t.Fatalf("err = %v", err)
+	}
+	// A root that does not exist yet (a new staging tree) is made.
+	stage := filepath.Join(root, "stage")
+	if _, err := Apply(mustSite(t, threeParts), Options{Root: stage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(stage, "etc/zrs/main.yaml")); err != nil {
+		t.Fatal(err)
 	}
 }
 
