@@ -80,6 +80,22 @@ func TestRenderTwiceThenRemove(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "removed  /etc/zrs/replica.yaml") {
 		t.Fatalf("removal: code %d\n%s", code, out)
 	}
+	// A hand edit: refused, exit 1; a dry run shows the diff all the same.
+	cfg := filepath.Join(root, "etc/zrs/main.yaml")
+	os.WriteFile(cfg, []byte("# mine\n"), 0o644)
+	os.WriteFile(site, []byte(strings.Replace(two[:strings.Index(two, "  replica:")], "8100", "8101", 1)), 0o644)
+	code, out, errs = runCmd("--site", site, "--root", root, "--dry-run")
+	if code != 1 || !strings.Contains(out, "-# mine\n") || !strings.Contains(out, "edited by hand since zrs-recipe wrote it (--force)") ||
+		!strings.Contains(errs, "pass --force to update it anyway") {
+		t.Fatalf("dry run over a hand edit: code %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCmd("--site", site, "--root", root)
+	if code != 1 || out != "" || !strings.Contains(errs, "zrs-recipe changed nothing:") {
+		t.Fatalf("run over a hand edit: code %d\n%s%s", code, out, errs)
+	}
+	if code, _, _ = runCmd("--site", site, "--root", root, "--force"); code != 0 {
+		t.Fatalf("--force: code %d", code)
+	}
 	// A bad site: exit 1 with file, line and key.
 	os.WriteFile(site, []byte("parts:\n  main:\n    role: primary\n    zeo: {adress: 1}\n"), 0o644)
 	code, _, errs = runCmd("--site", site, "--root", root)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,9 +48,10 @@ func runRender(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	res, err := recipes.Apply(s, o)
-	if err != nil {
-		return err
+	var conflict *recipes.ConflictError
+	if err == nil || *dry && errors.As(err, &conflict) {
+		// A refused dry run still shows its diff: the conflicts are in it.
+		res.Report(stdout, o)
 	}
-	res.Report(stdout, o)
-	return nil
+	return err
 }
