@@ -20,10 +20,13 @@ known. Then:
   (config files), `rpm -qp --scripts` (the scriptlets, compared with
   packaging/rpm/). Installing it would need an RPM database and a chroot
   with /bin/sh, so its scripts are run directly below instead, like the
-  .deb's, against stub commands that record what they were asked to do.
+  .deb's, against stub commands that record what they were asked to do;
+- docs/INSTALL.md is followed with the packaged zrs-recipe: its site files
+  render, and the recipe prints the systemctl commands the page shows.
 """
 
 import os
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -321,3 +324,42 @@ def test_postinst_without_systemd(script, args, tmp_path):
     assert "--system" in useradd[0] and "--home-dir /var/lib/zrs" in useradd[0]
     assert useradd[0].endswith(" zrs")
     assert "install -d -m 0750 -o zrs -g zrs /var/lib/zrs" in calls(log)
+
+
+# --- docs/INSTALL.md, followed with the packaged zrs-recipe -----------------
+
+def test_install_doc_renders_with_packaged_recipe(packages, tmp_path):
+    """The two site files of docs/INSTALL.md (db1's primary, db2's secondary)
+    render with the zrs-recipe the .deb ships into the files the page names,
+    and the recipe prints the systemctl commands the page tells to run; so
+    do the shipped site.yaml.example and the page's own claims about it."""
+    deb, _ = packages
+    tree = tmp_path / "deb"
+    run(["dpkg-deb", "--extract", deb, tree])
+    recipe = tree / "usr/bin/zrs-recipe"
+    doc = (REPO / "docs/INSTALL.md").read_text()
+    sites = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    assert len(sites) == 2, "docs/INSTALL.md: want db1's and db2's site.yaml"
+    enable = dict((m.group(2), m.group(1).strip())
+                  for m in re.finditer(r"^(systemctl enable --now [^#\n]*)# (db\d)$", doc, re.M))
+    assert set(enable) == {"db1", "db2"}, enable
+    units = {
+        "db1": {"etc/zrs/main.yaml", "etc/systemd/system/zrs-zeo@main.socket",
+                "etc/systemd/system/zrs-replication@main.socket"},
+        "db2": {"etc/zrs/main.yaml", "etc/systemd/system/zrs-zeo@main.socket"},
+    }
+    for host, site in zip(("db1", "db2"), sites):
+        (tmp_path / f"{host}.yaml").write_text(site)
+        root = tmp_path / host
+        out = run([recipe, "--site", tmp_path / f"{host}.yaml", "--root", root]).stdout
+        lines = [line.strip() for line in out.splitlines()]
+        assert "systemctl daemon-reload" in lines and enable[host] in lines, out
+        rendered = {str(p.relative_to(root)) for p in root.rglob("*")
+                    if p.is_file() and "zrs-recipe" not in p.parts}
+        assert rendered == units[host], rendered
+        again = run([recipe, "--site", tmp_path / f"{host}.yaml", "--root", root]).stdout
+        assert "no changes" in again, again
+
+    root = tmp_path / "example"
+    run([recipe, "--site", tree / "etc/zrs/site.yaml.example", "--root", root])
+    assert (root / "etc/zrs/main.yaml").is_file()
