@@ -79,7 +79,7 @@ func EncodeControl(m any) ([]byte, error) {
 		msg = message("T", pyval.Bytes(tid[:]), pyval.Str(string(rune(m.Status))),
 			pyval.Bytes(m.User), pyval.Bytes(m.Description), ext)
 	case *Store:
-		msg = message("S", storeFields(m)...)
+		return appendStore(make([]byte, 0, 160), m), nil
 	case *StoreBlob:
 		if m.Blocks < 0 {
 			return nil, fmt.Errorf("encode B: negative block count %d", m.Blocks)
@@ -119,6 +119,9 @@ func storeFields(m *Store) []*pyval.Value {
 // 3 primary (or by EncodeControl) and returns a TxnBegin, Store,
 // StoreBlob or Commit value. Errors wrap ErrProtocol.
 func DecodeControl(p []byte) (any, error) {
+	if m, ok := decodeStoreFast(p); ok {
+		return m, nil
+	}
 	v, err := pyval.Unpickle(p)
 	if err != nil {
 		return nil, protoError(err)
