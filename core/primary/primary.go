@@ -59,6 +59,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// NoCompression refuses zstd to native secondaries that offer it.
 	NoCompression bool
+	// CompressLocal compresses for secondaries on this host too (unix
+	// sockets, loopback), which by default get the stream uncompressed.
+	CompressLocal bool
 	// Durability says whether a commit waits for secondaries; the zero
 	// value is asynchronous replication, as zc.zrs.
 	Durability Durability

@@ -47,7 +47,13 @@ type runningPrimary struct {
 
 func startPrimary(t *testing.T, path, listen string) *runningPrimary {
 	t.Helper()
-	p := primary.New(openFS(t, path), primary.Options{Logger: testLogger(t).With("node", "primary")})
+	return startPrimaryWith(t, path, listen, primary.Options{})
+}
+
+func startPrimaryWith(t *testing.T, path, listen string, opts primary.Options) *runningPrimary {
+	t.Helper()
+	opts.Logger = testLogger(t).With("node", "primary")
+	p := primary.New(openFS(t, path), opts)
 	a, err := p.Listen(context.Background(), listen)
 	if err != nil {
 		p.Close()

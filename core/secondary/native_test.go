@@ -2,6 +2,7 @@ package secondary_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,7 +23,7 @@ import (
 func TestNativeReplicatesAndAcks(t *testing.T) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
-	p := startPrimary(t, ppath, "127.0.0.1:0")
+	p := startPrimaryWith(t, ppath, "127.0.0.1:0", primary.Options{CompressLocal: true})
 	w := newWorkload(t, p)
 	w.run(50)
 	s := startSecondary(t, spath, p.addr, secondary.Options{})
@@ -309,4 +310,23 @@ func TestNativeSurvivesOneClosedHandshake(t *testing.T) {
 	s.close()
 	p.close()
 	sameFile(t, ppath, spath)
+}
+
+// A secondary on the same host (loopback, unix socket) gets the stream
+// uncompressed unless the primary is told otherwise: compression there
+// only costs CPU.
+func TestNativeLocalSecondaryIsNotCompressed(t *testing.T) {
+	dir := t.TempDir()
+	for i, listen := range []string{"127.0.0.1:0", filepath.Join(dir, "repl.sock")} {
+		ppath := filepath.Join(dir, fmt.Sprintf("p%d.fs", i))
+		p := startPrimary(t, ppath, listen)
+		newWorkload(t, p).run(5)
+		s := startSecondary(t, filepath.Join(dir, fmt.Sprintf("s%d.fs", i)), p.addr, secondary.Options{})
+		waitCaughtUp(t, p, s)
+		if ss := p.Status().Secondaries; len(ss) != 1 || ss[0].Proto != zrsproto.Proto3 || ss[0].Compression != "" {
+			t.Errorf("%s: primary status %+v, want zrs3 without compression", listen, ss)
+		}
+		s.close()
+		p.close()
+	}
 }
