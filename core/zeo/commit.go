@@ -222,7 +222,9 @@ func (ss *session) deleteObject(a *args, _ *pyval.Value) (*pyval.Value, error) {
 }
 
 // vote(id) → [undone oids] or [conflict dicts]. It waits for the commit
-// lock in its own goroutine so the connection keeps being served.
+// lock in its own goroutine so the connection keeps being served. After
+// conflicts the lock is kept until the client votes again, finishes or
+// aborts.
 func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 	a.count(1, 1)
 	tid := a.get(0)
@@ -240,12 +242,13 @@ func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 		return nil, txnErrorf("vote called twice")
 	}
 	t.state = stVoting
+	held := t.locked // kept from a vote that returned conflicts
 	ctx, cancel := context.WithCancel(ss.ctx)
 	t.cancel = cancel
 	ss.tmu.Unlock()
 	go func() {
 		defer cancel()
-		v, err := t.vote(ctx)
+		v, err := t.vote(ctx, held)
 		ss.answer(id, v, err)
 	}()
 	return nil, errReplied
@@ -253,17 +256,20 @@ func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 
 // vote takes the commit lock, replays the recorded calls into a storage
 // transaction and votes it.
-func (t *transaction) vote(ctx context.Context) (*pyval.Value, error) {
+func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error) {
 	s := t.ss.srv
-	if err := s.acquireCommit(ctx, t.ss); err != nil {
-		t.fail()
-		return nil, txnErrorf("transaction aborted while waiting for the commit lock")
+	if !held {
+		if err := s.acquireCommit(ctx, t.ss); err != nil {
+			t.fail()
+			return nil, txnErrorf("transaction aborted while waiting for the commit lock")
+		}
 	}
 	t.ss.tmu.Lock()
 	defer t.ss.tmu.Unlock()
 	if t.state != stVoting {
 		// Aborted while waiting.
 		t.release()
+		t.locked = false
 		s.releaseCommit()
 		return nil, txnErrorf("transaction aborted")
 	}
@@ -281,13 +287,16 @@ func (t *transaction) vote(ctx context.Context) (*pyval.Value, error) {
 		return nil, err
 	}
 	if len(conflicts) > 0 {
-		// Client-side conflict resolution: give the conflicts back, let
-		// others commit while the client resolves, keep the ZEO
-		// transaction open for the re-stores and the next vote.
+		// Client-side conflict resolution: give the conflicts back and
+		// keep the ZEO transaction open for the re-stores and the next
+		// vote. The commit lock stays held meanwhile, so nothing can
+		// commit over the states the client resolves against and the
+		// next vote succeeds. (Python's server releases it here; under
+		// contention a client then loses round after round until it
+		// gives up after nine — the same cost as resolving on the server
+		// under the lock, which is what Python does by default.)
 		t.st.Abort()
 		t.st = nil
-		t.locked = false
-		s.releaseCommit()
 		t.state = stOpen
 		s.stats.conflicts.Add(int64(len(conflicts)))
 		return pyval.List(conflicts...), nil

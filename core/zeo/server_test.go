@@ -122,19 +122,26 @@ func TestConflictsGoBackToTheClient(t *testing.T) {
 	if b, _ := data.AsBytes(); string(b) != "mine" {
 		t.Fatalf("conflict data: %s", data)
 	}
-	// The lock is free while c2 resolves: c1 commits meanwhile.
-	t3 := c1.commit(3, store{oid, t2, []byte("v3")})
-	c2.expect("invalidateTransaction")
-	// c2 re-stores against t2: conflicts again (t3 is current), then resolves on t3.
+	// c2 keeps the commit lock while it resolves: c1's vote waits, so
+	// nothing commits over the state c2 resolves against.
+	c1.begin(3)
+	c1.oneWay("storea", oidValue(oid), tidValue(t2), pyval.Bytes([]byte("v3")), pyval.Int(3))
+	c1vote := c1.start("vote", pyval.Int(3))
+	select {
+	case m := <-c1vote:
+		t.Fatalf("c1's vote answered while c2 resolves: %s", m.Args)
+	case <-time.After(100 * time.Millisecond):
+	}
 	c2.oneWay("storea", oidValue(oid), tidValue(t2), pyval.Bytes([]byte("resolved")), pyval.Int(5))
-	if res := c2.call("vote", pyval.Int(5)); res.Len() != 1 {
+	if res := c2.call("vote", pyval.Int(5)); res.Len() != 0 {
 		t.Fatalf("second vote: %s", res)
 	}
-	c2.oneWay("storea", oidValue(oid), tidValue(t3), pyval.Bytes([]byte("resolved")), pyval.Int(5))
-	if res := c2.call("vote", pyval.Int(5)); res.Len() != 0 {
-		t.Fatalf("third vote: %s", res)
-	}
 	t4 := c2.finish(5)
+	// Now c1 votes, and conflicts in its turn.
+	if m := c1.wait(c1vote, "c1's vote"); m.Flags == FlagError || m.Args.Len() != 1 {
+		t.Fatalf("c1's vote after c2 finished: %s", m.Args)
+	}
+	c1.call("tpc_abort", pyval.Int(3))
 	inv := c1.expect("invalidateTransaction").Args.Items()
 	if mustTid(t, inv[0]) != t4 {
 		t.Fatalf("invalidation %s, want %s", inv[0], t4)
