@@ -26,6 +26,12 @@ type recIter struct {
 	recs []zodb.DataRecord
 }
 
+// unknownIterator is the KeyError Python's server raises for an iterator
+// id it does not have (exhausted, collected, or never given).
+func unknownIterator(id int64) error {
+	return &clientError{qualname: excKeyError, args: []*pyval.Value{pyval.Int(id)}}
+}
+
 func (ss *session) newIterID() (int64, error) {
 	if len(ss.iters)+len(ss.recIters) >= maxIterators {
 		return 0, valueError("too many open iterators on this connection; call iterator_gc")
@@ -72,7 +78,7 @@ func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	defer ss.tmu.Unlock()
 	ti := ss.iters[id]
 	if ti == nil {
-		return nil, valueError("no iterator with that id (exhausted or collected)")
+		return nil, unknownIterator(id)
 	}
 	t, err := ti.it.Next(ss.ctx)
 	if errors.Is(err, errEOF) {
@@ -103,7 +109,10 @@ func (ss *session) iteratorRecordStart(a *args, _ *pyval.Value) (*pyval.Value, e
 	ss.tmu.Lock()
 	defer ss.tmu.Unlock()
 	ti := ss.iters[tiid]
-	if ti == nil || ti.last == nil || ti.last.Tid != tid {
+	if ti == nil {
+		return nil, unknownIterator(tiid)
+	}
+	if ti.last == nil || ti.last.Tid != tid {
 		return nil, valueError("iterator_record_start: the transaction iterator is not at that transaction")
 	}
 	id, err := ss.newIterID()
@@ -128,7 +137,7 @@ func (ss *session) iteratorRecordNext(a *args, _ *pyval.Value) (*pyval.Value, er
 	defer ss.tmu.Unlock()
 	ri := ss.recIters[id]
 	if ri == nil {
-		return nil, valueError("no record iterator with that id")
+		return nil, unknownIterator(id)
 	}
 	if len(ri.recs) == 0 {
 		delete(ss.recIters, id)
