@@ -26,11 +26,14 @@
 // requests), begins the storage transaction, replays the record and
 // votes. Store conflicts are not resolved here: like a Python server with
 // client-conflict-resolution, vote answers a list of {oid, serials, data}
-// dicts, aborts the storage transaction, releases the lock and keeps the
-// session's transaction open; the client resolves them with its own
-// classes (BTrees, Length, application code), stores again and votes
-// again. The lock is held from a successful vote until tpc_finish,
-// tpc_abort or the connection ends.
+// dicts, aborts the storage transaction and keeps the session's
+// transaction open; the client resolves them with its own classes
+// (BTrees, Length, application code), stores again and votes again.
+// Unlike Python's server, the commit lock stays held while the client
+// resolves, so nothing commits over the states it resolves against and
+// its next vote succeeds (otherwise a busy object starves its writers:
+// ZEO's InvalidationTests). The lock is held until tpc_finish, tpc_abort
+// or the connection ends (Options.TransactionTimeout bounds it).
 //
 // # Invalidations and ordering
 //
