@@ -177,7 +177,8 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	if idle <= 0 {
 		idle = IdleHeartbeats * time.Duration(max(wel.HeartbeatMillis, 100)) * time.Millisecond
 	}
-	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(&idleReader{conn: conn, idle: idle}, readBufferSize), start, wel.Terms())
+	ir := &idleReader{conn: conn, idle: idle, progress: time.Now()}
+	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(ir, readBufferSize), start, wel.Terms())
 	if err != nil {
 		return err
 	}
@@ -192,6 +193,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		if err != nil {
 			return s.readError(ctx, err, idle)
 		}
+		ir.progressed()
 		if hb != nil {
 			s.nat.heard(hb.Last)
 			// A heartbeat comes only between transactions: holding the
@@ -203,6 +205,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		if err := s.apply(ctx, info); err != nil {
 			return err
 		}
+		ir.progressed() // applying is not the stream's idleness
 		markStable()
 		acked.Store(uint64(info.Tid))
 		select {
@@ -380,11 +383,35 @@ func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelFunc,
 type idleReader struct {
 	conn net.Conn
 	idle time.Duration
+	// progress is when the last whole message (a transaction or a
+	// heartbeat) was received, since how many bytes have been read since.
+	// Used by the reading goroutine only.
+	progress time.Time
+	since    int64
 }
 
+// minFrameRate is the slowest rate at which a message in progress may
+// arrive before the connection counts as stuck. Bytes alone are not
+// liveness: a corrupted length prefix (uncompressed streams) makes the
+// reader wait for a frame that never ends while heartbeats trickle in.
+const minFrameRate = 32 << 10 // bytes per second
+
+// progressed records that a whole message was received (or applied).
+func (r *idleReader) progressed() { r.progress, r.since = time.Now(), 0 }
+
+// Read reads with a deadline: idle without any byte, and idle plus the
+// time minFrameRate needs for the bytes received since the last whole
+// message, whichever comes first.
 func (r *idleReader) Read(p []byte) (int, error) {
 	if r.idle > 0 {
-		r.conn.SetReadDeadline(time.Now().Add(r.idle))
+		deadline := time.Now().Add(r.idle)
+		allow := r.idle + time.Duration(float64(r.since)/minFrameRate*float64(time.Second))
+		if d := r.progress.Add(allow); d.Before(deadline) {
+			deadline = d
+		}
+		r.conn.SetReadDeadline(deadline)
 	}
-	return r.conn.Read(p)
+	n, err := r.conn.Read(p)
+	r.since += int64(n)
+	return n, err
 }

@@ -2,6 +2,7 @@ package secondary_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -329,4 +330,66 @@ func TestNativeLocalSecondaryIsNotCompressed(t *testing.T) {
 		s.close()
 		p.close()
 	}
+}
+
+// A corrupted length prefix in an uncompressed zrs3 stream makes the
+// reader wait for a frame that never ends while heartbeats trickle in;
+// the secondary must still notice (no whole message within its idle
+// time) and reconnect, rather than hang.
+func TestNativeCorruptLengthIsNotAHang(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	newWorkload(t, p).run(20)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		first := true
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			corrupt := first
+			first = false
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", p.addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				if !corrupt {
+					io.Copy(c, up)
+					return
+				}
+				// Forward frame by frame; the 8th frame (past the welcome,
+				// inside the first transactions) claims 64 KiB more.
+				for n := 0; ; n++ {
+					p, err := zrsproto.ReadFrame(up, 1<<30)
+					if err != nil {
+						return
+					}
+					var hdr [4]byte
+					binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
+					if n == 8 {
+						binary.BigEndian.PutUint32(hdr[:], uint32(len(p))+1<<16)
+					}
+					if _, err := c.Write(append(hdr[:], p...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
+	waitFor(t, "the stuck frame to be noticed", func() bool { return s.Status().LastError != "" })
+	waitCaughtUp(t, p, s)
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
 }
