@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zrs-replication/zrs/internal/config"
 )
 
 // TestImportGolden turns each testdata/import/*.conf (the zeo.conf forms
@@ -221,7 +223,7 @@ func FuzzImport(f *testing.F) {
 		if !bytes.HasPrefix(out, []byte("# site.yaml imported")) {
 			t.Fatalf("output:\n%s", out)
 		}
-		if _, err := parseDocument("out.yaml", out); err != nil {
+		if _, err := config.Document("out.yaml", out, "empty"); err != nil {
 			t.Fatalf("the import is not YAML: %v\n%s", err, out)
 		}
 	})

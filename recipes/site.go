@@ -1,10 +1,7 @@
 package recipes
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"reflect"
@@ -63,11 +60,11 @@ func LoadSite(file string) (*Site, error) {
 // validates the site. file names the source in errors. A validation
 // failure is an Errors holding every problem found.
 func ParseSite(file string, data []byte) (*Site, error) {
-	root, err := parseDocument(file, data)
+	root, err := config.Document(file, data, "empty site file: want a mapping with parts")
 	if err != nil {
 		return nil, err
 	}
-	w := &walker{file: file, lines: map[string]int{}}
+	w := newWalker(file)
 	defaults, parts, err := w.site(root)
 	if err != nil {
 		return nil, err
@@ -86,38 +83,16 @@ func ParseSite(file string, data []byte) (*Site, error) {
 	return s, nil
 }
 
-// parseDocument returns the root node of the one YAML document in data.
-func parseDocument(file string, data []byte) (*yaml.Node, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: file, Msg: "empty site file: want a mapping with parts"}
-		}
-		return nil, yamlError(file, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &Error{File: file, Line: extra.Line, Msg: "more than one YAML document: want one"}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		return doc.Content[0], nil
-	}
-	return &doc, nil
-}
-
 // site decodes the top level: the defaults section and each part.
 func (w *walker) site(root *yaml.Node) (*Part, []*Part, error) {
 	defaults := &Part{lines: map[string]int{}}
 	var parts []*Part
-	err := w.mapping(root, "", func(k, val *yaml.Node, key string) error {
+	err := w.Mapping(root, "", func(k, val *yaml.Node, key string) error {
 		switch k.Value {
 		case "defaults":
 			defaults.line = k.Line
 			w.lines, w.base = defaults.lines, key
-			err := w.decode(val, reflect.ValueOf(defaults).Elem(), key)
+			err := w.Decode(val, reflect.ValueOf(defaults).Elem(), key)
 			w.lines, w.base = nil, ""
 			return err
 		case "parts":
@@ -125,13 +100,13 @@ func (w *walker) site(root *yaml.Node) (*Part, []*Part, error) {
 			parts, err = w.parts(val)
 			return err
 		}
-		return w.errorf(k, key, "unknown field (want defaults or parts)")
+		return w.Errorf(k, key, "unknown field (want defaults or parts)")
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	if parts == nil {
-		return nil, nil, &Error{File: w.file, Line: root.Line, Field: "parts", Msg: "required: at least one part"}
+		return nil, nil, &Error{File: w.File, Line: root.Line, Field: "parts", Msg: "required: at least one part"}
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Name < parts[j].Name })
 	return defaults, parts, nil
@@ -140,19 +115,19 @@ func (w *walker) site(root *yaml.Node) (*Part, []*Part, error) {
 // parts decodes the parts mapping: part name -> part.
 func (w *walker) parts(n *yaml.Node) ([]*Part, error) {
 	var parts []*Part
-	err := w.mapping(n, "parts", func(k, val *yaml.Node, key string) error {
+	err := w.Mapping(n, "parts", func(k, val *yaml.Node, key string) error {
 		p := &Part{line: k.Line, lines: map[string]int{}}
 		p.Name = k.Value
 		w.lines, w.base = p.lines, key
 		defer func() { w.lines, w.base = nil, "" }()
-		if err := w.decode(val, reflect.ValueOf(p).Elem(), key); err != nil {
+		if err := w.Decode(val, reflect.ValueOf(p).Elem(), key); err != nil {
 			return err
 		}
 		parts = append(parts, p)
 		return nil
 	})
 	if err == nil && len(parts) == 0 {
-		err = &Error{File: w.file, Line: n.Line, Field: "parts", Msg: "required: at least one part"}
+		err = &Error{File: w.File, Line: n.Line, Field: "parts", Msg: "required: at least one part"}
 	}
 	return parts, err
 }
