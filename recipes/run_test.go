@@ -6,10 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // TestRenderedSiteRuns renders a primary and a secondary (Unix sockets and
@@ -42,13 +43,13 @@ parts:
 		t.Fatal(err)
 	}
 	var procs []*exec.Cmd
-	var logs []*syncBuffer
+	var logs []*testutil.SyncBuffer
 	for _, name := range []string{"main", "replica"} {
 		if err := os.MkdirAll(filepath.Join(dir, "data", name), 0o755); err != nil {
 			t.Fatal(err) // StateDirectory= makes it under systemd
 		}
 		cmd := exec.Command(bin, "run", "--config", filepath.Join(root, "etc/zrs", name+".yaml"))
-		log := &syncBuffer{}
+		log := &testutil.SyncBuffer{}
 		cmd.Stderr = log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -82,23 +83,4 @@ parts:
 			t.Errorf("%s after SIGTERM: %v\n%s", p.Args[3], err, logs[i])
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer a child's output goroutine and the test
-// can use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/config"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // notifySocket is a test NOTIFY_SOCKET: it keeps every datagram a daemon
@@ -86,7 +87,7 @@ func (n *notifySocket) msg(i int) string { return n.all()[i] }
 // runDaemon is a "zrs run" child.
 type runDaemon struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 }
 
@@ -95,7 +96,7 @@ type runDaemon struct {
 // to the child's own pid by a shell that then execs zrs in place.
 func startRun(t *testing.T, bin, cfg string, lns []*os.File, names string, env ...string) *runDaemon {
 	t.Helper()
-	d := &runDaemon{stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d := &runDaemon{stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "--config", cfg)
 	d.cmd.Env = append(os.Environ(), env...)
 	if len(lns) > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
 	"github.com/zrs-replication/zrs/internal/faultproxy"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // faultRig is an in-process primary with a history, a fault proxy in
@@ -29,7 +30,7 @@ type faultRig struct {
 	px           *faultproxy.Proxy
 	ppath, spath string
 	snaps        *snapshots
-	log          *syncBuffer // every secondary run's log
+	log          *testutil.SyncBuffer // every secondary run's log
 	// proto is what a secondary negotiates with this primary by default.
 	// Scenarios that aim at zrs2 frames (whose layout this test rebuilds)
 	// only aim when it is zrs2.x; with another protocol they hit the same
@@ -40,7 +41,7 @@ type faultRig struct {
 func newFaultRig(t *testing.T, txns int) *faultRig {
 	dir := t.TempDir()
 	r := &faultRig{t: t, ppath: filepath.Join(dir, "primary.fs"), spath: filepath.Join(dir, "secondary.fs"),
-		snaps: newSnapshots(t), log: &syncBuffer{}}
+		snaps: newSnapshots(t), log: &testutil.SyncBuffer{}}
 	r.p = startPrimary(t, r.ppath)
 	r.w = newWorkload(r.p, 2)
 	r.commit(txns)

@@ -22,6 +22,7 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // converge bounds every wait for replication to catch up or a process to
@@ -152,7 +153,7 @@ func commitOne(ctx context.Context, st zodb.Storage, data []byte, i int) (zodb.T
 type childPrimaryProc struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	stderr  *syncBuffer
+	stderr  *testutil.SyncBuffer
 	done    chan error
 	mu      sync.Mutex
 	commits int      // guarded by mu
@@ -167,7 +168,7 @@ func startPrimaryChild(t *testing.T, path, addr string, size int, rate float64) 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+childPrimary, childPath+"="+path, childAddr+"="+addr,
 		childSize+"="+strconv.Itoa(size), childRate+"="+strconv.FormatFloat(rate, 'f', -1, 64))
-	c := &childPrimaryProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	c := &childPrimaryProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -277,28 +278,10 @@ func buildZRS(t *testing.T) string {
 	return zrsBin
 }
 
-// syncBuffer is a goroutine-safe sink for a child's stderr or a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // secondaryProc is a running "zrs secondary" process.
 type secondaryProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 	exited bool
 }
@@ -306,7 +289,7 @@ type secondaryProc struct {
 func startSecondaryProc(t *testing.T, bin, path, from string) *secondaryProc {
 	t.Helper()
 	s := &secondaryProc{cmd: exec.Command(bin, "secondary", path, "--replicate-from", from),
-		stderr: &syncBuffer{}, done: make(chan error, 1)}
+		stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
