@@ -273,37 +273,10 @@ func TestNativeSurvivesOneClosedHandshake(t *testing.T) {
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
 	p := startPrimary(t, ppath, "127.0.0.1:0")
 	newWorkload(t, p).run(10)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		first := true
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if first { // read the handshake, close without a word
-				first = false
-				zrsproto.ReadFrame(c, 8)
-				c.Close()
-				continue
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", p.addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
+	addr := firstConnProxy(t, p.addr, func(c, _ net.Conn) {
+		zrsproto.ReadFrame(c, 8) // read the handshake, close without a word
+	})
+	s := startSecondary(t, spath, addr, secondary.Options{})
 	waitCaughtUp(t, p, s)
 	if ns := s.NativeStatus(); ns.Proto != zrsproto.Proto3 {
 		t.Errorf("after one closed handshake the secondary speaks %q, want %q", ns.Proto, zrsproto.Proto3)
@@ -341,55 +314,64 @@ func TestNativeCorruptLengthIsNotAHang(t *testing.T) {
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
 	p := startPrimary(t, ppath, "127.0.0.1:0")
 	newWorkload(t, p).run(20)
+	addr := firstConnProxy(t, p.addr, func(c, up net.Conn) {
+		go io.Copy(up, c)
+		// Forward frame by frame; the 8th frame (past the welcome,
+		// inside the first transactions) claims 64 KiB more.
+		for n := 0; ; n++ {
+			p, err := zrsproto.ReadFrame(up, 1<<30)
+			if err != nil {
+				return
+			}
+			var hdr [4]byte
+			binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
+			if n == 8 {
+				binary.BigEndian.PutUint32(hdr[:], uint32(len(p))+1<<16)
+			}
+			if _, err := c.Write(append(hdr[:], p...)); err != nil {
+				return
+			}
+		}
+	})
+	s := startSecondary(t, spath, addr, secondary.Options{})
+	waitFor(t, "the stuck frame to be noticed", func() bool { return s.Status().LastError != "" })
+	waitCaughtUp(t, p, s)
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
+
+// firstConnProxy relays TCP connections to target and returns its
+// address; the first connection is handed to first instead, with its own
+// connection to target, and closed when first returns.
+func firstConnProxy(t *testing.T, target string, first func(c, up net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
-		first := true
-		for {
+		for n := 0; ; n++ {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			corrupt := first
-			first = false
 			go func() {
 				defer c.Close()
-				up, err := net.Dial("tcp", p.addr)
+				up, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
 				defer up.Close()
-				go io.Copy(up, c)
-				if !corrupt {
-					io.Copy(c, up)
+				if n == 0 {
+					first(c, up)
 					return
 				}
-				// Forward frame by frame; the 8th frame (past the welcome,
-				// inside the first transactions) claims 64 KiB more.
-				for n := 0; ; n++ {
-					p, err := zrsproto.ReadFrame(up, 1<<30)
-					if err != nil {
-						return
-					}
-					var hdr [4]byte
-					binary.BigEndian.PutUint32(hdr[:], uint32(len(p)))
-					if n == 8 {
-						binary.BigEndian.PutUint32(hdr[:], uint32(len(p))+1<<16)
-					}
-					if _, err := c.Write(append(hdr[:], p...)); err != nil {
-						return
-					}
-				}
+				go io.Copy(up, c)
+				io.Copy(c, up)
 			}()
 		}
 	}()
-	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
-	waitFor(t, "the stuck frame to be noticed", func() bool { return s.Status().LastError != "" })
-	waitCaughtUp(t, p, s)
-	s.close()
-	p.close()
-	sameFile(t, ppath, spath)
+	return ln.Addr().String()
 }
