@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/zrs-replication/zrs/internal/frame"
 )
 
 // ErrFrameTooLarge: a frame's declared length exceeds the reader's limit.
 var ErrFrameTooLarge = errors.New("zeo frame too large")
-
-// readChunk is the most ReadFrame allocates ahead of the bytes it has
-// actually received, so a peer that declares a huge frame and then sends
-// nothing cannot make us allocate it.
-const readChunk = 64 << 10
 
 // ReadFrame reads one frame: a 4-byte big-endian length, then that many
 // bytes of payload. A length above limit is an error wrapping
@@ -25,27 +22,12 @@ const readChunk = 64 << 10
 // gives an empty, non-nil payload. Memory grows with the bytes received,
 // never with the declared length alone.
 func ReadFrame(r io.Reader, limit int) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+	p, err := frame.Read(r, uint64(max(limit, 0)))
+	var te *frame.TooLargeError
+	if errors.As(err, &te) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, te.N, te.Limit)
 	}
-	n := uint64(binary.BigEndian.Uint32(hdr[:]))
-	if limit > 0 && n > uint64(limit) {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
-	}
-	size := int(n)
-	buf := make([]byte, 0, min(size, readChunk))
-	for len(buf) < size {
-		step := min(size-len(buf), max(len(buf), readChunk))
-		buf = append(buf, make([]byte, step)...)
-		if _, err := io.ReadFull(r, buf[len(buf)-step:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return buf, nil
+	return p, err
 }
 
 // AppendFrame appends payload to dst as one frame and returns the result.

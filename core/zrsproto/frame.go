@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-)
 
-// readChunk is the most ReadFrame allocates ahead of the bytes it has
-// actually received, so a peer that declares a huge frame and then sends
-// nothing cannot make us allocate it.
-const readChunk = 64 << 10
+	"github.com/zrs-replication/zrs/internal/frame"
+)
 
 // ReadFrame reads one frame: a big-endian uint32 length and that many bytes
 // of payload. A limit > 0 rejects longer frames before reading their
@@ -22,27 +19,12 @@ const readChunk = 64 << 10
 // gives an empty, non-nil payload. Memory grows with the bytes received,
 // never with the declared length alone.
 func ReadFrame(r io.Reader, limit uint32) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+	p, err := frame.Read(r, uint64(limit))
+	var te *frame.TooLargeError
+	if errors.As(err, &te) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d: %w", ErrFrameTooLarge, te.N, te.Limit, ErrProtocol)
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if limit > 0 && n > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d: %w", ErrFrameTooLarge, n, limit, ErrProtocol)
-	}
-	size := int(n)
-	buf := make([]byte, 0, min(size, readChunk))
-	for len(buf) < size {
-		step := min(size-len(buf), max(len(buf), readChunk))
-		buf = append(buf, make([]byte, step)...)
-		if _, err := io.ReadFull(r, buf[len(buf)-step:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return buf, nil
+	return p, err
 }
 
 // WriteFrame writes payload as one frame. Small frames go out in a single

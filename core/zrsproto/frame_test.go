@@ -14,6 +14,7 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
+	const readChunk = 64 << 10 // the step in which internal/frame allocates
 	for _, n := range []int{0, 1, 4096, 4097, readChunk, 3*readChunk + 5} {
 		p := bytes.Repeat([]byte{0xa5}, n)
 		var b bytes.Buffer
