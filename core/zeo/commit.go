@@ -414,6 +414,12 @@ func (t *transaction) failLocked() {
 		t.ss.srv.releaseCommit()
 	}
 	t.release()
+	t.endAborted()
+}
+
+// endAborted marks the ZEO transaction aborted and detaches it from its
+// session; the caller holds tmu.
+func (t *transaction) endAborted() {
 	if t.state != stDone {
 		t.state = stDone
 		t.ss.srv.stats.aborts.Add(1)
@@ -427,22 +433,17 @@ func (t *transaction) failLocked() {
 // abort is tpc_abort or a disconnect.
 func (t *transaction) abort() {
 	t.ss.tmu.Lock()
-	if t.cancel != nil && t.state == stVoting {
-		t.cancel()
-	}
+	defer t.ss.tmu.Unlock()
 	if t.state == stVoting {
-		// The vote goroutine owns the cleanup; mark and let it see.
-		t.state = stDone
-		t.ss.srv.stats.aborts.Add(1)
-		t.ss.srv.stats.active.Add(-1)
-		if t.ss.txn == t {
-			t.ss.txn = nil
+		// The vote goroutine owns the lock and the cleanup: stop its
+		// wait, mark the transaction, and let it see.
+		if t.cancel != nil {
+			t.cancel()
 		}
-		t.ss.tmu.Unlock()
+		t.endAborted()
 		return
 	}
 	t.failLocked()
-	t.ss.tmu.Unlock()
 }
 
 // tpcFinish(id) → tid. The commit is published (invalidations queued for
