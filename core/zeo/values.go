@@ -23,14 +23,15 @@ func errorMsg(id *pyval.Value, qualname string, payload *pyval.Value) *Message {
 	return &Message{ID: id, Flags: FlagError, Name: ".reply", Args: pyval.Tuple(pyval.Str(qualname), payload)}
 }
 
-func p64(u uint64) *pyval.Value {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], u)
+func tidValue(t zodb.Tid) *pyval.Value {
+	b := t.Bytes()
 	return pyval.Bytes(b[:])
 }
 
-func tidValue(t zodb.Tid) *pyval.Value { return p64(uint64(t)) }
-func oidValue(o zodb.Oid) *pyval.Value { return p64(uint64(o)) }
+func oidValue(o zodb.Oid) *pyval.Value {
+	b := o.Bytes()
+	return pyval.Bytes(b[:])
+}
 
 // tidOrNone is None for the zero tid ("no next revision").
 func tidOrNone(t zodb.Tid) *pyval.Value {
