@@ -167,14 +167,14 @@ func ReadTxnHeader(r io.ReaderAt, path string, pos, size int64) (TxnHeader, erro
 	fail := func(err error) (TxnHeader, error) {
 		return TxnHeader{}, &RecordError{Path: path, Record: "transaction", Pos: pos, Err: err}
 	}
-	var buf [TxnHeaderSize]byte
 	if pos+TxnHeaderSize > size {
 		return fail(fmt.Errorf("%w: header needs %d bytes, %d left", ErrTruncated, TxnHeaderSize, size-pos))
 	}
-	if _, err := r.ReadAt(buf[:], pos); err != nil {
+	buf, err := readSmall(r, pos, TxnHeaderSize)
+	if err != nil {
 		return fail(err)
 	}
-	h, _ := DecodeTxnHeader(buf[:], pos)
+	h, _ := DecodeTxnHeader(buf, pos)
 	if h.Tid == 0 || h.Tid > zodb.MaxTid {
 		return fail(corrupt("invalid tid %s", h.Tid))
 	}
@@ -184,14 +184,28 @@ func ReadTxnHeader(r io.ReaderAt, path string, pos, size int64) (TxnHeader, erro
 	if h.Len > size || pos+h.Len+TrailerSize > size {
 		return fail(fmt.Errorf("%w: transaction length %d, %d bytes left", ErrTruncated, h.Len, size-pos))
 	}
-	var tb [TrailerSize]byte
-	if _, err := r.ReadAt(tb[:], h.End()); err != nil {
+	tb, err := readSmall(r, h.End(), TrailerSize)
+	if err != nil {
 		return fail(err)
 	}
-	if t := int64(binary.BigEndian.Uint64(tb[:])); t != h.Len {
+	if t := int64(binary.BigEndian.Uint64(tb)); t != h.Len {
 		return fail(corrupt("trailer %d does not match transaction length %d", t, h.Len))
 	}
 	return h, nil
+}
+
+// readSmall returns the n bytes at pos of r: a slice of an iterator's
+// window when r is one that holds them (no copy, no allocation), else a
+// fresh copy.
+func readSmall(r io.ReaderAt, pos int64, n int) ([]byte, error) {
+	if b, ok := windowSlice(r, pos, int64(n)); ok {
+		return b, nil
+	}
+	b := make([]byte, n)
+	if _, err := r.ReadAt(b, pos); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // ReadDataHeader reads and checks the data record header at pos inside the
@@ -204,11 +218,11 @@ func ReadDataHeader(r io.ReaderAt, path string, pos int64, th *TxnHeader) (DataH
 	if pos+DataHeaderSize > th.End() {
 		return fail(corrupt("header overruns transaction at %d ending at %d", th.Pos, th.End()))
 	}
-	var buf [DataHeaderSize]byte
-	if _, err := r.ReadAt(buf[:], pos); err != nil {
+	b, err := readSmall(r, pos, DataHeaderSize)
+	if err != nil {
 		return fail(err)
 	}
-	d, _ := DecodeDataHeader(buf[:], pos)
+	d, _ := DecodeDataHeader(b, pos)
 	switch {
 	case d.Tloc != th.Pos:
 		return fail(corrupt("tloc %d does not point at its transaction %d", d.Tloc, th.Pos))

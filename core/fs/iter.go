@@ -44,9 +44,18 @@ type FileIterator struct {
 	err   error    // sticky: io.EOF or the first error
 	close io.Closer
 	cur   TxnHeader // header of the transaction last returned
-	reuse bool      // ReuseBuffers: buf is reused by every Next
-	buf   []byte    // the reused transaction buffer when reuse is set
+	reuse bool      // ReuseBuffers: the window's buffer is reused by every refill
+	win   iterWindowReader
+	info  *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
 }
+
+// iterWindow is how far ahead the iterator reads: transactions are parsed
+// out of windows of at least this many bytes, each read with one ReadAt, so
+// a file of small transactions costs one system call (or one copy out of
+// the mapping) per window instead of several per transaction, and record data
+// slices the window instead of being copied again. A transaction larger
+// than the window gets a window of its own, up to iterBufMax.
+const iterWindow = 256 << 10
 
 var _ zodb.TxnIterator = (*FileIterator)(nil)
 
@@ -55,7 +64,9 @@ var _ zodb.TxnIterator = (*FileIterator)(nil)
 // valid only until the next call to Next. A consumer that handles each
 // transaction before asking for the next (a replication stream writing it
 // to the network) avoids allocating garbage the size of everything it
-// reads; by default each transaction gets a buffer of its own.
+// reads. By default every read-ahead window is a buffer of its own that
+// the TxnInfos parsed from it share, so a TxnInfo stays valid for good
+// (and keeps its window, at most iterWindow or its own size, alive).
 func (it *FileIterator) ReuseBuffers(on bool) { it.reuse = on }
 
 // NewFileIterator returns an iterator over the transactions of the file r
@@ -70,7 +81,7 @@ func (it *FileIterator) ReuseBuffers(on bool) { it.reuse = on }
 // backward by trailers. If the last transaction cannot be found (a torn
 // tail) it walks forward.
 func NewFileIterator(r io.ReaderAt, path string, end int64, start, stop zodb.Tid, m *TxnMap) (*FileIterator, error) {
-	it := &FileIterator{r: r, path: path, end: end, stop: stop, pos: MagicSize}
+	it := &FileIterator{r: r, path: path, end: end, stop: stop, pos: MagicSize, win: iterWindowReader{r: r}}
 	if end <= MagicSize || start == 0 {
 		return it, nil
 	}
@@ -184,7 +195,8 @@ func (it *FileIterator) nextHeader() (TxnHeader, error) {
 		if it.pos >= it.end {
 			return TxnHeader{}, io.EOF
 		}
-		h, err := ReadTxnHeader(it.r, it.path, it.pos, it.end)
+		it.readAhead(it.pos)
+		h, err := ReadTxnHeader(&it.win, it.path, it.pos, it.end)
 		if err != nil {
 			if iterTornTail(err) {
 				return TxnHeader{}, io.EOF
@@ -217,12 +229,21 @@ func (it *FileIterator) readTxn(h *TxnHeader) (*zodb.TxnInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &zodb.TxnInfo{Tid: h.Tid, Status: h.Status, Pos: h.Pos}
+	info := &zodb.TxnInfo{}
+	if it.reuse {
+		// Valid until the next Next: the struct and its records are reused.
+		if it.info == nil {
+			it.info = info
+		}
+		info = it.info
+		*info = zodb.TxnInfo{Records: info.Records[:0]}
+	}
+	info.Tid, info.Status, info.Pos = h.Tid, h.Status, h.Pos
 	if err := iterReadMeta(r, it.path, h, &info.TxnMeta); err != nil {
 		return nil, err
 	}
-	err = iterDataRecords(r, it.path, h, func(d *DataHeader) error {
-		data, dataTxn, err := it.recordData(r, d)
+	err = iterDataRecords(r, it.path, h, func(d DataHeader) error {
+		data, dataTxn, err := it.recordData(r, &d)
 		if err != nil {
 			return err
 		}
@@ -235,28 +256,53 @@ func (it *FileIterator) readTxn(h *TxnHeader) (*zodb.TxnInfo, error) {
 	return info, nil
 }
 
-// txnReader returns a reader for the transaction h: a buffered copy of it
-// when it is small enough, the file otherwise.
-func (it *FileIterator) txnReader(h *TxnHeader) (io.ReaderAt, error) {
-	if h.Len > iterBufMax {
-		return it.r, nil
+// readAhead makes the window hold the transaction at pos, its header and
+// trailer included, when that transaction is at most iterBufMax long and
+// inside the data. Otherwise, or when a read fails (which empties the
+// window), the header read that follows goes to the file and reports any
+// damage or error with its offset.
+func (it *FileIterator) readAhead(pos int64) {
+	if it.end-pos < TxnHeaderSize {
+		return
 	}
-	// A fresh buffer per transaction (the records' data slices alias it),
-	// or, with ReuseBuffers, the same one every time.
+	// Learn the length first, so that a transaction larger than the
+	// window is read once, into a window of its own size.
+	b, err := readSmall(&it.win, pos, TxnHeaderSize)
+	if err != nil {
+		return
+	}
+	n := int64(binary.BigEndian.Uint64(b[8:16])) + TrailerSize
+	if n <= TrailerSize || n > iterBufMax+TrailerSize || n > it.end-pos {
+		return // damaged, torn or large: read from the file
+	}
+	if _, ok := it.win.slice(pos, n); !ok {
+		it.fill(pos, n)
+	}
+}
+
+// fill reads the window [pos, pos+max(n, iterWindow)), clipped to the end
+// of the data; n <= it.end-pos.
+func (it *FileIterator) fill(pos, n int64) {
+	size := min(max(n, iterWindow), it.end-pos)
 	var buf []byte
-	switch {
-	case !it.reuse:
-		buf = make([]byte, h.Len)
-	case int64(cap(it.buf)) >= h.Len:
-		buf = it.buf[:h.Len]
-	default:
-		it.buf = make([]byte, h.Len)
-		buf = it.buf
+	if it.reuse && int64(cap(it.win.buf)) >= size {
+		buf = it.win.buf[:size]
+	} else {
+		buf = make([]byte, size)
 	}
-	if _, err := it.r.ReadAt(buf, h.Pos); err != nil {
-		return nil, &RecordError{Path: it.path, Record: "transaction", Pos: h.Pos, Err: err}
+	it.win.base, it.win.buf = pos, nil
+	if _, err := it.r.ReadAt(buf, pos); err == nil {
+		it.win.buf = buf
 	}
-	return &iterWindowReader{r: it.r, base: h.Pos, buf: buf}, nil
+}
+
+// txnReader returns a reader for the transaction h: the window when it
+// holds h (readAhead put it there if it fits), the file otherwise.
+func (it *FileIterator) txnReader(h *TxnHeader) (io.ReaderAt, error) {
+	if _, ok := it.win.slice(h.Pos, h.Len); ok {
+		return &it.win, nil
+	}
+	return it.r, nil
 }
 
 // iterReadMeta reads the user, description and extension of h.
@@ -285,13 +331,13 @@ func iterNonEmpty(b []byte) []byte {
 
 // iterDataRecords calls fn for each data record header of h in file order. It
 // checks that the records tile the transaction's data area exactly.
-func iterDataRecords(r io.ReaderAt, path string, h *TxnHeader, fn func(*DataHeader) error) error {
+func iterDataRecords(r io.ReaderAt, path string, h *TxnHeader, fn func(DataHeader) error) error {
 	for pos := h.DataPos(); pos < h.End(); {
 		d, err := ReadDataHeader(r, path, pos, h)
 		if err != nil {
 			return err
 		}
-		if err := fn(&d); err != nil {
+		if err := fn(d); err != nil {
 			return err
 		}
 		pos = d.Next()
@@ -302,10 +348,8 @@ func iterDataRecords(r io.ReaderAt, path string, h *TxnHeader, fn func(*DataHead
 // recordData resolves the data of record d.
 func (it *FileIterator) recordData(r io.ReaderAt, d *DataHeader) ([]byte, zodb.Tid, error) {
 	if d.PLen > 0 {
-		if w, ok := r.(*iterWindowReader); ok {
-			if b, ok := w.slice(d.Pos+DataHeaderSize, d.PLen); ok {
-				return b, 0, nil
-			}
+		if b, ok := windowSlice(r, d.Pos+DataHeaderSize, d.PLen); ok {
+			return b, 0, nil
 		}
 	}
 	return ReadRecordData(r, it.path, d)
@@ -329,13 +373,20 @@ func (w *iterWindowReader) slice(off, n int64) ([]byte, bool) {
 	return w.buf[i : i+n : i+n], true
 }
 
+// windowSlice returns the n bytes at off without copying when r is an
+// iterator's window that holds them.
+func windowSlice(r io.ReaderAt, off, n int64) ([]byte, bool) {
+	if w, ok := r.(*iterWindowReader); ok {
+		return w.slice(off, n)
+	}
+	return nil, false
+}
+
 // readOrSlice returns the n bytes at off: a slice of the window when r is
 // one and holds them, else a fresh copy.
 func readOrSlice(r io.ReaderAt, off, n int64) ([]byte, error) {
-	if w, ok := r.(*iterWindowReader); ok {
-		if b, ok := w.slice(off, n); ok {
-			return b, nil
-		}
+	if b, ok := windowSlice(r, off, n); ok {
+		return b, nil
 	}
 	b := make([]byte, n)
 	_, err := r.ReadAt(b, off)

@@ -322,7 +322,7 @@ func (s *FileStorage) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.T
 	if closed {
 		return nil, zodb.ErrClosed
 	}
-	return NewFileIterator(s.file, s.path, end, start, stop, s.txnmap)
+	return NewFileIterator(s.rd, s.path, end, start, stop, s.txnmap)
 }
 
 // Pack is not implemented yet.

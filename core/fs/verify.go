@@ -231,8 +231,8 @@ func (v *verifier) records(h *TxnHeader) error {
 		}
 		r = &iterWindowReader{r: v.r, base: h.Pos, buf: buf}
 	}
-	return iterDataRecords(r, v.path, h, func(d *DataHeader) error {
-		return v.record(r, h, d)
+	return iterDataRecords(r, v.path, h, func(d DataHeader) error {
+		return v.record(r, h, &d)
 	})
 }
 
