@@ -62,6 +62,9 @@ func (s *FileStorage) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid,
 	if err != nil {
 		return nil, 0, err
 	}
+	if data, tid, ok := s.loadMapped(pos, end, oid); ok {
+		return data, tid, nil
+	}
 	d, err := s.readRecord(pos, end, oid)
 	if err != nil {
 		return nil, 0, err
@@ -71,6 +74,29 @@ func (s *FileStorage) Load(ctx context.Context, oid zodb.Oid) ([]byte, zodb.Tid,
 		return nil, 0, err
 	}
 	return data, d.Tid, nil
+}
+
+// loadMapped is Load's fast path for the common case, a record with its
+// own data inside the mapping: header and data are read in one pass over
+// the mapping. Anything else (a backpointer, a deletion, damage, a range
+// not mapped, a fault) reports false and Load takes the general path,
+// which reads again and reports errors with their offsets.
+func (s *FileStorage) loadMapped(pos, end int64, oid zodb.Oid) (data []byte, tid zodb.Tid, ok bool) {
+	if pos < MagicSize+TxnHeaderSize || pos+DataHeaderSize > end {
+		return nil, 0, false
+	}
+	mapped, err := s.rd.withMapped(pos, func(b []byte) {
+		if len(b) < DataHeaderSize {
+			return
+		}
+		d, _ := DecodeDataHeader(b, pos)
+		if d.PLen <= 0 || checkLoadedHeader(&d, end, oid) != nil || int64(len(b))-DataHeaderSize < d.PLen {
+			return
+		}
+		// append copies without first zeroing the new slice.
+		data, tid = append([]byte(nil), b[DataHeaderSize:DataHeaderSize+d.PLen]...), d.Tid
+	})
+	return data, tid, mapped && err == nil && data != nil
 }
 
 // checkLoadedHeader checks a header found through the index or a prev

@@ -78,17 +78,20 @@ func (r *mapReader) ensure(size int64) {
 // ReadAt copies len(p) bytes at off: from the mapping when the range lies
 // below the committed end and is small, else with pread.
 func (r *mapReader) ReadAt(p []byte, off int64) (n int, err error) {
-	end := off + int64(len(p))
-	if off < 0 || end > r.limit.Load() || len(p) >= bigRead {
+	if off < 0 || off+int64(len(p)) > r.limit.Load() || len(p) >= bigRead {
 		return r.f.ReadAt(p, off)
 	}
-	r.mu.RLock()
-	if end <= int64(len(r.data)) {
-		n, err = copyFaultSafe(p, r.data[off:off+int64(len(p))])
-		r.mu.RUnlock()
-		return n, err
+	mapped, err := r.withMapped(off, func(b []byte) {
+		if len(b) >= len(p) {
+			n = copy(p, b)
+		}
+	})
+	if err != nil {
+		return 0, err
 	}
-	r.mu.RUnlock()
+	if mapped && n == len(p) {
+		return n, nil
+	}
 	return r.f.ReadAt(p, off)
 }
 
@@ -100,17 +103,27 @@ const bigRead = 64 << 10
 // errMapFault reports an I/O error met while reading a mapped page.
 var errMapFault = errors.New("I/O error reading mapped file")
 
-// copyFaultSafe copies src to dst, turning a memory fault (SIGBUS from a
-// failing disk) into an error.
-func copyFaultSafe(dst, src []byte) (n int, err error) {
+// withMapped runs fn on the mapped bytes from off up to the committed end,
+// under the read lock and with a memory fault (an I/O error on a mapped
+// page) turned into an error. fn must not keep b. It reports false, without
+// running fn, when off is not mapped.
+func (r *mapReader) withMapped(off int64, fn func(b []byte)) (ok bool, err error) {
+	limit := r.limit.Load()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	limit = min(limit, int64(len(r.data)))
+	if off < 0 || off >= limit {
+		return false, nil
+	}
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if e := recover(); e != nil {
-			n, err = 0, fmt.Errorf("%w: %v", errMapFault, e)
+			ok, err = true, fmt.Errorf("%w: %v", errMapFault, e)
 		}
 	}()
-	return copy(dst, src), nil
+	fn(r.data[off:limit:limit])
+	return true, nil
 }
 
 // Close unmaps every mapping. It does not close the file. Idempotent.

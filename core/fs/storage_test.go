@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -431,5 +432,46 @@ func TestFirstTxnMeta(t *testing.T) {
 	if info.Tid != first || string(info.User) != "u" || string(info.Description) != "first" ||
 		string(info.Extension) != "x" || info.Pos != fs.MagicSize || info.Records != nil {
 		t.Fatalf("FirstTxnMeta = %+v", info)
+	}
+}
+
+// An index entry that points at a damaged record (another oid, a length
+// past the transaction) makes Load fail with the record's offset, on the mapped
+// fast path as on the general one; it never returns another record's data.
+func TestLoadDamagedRecord(t *testing.T) {
+	txns := synthHistory(12)
+	f := synthBuild(txns)
+	for _, c := range []struct {
+		name  string
+		field int64 // offset inside the data record header
+		want  string
+	}{
+		{"other oid", 7, "oid"},
+		{"length past the transaction", 34, "malformed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := synthWrite(t, f.Bytes)
+			s := stOpen(t, path, fs.Options{ReadOnly: true})
+			oid := txns[9].Recs[0].Oid
+			if _, _, err := s.Load(bg, oid); err != nil {
+				t.Fatal(err)
+			}
+			// Damage the record the index points at under the open storage
+			// (a disk going bad), in place.
+			w, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pos := f.RecPos[9][0] + c.field
+			if _, err := w.WriteAt([]byte{f.Bytes[pos] ^ 0x40}, pos); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			data, _, err := s.Load(bg, oid)
+			var re *fs.RecordError
+			if !errors.As(err, &re) || re.Pos != f.RecPos[9][0] || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("load of a damaged record: %q, %v; want a RecordError at %d about %s", data, err, f.RecPos[9][0], c.want)
+			}
+		})
 	}
 }
