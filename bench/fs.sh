@@ -7,9 +7,12 @@
 #
 # Profiles (see bench/fs_py.py gen): "typical" = small objects added to an
 # OOBTree, 1-20 per transaction; "large" = ~1.5 kB objects, 1000 per
-# transaction. Commits are measured once, with the disk's own floor (append
-# + fsync, one at a time) printed beside them: no storage that fsyncs each
-# commit can beat it.
+# transaction. zrs iterates with one reused buffer, as its replication
+# stream does; the same pass with memory of its own per transaction and the
+# machine's read floor (the file read in 1 MiB preads) are printed beside.
+# Commits are measured once, with the disk's own floor (append + fsync, one
+# at a time) printed beside them: no storage that fsyncs each commit can
+# beat it.
 #
 # Needs .venv (tests/setup.sh). Prints tables; never fails on the numbers.
 set -euo pipefail
@@ -44,6 +47,11 @@ for profile in $PROFILES; do
     for side in go py; do
         { run "$side" iterate "$db"; run "$side" load "$db" "$LOADS"; } >"$work/$profile-$side.json"
     done
+    # zrs's iterator twice more: with memory of its own for every
+    # transaction (a caller that keeps them), and the floor under any
+    # iterator that copies the file out of the page cache (1 MiB preads,
+    # nothing parsed).
+    { run go iterate-own "$db"; run go read "$db"; } >>"$work/$profile-go.json"
     echo
     echo "FileStorage, profile $profile: $(du -m "$db" | cut -f1) MB, $OBJECTS objects, $LOADS random loads"
     "$PY" bench/fs_py.py table "$work/$profile-go.json" "$work/$profile-py.json"
