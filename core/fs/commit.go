@@ -89,15 +89,15 @@ func (s *FileStorage) newTxn(meta zodb.TxnMeta, tid zodb.Tid, status zodb.TxnSta
 	}
 	switch {
 	case tid == 0:
-		s.clock.Observe(s.lastTid)
+		s.clock.Observe(s.wlast)
 		tid = s.clock.Next()
-	case tid <= s.lastTid || tid > zodb.MaxTid:
-		return nil, fmt.Errorf("%w: tid %s is not after the last transaction %s", zodb.ErrTransaction, tid, s.lastTid)
+	case tid <= s.wlast || tid > zodb.MaxTid:
+		return nil, fmt.Errorf("%w: tid %s is not after the last transaction %s", zodb.ErrTransaction, tid, s.wlast)
 	default:
 		s.clock.Observe(tid)
 	}
 	t := &txn{
-		s: s, tid: tid, status: status, meta: meta, pos: s.end,
+		s: s, tid: tid, status: status, meta: meta, pos: s.wend,
 		hlen:   TxnHeaderSize + int64(len(meta.User)+len(meta.Description)+len(meta.Extension)),
 		tindex: make(map[zodb.Oid]int64),
 		buf:    s.spare[:0],
@@ -133,13 +133,14 @@ func (t *txn) lockOpen() error {
 	return nil
 }
 
-// current returns oid's committed record position and serial (0, 0 if the
-// storage does not know oid).
+// current returns oid's newest finished record position and serial (0, 0
+// if the storage does not know oid). A transaction is checked against
+// every transaction finished before it, fsynced yet or not.
 func (t *txn) current(oid zodb.Oid) (int64, zodb.Tid, error) {
 	s := t.s
 	s.mu.RLock()
 	pos, ok := s.index.Get(oid)
-	end := s.end
+	end := s.wend
 	s.mu.RUnlock()
 	if !ok {
 		return 0, 0, nil
@@ -298,47 +299,116 @@ func (t *txn) write() error {
 }
 
 // Finish commits a voted transaction: it overwrites the status byte with
-// ' ' (or the status given to Begin) and fsyncs Data.fs; only then is the
-// transaction visible to readers and the commit lock released. If the
-// status write or the fsync fails the storage is closed, since the file's
-// state is then unknown.
+// ' ' (or the status given to Begin), releases the commit lock, and returns
+// once Data.fs is fsynced up to the end of the transaction. Only then is
+// the transaction visible to readers (loads, iterators, LastTransaction).
+//
+// Group commit: the next transaction may begin, store and vote while this
+// one waits for its fsync, and one fsync makes every transaction finished
+// by then durable. Each transaction is still checked for conflicts against
+// all those finished before it, and written after them; a crash before the
+// fsync loses it, and every later one, and nobody was told it committed.
+//
+// If the status write fails the storage is closed, since the file's state
+// is then unknown; if an fsync fails, the storage is closed and every
+// transaction it would have made durable gets the error.
 func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.state != txnVoted {
+		t.mu.Unlock()
 		return 0, fmt.Errorf("%w: finish of transaction %s without a successful vote", zodb.ErrTransaction, t.tid)
 	}
 	s := t.s
-	err := t.flipStatus()
+	err := t.writeStatus()
 	t.state = txnDone
 	if err != nil {
+		t.mu.Unlock()
 		s.failClose(t)
 		return 0, err
 	}
 	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
-	s.rd.ensure(end)
 	s.mu.Lock()
 	for _, oid := range t.oids {
 		s.index.Set(oid, t.tindex[oid])
 	}
-	s.end, s.lastTid, s.cur = end, t.tid, nil
+	s.wend, s.wlast, s.cur = end, t.tid, nil
+	s.pending = append(s.pending, pendingTxn{tid: t.tid, pos: t.pos, end: end})
 	s.keepBuffer(t.buf)
-	t.buf = nil
+	t.buf, t.tindex = nil, nil
 	s.mu.Unlock()
-	s.txnmap.Add(t.tid, t.pos)
+	t.mu.Unlock()
 	<-s.commitSem
+	if err := s.syncTo(end); err != nil {
+		return 0, err
+	}
 	return t.tid, nil
 }
 
-// flipStatus writes the final status byte and fsyncs.
-func (t *txn) flipStatus() error {
+// pendingTxn is a finished transaction waiting for an fsync.
+type pendingTxn struct {
+	tid      zodb.Tid
+	pos, end int64
+}
+
+// writeStatus writes the final status byte (not fsynced: see syncTo).
+func (t *txn) writeStatus() error {
 	if _, err := t.s.file.WriteAt([]byte{byte(t.status)}, t.pos+16); err != nil {
 		return fmt.Errorf("%s: finishing transaction %s: %w", t.s.path, t.tid, err)
 	}
-	if err := t.s.file.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync finishing transaction %s: %w", t.s.path, t.tid, err)
-	}
 	return nil
+}
+
+// syncTo returns once Data.fs is fsynced at least up to end, and what that
+// fsync covered is visible to readers. One fsync runs at a time; it covers
+// every transaction finished before it starts, so finishers that queue
+// behind it mostly find their transaction already durable (group commit).
+func (s *FileStorage) syncTo(end int64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= end {
+		return nil
+	}
+	if s.syncErr != nil {
+		return s.syncErr
+	}
+	s.mu.RLock()
+	batch := s.pending
+	s.mu.RUnlock()
+	if len(batch) == 0 || batch[len(batch)-1].end < end {
+		// Cannot happen: a finished transaction is pending until synced.
+		return fmt.Errorf("%s: %w: transaction ending at %d is not pending", s.path, zodb.ErrTransaction, end)
+	}
+	s.fsyncs.Add(1)
+	if err := s.fsync(); err != nil {
+		s.syncErr = fmt.Errorf("%s: fsync finishing transactions up to %s: %w", s.path, batch[len(batch)-1].tid, err)
+		s.failSync(s.syncErr)
+		return s.syncErr
+	}
+	last := batch[len(batch)-1]
+	s.rd.ensure(last.end)
+	s.mu.Lock()
+	s.end, s.lastTid = last.end, last.tid
+	s.pending = s.pending[len(batch):]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	for _, p := range batch {
+		s.txnmap.Add(p.tid, p.pos)
+	}
+	s.synced = last.end
+	return nil
+}
+
+// failSync closes the storage after a failed fsync. The transactions it
+// covered stay in the file; whether they are committed is decided by the
+// next open. The caller holds syncMu, not the commit lock.
+func (s *FileStorage) failSync(err error) {
+	s.log.Error("fsync failed, closing the storage", "err", err)
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	_ = s.release()
 }
 
 // failClose closes the storage after a failed finish. The transaction's

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,39 +51,55 @@ func lockHelper(path string) error {
 	return l.Close()
 }
 
-// crashChild commits transactions forever, printing each tid on stdout once
-// Finish has returned, i.e. once the commit is acknowledged.
+// crashChild commits transactions forever from several goroutines at once
+// (so that kills land while commits share fsyncs), printing each tid on
+// stdout once Finish has returned, i.e. once the commit is acknowledged.
 func crashChild(path string) error {
 	ctx := context.Background()
 	s, err := fs.Open(path, fs.Options{})
 	if err != nil {
 		return err
 	}
+	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
-		oid, err := s.NewOid(ctx)
-		if err != nil {
-			return err
-		}
-		tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("txn %d", i))}, zodb.BeginOptions{})
-		if err != nil {
-			return err
-		}
-		// Varied sizes so a kill lands inside records of every length.
-		data := []byte(strings.Repeat("x", 10+i%3000))
-		if err := tx.Store(oid, 0, data); err != nil {
-			return err
-		}
-		if err := tx.Vote(ctx); err != nil {
-			return err
-		}
-		tid, err := tx.Finish(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s %s\n", tid, oid)
-		out.Flush()
+	errs := make(chan error)
+	for w := range 4 {
+		go func() {
+			for i := w; ; i += 4 {
+				tid, oid, err := crashCommit(ctx, s, i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "%s %s\n", tid, oid)
+				out.Flush()
+				mu.Unlock()
+			}
+		}()
 	}
+	return <-errs
+}
+
+// crashCommit commits transaction i: one new object of varied size, so a
+// kill lands inside records of every length.
+func crashCommit(ctx context.Context, s *fs.FileStorage, i int) (zodb.Tid, zodb.Oid, error) {
+	oid, err := s.NewOid(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("txn %d", i))}, zodb.BeginOptions{})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Store(oid, 0, []byte(strings.Repeat("x", 10+i%3000))); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Vote(ctx); err != nil {
+		return 0, 0, err
+	}
+	tid, err := tx.Finish(ctx)
+	return tid, oid, err
 }
 
 // TestKillDuringCommits kills a committing process with SIGKILL at random

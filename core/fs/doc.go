@@ -17,6 +17,15 @@
 // transaction (saving the bytes to Data.fs.trN) exactly as Python does, so
 // a crash at any instant leaves a file both implementations open.
 //
+// Commits are grouped: Finish releases the commit lock once the status
+// byte is written, and waits for an fsync that covers its transaction. The
+// next transaction meanwhile writes behind it (checked for conflicts
+// against it), and one fsync makes every transaction finished by then
+// durable. Readers — loads, iterators, LastTransaction — see a transaction
+// only once it is fsynced. Python's FileStorage holds its lock through the
+// fsync; on a disk whose fsync is slow, concurrent committers are where
+// the difference shows.
+//
 // # Errors
 //
 // Damage is reported as a *RecordError naming the file, the record and its

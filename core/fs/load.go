@@ -8,18 +8,33 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
-// lookup returns the position of oid's current record and the committed end.
+// lookup returns the position of oid's current committed record and the
+// committed end. The index already holds the records of transactions
+// finished but not yet fsynced (see Finish); readers must not see those,
+// so a position past the committed end is followed back along its prev
+// pointers to the newest revision below it.
 func (s *FileStorage) lookup(oid zodb.Oid) (pos, end int64, err error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if s.closed {
+		s.mu.RUnlock()
 		return 0, 0, zodb.ErrClosed
 	}
 	pos, ok := s.index.Get(oid)
+	end, wend := s.end, s.wend
+	s.mu.RUnlock()
+	for ok && pos >= end {
+		// Finished records are immutable: only a transaction in progress,
+		// after wend, is ever truncated.
+		d, err := s.readRecord(pos, wend, oid)
+		if err != nil {
+			return 0, 0, err
+		}
+		pos, ok = d.Prev, d.Prev != 0
+	}
 	if !ok {
 		return 0, 0, &zodb.NotFoundError{Oid: oid}
 	}
-	return pos, s.end, nil
+	return pos, end, nil
 }
 
 // readRecord reads the data record header at pos, which must belong to oid

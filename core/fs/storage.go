@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -80,15 +81,27 @@ type FileStorage struct {
 	commitSem chan struct{} // holds one token while a transaction is in progress
 
 	mu      sync.RWMutex
-	index   *Index         // oid → current record; guarded by mu
-	end     int64          // end of committed data; guarded by mu
+	index   *Index         // oid → newest finished record, fsynced or not; guarded by mu
+	end     int64          // end of committed (finished and fsynced) data; guarded by mu
 	lastTid zodb.Tid       // tid of the last committed transaction; guarded by mu
+	wend    int64          // end of finished data, fsynced or not: where the next transaction goes; guarded by mu
+	wlast   zodb.Tid       // tid of the last finished transaction; guarded by mu
+	pending []pendingTxn   // finished transactions waiting for an fsync, in file order; guarded by mu
 	oid     zodb.Oid       // greatest oid handed out or stored; guarded by mu
 	closed  bool           // guarded by mu
 	cur     *txn           // the transaction in progress, nil if none; guarded by mu
 	spare   []byte         // a finished transaction's record buffer, reused; guarded by mu
 	clock   *zodb.TidClock // used under the commit lock only
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
+
+	syncMu  sync.Mutex   // one fsync at a time; see syncTo
+	synced  int64        // the file is fsynced up to here; guarded by syncMu
+	syncErr error        // the fsync failure that closed the storage; guarded by syncMu
+	fsync   func() error // fsyncs Data.fs (a test may slow it down)
+	fsyncs  atomic.Int64 // fsyncs made by commits
+
+	releaseOnce sync.Once
+	releaseErr  error
 }
 
 // Open opens (and in read-write mode, locks and recovers) the FileStorage
@@ -115,6 +128,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		txnmap:    NewTxnMap(),
 		commitSem: make(chan struct{}, 1),
 	}
+	s.fsync = func() error { return s.file.Sync() }
 	if err := s.open(opts); err != nil {
 		s.release()
 		return nil, err
@@ -261,6 +275,11 @@ func (s *FileStorage) Len() int {
 	return s.index.Len()
 }
 
+// Fsyncs returns how many fsyncs commits have made since Open. With
+// concurrent committers it is less than the number of commits: one fsync
+// covers every transaction finished while the previous one ran.
+func (s *FileStorage) Fsyncs() int64 { return s.fsyncs.Load() }
+
 // CommittedEnd returns the offset where committed data ends.
 func (s *FileStorage) CommittedEnd() int64 {
 	s.mu.RLock()
@@ -333,8 +352,8 @@ func (s *FileStorage) Pack(ctx context.Context, t time.Time) error {
 // Close aborts a transaction in progress, saves the index (read-write),
 // closes Data.fs and releases the lock. It is idempotent.
 //
-// Durability: the index is written to a temp file, fsynced and renamed; the
-// data file itself was fsynced by every Finish.
+// Durability: transactions finished but not yet fsynced are fsynced; the
+// index is written to a temp file, fsynced and renamed.
 func (s *FileStorage) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -347,9 +366,19 @@ func (s *FileStorage) Close() error {
 	if cur != nil {
 		_ = cur.Abort()
 	}
+	// No transaction can begin now, and cur has ended (aborted, or
+	// finished by a Finish that won the race): wend is final.
+	s.mu.RLock()
+	wend := s.wend
+	s.mu.RUnlock()
 	var err error
 	if !s.readOnly && s.file != nil {
-		err = s.saveIndex()
+		// Transactions finished but not yet fsynced (their Finish is on
+		// its way to syncTo) become durable now, before the index that
+		// covers them is saved.
+		if err = s.syncTo(wend); err == nil {
+			err = s.saveIndex()
+		}
 	}
 	if rerr := s.release(); err == nil {
 		err = rerr
@@ -357,8 +386,13 @@ func (s *FileStorage) Close() error {
 	return err
 }
 
-// release closes the file and the lock.
+// release closes the file and the lock, once.
 func (s *FileStorage) release() error {
+	s.releaseOnce.Do(func() { s.releaseErr = s.releaseFiles() })
+	return s.releaseErr
+}
+
+func (s *FileStorage) releaseFiles() error {
 	var err error
 	if s.rd != nil {
 		err = s.rd.Close()

@@ -74,10 +74,12 @@ func (s *FileStorage) txnEndingAt(pos, end int64) (TxnHeader, error) {
 // findTxn returns the committed transaction with the given tid, and false
 // if there is none. It starts from the nearest TxnMap sample: forward from
 // the sample at or before tid, or backward from the end (or the first
-// sample after tid) when there is none.
+// sample after tid) when there is none. It searches up to the end of
+// finished transactions, fsynced or not: it serves transactions in
+// progress (undo, restore), which come after them.
 func (s *FileStorage) findTxn(tid zodb.Tid) (TxnHeader, bool, error) {
 	s.mu.RLock()
-	end := s.end
+	end := s.wend
 	s.mu.RUnlock()
 	if smp, ok := s.txnmap.Floor(tid); ok && smp.Pos < end {
 		return s.findTxnForward(tid, smp.Pos, end)
@@ -346,7 +348,7 @@ func (t *txn) currentDataPtr(oid zodb.Oid, ipos, tpos int64) (int64, error) {
 	case ipos != 0:
 		s := t.s
 		s.mu.RLock()
-		end := s.end
+		end := s.wend
 		s.mu.RUnlock()
 		var err error
 		if d, err = s.readRecord(ipos, end, oid); err != nil {
@@ -373,7 +375,7 @@ var errNoData = errors.New("backpointer chain ends in a deletion")
 // holds oid's pickle and returns its position.
 func (s *FileStorage) dataPos(oid zodb.Oid, pos int64) (int64, error) {
 	s.mu.RLock()
-	end := s.end
+	end := s.wend
 	s.mu.RUnlock()
 	for hop := 0; hop < maxBackpointerHops; hop++ {
 		if pos == 0 {

@@ -1,0 +1,361 @@
+package fs_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// heldFsync makes the first fsync of s wait until release is closed; entered
+// is closed when it starts waiting.
+func heldFsync(s *fs.FileStorage) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fs.SetFsync(s, func(real func() error) error {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(entered)
+			<-release
+		}
+		return real()
+	})
+	return entered, release
+}
+
+// finishAsync votes and finishes tx in a goroutine; the result arrives on
+// the returned channel.
+func finishAsync(t *testing.T, tx zodb.Txn) <-chan finishResult {
+	t.Helper()
+	if err := tx.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan finishResult, 1)
+	go func() {
+		tid, err := tx.Finish(bg)
+		ch <- finishResult{tid, err}
+	}()
+	return ch
+}
+
+type finishResult struct {
+	tid zodb.Tid
+	err error
+}
+
+func begin(t *testing.T, s *fs.FileStorage) zodb.Txn {
+	t.Helper()
+	tx, err := s.Begin(bg, zodb.TxnMeta{Description: []byte("group")}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// While a finished transaction waits for its fsync, readers see only what
+// is durable, the next transactions commit behind it and are checked
+// against it, and one fsync then makes them all durable.
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const a, b = zodb.Oid(1), zodb.Oid(2)
+	t0 := stCommit(t, s, stWrite{a, 0, []byte("a0")})
+	entered, release := heldFsync(s)
+	before := s.Fsyncs()
+
+	// T1 updates a and creates b; its fsync is held.
+	tx1 := begin(t, s)
+	if err := tx1.Store(a, t0, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx1.Store(b, 0, []byte("b1")); err != nil {
+		t.Fatal(err)
+	}
+	done1 := finishAsync(t, tx1)
+	<-entered
+
+	// Readers: nothing of T1.
+	if d, ser := stLoad(t, s, a); string(d) != "a0" || ser != t0 {
+		t.Fatalf("load of a during T1's fsync: %q %s", d, ser)
+	}
+	if _, _, err := s.Load(bg, b); !errors.Is(err, zodb.ErrNotFound) {
+		t.Fatalf("load of b, created by T1, during its fsync: %v", err)
+	}
+	if d, ser, next, err := s.LoadBefore(bg, a, zodb.MaxTid); err != nil || string(d) != "a0" || ser != t0 || next != 0 {
+		t.Fatalf("loadBefore of a during T1's fsync: %q %s %s %v", d, ser, next, err)
+	}
+	if h, err := s.History(bg, a, 10); err != nil || len(h) != 1 {
+		t.Fatalf("history of a during T1's fsync: %v %v", h, err)
+	}
+	if last := s.LastTransaction(); last != t0 {
+		t.Fatalf("LastTransaction during T1's fsync: %s, want %s", last, t0)
+	}
+	if got := iterTids(t, s); len(got) != 1 || got[0] != t0 {
+		t.Fatalf("iterator during T1's fsync: %v", got)
+	}
+
+	// Writers: T2 begins at once, conflicts with T1 on the old serial and
+	// builds on T1's.
+	tx2 := begin(t, s)
+	err = tx2.Store(a, t0, []byte("a2"))
+	var ce *zodb.ConflictError
+	if !errors.As(err, &ce) || ce.Old != t0 || ce.Committed <= t0 {
+		t.Fatalf("T2 storing a on the serial T1 replaced: %v", err)
+	}
+	t1 := ce.Committed
+	if err := tx2.Store(a, t1, []byte("a2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx2.Store(b, t1, []byte("b2")); err != nil {
+		t.Fatal(err)
+	}
+	done2 := finishAsync(t, tx2)
+	// T3 begins once T2 has finished writing (the commit lock is free
+	// again), and undoes nothing but checks b's serial against T2.
+	tx3 := begin(t, s)
+	err = tx3.Store(b, t1, []byte("b3"))
+	if !errors.As(err, &ce) || ce.Old != t1 || ce.Committed <= t1 {
+		t.Fatalf("T3 storing b on T1's serial: %v", err)
+	}
+	t2 := ce.Committed
+	if err := tx3.Store(b, t2, []byte("b3")); err != nil {
+		t.Fatal(err)
+	}
+	done3 := finishAsync(t, tx3)
+	tx4 := begin(t, s) // T3 has finished writing
+	tx4.Abort()
+	select {
+	case r := <-done2:
+		t.Fatalf("T2 finished (%s, %v) before T1's fsync returned", r.tid, r.err)
+	case r := <-done3:
+		t.Fatalf("T3 finished (%s, %v) before T1's fsync returned", r.tid, r.err)
+	case <-time.After(20 * time.Millisecond):
+	}
+
+	close(release)
+	r1, r2, r3 := <-done1, <-done2, <-done3
+	if r1.err != nil || r2.err != nil || r3.err != nil {
+		t.Fatalf("finish: %v, %v, %v", r1.err, r2.err, r3.err)
+	}
+	if r1.tid != t1 || r2.tid != t2 || !(t1 < t2 && t2 < r3.tid) {
+		t.Fatalf("tids %s %s %s, conflicts named %s %s", r1.tid, r2.tid, r3.tid, t1, t2)
+	}
+	if n := s.Fsyncs() - before; n != 2 {
+		t.Fatalf("%d fsyncs for 3 commits, want 2 (T1's, then one for T2 and T3)", n)
+	}
+	if d, ser := stLoad(t, s, a); string(d) != "a2" || ser != t2 {
+		t.Fatalf("a after the commits: %q %s", d, ser)
+	}
+	if d, ser := stLoad(t, s, b); string(d) != "b3" || ser != r3.tid {
+		t.Fatalf("b after the commits: %q %s", d, ser)
+	}
+	if last := s.LastTransaction(); last != r3.tid {
+		t.Fatalf("LastTransaction %s, want %s", last, r3.tid)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func iterTids(t *testing.T, s *fs.FileStorage) []zodb.Tid {
+	t.Helper()
+	it, err := s.Iterate(bg, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var out []zodb.Tid
+	for {
+		info, err := it.Next(bg)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, info.Tid)
+	}
+}
+
+// A failed fsync fails every transaction it would have made durable and
+// closes the storage; the file then opens and verifies.
+func TestGroupCommitFsyncFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	entered, release := make(chan struct{}), make(chan struct{})
+	errDisk := errors.New("simulated fsync failure")
+	var once sync.Once
+	fs.SetFsync(s, func(real func() error) error {
+		once.Do(func() { close(entered); <-release })
+		return errDisk
+	})
+	tx1 := begin(t, s)
+	if err := tx1.Store(1, t0, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	done1 := finishAsync(t, tx1)
+	<-entered
+	tx2 := begin(t, s)
+	if err := tx2.Store(2, 0, []byte("b2")); err != nil {
+		t.Fatal(err)
+	}
+	done2 := finishAsync(t, tx2)
+	tx3 := begin(t, s) // T2 has finished writing
+	tx3.Abort()
+	close(release)
+	for i, ch := range []<-chan finishResult{done1, done2} {
+		if r := <-ch; !errors.Is(r.err, errDisk) || r.tid != 0 {
+			t.Fatalf("T%d: %s, %v; want the fsync error", i+1, r.tid, r.err)
+		}
+	}
+	if _, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrClosed) {
+		t.Fatalf("begin after a failed fsync: %v", err)
+	}
+	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatalf("reopen after a failed fsync: %v", err)
+	}
+	s2.Close()
+}
+
+// Many committers at once, with a slow disk: every commit that returned
+// is there, in tid order, the shared counter counts every successful
+// increment, and commits shared fsyncs.
+func TestGroupCommitConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const counter = zodb.Oid(0)
+	stCommit(t, s, stWrite{counter, 0, []byte("0")})
+	fs.SetFsync(s, func(real func() error) error {
+		time.Sleep(time.Millisecond) // a disk slower than this machine's
+		return real()
+	})
+	before := s.Fsyncs()
+	const workers, rounds = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	var mu sync.Mutex
+	committed := map[zodb.Tid]bool{}
+	increments := 0
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := zodb.Oid(100 + w)
+			var ownSerial zodb.Tid
+			for i := range rounds {
+				// Every fifth commit also increments the shared counter;
+				// the others touch only the worker's own object, so they
+				// can share fsyncs.
+				inc := i%5 == 0
+				tid, err := commitWithRetry(s, counter, inc, own, ownSerial, fmt.Appendf(nil, "w%d r%d", w, i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				ownSerial = tid
+				mu.Lock()
+				committed[tid] = true
+				if inc {
+					increments++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if d, _ := stLoad(t, s, counter); string(d) != fmt.Sprint(increments) || increments != workers*rounds/5 {
+		t.Fatalf("counter %q after %d increments", d, increments)
+	}
+	tids := iterTids(t, s)
+	for i := 1; i < len(tids); i++ {
+		if tids[i] <= tids[i-1] {
+			t.Fatalf("tids out of order at %d: %s then %s", i, tids[i-1], tids[i])
+		}
+	}
+	for _, tid := range tids[1:] {
+		delete(committed, tid)
+	}
+	if len(committed) != 0 || len(tids) != workers*rounds+1 {
+		t.Fatalf("%d transactions in the file, %d acknowledged ones missing", len(tids), len(committed))
+	}
+	if n := s.Fsyncs() - before; n >= workers*rounds {
+		t.Fatalf("%d fsyncs for %d concurrent commits: no commit shared one", n, workers*rounds)
+	} else {
+		t.Logf("%d commits, %d fsyncs", workers*rounds, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commitWithRetry writes own and, with inc, increments the counter object,
+// retrying on a conflict with the counter's current serial (an increment
+// still waiting for its fsync conflicts until it is durable and loads).
+func commitWithRetry(s *fs.FileStorage, counter zodb.Oid, inc bool, own zodb.Oid, ownSerial zodb.Tid, data []byte) (zodb.Tid, error) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		cur, serial, err := s.Load(bg, counter)
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		fmt.Sscan(string(cur), &n)
+		tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
+		if err != nil {
+			return 0, err
+		}
+		if inc {
+			err = tx.Store(counter, serial, fmt.Append(nil, n+1))
+		}
+		var ce *zodb.ConflictError
+		if errors.As(err, &ce) {
+			tx.Abort()
+			continue
+		}
+		if err == nil {
+			err = tx.Store(own, ownSerial, data)
+		}
+		if err == nil {
+			err = tx.Vote(bg)
+		}
+		if err != nil {
+			tx.Abort()
+			return 0, err
+		}
+		return tx.Finish(bg)
+	}
+	return 0, errors.New("conflicts for 20 s in a row")
+}
