@@ -281,7 +281,7 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		return nil, err
 	}
 	t.st = st
-	conflicts, err := t.replay(ctx)
+	conflicts, newest, err := t.replay(ctx)
 	if err != nil {
 		t.failLocked()
 		return nil, err
@@ -299,6 +299,14 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		t.st = nil
 		t.state = stOpen
 		s.stats.conflicts.Add(int64(len(conflicts)))
+		// The client resolves by loading the committed revisions: they
+		// must be published first. A transaction that finished writing
+		// but still waits for its fsync (see tpcFinish) is published
+		// within that fsync.
+		if err := s.waitPublished(ctx, newest); err != nil {
+			t.failLocked()
+			return nil, txnErrorf("transaction aborted while waiting for a conflicting commit: %v", err)
+		}
 		return pyval.List(conflicts...), nil
 	}
 	if err := t.st.Vote(ctx); err != nil {
@@ -316,7 +324,9 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 // replay applies the recorded calls to the storage transaction. Store
 // conflicts are collected, keyed by oid: a later store of the same oid
 // (the client's resolution) replaces the conflict.
-func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
+//
+// newest is the greatest committed serial among the conflicts.
+func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zodb.Tid, err error) {
 	type conflict struct {
 		ce   *zodb.ConflictError
 		data []byte
@@ -336,7 +346,7 @@ func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
 		o := &t.ops[i]
 		data, err := t.opData(o)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		switch o.kind {
 		case opStore:
@@ -377,22 +387,22 @@ func (t *transaction) replay(ctx context.Context) ([]*pyval.Value, error) {
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	var out []*pyval.Value
 	for _, oid := range order {
 		c := conflicts[oid]
 		if c == nil {
 			continue
 		}
+		newest = max(newest, c.ce.Committed)
 		out = append(out, pyval.Dict(
 			pyval.Str("oid"), oidValue(oid),
 			pyval.Str("serials"), pyval.Tuple(tidValue(c.ce.Committed), tidValue(c.ce.Old)),
 			pyval.Str("data"), pyval.Bytes(c.data),
 		))
 	}
-	return out, nil
+	return out, newest, nil
 }
 
 // fail ends the transaction after a failed vote (lock not held).
@@ -466,6 +476,16 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	}
 	s := ss.srv
 	st := t.st
+	// Group commit: the commit lock goes to the next transaction before
+	// this one's fsync. The storage keeps its own lock until this
+	// transaction is written, so the next one writes behind it and is
+	// checked against it; both may then share one fsync. Publication stays
+	// in commit order: each finisher publishes after the one before it.
+	prev, mine := s.pubTurn, make(chan struct{})
+	s.pubTurn = mine
+	defer close(mine)
+	t.locked = false
+	s.releaseCommit()
 	committed, err := st.Finish(ss.ctx)
 	if committed == 0 {
 		st.Abort()
@@ -477,7 +497,7 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	s.stats.active.Add(-1)
 	changed := t.changed
 	ss.tmu.Unlock()
-	defer s.releaseCommit()
+	<-prev
 	if committed == 0 {
 		s.stats.aborts.Add(1)
 		return nil, fmt.Errorf("tpc_finish: %w", err)

@@ -32,8 +32,13 @@
 // Unlike Python's server, the commit lock stays held while the client
 // resolves, so nothing commits over the states it resolves against and
 // its next vote succeeds (otherwise a busy object starves its writers:
-// ZEO's InvalidationTests). The lock is held until tpc_finish, tpc_abort
-// or the connection ends (Options.TransactionTimeout bounds it).
+// ZEO's InvalidationTests); the conflicts are answered once the
+// transactions they name are published, so that the client can load them.
+// The lock is held until tpc_finish, tpc_abort or the connection ends
+// (Options.TransactionTimeout bounds it). tpc_finish hands it on before
+// the storage's fsync (group commit, see core/fs): the next transaction
+// writes behind this one while it waits, and finished transactions are
+// published strictly in commit order, each after its fsync.
 //
 // # Invalidations and ordering
 //

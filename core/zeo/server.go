@@ -108,11 +108,18 @@ type Server struct {
 	// while a load computes its answer and queues the reply.
 	pub       sync.RWMutex
 	published zodb.Tid          // last published tid; guarded by pub
+	pubSignal chan struct{}     // closed and replaced when published advances; guarded by pub
 	sessions  map[*session]bool // registered sessions; guarded by pub
 
+	// pubTurn is closed once the last transaction that finished has been
+	// published (or failed); the next finisher waits for it before
+	// publishing. Changed by the commit lock's holder only.
+	pubTurn chan struct{}
+
 	// commit is the server's commit lock: one token, held from a
-	// successful vote until the transaction is finished (and published)
-	// or aborted.
+	// successful vote until tpc_finish hands the transaction to the
+	// storage (its fsync and publication follow without the lock), or
+	// until it is aborted.
 	commit    chan struct{}
 	lockedAt  atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
 	lockTimer *time.Timer  // TransactionTimeout; used by the lock holder only
@@ -160,6 +167,8 @@ func NewServer(st Storage, opts Options) *Server {
 		codec:     PickleCodec,
 		start:     time.Now(),
 		published: st.LastTransaction(),
+		pubSignal: make(chan struct{}),
+		pubTurn:   closedChan(),
 		sessions:  make(map[*session]bool),
 		commit:    make(chan struct{}, 1),
 		conns:     make(map[*session]bool),
@@ -319,6 +328,8 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 	}
 	if tid > s.published {
 		s.published = tid
+		close(s.pubSignal)
+		s.pubSignal = make(chan struct{})
 	}
 	var frames map[Codec][]byte
 	for ss := range s.sessions {
@@ -347,6 +358,29 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 
 // lastPublished returns the published tid; the caller holds pub.
 func (s *Server) lastPublished() zodb.Tid { return s.published }
+
+// waitPublished returns once tid is published, or ctx's error.
+func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid) error {
+	for {
+		s.pub.RLock()
+		done, ch := s.published >= tid, s.pubSignal
+		s.pub.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
 
 // acquireCommit takes the commit lock for holder, or returns ctx's error.
 // With a TransactionTimeout, a holder that keeps the lock longer is
