@@ -61,6 +61,12 @@ mkdir -p "$work/go" "$work/py"
 run go commit "$work/go/Data.fs" "$COMMITS" >"$work/commit-go.json"
 run go fsync "$work/go/fsync.probe" "$COMMITS" >>"$work/commit-go.json"
 run py commit "$work/py/Data.fs" "$COMMITS" >"$work/commit-py.json"
+# The same from 8 committers at once (threads in Python), as behind a ZEO
+# server: zrs shares fsyncs between them (group commit), Python's
+# FileStorage holds its commit lock through each fsync.
+rm -f "$work"/go/Data.fs* "$work"/py/Data.fs*
+run go commit "$work/go/Data.fs" "$COMMITS" 8 >>"$work/commit-go.json"
+run py commit "$work/py/Data.fs" "$COMMITS" 8 >>"$work/commit-py.json"
 echo
-echo "FileStorage commits: $COMMITS transactions of one small object, each fsynced"
+echo "FileStorage commits: $COMMITS transactions of one small object, each fsynced; one committer, then 8 at once"
 "$PY" bench/fs_py.py table "$work/commit-go.json" "$work/commit-py.json"

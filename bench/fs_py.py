@@ -9,7 +9,8 @@
                                  transactions of 1000; a tenth modified once more
   fs_py.py iterate PATH          read every transaction and every record's data
   fs_py.py load PATH N           N loads of random existing oids (fixed seed)
-  fs_py.py commit PATH N         N transactions of one small new object, each fsynced
+  fs_py.py commit PATH N [T]     N transactions of one small new object, each fsynced,
+                                 from T threads at once (default 1)
   fs_py.py table GO.json PY.json print the side-by-side table
 
 Each operation prints one JSON line with the same keys as `fstool bench`.
@@ -20,6 +21,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 
 import transaction
@@ -128,26 +130,39 @@ def load(path, n):
     return {"op": "load", "n": n, "seconds": secs, "us_per_op": secs * 1e6 / n}
 
 
-def commit(path, n):
+def commit(path, n, threads=1):
+    """n commits of one new small object, from `threads` threads at once
+    (n split between them), as a ZEO server's clients commit."""
     st = FileStorage(path)
     data = dumps(PersistentMapping, 3) + dumps(
         {"data": {"payload": "0123456789abcdef0123456789abcdef0123456789"}}, 3)
-    try:
-        start = time.perf_counter()
-        for _ in range(n):
+
+    def work(count):
+        for _ in range(count):
             t = TransactionMetaData("", "bench")
             st.tpc_begin(t)
             st.store(st.new_oid(), z64, data, "", t)
             st.tpc_vote(t)
             st.tpc_finish(t)  # flush + fsync, as every ZODB commit
+
+    try:
+        workers = [threading.Thread(target=work, args=(n // threads,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
         secs = time.perf_counter() - start
     finally:
         st.close()
-    return {"op": "commit", "n": n, "seconds": secs, "txn_per_s": n / secs}
+    n = n // threads * threads
+    op = "commit" if threads == 1 else f"commit_x{threads}"
+    return {"op": op, "n": n, "seconds": secs, "txn_per_s": n / secs}
 
 
 ROWS = [("iterate", "mb_per_s", "MB/s", True), ("iterate", "records_per_s", "rec/s", True),
-        ("load", "us_per_op", "µs/op", False), ("commit", "txn_per_s", "txn/s", True)]
+        ("load", "us_per_op", "µs/op", False), ("commit", "txn_per_s", "txn/s", True),
+        ("commit_x8", "txn_per_s", "txn/s", True)]
 
 
 # Go-only rows printed after the row of the operation they vary.

@@ -26,7 +26,22 @@ func runBench(ctx context.Context, args []string) error {
 		return benchIterate(ctx, args[1], "iterate_own", false)
 	case "read":
 		return benchRead(args[1])
-	case "load", "commit", "fsync":
+	case "commit":
+		if len(args) != 3 && len(args) != 4 {
+			return fmt.Errorf("bench commit: want PATH N [WORKERS]")
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bench commit: bad N %q", args[2])
+		}
+		workers := 1
+		if len(args) == 4 {
+			if workers, err = strconv.Atoi(args[3]); err != nil || workers <= 0 {
+				return fmt.Errorf("bench commit: bad WORKERS %q", args[3])
+			}
+		}
+		return benchCommit(ctx, args[1], n, workers)
+	case "load", "fsync":
 		if len(args) != 3 {
 			return fmt.Errorf("bench %s: want PATH N", args[0])
 		}
@@ -34,13 +49,10 @@ func runBench(ctx context.Context, args []string) error {
 		if err != nil || n <= 0 {
 			return fmt.Errorf("bench %s: bad N %q", args[0], args[2])
 		}
-		switch args[0] {
-		case "load":
+		if args[0] == "load" {
 			return benchLoad(ctx, args[1], n)
-		case "fsync":
-			return benchFsync(args[1], n)
 		}
-		return benchCommit(ctx, args[1], n)
+		return benchFsync(args[1], n)
 	}
 	return fmt.Errorf("bench: unknown operation %q", args[0])
 }
@@ -134,14 +146,42 @@ func benchLoad(ctx context.Context, path string, n int) error {
 	return printJSON(map[string]any{"op": "load", "n": n, "seconds": secs, "us_per_op": secs * 1e6 / float64(n)})
 }
 
-func benchCommit(ctx context.Context, path string, n int) error {
+// benchCommit times n commits of one new small object, from workers
+// goroutines at once (n split between them), as a ZEO server's clients
+// commit; with more than one, commits share fsyncs (group commit).
+func benchCommit(ctx context.Context, path string, n, workers int) error {
 	s, err := fs.Open(path, fs.Options{})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	data := mappingRecord(map[any]any{"payload": "0123456789abcdef0123456789abcdef0123456789"})
+	per := n / workers
+	errs := make(chan error, workers)
 	start := time.Now()
+	for range workers {
+		go func() { errs <- commitSmall(ctx, s, data, per) }()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	secs := time.Since(start).Seconds()
+	fsyncs := s.Fsyncs()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	op := "commit"
+	if workers > 1 {
+		op = fmt.Sprintf("commit_x%d", workers)
+	}
+	n = per * workers
+	return printJSON(map[string]any{"op": op, "n": n, "seconds": secs, "txn_per_s": float64(n) / secs, "fsyncs": fsyncs})
+}
+
+// commitSmall commits n transactions of one new object holding data.
+func commitSmall(ctx context.Context, s *fs.FileStorage, data []byte, n int) error {
 	for range n {
 		oid, err := s.NewOid(ctx)
 		if err != nil {
@@ -163,11 +203,7 @@ func benchCommit(ctx context.Context, path string, n int) error {
 			return err
 		}
 	}
-	secs := time.Since(start).Seconds()
-	if err := s.Close(); err != nil {
-		return err
-	}
-	return printJSON(map[string]any{"op": "commit", "n": n, "seconds": secs, "txn_per_s": float64(n) / secs})
+	return nil
 }
 
 // benchFsync measures the disk's floor for a commit: append a small
