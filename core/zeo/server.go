@@ -359,8 +359,13 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 // lastPublished returns the published tid; the caller holds pub.
 func (s *Server) lastPublished() zodb.Tid { return s.published }
 
-// waitPublished returns once tid is published, or ctx's error.
+// waitPublished returns once tid is published, or once every transaction
+// finished before the call has been published or has failed (tid then
+// never will be: its fsync failed, or it did not come through this
+// server), or with ctx's error. The caller holds the commit lock, so no
+// transaction finishes meanwhile.
 func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid) error {
+	turn := s.pubTurn
 	for {
 		s.pub.RLock()
 		done, ch := s.published >= tid, s.pubSignal
@@ -370,6 +375,8 @@ func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid) error {
 		}
 		select {
 		case <-ch:
+		case <-turn:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
