@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Side-by-side ZEO server benchmark: `zrs primary --zeo` against Python's
 # runzeo over FileStorage (ZEO 6.2, ZODB 6.4, from .venv), same machine, same
-# workload, loopback TCP, driven by real ZEO ClientStorage processes
-# (bench/zeo_py.py).
+# workload, loopback TCP, driven first by real ZEO ClientStorage processes
+# (bench/zeo_py.py), then by light Go clients (tests/zeoload).
 #
 #   bench/zeo.sh     ZEO_BENCH_PROCS ("1 4 8")      concurrent client processes
 #                    ZEO_BENCH_SECONDS (10)         duration of each measurement
 #                    ZEO_BENCH_OBJECTS (20000)      objects loaded at random
 #                    ZEO_BENCH_CODEC (pickle)       or msgpack
 #                    ZEO_BENCH_SIDES ("zrs python") which servers to run
+#                    ZEO_BENCH_PARTS ("python go")  which clients: ClientStorage
+#                                                   processes, light Go clients
+#                    ZEO_BENCH_GO_CLIENTS ("1 4 8 16")  Go clients' connections
 #
 # Measured for each number of client processes:
 #   - commits/s: each process commits a small change to its own object
@@ -21,6 +24,16 @@
 # Both servers get a fresh Data.fs populated the same way. Prints a table
 # with the ratio zrs / Python; never fails on the numbers.
 #
+# The Python clients use ~2 ms of CPU per commit on the server's cores, so
+# the first table measures them as much as the servers. The second part
+# drives each server (restarted on a fresh Data.fs) with tests/zeoload, a
+# Go program speaking the ZEO 5 client protocol that costs a few per cent
+# of that: commits/s with each connection committing a 200-byte revision
+# of its own object, loadBefore round trips on 1000 objects it commits
+# first; p50/p99 latency, server CPU per operation (from /proc) and the Go
+# client's own CPU per operation. Its table, "light Go clients", gives
+# ratios as plain numbers: zrs/Python for ops/s, Python/zrs for p99.
+#
 # Quick run: ZEO_BENCH_SECONDS=1 ZEO_BENCH_OBJECTS=500 ZEO_BENCH_PROCS="1 2" bench/zeo.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +43,8 @@ SECONDS_EACH=${ZEO_BENCH_SECONDS:-10}
 OBJECTS=${ZEO_BENCH_OBJECTS:-20000}
 CODEC=${ZEO_BENCH_CODEC:-pickle}
 SIDES=${ZEO_BENCH_SIDES:-zrs python}
+PARTS=${ZEO_BENCH_PARTS:-python go}
+GO_CLIENTS=${ZEO_BENCH_GO_CLIENTS:-1 4 8 16}
 PY=.venv/bin/python
 [[ -x $PY ]] || { echo "bench: $PY missing; run tests/setup.sh" >&2; exit 1; }
 [[ $CODEC == pickle || $CODEC == msgpack ]] || { echo "bench: ZEO_BENCH_CODEC=$CODEC: pickle or msgpack" >&2; exit 1; }
@@ -42,13 +57,20 @@ cleanup() {
 }
 trap cleanup EXIT
 results=$work/results.jsonl
+goresults=$work/go-results.jsonl
 : >"$results"
+: >"$goresults"
+for part in $PARTS; do
+    [[ $part == python || $part == go ]] || { echo "bench: ZEO_BENCH_PARTS=$PARTS: python and/or go" >&2; exit 1; }
+done
 
 freeport() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_server SIDE: start it on a fresh Data.fs; sets addr and server_pid.
+# start_server SIDE [NAME]: start it on a fresh Data.fs in $work/NAME (NAME
+# defaults to SIDE); sets addr and server_pid.
 start_server() {
-    local side=$1 dir=$work/$1 log=$work/$1.log
+    local side=$1 name=${2:-$1}
+    local dir=$work/$name log=$work/$name.log
     mkdir -p "$dir"
     if [[ $side == zrs ]]; then
         local flags=()
@@ -86,24 +108,45 @@ stop_server() {
 }
 
 [[ " $SIDES " == *" zrs "* ]] && go build -o "$work/bin/zrs" ./cmd/zrs
+[[ " $PARTS " == *" go "* ]] && go build -o "$work/bin/zeoload" ./tests/zeoload
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Go $(go env GOVERSION), $("$PY" -c 'import sys, importlib.metadata as m; print("Python", sys.version.split()[0] + ", ZEO", m.version("ZEO") + ", ZODB", m.version("ZODB"))'), codec $CODEC"
 
-for side in $SIDES; do
-    start_server "$side"
-    echo "bench: $side serving on $addr; populating $OBJECTS objects" >&2
-    "$PY" bench/zeo_py.py populate "$addr" "$OBJECTS" "$work/$side.oids" >&2
-    export ZEO_BENCH_SERVER_PID=$server_pid
-    for n in $PROCS; do
-        echo "bench: $side, $n client processes: commits for ${SECONDS_EACH}s, then loads" >&2
-        "$PY" bench/zeo_py.py commit "$addr" "$n" "$SECONDS_EACH" "$side" >>"$results"
-        "$PY" bench/zeo_py.py load "$addr" "$n" "$SECONDS_EACH" "$side" "$work/$side.oids" >>"$results"
+if [[ " $PARTS " == *" python "* ]]; then
+    for side in $SIDES; do
+        start_server "$side"
+        echo "bench: $side serving on $addr; populating $OBJECTS objects" >&2
+        "$PY" bench/zeo_py.py populate "$addr" "$OBJECTS" "$work/$side.oids" >&2
+        export ZEO_BENCH_SERVER_PID=$server_pid
+        for n in $PROCS; do
+            echo "bench: $side, $n client processes: commits for ${SECONDS_EACH}s, then loads" >&2
+            "$PY" bench/zeo_py.py commit "$addr" "$n" "$SECONDS_EACH" "$side" >>"$results"
+            "$PY" bench/zeo_py.py load "$addr" "$n" "$SECONDS_EACH" "$side" "$work/$side.oids" >>"$results"
+        done
+        unset ZEO_BENCH_SERVER_PID
+        stop_server "$side"
     done
-    unset ZEO_BENCH_SERVER_PID
-    stop_server "$side"
-done
 
-echo
-echo "ZEO server: zrs primary --zeo vs Python runzeo (FileStorage), $OBJECTS objects, ${SECONDS_EACH}s per measurement, loopback TCP, $CODEC"
-"$PY" bench/zeo_py.py table "$results"
-[[ -n ${ZEO_BENCH_KEEP:-} ]] && cp "$results" "$ZEO_BENCH_KEEP"
+    echo
+    echo "ZEO server: zrs primary --zeo vs Python runzeo (FileStorage), $OBJECTS objects, ${SECONDS_EACH}s per measurement, loopback TCP, $CODEC"
+    "$PY" bench/zeo_py.py table "$results"
+    [[ -n ${ZEO_BENCH_KEEP:-} ]] && cp "$results" "$ZEO_BENCH_KEEP"
+fi
+
+if [[ " $PARTS " == *" go "* ]]; then
+    for side in $SIDES; do
+        start_server "$side" "$side-go"
+        for n in $GO_CLIENTS; do
+            echo "bench: $side, $n Go clients: commits for ${SECONDS_EACH}s, then loads" >&2
+            for op in commit load; do
+                "$work/bin/zeoload" "$op" "$addr" -clients "$n" -seconds "$SECONDS_EACH" \
+                    -server-pid "$server_pid" -label "$side" >>"$goresults"
+            done
+        done
+        stop_server "$side-go"
+    done
+    echo
+    echo "light Go clients: zrs vs runzeo (tests/zeoload; FileStorage, 1000 objects loaded, ${SECONDS_EACH}s per measurement, loopback TCP, $CODEC)"
+    "$work/bin/zeoload" table "$goresults"
+    [[ -n ${ZEO_BENCH_KEEP_GO:-} ]] && cp "$goresults" "$ZEO_BENCH_KEEP_GO"
+fi
 exit 0
