@@ -12,6 +12,9 @@
 #                    ZEO_BENCH_PARTS ("python go")  which clients: ClientStorage
 #                                                   processes, light Go clients
 #                    ZEO_BENCH_GO_CLIENTS ("1 4 8 16")  Go clients' connections
+#                    ZEO_BENCH_GO_PACED ("commit:8:100 load:8:1000")
+#                                                   OP:CLIENTS:RATE runs at a fixed
+#                                                   offered load (RATE/s per client)
 #
 # Measured for each number of client processes:
 #   - commits/s: each process commits a small change to its own object
@@ -45,6 +48,7 @@ CODEC=${ZEO_BENCH_CODEC:-pickle}
 SIDES=${ZEO_BENCH_SIDES:-zrs python}
 PARTS=${ZEO_BENCH_PARTS:-python go}
 GO_CLIENTS=${ZEO_BENCH_GO_CLIENTS:-1 4 8 16}
+GO_PACED=${ZEO_BENCH_GO_PACED:-commit:8:100 load:8:1000}
 PY=.venv/bin/python
 [[ -x $PY ]] || { echo "bench: $PY missing; run tests/setup.sh" >&2; exit 1; }
 [[ $CODEC == pickle || $CODEC == msgpack ]] || { echo "bench: ZEO_BENCH_CODEC=$CODEC: pickle or msgpack" >&2; exit 1; }
@@ -141,6 +145,12 @@ if [[ " $PARTS " == *" go "* ]]; then
                 "$work/bin/zeoload" "$op" "$addr" -clients "$n" -seconds "$SECONDS_EACH" \
                     -server-pid "$server_pid" -label "$side" >>"$goresults"
             done
+        done
+        for spec in $GO_PACED; do
+            IFS=: read -r op n rate <<<"$spec"
+            echo "bench: $side, $n Go clients, $op paced at $rate/s each, for ${SECONDS_EACH}s" >&2
+            "$work/bin/zeoload" "$op" "$addr" -clients "$n" -rate "$rate" -seconds "$SECONDS_EACH" \
+                -server-pid "$server_pid" -label "$side" >>"$goresults"
         done
         stop_server "$side-go"
     done

@@ -2,8 +2,8 @@
 // measures a ZEO server's capacity with clients that cost almost nothing,
 // so that the same figures can be taken from zrs and from Python's runzeo.
 //
-//	zeoload commit ADDR [-clients N] [-seconds S] [-server-pid PID] [-label L]
-//	zeoload load ADDR [-clients N] [-seconds S] [-objects K] [-server-pid PID] [-label L]
+//	zeoload commit ADDR [-clients N] [-seconds S] [-rate R] [-server-pid PID] [-label L]
+//	zeoload load ADDR [-clients N] [-seconds S] [-rate R] [-objects K] [-server-pid PID] [-label L]
 //	zeoload table RESULTS.jsonl
 //
 // ADDR is host:port or a unix socket path (anything containing "/"). Each
@@ -43,6 +43,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,8 +64,8 @@ import (
 )
 
 const usage = `usage:
-  zeoload commit ADDR [-clients N] [-seconds S] [-server-pid PID] [-label L]
-  zeoload load ADDR [-clients N] [-seconds S] [-objects K] [-server-pid PID] [-label L]
+  zeoload commit ADDR [-clients N] [-seconds S] [-rate R] [-server-pid PID] [-label L]
+  zeoload load ADDR [-clients N] [-seconds S] [-rate R] [-objects K] [-server-pid PID] [-label L]
   zeoload table RESULTS.jsonl`
 
 func main() {
@@ -112,6 +113,7 @@ type config struct {
 	objects   int // load: the database's size
 	serverPID int // 0: no server CPU figure
 	label     string
+	rate      float64 // paced operations per second per client, 0 for none
 
 	// onCommit, when set, sees every timed commit (for the tests).
 	onCommit func(client int, s store)
@@ -129,6 +131,7 @@ func parseFlags(cmd string, args []string) (config, error) {
 	fl.IntVar(&cfg.objects, "objects", 1000, "load: objects committed before the loads")
 	fl.IntVar(&cfg.serverPID, "server-pid", 0, "also report this process's CPU time per operation (from /proc)")
 	fl.StringVar(&cfg.label, "label", "", "copied into the JSON line (table compares \"zrs\" and \"python\")")
+	fl.Float64Var(&cfg.rate, "rate", 0, "operations per second per client, paced (0: as fast as the server answers)")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -137,8 +140,8 @@ func parseFlags(cmd string, args []string) (config, error) {
 	} else if fl.NArg() != 0 || cfg.addr == "" {
 		return cfg, errors.New(usage)
 	}
-	if cfg.clients < 1 || *secs <= 0 || cfg.objects < 1 {
-		return cfg, errors.New("-clients, -seconds and -objects must be positive")
+	if cfg.clients < 1 || *secs <= 0 || cfg.objects < 1 || cfg.rate < 0 {
+		return cfg, errors.New("-clients, -seconds and -objects must be positive, -rate not negative")
 	}
 	cfg.duration = time.Duration(*secs * float64(time.Second))
 	return cfg, nil
@@ -153,6 +156,7 @@ type result struct {
 	Op        string   `json:"op"`
 	Label     string   `json:"label,omitempty"`
 	Clients   int      `json:"clients"`
+	Rate      float64  `json:"rate,omitempty"`
 	Seconds   float64  `json:"seconds"`
 	Ops       int      `json:"ops"`
 	OpsPerS   float64  `json:"ops_per_s"`
@@ -306,6 +310,15 @@ func loads(cfg config, objs []store) (*result, error) {
 // measure runs op for every client at once, each as fast as it can, until
 // cfg.duration has passed, and sums up. Connections still busy long after
 // the end are cut, so a server that stops answering fails the run.
+//
+// With cfg.rate each client paces itself instead: its i-th operation is
+// due at a fixed time (i/rate after a random phase) and waits until then.
+// When the client is behind schedule the latency counts from the due time,
+// not from when the call went out, so a server that falls behind is
+// charged for the waiting it causes (no coordinated omission); when it
+// had to sleep, from its waking up (the timer's lateness is the client's).
+// Servers are then compared at the same offered load rather than each at
+// its own saturation.
 func measure(cfg config, name string, cs []*client, op func(w int) error) (*result, error) {
 	lats := make([][]time.Duration, len(cs))
 	errs := make([]error, len(cs))
@@ -324,8 +337,27 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 	for w := range cs {
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 4096)
+			var interval time.Duration
+			due := start
+			if cfg.rate > 0 {
+				interval = time.Duration(float64(time.Second) / cfg.rate)
+				due = start.Add(time.Duration(rand.Int64N(int64(interval))))
+			}
 			for {
 				t0 := time.Now()
+				if interval > 0 {
+					if d := due.Sub(t0); d > 0 {
+						// Ahead of schedule: the time the sleep
+						// oversleeps (Go's timers are coarse) is
+						// the client's, not the server's.
+						time.Sleep(d)
+						t0 = time.Now()
+					} else {
+						// Behind: the server made us late.
+						t0 = due
+					}
+					due = due.Add(interval)
+				}
 				if !t0.Before(end) {
 					break
 				}
@@ -356,7 +388,7 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 		}
 		return us(all[min(len(all)-1, int(p/100*float64(len(all))))])
 	}
-	res := &result{Op: name, Label: cfg.label, Clients: len(cs), Seconds: cfg.duration.Seconds(),
+	res := &result{Op: name, Label: cfg.label, Clients: len(cs), Rate: cfg.rate, Seconds: cfg.duration.Seconds(),
 		Ops: len(all), OpsPerS: round1(float64(len(all)) / elapsed.Seconds()),
 		P50: pct(50), P99: pct(99), Max: pct(100)}
 	if n := len(all); n > 0 {
@@ -422,6 +454,7 @@ func table(w io.Writer, path string) error {
 	}
 	type key struct {
 		op      string
+		rate    float64
 		clients int
 	}
 	by := map[key]map[string]result{}
@@ -434,7 +467,7 @@ func table(w io.Writer, path string) error {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		k := key{r.Op, r.Clients}
+		k := key{r.Op, r.Rate, r.Clients}
 		if by[k] == nil {
 			by[k] = map[string]result{}
 			keys = append(keys, k)
@@ -444,6 +477,9 @@ func table(w io.Writer, path string) error {
 	slices.SortFunc(keys, func(a, b key) int {
 		if a.op != b.op {
 			return strings.Compare(a.op, b.op) // commit before load
+		}
+		if a.rate != b.rate {
+			return cmp.Compare(a.rate, b.rate) // saturated first
 		}
 		return a.clients - b.clients
 	})
@@ -464,8 +500,12 @@ func table(w io.Writer, path string) error {
 		cli := func(r *result) *float64 { return &r.ClientCPU }
 		zo, po := val("zrs", ops), val("python", ops)
 		z99, p99v := val("zrs", p99), val("python", p99)
+		op := k.op
+		if k.rate > 0 {
+			op = fmt.Sprintf("%s, paced at %g/s per client", k.op, k.rate)
+		}
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n",
-			k.op, k.clients, num(zo), num(po), ratio(zo, po),
+			op, k.clients, num(zo), num(po), ratio(zo, po),
 			num(val("zrs", p50)), num(val("python", p50)), num(z99), num(p99v), ratio(p99v, z99),
 			num(val("zrs", srv)), num(val("python", srv)), num(val("zrs", cli)), num(val("python", cli)))
 	}

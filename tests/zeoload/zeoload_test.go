@@ -166,6 +166,18 @@ func TestLoad(t *testing.T) {
 	}
 	checkResult(t, res, "load", 2)
 
+	// Paced: 2 clients at 40/s each for 0.5 s make about 40 loads, never
+	// more than the schedule allows.
+	paced := cfg
+	paced.rate, paced.duration = 40, 500*time.Millisecond
+	res, err = loads(paced, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops < 20 || res.Ops > 42 || res.Rate != 40 {
+		t.Errorf("paced at 40/s per client, 2 clients, 0.5 s: %d loads (rate %g)", res.Ops, res.Rate)
+	}
+
 	// Every reply is checked: a wrong expectation fails the run.
 	wrong := slices.Clone(objs)
 	for i := range wrong {
