@@ -64,7 +64,15 @@ func FuzzDecodePickle(f *testing.F) {
 	seedFuzz(f, PickleCodec)
 	p, _ := hex.DecodeString("8003284b07895808000000756e646f496e666f4b004b147d5809000000757365725f6e616d65635a6f7065556e646f2e5072656669780a5072656669780a29817d2858060000006c656e6774684b025804000000706174685d28580000000058030000006170706575627387742e")
 	f.Add(p) // undoInfo with a ZopeUndo.Prefix
-	f.Fuzz(func(t *testing.T, p []byte) { fuzzRoundTrip(t, PickleCodec, p) })
+	f.Fuzz(func(t *testing.T, p []byte) {
+		fuzzRoundTrip(t, PickleCodec, p)
+		// The loadBefore fast path agrees with the generic decoder.
+		if m := decodeLoadBefore(p); m != nil {
+			if want, err := decodePickle(p); err != nil || !sameMessage(m, want) {
+				t.Fatalf("fast path %+v, generic %+v, %v", m, want, err)
+			}
+		}
+	})
 }
 
 func FuzzDecodeMsgpack(f *testing.F) {

@@ -25,6 +25,14 @@ type pickleCodec struct{}
 func (pickleCodec) Name() string { return "Z" }
 
 func (pickleCodec) Encode(m *Message) ([]byte, error) {
+	if b, ok := encodeLoadBeforeReply(m); ok {
+		return checkPayload(m, b)
+	}
+	return encodePickle(m)
+}
+
+// encodePickle is Encode without the fast path.
+func encodePickle(m *Message) ([]byte, error) {
 	v, err := messageValue(m)
 	if err != nil {
 		return nil, err
@@ -40,6 +48,14 @@ func (pickleCodec) Encode(m *Message) ([]byte, error) {
 // data and ZopeUndo.Prefix objects; other globals are refused, as the
 // Python server refuses globals outside its short allowed list.
 func (pickleCodec) Decode(p []byte) (*Message, error) {
+	if m := decodeLoadBefore(p); m != nil {
+		return m, nil
+	}
+	return decodePickle(p)
+}
+
+// decodePickle is Decode without the fast path.
+func decodePickle(p []byte) (*Message, error) {
 	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses})
 	if err != nil {
 		var pe *pyval.Error
