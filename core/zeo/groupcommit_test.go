@@ -3,11 +3,14 @@ package zeo
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -115,4 +118,100 @@ func TestGroupCommitPublishesInOrder(t *testing.T) {
 	}
 	t.Logf("%d commits, %d fsyncs", writers*rounds, st.Fsyncs()-fsyncsBefore)
 	reader.noOneWay(50 * time.Millisecond)
+}
+
+// heldStorage holds every Finish, after the storage's own Finish, until
+// the channel in hold (if any) closes: the state, as the server sees it,
+// of a commit in the storage but waiting for its fsync (or, on a primary
+// in sync mode, for its secondaries), not yet published.
+type heldStorage struct {
+	*fs.FileStorage
+	hold atomic.Pointer[chan struct{}]
+}
+
+func (s *heldStorage) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	t, err := s.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &heldTxn{Txn: t, s: s}, nil
+}
+
+type heldTxn struct {
+	zodb.Txn
+	s *heldStorage
+}
+
+func (t *heldTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	tid, err := t.Txn.Finish(ctx)
+	if h := t.s.hold.Load(); h != nil {
+		<-*h
+	}
+	return tid, err
+}
+
+// A vote waiting for a conflicting commit's publication holds its
+// session's transaction lock; a record_iternext on that session meanwhile
+// (served under the publication lock) must not wait for it, or the
+// commit's publication waits for the record_iternext, the vote for the
+// publication, and every load of every client behind them.
+func TestVoteWaitingForPublicationDoesNotBlockRecordIternext(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := &heldStorage{FileStorage: st}
+	_, addr := serveTest(t, hs, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	for i, method := range []string{"storea", "checkCurrentSerialInTransaction"} {
+		oid := c1.newOid()
+		t0 := c1.commit(int64(10*i+1), store{oid, 0, []byte("v0")})
+		c2.expect("invalidateTransaction")
+
+		release := make(chan struct{})
+		hs.hold.Store(&release)
+		unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
+		t.Cleanup(unhold)
+		c1.begin(int64(10*i + 2))
+		c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(int64(10*i+2)))
+		if v := c1.call("vote", pyval.Int(int64(10*i+2))); v.Len() != 0 {
+			t.Fatalf("vote: %s", v)
+		}
+		fin := c1.start("tpc_finish", pyval.Int(int64(10*i+2)))
+		for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("T1 never reached the storage")
+			}
+		}
+
+		txn := int64(10*i + 3)
+		c2.begin(txn)
+		if method == "storea" {
+			c2.oneWay(method, oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(txn))
+		} else {
+			c2.oneWay(method, oidValue(oid), tidValue(t0), pyval.Int(txn))
+		}
+		vote := c2.start("vote", pyval.Int(txn))
+		time.Sleep(50 * time.Millisecond) // the vote waits for T1's publication
+		iter := c2.start("record_iternext", pyval.None())
+		time.Sleep(50 * time.Millisecond)
+		unhold()
+		for _, w := range []struct {
+			ch   <-chan *Message
+			what string
+		}{{vote, "vote"}, {iter, "record_iternext"}, {fin, "c1's tpc_finish"}} {
+			select {
+			case <-w.ch:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: %s not answered: deadlock", method, w.what)
+			}
+		}
+		c1.expect("info")
+		if method == "storea" {
+			c2.call("tpc_abort", pyval.Int(txn))
+		}
+	}
 }

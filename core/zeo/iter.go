@@ -197,12 +197,13 @@ func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error)
 	if !ok {
 		return nil, &clientError{qualname: excNotImplemented, args: []*pyval.Value{pyval.Str("this storage cannot list its objects")}}
 	}
-	ss.tmu.Lock()
+	// No tmu here: this runs under pub, and a vote holds tmu while it
+	// waits for a publication (see waitPublished). ss.oids is the reader
+	// goroutine's own.
 	if fresh || ss.oids == nil {
 		ss.oids = lister.Oids()
 	}
 	oids := ss.oids
-	ss.tmu.Unlock()
 	i := sort.Search(len(oids), func(i int) bool { return oids[i] >= next })
 	limit := ss.srv.lastPublished() + 1
 	for ; i < len(oids); i++ {

@@ -363,7 +363,9 @@ func (s *Server) lastPublished() zodb.Tid { return s.published }
 // finished before the call has been published or has failed (tid then
 // never will be: its fsync failed, or it did not come through this
 // server), or with ctx's error. The caller holds the commit lock, so no
-// transaction finishes meanwhile.
+// transaction finishes meanwhile. Votes call it holding their session's
+// tmu: nothing that runs under pub may take a tmu, or a publication waits
+// for it.
 func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid) error {
 	turn := s.pubTurn
 	for {

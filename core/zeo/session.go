@@ -54,7 +54,10 @@ type session struct {
 	iters    map[int64]*txnIter
 	recIters map[int64]*recIter
 	nextIter int64
-	oids     []zodb.Oid // record_iternext snapshot
+
+	// oids is record_iternext's snapshot, used by the reader goroutine
+	// only (record_iternext runs under pub, so it must not take tmu).
+	oids []zodb.Oid
 }
 
 func newSession(s *Server, c net.Conn) *session {
