@@ -283,7 +283,7 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 	t.st = st
 	conflicts, newest, err := t.replay(ctx)
 	if err != nil {
-		t.failLocked()
+		t.failVote(ctx, err)
 		return nil, err
 	}
 	if len(conflicts) > 0 {
@@ -303,7 +303,7 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		// must be published first. A transaction that finished writing
 		// but still waits for its fsync (see tpcFinish) is published
 		// within that fsync.
-		if err := s.waitPublished(ctx, newest); err != nil {
+		if err := s.waitPublished(ctx, newest, s.pubTurn); err != nil {
 			t.failLocked()
 			return nil, txnErrorf("transaction aborted while waiting for a conflicting commit: %v", err)
 		}
@@ -314,7 +314,7 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		if errors.As(err, &ce) {
 			err = readConflict{ce}
 		}
-		t.failLocked()
+		t.failVote(ctx, err)
 		return nil, err
 	}
 	t.state = stVoted
@@ -403,6 +403,23 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 		))
 	}
 	return out, newest, nil
+}
+
+// failVote ends the transaction after its vote failed with the commit
+// lock held. A conflict with a transaction in the storage but not yet
+// published (tpc_finish hands the lock on before the storage's fsync) is
+// answered once that transaction is published, as vote's conflict lists
+// are: the client then has its invalidation before it retries, instead of
+// retrying on the same stale state, and failing again, while the fsync
+// lasts. The lock is released first: the wait holds up no other commit.
+func (t *transaction) failVote(ctx context.Context, err error) {
+	s := t.ss.srv
+	turn := s.pubTurn // read under the commit lock, which failLocked releases
+	t.failLocked()
+	var ce *zodb.ConflictError
+	if errors.As(err, &ce) {
+		_ = s.waitPublished(ctx, ce.Committed, turn)
+	}
 }
 
 // fail ends the transaction after a failed vote (lock not held).

@@ -33,7 +33,9 @@
 // resolves, so nothing commits over the states it resolves against and
 // its next vote succeeds (otherwise a busy object starves its writers:
 // ZEO's InvalidationTests); the conflicts are answered once the
-// transactions they name are published, so that the client can load them.
+// transactions they name are published, so that the client can load them
+// (and so is a vote's ConflictError or ReadConflictError, so that the
+// client retries after their invalidations).
 // The lock is held until tpc_finish, tpc_abort or the connection ends
 // (Options.TransactionTimeout bounds it). tpc_finish hands it on before
 // the storage's fsync (group commit, see core/fs): the next transaction

@@ -150,6 +150,83 @@ func (t *heldTxn) Finish(ctx context.Context) (zodb.Tid, error) {
 	return tid, err
 }
 
+// A vote that fails on a conflict with a commit not yet published (a
+// stale checkCurrentSerialInTransaction, a deleteObject on an old serial)
+// answers only once that commit is published, so that the client has its
+// invalidation before it retries; otherwise it retries on the same stale
+// state and fails again for as long as the commit waits.
+func TestConflictErrorsWaitForTheCommitTheyName(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := &heldStorage{FileStorage: st}
+	_, addr := serveTest(t, hs, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	for i, c := range []struct {
+		method, exc string
+	}{
+		{"checkCurrentSerialInTransaction", excReadConflict},
+		{"deleteObject", excConflict},
+	} {
+		oid := c1.newOid()
+		t0 := c1.commit(int64(10*i+1), store{oid, 0, []byte("v0")})
+		c2.expect("invalidateTransaction")
+
+		// c1 commits T1 over oid; its Finish is held.
+		release := make(chan struct{})
+		hs.hold.Store(&release)
+		unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
+		t.Cleanup(unhold) // before the server's: a failure must not leave T1 held
+		c1.begin(int64(10*i + 2))
+		c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(int64(10*i+2)))
+		if v := c1.call("vote", pyval.Int(int64(10*i+2))); v.Len() != 0 {
+			t.Fatalf("vote: %s", v)
+		}
+		fin := c1.start("tpc_finish", pyval.Int(int64(10*i+2)))
+		for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("T1 never reached the storage")
+			}
+		}
+
+		// c2, on the state before T1, votes and conflicts with T1.
+		txn := int64(10*i + 3)
+		c2.begin(txn)
+		c2.oneWay(c.method, oidValue(oid), tidValue(t0), pyval.Int(txn))
+		vote := c2.start("vote", pyval.Int(txn))
+		select {
+		case m := <-vote:
+			t.Fatalf("%s: vote answered %s while T1 is unpublished", c.method, m.Args)
+		case <-time.After(100 * time.Millisecond):
+		}
+		unhold()
+		m := c2.wait(vote, "vote")
+		if q, _ := m.Args.Items()[0].AsText(); m.Flags != FlagError || q != c.exc {
+			t.Fatalf("%s: vote answered %s, want %s", c.method, m.Args, c.exc)
+		}
+		inv := c2.expect("invalidateTransaction")
+		t1 := mustTid(t, inv.Args.Items()[0])
+		c2.mu.Lock()
+		for _, e := range c2.events {
+			if e == m {
+				t.Errorf("%s: the vote's error came before T1's invalidation", c.method)
+			}
+			if e == inv {
+				break
+			}
+		}
+		c2.mu.Unlock()
+		c1.expect("info")
+		if got := mustTid(t, c1.wait(fin, "tpc_finish").Args); got != t1 {
+			t.Fatalf("T1 is %s, c2 was told of %s", got, t1)
+		}
+	}
+}
+
 // A vote waiting for a conflicting commit's publication holds its
 // session's transaction lock; a record_iternext on that session meanwhile
 // (served under the publication lock) must not wait for it, or the

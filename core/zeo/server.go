@@ -359,15 +359,13 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 // lastPublished returns the published tid; the caller holds pub.
 func (s *Server) lastPublished() zodb.Tid { return s.published }
 
-// waitPublished returns once tid is published, or once every transaction
-// finished before the call has been published or has failed (tid then
-// never will be: its fsync failed, or it did not come through this
-// server), or with ctx's error. The caller holds the commit lock, so no
-// transaction finishes meanwhile. Votes call it holding their session's
-// tmu: nothing that runs under pub may take a tmu, or a publication waits
-// for it.
-func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid) error {
-	turn := s.pubTurn
+// waitPublished returns once tid is published, or once turn closes
+// (turn is s.pubTurn read under the commit lock: every transaction
+// finished before then has been published or has failed, so tid never
+// will be: its fsync failed, or it did not come through this server), or
+// with ctx's error. Votes call it holding their session's tmu: nothing
+// that runs under pub may take a tmu, or a publication waits for it.
+func (s *Server) waitPublished(ctx context.Context, tid zodb.Tid, turn <-chan struct{}) error {
 	for {
 		s.pub.RLock()
 		done, ch := s.published >= tid, s.pubSignal
