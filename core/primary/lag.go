@@ -47,7 +47,7 @@ func (p *Primary) recordCommit(tid zodb.Tid) {
 	if len(r.marks) < commitRingSize {
 		r.marks = append(r.marks, m)
 	} else {
-		r.marks[r.seq%commitRingSize] = m
+		r.marks[(r.seq-1)%commitRingSize] = m // the oldest: marks[i] holds commit i+1, i+1+size, ...
 	}
 }
 
