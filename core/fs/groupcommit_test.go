@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -358,4 +359,77 @@ func commitWithRetry(s *fs.FileStorage, counter zodb.Oid, inc bool, own zodb.Oid
 		return tx.Finish(bg)
 	}
 	return 0, errors.New("conflicts for 20 s in a row")
+}
+
+// Close while transactions wait for an fsync (and one more is voted behind
+// them): the voted one is aborted, the finished ones are fsynced and their
+// Finish succeeds, and the index Close saves covers them all.
+func TestGroupCommitCloseWithPendingCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const a, b, c = zodb.Oid(1), zodb.Oid(2), zodb.Oid(3)
+	t0 := stCommit(t, s, stWrite{a, 0, []byte("a0")})
+	entered, release := heldFsync(s)
+	tx1 := begin(t, s)
+	if err := tx1.Store(a, t0, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	done1 := finishAsync(t, tx1)
+	<-entered
+	tx2 := begin(t, s)
+	if err := tx2.Store(b, 0, []byte("b2")); err != nil {
+		t.Fatal(err)
+	}
+	done2 := finishAsync(t, tx2)
+	tx3 := begin(t, s) // T2 has finished writing
+	if err := tx3.Store(c, 0, []byte("c3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx3.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while T1's fsync is held", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	r1, r2 := <-done1, <-done2
+	if r1.err != nil || r2.err != nil {
+		t.Fatalf("finish of the pending transactions: %v, %v", r1.err, r2.err)
+	}
+	if _, err := tx3.Finish(bg); err == nil {
+		t.Fatal("T3, voted when Close came, finished after it")
+	}
+	pos, _, err := fs.ReadIndexFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != pos {
+		t.Fatalf("index saved at %d, file size %d (%v)", pos, st.Size(), err)
+	}
+	s2, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for oid, want := range map[zodb.Oid]zodb.Tid{a: r1.tid, b: r2.tid} {
+		if _, ser := stLoad(t, s2, oid); ser != want {
+			t.Fatalf("object %s: serial %s after reopen, want %s", oid, ser, want)
+		}
+	}
+	if _, _, err := s2.Load(bg, c); !errors.Is(err, zodb.ErrNotFound) {
+		t.Fatalf("object of the aborted T3 after reopen: %v", err)
+	}
+	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
