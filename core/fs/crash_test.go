@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -52,13 +53,29 @@ func lockHelper(path string) error {
 }
 
 // crashChild commits transactions forever from several goroutines at once
-// (so that kills land while commits share fsyncs), printing each tid on
-// stdout once Finish has returned, i.e. once the commit is acknowledged.
+// (so that kills land while commits share fsyncs, and while one writes
+// behind another that waits for its fsync), printing each tid on stdout
+// once Finish has returned, i.e. once the commit is acknowledged.
 func crashChild(path string) error {
 	ctx := context.Background()
 	s, err := fs.Open(path, fs.Options{})
 	if err != nil {
 		return err
+	}
+	if _, _, err := s.Load(ctx, crashShared); errors.Is(err, zodb.ErrNotFound) {
+		tx, err := s.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+		if err == nil {
+			err = tx.Store(crashShared, 0, []byte("shared"))
+		}
+		if err == nil {
+			err = tx.Vote(ctx)
+		}
+		if err == nil {
+			_, err = tx.Finish(ctx)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
@@ -71,6 +88,9 @@ func crashChild(path string) error {
 					errs <- err
 					return
 				}
+				if tid == 0 {
+					continue // aborted on purpose
+				}
 				mu.Lock()
 				fmt.Fprintf(out, "%s %s\n", tid, oid)
 				out.Flush()
@@ -81,25 +101,52 @@ func crashChild(path string) error {
 	return <-errs
 }
 
+// crashShared is an object every fifth transaction also updates, so that
+// updates conflict with (and build on) transactions still waiting for
+// their fsync.
+const crashShared = zodb.Oid(1 << 40)
+
 // crashCommit commits transaction i: one new object of varied size, so a
-// kill lands inside records of every length.
+// kill lands inside records of every length; every fifth also updates the
+// shared object (retrying on conflicts), and every seventh is voted and
+// then aborted instead (tid 0), which truncates behind committed ones.
 func crashCommit(ctx context.Context, s *fs.FileStorage, i int) (zodb.Tid, zodb.Oid, error) {
 	oid, err := s.NewOid(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("txn %d", i))}, zodb.BeginOptions{})
-	if err != nil {
-		return 0, 0, err
+	for {
+		_, shared, err := s.Load(ctx, crashShared)
+		if err != nil {
+			return 0, 0, err
+		}
+		tx, err := s.Begin(ctx, zodb.TxnMeta{Description: []byte(fmt.Sprintf("txn %d", i))}, zodb.BeginOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := tx.Store(oid, 0, []byte(strings.Repeat("x", 10+i%3000))); err != nil {
+			return 0, 0, err
+		}
+		if i%5 == 0 {
+			err := tx.Store(crashShared, shared, fmt.Appendf(nil, "shared %d", i))
+			var ce *zodb.ConflictError
+			if errors.As(err, &ce) {
+				tx.Abort()
+				continue
+			}
+			if err != nil {
+				return 0, 0, err
+			}
+		}
+		if err := tx.Vote(ctx); err != nil {
+			return 0, 0, err
+		}
+		if i%7 == 3 {
+			return 0, 0, tx.Abort()
+		}
+		tid, err := tx.Finish(ctx)
+		return tid, oid, err
 	}
-	if err := tx.Store(oid, 0, []byte(strings.Repeat("x", 10+i%3000))); err != nil {
-		return 0, 0, err
-	}
-	if err := tx.Vote(ctx); err != nil {
-		return 0, 0, err
-	}
-	tid, err := tx.Finish(ctx)
-	return tid, oid, err
 }
 
 // TestKillDuringCommits kills a committing process with SIGKILL at random
