@@ -248,20 +248,31 @@ func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 	ss.tmu.Unlock()
 	go func() {
 		defer cancel()
-		v, err := t.vote(ctx, held)
+		v, wait, err := t.vote(ctx, held)
+		// A wait for a conflicting commit's publication runs here, with
+		// the session's lock released: the connection's other requests
+		// (tpc_abort, iterators) are served meanwhile.
+		if wait != nil {
+			if werr := wait(); werr != nil && err == nil {
+				t.fail()
+				v, err = nil, txnErrorf("transaction aborted while waiting for a conflicting commit: %v", werr)
+			}
+		}
 		ss.answer(id, v, err)
 	}()
 	return nil, errReplied
 }
 
 // vote takes the commit lock, replays the recorded calls into a storage
-// transaction and votes it.
-func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error) {
+// transaction and votes it. When the answer names a conflicting commit,
+// wait (non-nil) returns once that commit is published; the caller runs it
+// before answering.
+func (t *transaction) vote(ctx context.Context, held bool) (v *pyval.Value, wait func() error, err error) {
 	s := t.ss.srv
 	if !held {
 		if err := s.acquireCommit(ctx, t.ss); err != nil {
 			t.fail()
-			return nil, txnErrorf("transaction aborted while waiting for the commit lock")
+			return nil, nil, txnErrorf("transaction aborted while waiting for the commit lock")
 		}
 	}
 	t.ss.tmu.Lock()
@@ -271,20 +282,19 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		t.release()
 		t.locked = false
 		s.releaseCommit()
-		return nil, txnErrorf("transaction aborted")
+		return nil, nil, txnErrorf("transaction aborted")
 	}
 	t.locked = true
 	t.started = time.Now()
 	st, err := s.st.Begin(ctx, t.meta, t.begin)
 	if err != nil {
 		t.failLocked()
-		return nil, err
+		return nil, nil, err
 	}
 	t.st = st
 	conflicts, newest, err := t.replay(ctx)
 	if err != nil {
-		t.failVote(ctx, err)
-		return nil, err
+		return nil, t.failVote(ctx, err), err
 	}
 	if len(conflicts) > 0 {
 		// Client-side conflict resolution: give the conflicts back and
@@ -303,22 +313,18 @@ func (t *transaction) vote(ctx context.Context, held bool) (*pyval.Value, error)
 		// must be published first. A transaction that finished writing
 		// but still waits for its fsync (see tpcFinish) is published
 		// within that fsync.
-		if err := s.waitPublished(ctx, newest, s.pubTurn); err != nil {
-			t.failLocked()
-			return nil, txnErrorf("transaction aborted while waiting for a conflicting commit: %v", err)
-		}
-		return pyval.List(conflicts...), nil
+		turn := s.pubTurn
+		return pyval.List(conflicts...), func() error { return s.waitPublished(ctx, newest, turn) }, nil
 	}
 	if err := t.st.Vote(ctx); err != nil {
 		var ce *zodb.ConflictError
 		if errors.As(err, &ce) {
 			err = readConflict{ce}
 		}
-		t.failVote(ctx, err)
-		return nil, err
+		return nil, t.failVote(ctx, err), err
 	}
 	t.state = stVoted
-	return oidList(t.undone), nil
+	return oidList(t.undone), nil, nil
 }
 
 // replay applies the recorded calls to the storage transaction. Store
@@ -412,13 +418,19 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 // are: the client then has its invalidation before it retries, instead of
 // retrying on the same stale state, and failing again, while the fsync
 // lasts. The lock is released first: the wait holds up no other commit.
-func (t *transaction) failVote(ctx context.Context, err error) {
+// It returns that wait, for the caller to run without the session's lock,
+// or nil.
+func (t *transaction) failVote(ctx context.Context, err error) func() error {
 	s := t.ss.srv
 	turn := s.pubTurn // read under the commit lock, which failLocked releases
 	t.failLocked()
 	var ce *zodb.ConflictError
-	if errors.As(err, &ce) {
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	return func() error {
 		_ = s.waitPublished(ctx, ce.Committed, turn)
+		return nil // the vote failed anyway: answer its error
 	}
 }
 

@@ -292,3 +292,69 @@ func TestVoteWaitingForPublicationDoesNotBlockRecordIternext(t *testing.T) {
 		}
 	}
 }
+
+// While a vote that returned conflicts waits for the conflicting commit to
+// be published, the connection's other requests are served, tpc_abort
+// (which takes the session's lock) included.
+func TestVoteWaitingForPublicationLetsAbortThrough(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := &heldStorage{FileStorage: st}
+	srv, addr := serveTest(t, hs, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	oid := c1.newOid()
+	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
+	c2.expect("invalidateTransaction")
+
+	release := make(chan struct{})
+	hs.hold.Store(&release)
+	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
+	t.Cleanup(unhold)
+	c1.begin(2)
+	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
+	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	fin := c1.start("tpc_finish", pyval.Int(2))
+	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("T1 never reached the storage")
+		}
+	}
+
+	// c2 stores over the old serial: its vote finds the conflict and waits.
+	c2.begin(3)
+	c2.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(3))
+	vote := c2.start("vote", pyval.Int(3))
+	for deadline := time.Now().Add(testTimeout); srv.Stats().Conflicts == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the vote never found the conflict")
+		}
+	}
+	abort := c2.start("tpc_abort", pyval.Int(3))
+	select {
+	case m := <-abort:
+		if m.Flags == FlagError {
+			t.Fatalf("tpc_abort: %s", m.Args)
+		}
+	case <-vote:
+		t.Fatal("the vote was answered while T1 is unpublished")
+	case <-time.After(5 * time.Second):
+		t.Fatal("tpc_abort was not answered while the vote waits")
+	}
+	unhold()
+	c2.wait(vote, "vote")
+	c1.expect("info")
+	c1.wait(fin, "tpc_finish")
+	// The lock is free again: c2 commits over T1.
+	c2.skipInvalidations = true
+	t1 := st.LastTransaction()
+	if tid := c2.commit(4, store{oid, t1, []byte("v3")}); tid <= t1 {
+		t.Fatalf("commit after the abort: %s", tid)
+	}
+}
