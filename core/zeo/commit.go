@@ -314,7 +314,12 @@ func (t *transaction) vote(ctx context.Context, held bool) (v *pyval.Value, wait
 		// but still waits for its fsync (see tpcFinish) is published
 		// within that fsync.
 		turn := s.pubTurn
-		return pyval.List(conflicts...), func() error { return s.waitPublished(ctx, newest, turn) }, nil
+		return pyval.List(conflicts...), func() error {
+			// The client keeps the commit lock for its resolution; the
+			// time spent waiting here is the server's, not the client's.
+			defer s.pauseLockTimer()()
+			return s.waitPublished(ctx, newest, turn)
+		}, nil
 	}
 	if err := t.st.Vote(ctx); err != nil {
 		var ce *zodb.ConflictError

@@ -358,3 +358,64 @@ func TestVoteWaitingForPublicationLetsAbortThrough(t *testing.T) {
 		t.Fatalf("commit after the abort: %s", tid)
 	}
 }
+
+// The TransactionTimeout clock does not run while a vote waits for a
+// conflicting commit's publication: that wait is the server's, and a
+// client resolving conflicts is not cut for it.
+func TestVoteWaitingForPublicationPausesTheTimeout(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := &heldStorage{FileStorage: st}
+	srv, addr := serveTest(t, hs, Options{TransactionTimeout: 150 * time.Millisecond})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(false)
+	oid := c1.newOid()
+	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
+	c2.expect("invalidateTransaction")
+
+	release := make(chan struct{})
+	hs.hold.Store(&release)
+	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
+	t.Cleanup(unhold)
+	c1.begin(2)
+	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
+	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	fin := c1.start("tpc_finish", pyval.Int(2))
+	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("T1 never reached the storage")
+		}
+	}
+	c2.begin(3)
+	c2.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(3))
+	vote := c2.start("vote", pyval.Int(3))
+	for deadline := time.Now().Add(testTimeout); srv.Stats().Conflicts == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the vote never found the conflict")
+		}
+	}
+	time.Sleep(400 * time.Millisecond) // well past the timeout
+	unhold()
+	m := c2.wait(vote, "vote")
+	if m.Flags == FlagError || m.Args.Len() != 1 {
+		t.Fatalf("vote: %s", m.Args)
+	}
+	c1.expect("info")
+	t1 := mustTid(t, c1.wait(fin, "tpc_finish").Args)
+	// c2 resolves at once and commits: it still holds the lock and was
+	// not disconnected.
+	c2.oneWay("storea", oidValue(oid), tidValue(t1), pyval.Bytes([]byte("v1+v2")), pyval.Int(3))
+	if v := c2.call("vote", pyval.Int(3)); v.Len() != 0 {
+		t.Fatalf("second vote: %s", v)
+	}
+	c2.skipInvalidations = true
+	if tid := c2.finish(3); tid <= t1 {
+		t.Fatalf("c2 committed %s after %s", tid, t1)
+	}
+}

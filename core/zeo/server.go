@@ -122,7 +122,8 @@ type Server struct {
 	// until it is aborted.
 	commit    chan struct{}
 	lockedAt  atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
-	lockTimer *time.Timer  // TransactionTimeout; used by the lock holder only
+	timerMu   sync.Mutex   // guards lockTimer: the holder's goroutines may touch it at once
+	lockTimer *time.Timer  // TransactionTimeout of the lock's holder; guarded by timerMu
 
 	stats stats
 
@@ -402,6 +403,8 @@ func (s *Server) acquireCommit(ctx context.Context, holder *session) error {
 	}
 	s.lockedAt.Store(time.Now().UnixNano())
 	if d := s.opts.TransactionTimeout; d > 0 {
+		s.timerMu.Lock()
+		defer s.timerMu.Unlock()
 		s.lockTimer = time.AfterFunc(d, func() {
 			s.log.Error("zeo: a client held the commit lock too long; disconnecting it to abort its transaction",
 				"peer", holder.peer, "label", holder.labelString(), "timeout", d)
@@ -411,12 +414,34 @@ func (s *Server) acquireCommit(ctx context.Context, holder *session) error {
 	return nil
 }
 
+// pauseLockTimer stops the TransactionTimeout clock of the lock's holder
+// while it waits on the server (for a conflicting commit's publication);
+// resume gives it the whole timeout again, unless the lock was released
+// meanwhile.
+func (s *Server) pauseLockTimer() (resume func()) {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	t := s.lockTimer
+	if t == nil || !t.Stop() {
+		return func() {}
+	}
+	return func() {
+		s.timerMu.Lock()
+		defer s.timerMu.Unlock()
+		if s.lockTimer == t {
+			t.Reset(s.opts.TransactionTimeout)
+		}
+	}
+}
+
 // releaseCommit frees the commit lock; only its holder calls it.
 func (s *Server) releaseCommit() {
+	s.timerMu.Lock()
 	if s.lockTimer != nil {
 		s.lockTimer.Stop()
 		s.lockTimer = nil
 	}
+	s.timerMu.Unlock()
 	s.lockedAt.Store(0)
 	<-s.commit
 }
