@@ -280,10 +280,12 @@ func (it *FileIterator) readAhead(pos int64) {
 	}
 }
 
-// fill reads the window [pos, pos+max(n, iterWindow)), clipped to the end
-// of the data; n <= it.end-pos.
+// fill reads the window [pos, pos+max(n+TxnHeaderSize, iterWindow)),
+// clipped to the end of the data; n <= it.end-pos. Reaching past n by a
+// header means the next transaction's length is known from the window
+// even when this one fills it: no small read per transaction.
 func (it *FileIterator) fill(pos, n int64) {
-	size := min(max(n, iterWindow), it.end-pos)
+	size := min(max(n+TxnHeaderSize, iterWindow), it.end-pos)
 	var buf []byte
 	if it.reuse && int64(cap(it.win.buf)) >= size {
 		buf = it.win.buf[:size]

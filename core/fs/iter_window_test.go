@@ -168,3 +168,31 @@ func TestIterateWindowReadError(t *testing.T) {
 		}
 	}
 }
+
+// Transactions larger than a window are read with one read each: the
+// window reaches past each one by a header, so the next one's length is
+// known without a read of its own. (A read per header went through the
+// storage's memory mapping and counted every transaction's pages in the
+// primary's RSS while it streamed.)
+func TestIterateBigTransactionsOneReadEach(t *testing.T) {
+	var txns []synthTxn
+	for i := range 20 {
+		txns = append(txns, synthTxn{Tid: synthTid(i), Recs: []synthRec{{Oid: zodb.Oid(i), Data: bytes.Repeat([]byte{byte(i)}, 300<<10)}}})
+	}
+	f := synthBuild(txns)
+	cr := &countingReader{r: bytes.NewReader(f.Bytes)}
+	it, err := fs.NewFileIterator(cr, "Data.fs", int64(len(f.Bytes)), 0, zodb.MaxTid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := iterAll(t, it)
+	if err != nil || len(got) != len(txns) {
+		t.Fatalf("%d transactions, %v", len(got), err)
+	}
+	for i := range got {
+		checkAgainstSpec(t, i, got[i], txns)
+	}
+	if cr.reads > len(txns)+2 {
+		t.Fatalf("%d reads for %d transactions larger than a window", cr.reads, len(txns))
+	}
+}

@@ -341,7 +341,10 @@ func (s *FileStorage) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.T
 	if closed {
 		return nil, zodb.ErrClosed
 	}
-	return NewFileIterator(s.rd, s.path, end, start, stop, s.txnmap)
+	// pread, not the mapping: an iterator reads whole windows, which pread
+	// copies as fast, and touching the mapping would count the pages of
+	// every transaction it passes in the process's RSS.
+	return NewFileIterator(s.file, s.path, end, start, stop, s.txnmap)
 }
 
 // Pack is not implemented yet.
