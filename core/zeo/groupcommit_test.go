@@ -2,6 +2,8 @@ package zeo
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -417,5 +419,76 @@ func TestVoteWaitingForPublicationPausesTheTimeout(t *testing.T) {
 	c2.skipInvalidations = true
 	if tid := c2.finish(3); tid <= t1 {
 		t.Fatalf("c2 committed %s after %s", tid, t1)
+	}
+}
+
+// A transaction in the storage but not yet published (waiting for its
+// fsync, or for secondaries) is invisible to every request, not only to
+// loads: history, loadSerial, the undo log and iterators show it only
+// after its invalidation has been queued.
+func TestUnpublishedCommitIsInvisible(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hs := &heldStorage{FileStorage: st}
+	_, addr := serveTest(t, hs, Options{})
+	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	c1.register(false)
+	c2.register(true)
+	oid := c1.newOid()
+	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
+	c2.expect("invalidateTransaction")
+
+	release := make(chan struct{})
+	hs.hold.Store(&release)
+	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
+	t.Cleanup(unhold)
+	c1.begin(2)
+	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
+	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	fin := c1.start("tpc_finish", pyval.Int(2))
+	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("T1 never reached the storage")
+		}
+	}
+	t1 := st.LastTransaction()
+
+	// newest returns the newest tid history, the undo log and an iterator
+	// show, and whether loadSerial finds T1.
+	newest := func() (hist, undo, iter zodb.Tid, serialFound bool) {
+		h := c2.call("history", oidValue(oid), pyval.Int(10))
+		tid, _ := h.Items()[0].Lookup("tid")
+		hist = mustTid(t, tid)
+		u := c2.call("undoLog", pyval.Int(0), pyval.Int(-20))
+		id, _ := u.Items()[0].Lookup("id")
+		b, _ := base64.StdEncoding.DecodeString(string(mustBytes(t, id)))
+		undo = zodb.Tid(binary.BigEndian.Uint64(b))
+		iid := c2.call("iterator_start", pyval.None(), pyval.None())
+		for {
+			txn := c2.call("iterator_next", iid)
+			if txn.IsNone() {
+				break
+			}
+			iter = mustTid(t, txn.Items()[0])
+		}
+		m := c2.wait(c2.start("loadSerial", oidValue(oid), tidValue(t1)), "loadSerial")
+		return hist, undo, iter, m.Flags != FlagError
+	}
+	if h, u, i, found := newest(); h != t0 || u != t0 || i != t0 || found {
+		t.Fatalf("while T1 is unpublished: history %s, undoLog %s, iterator %s, loadSerial found it: %v (T0 %s)", h, u, i, found, t0)
+	}
+	unhold()
+	c1.expect("info")
+	c1.wait(fin, "tpc_finish")
+	if m := c2.expect("invalidateTransaction"); mustTid(t, m.Args.Items()[0]) != t1 {
+		t.Fatalf("invalidation %s", m.Args)
+	}
+	if h, u, i, found := newest(); h != t1 || u != t1 || i != t1 || !found {
+		t.Fatalf("once T1 is published: history %s, undoLog %s, iterator %s, loadSerial found it: %v (T1 %s)", h, u, i, found, t1)
 	}
 }

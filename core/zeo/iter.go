@@ -50,6 +50,8 @@ func (ss *session) iteratorStart(a *args, _ *pyval.Value) (*pyval.Value, error) 
 	if stop == 0 {
 		stop = zodb.MaxTid
 	}
+	// Transactions not yet published are left out (see tpcFinish).
+	stop = min(stop, ss.srv.publishedTid())
 	ss.tmu.Lock()
 	defer ss.tmu.Unlock()
 	id, err := ss.newIterID()

@@ -179,6 +179,10 @@ func (ss *session) loadSerial(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		return nil, a.err
 	}
 	ss.srv.stats.loads.Add(1)
+	if serial > ss.srv.publishedTid() {
+		// In the storage, perhaps, but not yet published (see tpcFinish).
+		return nil, &zodb.NotFoundError{Oid: oid, Tid: serial}
+	}
 	data, err := ss.srv.st.LoadSerial(ss.ctx, oid, serial)
 	if errors.Is(err, zodb.ErrNotFound) {
 		return nil, &zodb.NotFoundError{Oid: oid, Tid: serial}
@@ -217,7 +221,11 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	if size < 1 {
 		size = 1
 	}
-	hs, err := ss.srv.st.History(ss.ctx, oid, int(min(size, 1<<20)))
+	size = min(size, 1<<20)
+	// Revisions not yet published are left out (the storage may hold a few
+	// waiting for publication, see tpcFinish): ask for some more.
+	limit := ss.srv.publishedTid()
+	hs, err := ss.srv.st.History(ss.ctx, oid, int(size)+historySlack)
 	if errors.Is(err, zodb.ErrNotFound) {
 		return nil, &zodb.NotFoundError{Oid: oid}
 	}
@@ -226,6 +234,12 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	}
 	out := make([]*pyval.Value, 0, len(hs))
 	for _, h := range hs {
+		if h.Tid > limit {
+			continue
+		}
+		if len(out) == int(size) {
+			break
+		}
 		d := pyval.Dict(
 			pyval.Str("time"), pyval.Float(h.Time),
 			pyval.Str("tid"), tidValue(h.Tid),
@@ -291,6 +305,10 @@ func (ss *session) newOid(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	return oidValue(o), nil
 }
 
+// historySlack is how many revisions history reads beyond what it was
+// asked for, to make up for those not yet published.
+const historySlack = 16
+
 // undoLog(first, last) → [ {id, time, user_name, description, size, ext...} ].
 func (ss *session) undoLog(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	a.count(0, 2)
@@ -321,16 +339,20 @@ func (ss *session) undoEntries(first, last int64, spec *pyval.Value) (*pyval.Val
 	first = max(first, 0)
 	last = min(max(last, first), first+1<<20)
 	var buildErr error
-	var filter func(*zodb.UndoInfo) bool
-	if spec != nil {
-		filter = func(u *zodb.UndoInfo) bool {
-			d, err := undoEntry(u)
-			if err != nil {
-				buildErr = err
-				return false
-			}
-			return matchSpec(d, spec)
+	limit := ss.srv.publishedTid() // transactions not yet published are left out
+	filter := func(u *zodb.UndoInfo) bool {
+		if u.Tid > limit {
+			return false
 		}
+		if spec == nil {
+			return true
+		}
+		d, err := undoEntry(u)
+		if err != nil {
+			buildErr = err
+			return false
+		}
+		return matchSpec(d, spec)
 	}
 	infos, err := ss.srv.st.UndoLog(ss.ctx, int(first), int(last), filter)
 	if err != nil {

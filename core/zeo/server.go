@@ -360,6 +360,15 @@ func (s *Server) publish(tid zodb.Tid, oids []zodb.Oid, self *session, selfMsgs 
 // lastPublished returns the published tid; the caller holds pub.
 func (s *Server) lastPublished() zodb.Tid { return s.published }
 
+// publishedTid returns the published tid; the caller does not hold pub.
+// What a request reads up to it is published, so the client has had its
+// invalidations: the published tid only grows.
+func (s *Server) publishedTid() zodb.Tid {
+	s.pub.RLock()
+	defer s.pub.RUnlock()
+	return s.published
+}
+
 // waitPublished returns once tid is published, or once turn closes
 // (turn is s.pubTurn read under the commit lock: every transaction
 // finished before then has been published or has failed, so tid never
