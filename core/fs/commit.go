@@ -365,15 +365,16 @@ func (t *txn) writeStatus() error {
 func (s *FileStorage) syncTo(end int64) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
-	if s.synced >= end {
+	// s.end, the readers' end, is what the fsyncs so far have covered.
+	s.mu.RLock()
+	durable, batch := s.end >= end, s.pending
+	s.mu.RUnlock()
+	if durable {
 		return nil
 	}
 	if s.syncErr != nil {
 		return s.syncErr
 	}
-	s.mu.RLock()
-	batch := s.pending
-	s.mu.RUnlock()
 	if len(batch) == 0 || batch[len(batch)-1].end < end {
 		// Cannot happen: a finished transaction is pending until synced.
 		return fmt.Errorf("%s: %w: transaction ending at %d is not pending", s.path, zodb.ErrTransaction, end)
@@ -396,7 +397,6 @@ func (s *FileStorage) syncTo(end int64) error {
 	for _, p := range batch {
 		s.txnmap.Add(p.tid, p.pos)
 	}
-	s.synced = last.end
 	return nil
 }
 

@@ -313,7 +313,7 @@ func iterReadMeta(r io.ReaderAt, path string, h *TxnHeader, meta *zodb.TxnMeta) 
 	if n == 0 {
 		return nil
 	}
-	b, err := readOrSlice(r, h.Pos+TxnHeaderSize, int64(n))
+	b, err := readSmall(r, h.Pos+TxnHeaderSize, n)
 	if err != nil {
 		return &RecordError{Path: path, Record: "transaction", Pos: h.Pos, Err: err}
 	}
@@ -382,17 +382,6 @@ func windowSlice(r io.ReaderAt, off, n int64) ([]byte, bool) {
 		return w.slice(off, n)
 	}
 	return nil, false
-}
-
-// readOrSlice returns the n bytes at off: a slice of the window when r is
-// one and holds them, else a fresh copy.
-func readOrSlice(r io.ReaderAt, off, n int64) ([]byte, error) {
-	if b, ok := windowSlice(r, off, n); ok {
-		return b, nil
-	}
-	b := make([]byte, n)
-	_, err := r.ReadAt(b, off)
-	return b, err
 }
 
 func (w *iterWindowReader) ReadAt(p []byte, off int64) (int, error) {

@@ -184,7 +184,7 @@ func (s *FileStorage) scan(idx *Index, pos int64, ltid zodb.Tid, size int64) err
 		last, pos = h.Tid, h.Next()
 	}
 	s.index, s.end, s.lastTid = idx, pos, last
-	s.wend, s.wlast, s.synced = pos, last, pos
+	s.wend, s.wlast = pos, last
 	if m, ok := idx.MaxOid(); ok {
 		s.oid = m
 	}

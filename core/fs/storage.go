@@ -95,7 +95,6 @@ type FileStorage struct {
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 
 	syncMu  sync.Mutex   // one fsync at a time; see syncTo
-	synced  int64        // the file is fsynced up to here; guarded by syncMu
 	syncErr error        // the fsync failure that closed the storage; guarded by syncMu
 	fsync   func() error // fsyncs Data.fs (a test may slow it down)
 	fsyncs  atomic.Int64 // fsyncs made by commits
