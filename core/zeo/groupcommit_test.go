@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -152,48 +153,88 @@ func (t *heldTxn) Finish(ctx context.Context) (zodb.Tid, error) {
 	return tid, err
 }
 
+// heldFixture is a server over a FileStorage whose Finishes can be held
+// (heldStorage), with a writer c1 and a second client c2, both registered.
+type heldFixture struct {
+	st     *fs.FileStorage
+	hs     *heldStorage
+	srv    *Server
+	c1, c2 *testClient
+}
+
+func newHeldFixture(t *testing.T, opts Options, c2ReadOnly bool) *heldFixture {
+	t.Helper()
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &heldFixture{st: st, hs: &heldStorage{FileStorage: st}}
+	var addr net.Addr
+	f.srv, addr = serveTest(t, f.hs, opts)
+	f.c1, f.c2 = dialTest(t, addr, nil), dialTest(t, addr, nil)
+	f.c1.register(false)
+	f.c2.register(c2ReadOnly)
+	return f
+}
+
+// newObject has c1 create an object as transaction txn and c2 receive its
+// invalidation; it returns the oid and its serial.
+func (f *heldFixture) newObject(txn int64) (zodb.Oid, zodb.Tid) {
+	oid := f.c1.newOid()
+	t0 := f.c1.commit(txn, store{oid, 0, []byte("v0")})
+	f.c2.expect("invalidateTransaction")
+	return oid, t0
+}
+
+// commitHeld has c1 commit T1 over oid (serial t0) as transaction txn,
+// with its Finish held after the storage's own, and returns once T1 is in
+// the storage: the channel of c1's tpc_finish reply and the function that
+// releases T1 (also run at cleanup, before the server's, so that a failure
+// never leaves T1 held).
+func (f *heldFixture) commitHeld(t *testing.T, oid zodb.Oid, t0 zodb.Tid, txn int64) (fin <-chan *Message, unhold func()) {
+	t.Helper()
+	release := make(chan struct{})
+	f.hs.hold.Store(&release)
+	unhold = sync.OnceFunc(func() { f.hs.hold.Store(nil); close(release) })
+	t.Cleanup(unhold)
+	f.c1.begin(txn)
+	f.c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(txn))
+	if v := f.c1.call("vote", pyval.Int(txn)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	fin = f.c1.start("tpc_finish", pyval.Int(txn))
+	waitUntil(t, "T1 never reached the storage", func() bool { return f.st.LastTransaction() != t0 })
+	return fin, unhold
+}
+
+// waitUntil polls cond until it holds, failing with what after testTimeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(testTimeout); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
+}
+
 // A vote that fails on a conflict with a commit not yet published (a
 // stale checkCurrentSerialInTransaction, a deleteObject on an old serial)
 // answers only once that commit is published, so that the client has its
 // invalidation before it retries; otherwise it retries on the same stale
 // state and fails again for as long as the commit waits.
 func TestConflictErrorsWaitForTheCommitTheyName(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := &heldStorage{FileStorage: st}
-	_, addr := serveTest(t, hs, Options{})
-	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	c1.register(false)
-	c2.register(false)
+	f := newHeldFixture(t, Options{}, false)
+	c1, c2 := f.c1, f.c2
 	for i, c := range []struct {
 		method, exc string
 	}{
 		{"checkCurrentSerialInTransaction", excReadConflict},
 		{"deleteObject", excConflict},
 	} {
-		oid := c1.newOid()
-		t0 := c1.commit(int64(10*i+1), store{oid, 0, []byte("v0")})
-		c2.expect("invalidateTransaction")
-
+		oid, t0 := f.newObject(int64(10*i + 1))
 		// c1 commits T1 over oid; its Finish is held.
-		release := make(chan struct{})
-		hs.hold.Store(&release)
-		unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
-		t.Cleanup(unhold) // before the server's: a failure must not leave T1 held
-		c1.begin(int64(10*i + 2))
-		c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(int64(10*i+2)))
-		if v := c1.call("vote", pyval.Int(int64(10*i+2))); v.Len() != 0 {
-			t.Fatalf("vote: %s", v)
-		}
-		fin := c1.start("tpc_finish", pyval.Int(int64(10*i+2)))
-		for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("T1 never reached the storage")
-			}
-		}
+		fin, unhold := f.commitHeld(t, oid, t0, int64(10*i+2))
 
 		// c2, on the state before T1, votes and conflicts with T1.
 		txn := int64(10*i + 3)
@@ -235,36 +276,11 @@ func TestConflictErrorsWaitForTheCommitTheyName(t *testing.T) {
 // commit's publication waits for the record_iternext, the vote for the
 // publication, and every load of every client behind them.
 func TestVoteWaitingForPublicationDoesNotBlockRecordIternext(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := &heldStorage{FileStorage: st}
-	_, addr := serveTest(t, hs, Options{})
-	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	c1.register(false)
-	c2.register(false)
+	f := newHeldFixture(t, Options{}, false)
+	c1, c2 := f.c1, f.c2
 	for i, method := range []string{"storea", "checkCurrentSerialInTransaction"} {
-		oid := c1.newOid()
-		t0 := c1.commit(int64(10*i+1), store{oid, 0, []byte("v0")})
-		c2.expect("invalidateTransaction")
-
-		release := make(chan struct{})
-		hs.hold.Store(&release)
-		unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
-		t.Cleanup(unhold)
-		c1.begin(int64(10*i + 2))
-		c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(int64(10*i+2)))
-		if v := c1.call("vote", pyval.Int(int64(10*i+2))); v.Len() != 0 {
-			t.Fatalf("vote: %s", v)
-		}
-		fin := c1.start("tpc_finish", pyval.Int(int64(10*i+2)))
-		for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("T1 never reached the storage")
-			}
-		}
+		oid, t0 := f.newObject(int64(10*i + 1))
+		fin, unhold := f.commitHeld(t, oid, t0, int64(10*i+2))
 
 		txn := int64(10*i + 3)
 		c2.begin(txn)
@@ -295,49 +311,29 @@ func TestVoteWaitingForPublicationDoesNotBlockRecordIternext(t *testing.T) {
 	}
 }
 
+// voteConflicting has c2 store over oid's old serial t0 as transaction
+// txn while T1 is held, and returns once its vote has found the conflict
+// and waits for T1's publication.
+func (f *heldFixture) voteConflicting(t *testing.T, oid zodb.Oid, t0 zodb.Tid, txn int64) <-chan *Message {
+	t.Helper()
+	f.c2.begin(txn)
+	f.c2.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(txn))
+	vote := f.c2.start("vote", pyval.Int(txn))
+	waitUntil(t, "the vote never found the conflict", func() bool { return f.srv.Stats().Conflicts > 0 })
+	return vote
+}
+
 // While a vote that returned conflicts waits for the conflicting commit to
 // be published, the connection's other requests are served, tpc_abort
 // (which takes the session's lock) included.
 func TestVoteWaitingForPublicationLetsAbortThrough(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := &heldStorage{FileStorage: st}
-	srv, addr := serveTest(t, hs, Options{})
-	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	c1.register(false)
-	c2.register(false)
-	oid := c1.newOid()
-	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
-	c2.expect("invalidateTransaction")
-
-	release := make(chan struct{})
-	hs.hold.Store(&release)
-	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
-	t.Cleanup(unhold)
-	c1.begin(2)
-	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
-	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
-	fin := c1.start("tpc_finish", pyval.Int(2))
-	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("T1 never reached the storage")
-		}
-	}
+	f := newHeldFixture(t, Options{}, false)
+	c1, c2 := f.c1, f.c2
+	oid, t0 := f.newObject(1)
+	fin, unhold := f.commitHeld(t, oid, t0, 2)
 
 	// c2 stores over the old serial: its vote finds the conflict and waits.
-	c2.begin(3)
-	c2.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(3))
-	vote := c2.start("vote", pyval.Int(3))
-	for deadline := time.Now().Add(testTimeout); srv.Stats().Conflicts == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the vote never found the conflict")
-		}
-	}
+	vote := f.voteConflicting(t, oid, t0, 3)
 	abort := c2.start("tpc_abort", pyval.Int(3))
 	select {
 	case m := <-abort:
@@ -355,7 +351,7 @@ func TestVoteWaitingForPublicationLetsAbortThrough(t *testing.T) {
 	c1.wait(fin, "tpc_finish")
 	// The lock is free again: c2 commits over T1.
 	c2.skipInvalidations = true
-	t1 := st.LastTransaction()
+	t1 := f.st.LastTransaction()
 	if tid := c2.commit(4, store{oid, t1, []byte("v3")}); tid <= t1 {
 		t.Fatalf("commit after the abort: %s", tid)
 	}
@@ -365,43 +361,11 @@ func TestVoteWaitingForPublicationLetsAbortThrough(t *testing.T) {
 // conflicting commit's publication: that wait is the server's, and a
 // client resolving conflicts is not cut for it.
 func TestVoteWaitingForPublicationPausesTheTimeout(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := &heldStorage{FileStorage: st}
-	srv, addr := serveTest(t, hs, Options{TransactionTimeout: 150 * time.Millisecond})
-	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	c1.register(false)
-	c2.register(false)
-	oid := c1.newOid()
-	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
-	c2.expect("invalidateTransaction")
-
-	release := make(chan struct{})
-	hs.hold.Store(&release)
-	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
-	t.Cleanup(unhold)
-	c1.begin(2)
-	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
-	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
-	fin := c1.start("tpc_finish", pyval.Int(2))
-	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("T1 never reached the storage")
-		}
-	}
-	c2.begin(3)
-	c2.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v2")), pyval.Int(3))
-	vote := c2.start("vote", pyval.Int(3))
-	for deadline := time.Now().Add(testTimeout); srv.Stats().Conflicts == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the vote never found the conflict")
-		}
-	}
+	f := newHeldFixture(t, Options{TransactionTimeout: 150 * time.Millisecond}, false)
+	c1, c2 := f.c1, f.c2
+	oid, t0 := f.newObject(1)
+	fin, unhold := f.commitHeld(t, oid, t0, 2)
+	vote := f.voteConflicting(t, oid, t0, 3)
 	time.Sleep(400 * time.Millisecond) // well past the timeout
 	unhold()
 	m := c2.wait(vote, "vote")
@@ -427,36 +391,11 @@ func TestVoteWaitingForPublicationPausesTheTimeout(t *testing.T) {
 // loads: history, loadSerial, the undo log and iterators show it only
 // after its invalidation has been queued.
 func TestUnpublishedCommitIsInvisible(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	hs := &heldStorage{FileStorage: st}
-	_, addr := serveTest(t, hs, Options{})
-	c1, c2 := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	c1.register(false)
-	c2.register(true)
-	oid := c1.newOid()
-	t0 := c1.commit(1, store{oid, 0, []byte("v0")})
-	c2.expect("invalidateTransaction")
-
-	release := make(chan struct{})
-	hs.hold.Store(&release)
-	unhold := sync.OnceFunc(func() { hs.hold.Store(nil); close(release) })
-	t.Cleanup(unhold)
-	c1.begin(2)
-	c1.oneWay("storea", oidValue(oid), tidValue(t0), pyval.Bytes([]byte("v1")), pyval.Int(2))
-	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
-	fin := c1.start("tpc_finish", pyval.Int(2))
-	for deadline := time.Now().Add(testTimeout); st.LastTransaction() == t0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("T1 never reached the storage")
-		}
-	}
-	t1 := st.LastTransaction()
+	f := newHeldFixture(t, Options{}, true)
+	c1, c2 := f.c1, f.c2
+	oid, t0 := f.newObject(1)
+	fin, unhold := f.commitHeld(t, oid, t0, 2)
+	t1 := f.st.LastTransaction()
 
 	// newest returns the newest tid history, the undo log and an iterator
 	// show, and whether loadSerial finds T1.
