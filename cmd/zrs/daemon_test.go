@@ -37,7 +37,14 @@ type daemon struct {
 
 func startDaemon(t *testing.T, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(bin, args...), stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
+	return launch(t, exec.Command(bin, args...))
+}
+
+// launch starts cmd with its stderr captured, reaps it in the background
+// and kills it at cleanup if it is still running.
+func launch(t *testing.T, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/config"
-	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // notifySocket is a test NOTIFY_SOCKET: it keeps every datagram a daemon
@@ -55,7 +54,7 @@ func listenNotify(t *testing.T, path string) *notifySocket {
 
 // await waits for a message for which match is true, at or after index
 // from, and returns its index.
-func (n *notifySocket) await(t *testing.T, from int, what string, match func(string) bool, d *runDaemon) int {
+func (n *notifySocket) await(t *testing.T, from int, what string, match func(string) bool, d *daemon) int {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -84,41 +83,22 @@ func (n *notifySocket) all() []string {
 
 func (n *notifySocket) msg(i int) string { return n.all()[i] }
 
-// runDaemon is a "zrs run" child.
-type runDaemon struct {
-	cmd    *exec.Cmd
-	stderr *testutil.SyncBuffer
-	done   chan error
-}
-
 // startRun starts "zrs run --config cfg" as systemd would: the sockets
 // in lns as fds 3, 4, ... named by names (LISTEN_FDNAMES), LISTEN_PID set
 // to the child's own pid by a shell that then execs zrs in place.
-func startRun(t *testing.T, bin, cfg string, lns []*os.File, names string, env ...string) *runDaemon {
+func startRun(t *testing.T, bin, cfg string, lns []*os.File, names string, env ...string) *daemon {
 	t.Helper()
-	d := &runDaemon{stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "--config", cfg)
-	d.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
 	if len(lns) > 0 {
-		d.cmd.Env = append(d.cmd.Env, fmt.Sprintf("LISTEN_FDS=%d", len(lns)), "LISTEN_FDNAMES="+names)
-		d.cmd.ExtraFiles = lns
+		cmd.Env = append(cmd.Env, fmt.Sprintf("LISTEN_FDS=%d", len(lns)), "LISTEN_FDNAMES="+names)
+		cmd.ExtraFiles = lns
 	}
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	return d
+	return launch(t, cmd)
 }
 
 // wait waits for the child to exit and returns its exit code.
-func (d *runDaemon) wait(t *testing.T) int {
+func (d *daemon) wait(t *testing.T) int {
 	t.Helper()
 	select {
 	case <-d.done:
@@ -129,7 +109,7 @@ func (d *runDaemon) wait(t *testing.T) int {
 	return -1
 }
 
-func (d *runDaemon) signal(t *testing.T, sig syscall.Signal) {
+func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -137,7 +117,7 @@ func (d *runDaemon) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // waitLog waits until the child's stderr contains every one of want.
-func (d *runDaemon) waitLog(t *testing.T, want ...string) {
+func (d *daemon) waitLog(t *testing.T, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
