@@ -2,7 +2,6 @@ package config
 
 import (
 	"reflect"
-	"strings"
 )
 
 // Diff returns the key paths whose values differ between a and b, in
@@ -14,15 +13,9 @@ func Diff(a, b *Config) []string {
 }
 
 func diff(a, b reflect.Value, path string, out []string) []string {
-	t := a.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		key, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		key = joinPath(path, key)
-		fa, fb := a.Field(i), b.Field(i)
+	for yf := range yamlFields(a.Type()) {
+		key := joinPath(path, yf.key)
+		fa, fb := a.Field(yf.index), b.Field(yf.index)
 		if fa.Kind() != reflect.Pointer {
 			if !fa.Equal(fb) {
 				out = append(out, key)

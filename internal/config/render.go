@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -36,22 +35,16 @@ func Render(c *Config) ([]byte, error) {
 // encode builds the mapping node of struct v.
 func encode(v reflect.Value) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	t := v.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		key, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		f := v.Field(i)
-		if opts == "omitempty" && f.IsZero() {
+	for yf := range yamlFields(v.Type()) {
+		f := v.Field(yf.index)
+		if yf.opts == "omitempty" && f.IsZero() {
 			continue
 		}
 		val, err := scalarOrMap(f)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", yf.key, err)
 		}
-		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, val)
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: yf.key}, val)
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"reflect"
 	"strings"
 	"time"
@@ -168,24 +169,41 @@ func (w *Walker) value(n *yaml.Node, f reflect.Value, path string) error {
 	return nil
 }
 
+// yamlField is an exported field of a config struct and its yaml tag.
+type yamlField struct {
+	index     int
+	key, opts string // the tag's name and what follows its first comma
+	inline    bool   // an embedded struct whose keys are the parent's
+}
+
+// yamlFields yields the exported fields of struct type t, in order.
+func yamlFields(t reflect.Type) iter.Seq[yamlField] {
+	return func(yield func(yamlField) bool) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			key, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+			if !yield(yamlField{i, key, opts, opts == "inline" && sf.Type.Kind() == reflect.Struct}) {
+				return
+			}
+		}
+	}
+}
+
 // fieldByTag finds the field of struct v whose yaml key is name, looking
 // into inlined embedded structs.
 func fieldByTag(v reflect.Value, name string) (reflect.Value, bool) {
-	t := v.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		key, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if opts == "inline" && sf.Type.Kind() == reflect.Struct {
-			if f, ok := fieldByTag(v.Field(i), name); ok {
+	for yf := range yamlFields(v.Type()) {
+		if yf.inline {
+			if f, ok := fieldByTag(v.Field(yf.index), name); ok {
 				return f, true
 			}
 			continue
 		}
-		if key == name {
-			return v.Field(i), true
+		if yf.key == name {
+			return v.Field(yf.index), true
 		}
 	}
 	return reflect.Value{}, false
