@@ -62,28 +62,37 @@ func checkAgainstSpec(t *testing.T, i int, got *zodb.TxnInfo, txns []synthTxn) {
 	}
 }
 
+// iterCheckAll iterates the whole of f with its own buffers, checks every
+// transaction against txns once all are read, and returns how many reads
+// the iterator made.
+func iterCheckAll(t *testing.T, f synthFile, txns []synthTxn) int {
+	t.Helper()
+	cr := &countingReader{r: bytes.NewReader(f.Bytes)}
+	it, err := fs.NewFileIterator(cr, "Data.fs", int64(len(f.Bytes)), 0, zodb.MaxTid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := iterAll(t, it)
+	if err != nil || len(got) != len(txns) {
+		t.Fatalf("%d transactions, %v; want %d", len(got), err, len(txns))
+	}
+	for i := range got {
+		checkAgainstSpec(t, i, got[i], txns)
+	}
+	return cr.reads
+}
+
 func TestIterateWindows(t *testing.T) {
 	txns := windowHistory()
 	f := synthBuild(txns)
 	t.Run("own buffers, kept", func(t *testing.T) {
-		cr := &countingReader{r: bytes.NewReader(f.Bytes)}
-		it, err := fs.NewFileIterator(cr, "Data.fs", int64(len(f.Bytes)), 0, zodb.MaxTid, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := iterAll(t, it)
-		if err != nil || len(got) != len(txns) {
-			t.Fatalf("%d transactions, %v; want %d", len(got), err, len(txns))
-		}
 		// Every TxnInfo is still intact after the whole file was read.
-		for i := range got {
-			checkAgainstSpec(t, i, got[i], txns)
-		}
+		reads := iterCheckAll(t, f, txns)
 		// Read ahead: far fewer reads than transactions (each read-ahead
 		// costs a header peek and a window; the 5 MiB one is read record by
 		// record).
-		if cr.reads > len(txns)/2 {
-			t.Fatalf("%d reads for %d transactions", cr.reads, len(txns))
+		if reads > len(txns)/2 {
+			t.Fatalf("%d reads for %d transactions", reads, len(txns))
 		}
 	})
 	t.Run("reused buffers", func(t *testing.T) {
@@ -179,20 +188,7 @@ func TestIterateBigTransactionsOneReadEach(t *testing.T) {
 	for i := range 20 {
 		txns = append(txns, synthTxn{Tid: synthTid(i), Recs: []synthRec{{Oid: zodb.Oid(i), Data: bytes.Repeat([]byte{byte(i)}, 300<<10)}}})
 	}
-	f := synthBuild(txns)
-	cr := &countingReader{r: bytes.NewReader(f.Bytes)}
-	it, err := fs.NewFileIterator(cr, "Data.fs", int64(len(f.Bytes)), 0, zodb.MaxTid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := iterAll(t, it)
-	if err != nil || len(got) != len(txns) {
-		t.Fatalf("%d transactions, %v", len(got), err)
-	}
-	for i := range got {
-		checkAgainstSpec(t, i, got[i], txns)
-	}
-	if cr.reads > len(txns)+2 {
-		t.Fatalf("%d reads for %d transactions larger than a window", cr.reads, len(txns))
+	if reads := iterCheckAll(t, synthBuild(txns), txns); reads > len(txns)+2 {
+		t.Fatalf("%d reads for %d transactions larger than a window", reads, len(txns))
 	}
 }
