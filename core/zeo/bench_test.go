@@ -1,9 +1,13 @@
 package zeo
 
 import (
+	"encoding/binary"
+	"io"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
@@ -64,4 +68,39 @@ func BenchmarkCommit8(b *testing.B) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkServeLoadBefore measures loadBefore round trips in
+// ClientStorage's own form (the session's fast path) from a client that
+// allocates nothing per call, so that allocs/op is the server's.
+func BenchmarkServeLoadBefore(b *testing.B) {
+	_, addr, _ := newTestServer(b, Options{})
+	c := dialTest(b, addr, nil)
+	c.register(false)
+	oid := c.newOid()
+	c.commit(1, store{oid, 0, make([]byte, 200)})
+	r := dialRaw(b, addr)
+	r.roundTrip(mustEncode(b, &Message{ID: pyval.Int(1), Flags: FlagReply, Name: "register",
+		Args: pyval.Tuple(pyval.Str("1"), pyval.Bool(false))}))
+	call := append([]byte(nil), loadBeforeCall...)
+	for i, v := range []zodb.Tid{zodb.Tid(oid), zodb.MaxTid, zodb.Tid(oid), zodb.MaxTid} {
+		binary.BigEndian.PutUint64(call[loadBeforeSlots[i]:], uint64(v))
+	}
+	frame := AppendFrame(nil, call)
+	reply := make([]byte, 4<<10)
+	r.conn.SetDeadline(time.Time{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.conn.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(r.conn, reply[:4]); err != nil {
+			b.Fatal(err)
+		}
+		n := binary.BigEndian.Uint32(reply)
+		if _, err := io.ReadFull(r.conn, reply[:n]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 // A fast path for the commonest exchange of a ZEO server, loadBefore.
@@ -23,11 +24,15 @@ var loadBeforeCall = []byte("\x80\x03(C\x08________C\x08________\x86\x89X\x0a\x0
 // loadBeforeSlots are the offsets of the four 8-byte values.
 var loadBeforeSlots = [4]int{5, 15, 42, 52}
 
-// decodeLoadBefore returns the message of a loadBefore call in the exact
-// form ClientStorage sends, or nil.
-func decodeLoadBefore(p []byte) *Message {
+// loadBeforeArgs are the four 8-byte values of such a call: the msgid's
+// oid and tid, then the arguments oid and before.
+type loadBeforeArgs [4][8]byte
+
+// parseLoadBefore fills a and reports true when p is a loadBefore call in
+// the exact form ClientStorage sends.
+func parseLoadBefore(p []byte, a *loadBeforeArgs) bool {
 	if len(p) != len(loadBeforeCall) {
-		return nil
+		return false
 	}
 	slot := 0
 	for i := 0; i < len(p); i++ {
@@ -37,15 +42,28 @@ func decodeLoadBefore(p []byte) *Message {
 			continue
 		}
 		if p[i] != loadBeforeCall[i] {
-			return nil
+			return false
 		}
+	}
+	for i, off := range loadBeforeSlots {
+		copy(a[i][:], p[off:off+8])
+	}
+	return true
+}
+
+// decodeLoadBefore returns the message of a loadBefore call in the exact
+// form ClientStorage sends, or nil.
+func decodeLoadBefore(p []byte) *Message {
+	var a loadBeforeArgs
+	if !parseLoadBefore(p, &a) {
+		return nil
 	}
 	// One allocation for the four values' bytes, none aliasing p.
 	var vals [4]*pyval.Value
 	buf := make([]byte, 32)
-	for i, off := range loadBeforeSlots {
+	for i := range a {
 		b := buf[i*8 : i*8+8 : i*8+8]
-		copy(b, p[off:off+8])
+		copy(b, a[i][:])
 		vals[i] = pyval.Bytes(b)
 	}
 	return &Message{ID: pyval.Tuple(vals[0], vals[1]), Flags: FlagReply, Name: "loadBefore", Args: pyval.Tuple(vals[2], vals[3])}
@@ -76,7 +94,20 @@ func encodeLoadBeforeReply(m *Message) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	b := make([]byte, 0, 64+len(data))
+	return appendLoadBeforeReply(make([]byte, 0, loadBeforeReplySize(data)), oid, tid, data, start, end)
+}
+
+// loadBeforeReplySize is the length of the pickle of a loadBefore reply
+// carrying data.
+func loadBeforeReplySize(data []byte) int { return 64 + len(data) }
+
+// appendLoadBeforeReply appends the pickle of ((oid, tid), 0, '.reply',
+// (data, start, end)), end nil meaning None, and reports false (leaving
+// the pickle to the generic pickler) when data needs BINBYTES8.
+func appendLoadBeforeReply(b, oid, tid, data, start, end []byte) ([]byte, bool) {
+	if uint64(len(data)) > 0xffffffff {
+		return b, false
+	}
 	b = append(b, 0x80, 3, '(')
 	b = appendShortBytes(b, oid)
 	b = appendShortBytes(b, tid)
@@ -84,11 +115,9 @@ func encodeLoadBeforeReply(m *Message) ([]byte, bool) {
 	b = append(b, replyMethod...)
 	if len(data) < 256 {
 		b = append(b, 'C', byte(len(data)))
-	} else if uint64(len(data)) <= 0xffffffff {
+	} else {
 		b = append(b, 'B')
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
-	} else {
-		return nil, false // BINBYTES8: leave it to the generic pickler
 	}
 	b = append(b, data...)
 	b = appendShortBytes(b, start)
@@ -98,6 +127,42 @@ func encodeLoadBeforeReply(m *Message) ([]byte, bool) {
 		b = appendShortBytes(b, end)
 	}
 	return append(b, 0x87, 't', '.'), true
+}
+
+// serveLoadBefore answers p when it is a loadBefore call in
+// ClientStorage's form, on a registered pickle session, without building
+// a value for the call or the reply: the reply frame is written straight
+// from the record, so a load allocates its payload, the record and the
+// frame. It reports false, having done nothing, for any other message;
+// answers other than a revision (None, errors) go through the generic
+// pickler. The caller holds no lock.
+func (ss *session) serveLoadBefore(p []byte) (bool, error) {
+	var a loadBeforeArgs
+	if !ss.registered || ss.codec != (pickleCodec{}) || !parseLoadBefore(p, &a) {
+		return false, nil
+	}
+	ss.srv.pub.RLock()
+	defer ss.srv.pub.RUnlock()
+	oid, before := zodb.Oid(binary.BigEndian.Uint64(a[2][:])), zodb.Tid(binary.BigEndian.Uint64(a[3][:]))
+	data, start, end, err := ss.loadBeforePublished(oid, before)
+	if err == nil && data != nil {
+		var s, e [8]byte
+		binary.BigEndian.PutUint64(s[:], uint64(start))
+		var ep []byte
+		if end != 0 {
+			binary.BigEndian.PutUint64(e[:], uint64(end))
+			ep = e[:]
+		}
+		f := make([]byte, 4, 4+loadBeforeReplySize(data))
+		if f, ok := appendLoadBeforeReply(f, a[0][:], a[1][:], data, s[:], ep); ok {
+			binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+			ss.queue(f)
+			return true, nil
+		}
+	}
+	id := pyval.Tuple(pyval.Bytes(a[0][:]), pyval.Bytes(a[1][:]))
+	v, err := loadBeforeValue(data, start, end, err)
+	return true, ss.answer(id, v, err)
 }
 
 // bytes8 returns v's bytes if v is a bytes value of length 8.

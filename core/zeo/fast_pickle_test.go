@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 // Every loadBefore call in the captured Python transcripts takes the fast
@@ -143,4 +146,112 @@ func FuzzLoadBeforeReply(f *testing.F) {
 			t.Fatalf("fast %x (%v), generic %x (%v)", got, ok, want, err)
 		}
 	})
+}
+
+// TestServeLoadBeforeMatchesGeneric: a loadBefore call in ClientStorage's
+// form, which serveLoadBefore answers, and the same call pickled another
+// way (a memo put after the msgid), which the generic codec and method
+// answer, get byte-identical replies: current and old revisions, data of
+// both length forms, no revision before (None), an unknown oid
+// (POSKeyError), and a session that has not registered.
+func TestServeLoadBeforeMatchesGeneric(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	oid, big := c.newOid(), c.newOid()
+	t1 := c.commit(1, store{oid, 0, []byte("first")}, store{big, 0, bytes.Repeat([]byte("b"), 5000)})
+	t2 := c.commit(2, store{oid, t1, []byte("second")})
+
+	fast := func(oid zodb.Oid, before zodb.Tid) []byte {
+		p := append([]byte(nil), loadBeforeCall...)
+		for i, v := range []uint64{uint64(oid), uint64(before), uint64(oid), uint64(before)} {
+			binary.BigEndian.PutUint64(p[loadBeforeSlots[i]:], v)
+		}
+		return p
+	}
+	generic := func(p []byte) []byte {
+		// BINPUT 0 after the msgid tuple: the same call, not the fast form.
+		q := append([]byte(nil), p[:24]...)
+		q = append(q, 'q', 0)
+		q = append(q, p[24:]...)
+		if m, err := decodePickle(q); err != nil || m.Name != "loadBefore" {
+			t.Fatalf("variant does not decode as loadBefore: %v", err)
+		}
+		return q
+	}
+	cases := []struct {
+		name   string
+		oid    zodb.Oid
+		before zodb.Tid
+	}{
+		{"current", oid, zodb.MaxTid},
+		{"old revision", oid, t2},
+		{"none before", oid, t1},
+		{"large data", big, zodb.MaxTid},
+		{"unknown oid", 0x7777, zodb.MaxTid},
+	}
+	check := func(r *rawSession, what string) {
+		for _, tc := range cases {
+			p := fast(tc.oid, tc.before)
+			var a loadBeforeArgs
+			if !parseLoadBefore(p, &a) {
+				t.Fatalf("%s: the test's call is not in the fast form", tc.name)
+			}
+			got, want := r.roundTrip(p), r.roundTrip(generic(p))
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s, %s: fast path replied\n%x\ngeneric path\n%x", what, tc.name, got, want)
+			}
+		}
+	}
+	r := dialRaw(t, addr)
+	r.roundTrip(mustEncode(t, &Message{ID: pyval.Int(1), Flags: FlagReply, Name: "register",
+		Args: pyval.Tuple(pyval.Str("1"), pyval.Bool(false))}))
+	check(r, "registered")
+	check(dialRaw(t, addr), "unregistered")
+}
+
+// rawSession is a pickle-codec connection that exchanges frames as bytes.
+type rawSession struct {
+	t    testing.TB
+	conn net.Conn
+}
+
+func dialRaw(t testing.TB, addr net.Addr) *rawSession {
+	t.Helper()
+	conn, err := net.DialTimeout(addr.Network(), addr.String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(testTimeout))
+	p, err := ReadFrame(conn, 64)
+	if err != nil || string(p) != "Z5" {
+		t.Fatalf("server announced %q (%v)", p, err)
+	}
+	if _, err := conn.Write(AppendFrame(nil, p)); err != nil {
+		t.Fatal(err)
+	}
+	return &rawSession{t: t, conn: conn}
+}
+
+// roundTrip sends one frame and returns the payload of the next frame.
+func (r *rawSession) roundTrip(p []byte) []byte {
+	r.t.Helper()
+	if _, err := r.conn.Write(AppendFrame(nil, p)); err != nil {
+		r.t.Fatal(err)
+	}
+	q, err := ReadFrame(r.conn, 1<<20)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return q
+}
+
+func mustEncode(t testing.TB, m *Message) []byte {
+	t.Helper()
+	p, err := pickleCodec{}.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

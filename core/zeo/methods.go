@@ -141,33 +141,53 @@ func (ss *session) lastTransaction(a *args, _ *pyval.Value) (*pyval.Value, error
 }
 
 // loadBefore(oid, before) → (data, start, end|None), None, or POSKeyError.
-// It runs under pub and never looks past the published tid.
+// It runs under pub and never looks past the published tid. Calls in
+// ClientStorage's own form skip it (serveLoadBefore).
 func (ss *session) loadBefore(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	a.count(2, 2)
 	oid, before := a.oid(0), a.tid(1)
 	if a.err != nil {
 		return nil, a.err
 	}
+	return loadBeforeValue(ss.loadBeforePublished(oid, before))
+}
+
+// loadBeforePublished loads the revision of oid before before that the
+// clients may see, under pub: data nil and no error means there is none
+// (the answer None); end is 0 when the successor is unpublished or absent.
+func (ss *session) loadBeforePublished(oid zodb.Oid, before zodb.Tid) (data []byte, start, end zodb.Tid, err error) {
 	ss.srv.stats.loads.Add(1)
 	if limit := ss.srv.lastPublished() + 1; before > limit {
 		before = limit
 	}
-	data, start, end, err := ss.srv.st.LoadBefore(ss.ctx, oid, before)
+	data, start, end, err = ss.srv.st.LoadBefore(ss.ctx, oid, before)
 	switch {
 	case errors.Is(err, zodb.ErrNoRevision):
-		return pyval.None(), nil
+		return nil, 0, 0, nil
 	case errors.Is(err, zodb.ErrNotFound):
-		return nil, &zodb.NotFoundError{Oid: oid}
+		return nil, 0, 0, &zodb.NotFoundError{Oid: oid}
 	case err != nil:
-		return nil, err
+		return nil, 0, 0, err
 	}
 	if data == nil {
-		return nil, &zodb.NotFoundError{Oid: oid}
+		return nil, 0, 0, &zodb.NotFoundError{Oid: oid}
 	}
 	if end > ss.srv.lastPublished() {
 		// Unpublished successors stay unknown: the client learns of them
 		// through their invalidation.
 		end = 0
+	}
+	return data, start, end, nil
+}
+
+// loadBeforeValue is loadBefore's reply value for loadBeforePublished's
+// results.
+func loadBeforeValue(data []byte, start, end zodb.Tid, err error) (*pyval.Value, error) {
+	switch {
+	case err != nil:
+		return nil, err
+	case data == nil:
+		return pyval.None(), nil
 	}
 	return pyval.Tuple(pyval.Bytes(data), tidValue(start), tidOrNone(end)), nil
 }

@@ -156,6 +156,12 @@ func (ss *session) readLoop() error {
 			return err
 		}
 		ss.readerBusy.Store(true)
+		if done, err := ss.serveLoadBefore(p); done {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		m, err := ss.codec.Decode(p)
 		if err != nil {
 			return fmt.Errorf("undecodable message (%d bytes): %w", len(p), err)
