@@ -53,6 +53,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -326,6 +328,12 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 	if err != nil {
 		return nil, err
 	}
+	// The client's own garbage collector stays off while the clock runs
+	// (a memory limit bounds the heap): its pauses would be counted as the
+	// server's latency, whichever server it measures.
+	runtime.GC()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 	start := time.Now()
 	end := start.Add(cfg.duration)
 	watchdog := time.AfterFunc(cfg.duration+setupTimeout, func() {
