@@ -231,6 +231,11 @@ func TestGroupCommitFsyncFails(t *testing.T) {
 	if _, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrClosed) {
 		t.Fatalf("begin after a failed fsync: %v", err)
 	}
+	for range 2 {
+		if err := s.Close(); !errors.Is(err, errDisk) {
+			t.Fatalf("close after a failed fsync: %v; want the fsync error", err)
+		}
+	}
 	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}

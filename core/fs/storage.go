@@ -352,7 +352,10 @@ func (s *FileStorage) Pack(ctx context.Context, t time.Time) error {
 }
 
 // Close aborts a transaction in progress, saves the index (read-write),
-// closes Data.fs and releases the lock. It is idempotent.
+// closes Data.fs and releases the lock. It is idempotent; on a storage
+// that a failed fsync closed, it returns that failure (the commits it
+// covered failed; the index was not saved, and the next open rebuilds
+// what it lacks).
 //
 // Durability: transactions finished but not yet fsynced are fsynced; the
 // index is written to a temp file, fsynced and renamed.
@@ -360,7 +363,9 @@ func (s *FileStorage) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		s.syncMu.Lock()
+		defer s.syncMu.Unlock()
+		return s.syncErr
 	}
 	s.closed = true
 	cur := s.cur
