@@ -18,9 +18,14 @@
 // connects to the primary, sends "zrs2.0" and the local last tid, and
 // applies each transaction it receives with Begin (the primary's tid and
 // status), Restore of every record with its data_txn hint, Vote and
-// Finish. On any failure it aborts the transaction being applied,
-// disconnects, backs off (exponentially, with jitter, capped) and
-// reconnects from the last tid committed locally, forever.
+// Finish. Finish runs on a goroutine of its own while the next
+// transaction is received and written, so that one fsync covers the
+// transactions finished while the previous fsync ran; a transaction is
+// reported (OnCommit, the commit watcher, a zrs3 acknowledgement) once
+// fsynced, in tid order. On any failure it aborts the transaction being
+// applied, waits for those already finishing, disconnects, backs off
+// (exponentially, with jitter, capped) and reconnects from the last tid
+// committed locally, forever.
 //
 // To clients the Secondary is read-only: Begin and NewOid fail with
 // zodb.ErrReadOnly; loads, history, iteration and the undo log are served

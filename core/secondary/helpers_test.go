@@ -92,6 +92,12 @@ type runningSecondary struct {
 
 func startSecondary(t *testing.T, path, addr string, opts secondary.Options) *runningSecondary {
 	t.Helper()
+	return startSecondaryOn(t, openFS(t, path), addr, opts)
+}
+
+// startSecondaryOn is startSecondary replicating into st.
+func startSecondaryOn(t *testing.T, st secondary.Storage, addr string, opts secondary.Options) *runningSecondary {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t).With("node", "secondary")
 	}
@@ -99,7 +105,7 @@ func startSecondary(t *testing.T, path, addr string, opts secondary.Options) *ru
 		opts.MinBackoff = 10 * time.Millisecond
 		opts.MaxBackoff = 200 * time.Millisecond
 	}
-	s := secondary.New(openFS(t, path), addr, opts)
+	s := secondary.New(st, addr, opts)
 	rs := &runningSecondary{Secondary: s, done: make(chan error, 1)}
 	go func() { rs.done <- s.Run(context.Background()) }()
 	stopped := false

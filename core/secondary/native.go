@@ -143,7 +143,7 @@ func (s *Secondary) fallBack() {
 // nativeCycle is one zrs3 connection on conn: handshake, then apply
 // transactions and acknowledge them until something fails. Like cycle,
 // it always returns a non-nil error.
-func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable func()) error {
+func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable func()) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var wg sync.WaitGroup
@@ -186,6 +186,15 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	var acked atomic.Uint64
 	ackc := make(chan struct{}, 1)
 	wg.Go(func() { s.nativeWrites(ctx, cancel, conn, &acked, ackc) })
+	// Each transaction is acknowledged once fsynced, in tid order.
+	a := s.newApplier(ctx, func(tid zodb.Tid) {
+		acked.Store(uint64(tid))
+		select {
+		case ackc <- struct{}{}:
+		default: // an acknowledgement is pending; it will carry this tid
+		}
+	})
+	defer func() { err = a.wait(err) }() // before the connection is torn down
 
 	defer s.obs.setIdle(false)
 	for applied := 0; ; applied++ {
@@ -202,16 +211,11 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 			continue
 		}
 		s.obs.setIdle(false)
-		if err := s.apply(ctx, info); err != nil {
+		if err := a.apply(info); err != nil {
 			return err
 		}
 		ir.progressed() // applying is not the stream's idleness
 		markStable()
-		acked.Store(uint64(info.Tid))
-		select {
-		case ackc <- struct{}{}:
-		default: // an acknowledgement is pending; it will carry this tid
-		}
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 // ApplyObserver is told of each replicated transaction committed locally:
 // its tid and how long applying it took (begin, restores, vote and the
-// fsync of finish; not the time to receive it). It runs in the
-// replication goroutine: keep it short.
+// fsync of finish; not the time to receive it). Calls come one at a
+// time, in tid order: keep it short.
 type ApplyObserver func(tid zodb.Tid, took time.Duration)
 
 // observers holds the monitoring hooks and state of a Secondary that the
@@ -43,24 +43,14 @@ func (s *Secondary) ObserveApplies(fn ApplyObserver) {
 // WatchCommits sets fn to be called, in tid order, after each replicated
 // transaction is committed locally and visible to loads, with the oids it
 // changed (nil removes it). A ZEO server serving the replica uses it to
-// send invalidations to its read-only clients. It runs in the replication
-// goroutine, after Options.OnCommit: keep it short.
+// send invalidations to its read-only clients. Calls come one at a time,
+// after Options.OnCommit: keep it short.
 func (s *Secondary) WatchCommits(fn func(tid zodb.Tid, oids []zodb.Oid)) {
 	if fn == nil {
 		s.obs.commits.Store(nil)
 		return
 	}
 	s.obs.commits.Store(&fn)
-}
-
-// applied reports a finished apply (deferred by apply with its start).
-func (o *observers) applied(tid zodb.Tid, start time.Time, err *error) {
-	if *err != nil {
-		return
-	}
-	if fn := o.apply.Load(); fn != nil {
-		(*fn)(tid, time.Since(start))
-	}
 }
 
 func (o *observers) setIdle(idle bool) {

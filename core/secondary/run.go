@@ -109,7 +109,7 @@ func (s *Secondary) setConnected(c bool) {
 // something fails. It always returns a non-nil error (nil only when ctx
 // ended). markStable is called once the connection has proven useful (a
 // transaction applied, or alive for stableAfter).
-func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
+func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	conn, err := s.dialer.Dial(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -145,10 +145,12 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 	br := bufio.NewReaderSize(&idleReader{conn: conn, idle: s.opts.ReadTimeout}, readBufferSize)
 	sr := zrsproto.NewStreamReader(br, start)
 	defer s.obs.setIdle(false)
+	a := s.newApplier(ctx, nil)
+	defer func() { err = a.wait(err) }() // before the connection is torn down
 	for applied := 0; ; applied++ {
-		s.obs.setIdle(br.Buffered() == 0)
+		a.setReading(br.Buffered() == 0)
 		info, err := sr.ReadTxn()
-		s.obs.setIdle(false)
+		a.setReading(false)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -159,50 +161,11 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) error {
 			}
 			return fmt.Errorf("reading from primary: %w", err)
 		}
-		if err := s.apply(ctx, info); err != nil {
+		if err := a.apply(info); err != nil {
 			return err
 		}
 		markStable()
 	}
-}
-
-// apply commits one replicated transaction with the primary's tid and
-// status, restoring each record with its data_txn hint (so undo and copy
-// records become backpointers again). On failure the transaction is
-// aborted and nothing of it is visible. Durability: when apply returns
-// nil, the transaction is fsynced locally (Finish).
-func (s *Secondary) apply(ctx context.Context, info *zodb.TxnInfo) (err error) {
-	defer s.obs.applied(info.Tid, time.Now(), &err)
-	txn, err := s.st.Begin(ctx, info.TxnMeta, zodb.BeginOptions{Tid: info.Tid, Status: info.Status})
-	if err != nil {
-		return fmt.Errorf("applying transaction %s: begin: %w", info.Tid, err)
-	}
-	defer func() {
-		if err != nil {
-			txn.Abort()
-		}
-	}()
-	oids := make([]zodb.Oid, 0, len(info.Records))
-	for i := range info.Records {
-		r := &info.Records[i]
-		if err := txn.Restore(r.Oid, r.Tid, r.Data, r.DataTxn); err != nil {
-			return fmt.Errorf("applying transaction %s: restore of object %s: %w", info.Tid, r.Oid, err)
-		}
-		oids = append(oids, r.Oid)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		return fmt.Errorf("applying transaction %s: vote: %w", info.Tid, err)
-	}
-	if _, err := txn.Finish(ctx); err != nil {
-		return fmt.Errorf("applying transaction %s: finish: %w", info.Tid, err)
-	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(info.Tid, oids)
-	}
-	if fn := s.obs.commits.Load(); fn != nil {
-		(*fn)(info.Tid, oids)
-	}
-	return nil
 }
 
 // keepAlive sends an empty frame every KeepAlive until ctx ends. A failed

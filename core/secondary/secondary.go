@@ -83,7 +83,9 @@ type Options struct {
 	KeepAlive time.Duration
 	// OnCommit, if set, is called after each replicated transaction is
 	// committed locally, with its tid and the oids it wrote (for
-	// invalidations). It runs in the replication goroutine: keep it short.
+	// invalidations). Calls come one at a time, in tid order, from a
+	// goroutine of the replication: keep it short (the next transaction's
+	// report waits for it).
 	OnCommit func(tid zodb.Tid, oids []zodb.Oid)
 	// Protocol is ProtoAuto (zrs3, falling back to zrs2.0 for a zc.zrs
 	// primary), ProtoZRS2 or ProtoNative.

@@ -1,0 +1,181 @@
+package secondary
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// maxFinishing bounds the replicated transactions written and waiting for
+// their fsync at once. Each holds only its tid and oids (its data is in
+// the file once voted); the bound keeps a disk slower than the network
+// from piling up goroutines.
+const maxFinishing = 64
+
+// applier overlaps a connection's transactions with their fsyncs. The
+// connection's goroutine writes each transaction (Begin, Restore of every
+// record, Vote) and hands it to finish, which calls Finish on a goroutine
+// of its own: Finish writes the status byte, lets the next transaction
+// begin and waits for an fsync. So the next transaction is received and
+// written while earlier ones wait, and one fsync covers every transaction
+// finished while the previous fsync ran (the storage's group commit),
+// instead of one fsync per transaction in turn.
+//
+// What follows a transaction's durability — the apply observer,
+// Options.OnCommit, the commit watcher (a replica's ZEO invalidations) and
+// done (a zrs3 acknowledgement) — runs once Finish has returned, one
+// transaction at a time, in tid order, for every transaction committed.
+// A failed Finish stops the connection (apply and wait return the
+// failure); the storage must then not commit a later transaction without
+// it, which holds for a FileStorage (a failed write or fsync closes it)
+// and for a relay (its Finish fails only after committing locally).
+type applier struct {
+	s     *Secondary
+	ctx   context.Context
+	done  func(tid zodb.Tid) // last of the hooks; may be nil
+	slots chan struct{}      // one per transaction waiting for its fsync
+	prev  chan struct{}      // closed once the last transaction handed on is reported
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	err     error // the first failed Finish; guarded by mu
+	pending int   // transactions handed on and not yet reported; guarded by mu
+	reading bool  // see setReading; guarded by mu
+}
+
+func (s *Secondary) newApplier(ctx context.Context, done func(tid zodb.Tid)) *applier {
+	prev := make(chan struct{})
+	close(prev)
+	return &applier{s: s, ctx: ctx, done: done, slots: make(chan struct{}, maxFinishing), prev: prev}
+}
+
+// apply writes one replicated transaction with the primary's tid and
+// status, restoring each record with its data_txn hint (so undo and copy
+// records become backpointers again), and hands it to finish. A
+// transaction that fails before that is aborted: nothing of it is
+// visible. It returns the first failure of an earlier Finish, if any, so
+// that the connection stops. Durability: the transaction is fsynced
+// locally once its hooks run, not when apply returns.
+func (a *applier) apply(info *zodb.TxnInfo) (err error) {
+	if err := a.failed(); err != nil {
+		return err
+	}
+	start := time.Now()
+	txn, err := a.s.st.Begin(a.ctx, info.TxnMeta, zodb.BeginOptions{Tid: info.Tid, Status: info.Status})
+	if err != nil {
+		return fmt.Errorf("applying transaction %s: begin: %w", info.Tid, err)
+	}
+	defer func() {
+		if err != nil {
+			txn.Abort()
+		}
+	}()
+	oids := make([]zodb.Oid, 0, len(info.Records))
+	for i := range info.Records {
+		r := &info.Records[i]
+		if err := txn.Restore(r.Oid, r.Tid, r.Data, r.DataTxn); err != nil {
+			return fmt.Errorf("applying transaction %s: restore of object %s: %w", info.Tid, r.Oid, err)
+		}
+		oids = append(oids, r.Oid)
+	}
+	if err := txn.Vote(a.ctx); err != nil {
+		return fmt.Errorf("applying transaction %s: vote: %w", info.Tid, err)
+	}
+	a.finish(txn, info.Tid, oids, start)
+	return nil
+}
+
+// finish finishes txn on a goroutine of its own and reports it after
+// every transaction handed on before it.
+func (a *applier) finish(txn zodb.Txn, tid zodb.Tid, oids []zodb.Oid, start time.Time) {
+	a.slots <- struct{}{}
+	prev, mine := a.prev, make(chan struct{})
+	a.prev = mine
+	a.mu.Lock()
+	a.pending++
+	a.mu.Unlock()
+	a.wg.Go(func() {
+		defer func() { <-a.slots }()
+		defer close(mine)
+		defer a.reported()
+		_, err := txn.Finish(a.ctx)
+		<-prev
+		if err != nil {
+			txn.Abort()
+			a.fail(fmt.Errorf("applying transaction %s: finish: %w", tid, err))
+			if a.s.st.LastTransaction() < tid {
+				return // not committed: nothing to report
+			}
+			// Committed all the same (a relay whose wait for its own
+			// secondaries failed): loads see it, so its
+			// invalidations must go out.
+		}
+		a.s.reportApplied(tid, oids, start)
+		if a.done != nil {
+			a.done(tid)
+		}
+	})
+}
+
+// setReading tells the applier whether the connection is waiting for the
+// primary with nothing received pending (zrs2, which has no heartbeats to
+// say the primary has nothing more). The secondary is idle (Waiting)
+// while it is and no transaction waits for its fsync.
+func (a *applier) setReading(r bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reading = r
+	a.s.obs.setIdle(r && a.pending == 0)
+}
+
+// reported ends a transaction handed on; the last one pending while the
+// connection waits makes the secondary idle.
+func (a *applier) reported() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending--
+	if a.pending == 0 && a.reading {
+		a.s.obs.setIdle(true)
+	}
+}
+
+func (a *applier) fail(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err == nil {
+		a.err = err
+	}
+}
+
+func (a *applier) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// wait returns once every transaction handed on is finished and
+// reported, with the first failure, else err.
+func (a *applier) wait(err error) error {
+	a.wg.Wait()
+	if ferr := a.failed(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// reportApplied runs the hooks of a replicated transaction that is
+// committed locally.
+func (s *Secondary) reportApplied(tid zodb.Tid, oids []zodb.Oid, start time.Time) {
+	if fn := s.obs.apply.Load(); fn != nil {
+		(*fn)(tid, time.Since(start))
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(tid, oids)
+	}
+	if fn := s.obs.commits.Load(); fn != nil {
+		(*fn)(tid, oids)
+	}
+}

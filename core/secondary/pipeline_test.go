@@ -1,0 +1,149 @@
+package secondary_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// slowDisk is a FileStorage whose Finish takes delay longer after the
+// transaction is committed (a disk slower to confirm than this machine's),
+// and counts the Finishes in progress at once. The Finish of failTid
+// commits, then fails, as a relay's does when its wait for its own
+// secondaries fails.
+type slowDisk struct {
+	*fs.FileStorage
+	delay   time.Duration
+	failTid zodb.Tid
+
+	mu        sync.Mutex
+	finishing int
+	most      int                   // most Finishes in progress at once
+	committed map[zodb.Tid]struct{} // Finish committed it (and returned, or is sleeping)
+	failed    bool
+}
+
+var errDownstream = errors.New("simulated: the relay's secondaries did not confirm")
+
+func (d *slowDisk) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	txn, err := d.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &slowTxn{Txn: txn, d: d}, nil
+}
+
+type slowTxn struct {
+	zodb.Txn
+	d *slowDisk
+}
+
+func (t *slowTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	d := t.d
+	d.mu.Lock()
+	d.finishing++
+	d.most = max(d.most, d.finishing)
+	d.mu.Unlock()
+	tid, err := t.Txn.Finish(ctx)
+	d.mu.Lock()
+	if err == nil {
+		d.committed[tid] = struct{}{}
+	}
+	d.mu.Unlock()
+	time.Sleep(d.delay)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.finishing--
+	if err == nil && tid == d.failTid && !d.failed {
+		d.failed = true
+		return tid, errDownstream
+	}
+	return tid, err
+}
+
+func (d *slowDisk) isCommitted(tid zodb.Tid) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.committed[tid]
+	return ok
+}
+
+// A secondary catching up writes the next transactions while earlier ones
+// wait for their fsync, and still reports each transaction (OnCommit, the
+// commit watcher) once committed, one at a time, in tid order — also the
+// one whose Finish failed after committing, after which it reconnects and
+// goes on. The replica ends identical to the primary, over both protocols.
+func TestApplyOverlapsFinishes(t *testing.T) {
+	for _, proto := range []secondary.Protocol{secondary.ProtoZRS2, secondary.ProtoNative} {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+			p := startPrimary(t, ppath, "127.0.0.1:0")
+			w := newWorkload(t, p)
+			w.run(120)
+			var tids []zodb.Tid
+			it, err := p.Iterate(context.Background(), 0, zodb.MaxTid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				info, err := it.Next(context.Background())
+				if err != nil {
+					break
+				}
+				tids = append(tids, info.Tid)
+			}
+			it.Close()
+
+			d := &slowDisk{FileStorage: openFS(t, spath), delay: 2 * time.Millisecond,
+				failTid: tids[len(tids)/2], committed: make(map[zodb.Tid]struct{})}
+			var mu sync.Mutex
+			var reported, watched []zodb.Tid
+			var inReport int
+			report := func(list *[]zodb.Tid) func(zodb.Tid, []zodb.Oid) {
+				return func(tid zodb.Tid, _ []zodb.Oid) {
+					mu.Lock()
+					inReport++
+					if inReport > 1 {
+						t.Errorf("two reports at once (at %s)", tid)
+					}
+					mu.Unlock()
+					if !d.isCommitted(tid) {
+						t.Errorf("%s reported before its Finish committed it", tid)
+					}
+					mu.Lock()
+					*list = append(*list, tid)
+					inReport--
+					mu.Unlock()
+				}
+			}
+			s := startSecondaryOn(t, d, p.addr, secondary.Options{Protocol: proto, OnCommit: report(&reported)})
+			s.WatchCommits(report(&watched))
+			waitCaughtUp(t, p, s)
+			s.close()
+			p.close()
+
+			if d.most < 2 {
+				t.Errorf("at most %d Finish in progress at once: the next transaction waited for each fsync", d.most)
+			}
+			if !d.failed {
+				t.Errorf("the Finish of %s never ran", d.failTid)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// The watcher is set after Run starts: it may miss the first.
+			if !slices.Equal(reported, tids) || len(watched) == 0 || !slices.Equal(watched, tids[len(tids)-len(watched):]) {
+				t.Errorf("reported %d transactions, watched %d, of %d in order", len(reported), len(watched), len(tids))
+			}
+			sameFile(t, ppath, spath)
+		})
+	}
+}
