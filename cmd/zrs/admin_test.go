@@ -78,9 +78,7 @@ func TestStatusAndPromoteCommands(t *testing.T) {
 	if sst.Role != "primary" || sst.Upstream != nil || sst.PromotedAt.IsZero() {
 		t.Errorf("after promotion: %+v", sst)
 	}
-	if !strings.Contains(s.stderr.String(), "promoted to primary") {
-		t.Errorf("secondary log lacks the promotion:\n%s", s.stderr)
-	}
+	s.waitLog(t, "promoted to primary")
 	code, _, _ = zrs(t, "status", filepath.Join(dir, "nobody.admin"))
 	if code != 1 {
 		t.Errorf("status of nothing: code %d", code)

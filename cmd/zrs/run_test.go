@@ -132,7 +132,7 @@ func (d *daemon) waitLog(t *testing.T, want ...string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("zrs run log lacks %q:\n%s", missing, d.stderr)
+			t.Fatalf("zrs %s log lacks %q:\n%s", d.cmd.Args[1], missing, d.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
