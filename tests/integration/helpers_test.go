@@ -754,11 +754,18 @@ type runningPrimary struct {
 
 func startPrimary(t *testing.T, path string) *runningPrimary {
 	t.Helper()
+	return startPrimaryWith(t, path, primary.Options{})
+}
+
+// startPrimaryWith is startPrimary with options (its logger is set).
+func startPrimaryWith(t *testing.T, path string, opts primary.Options) *runningPrimary {
+	t.Helper()
 	st, err := fs.Open(path, fs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := primary.New(st, primary.Options{Logger: testLogger().With("node", "primary")})
+	opts.Logger = testLogger().With("node", "primary")
+	p := primary.New(st, opts)
 	a, err := p.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		p.Close()
