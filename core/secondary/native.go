@@ -197,6 +197,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	defer func() { err = a.wait(err) }() // before the connection is torn down
 
 	defer s.obs.setIdle(false)
+	received := start
 	for applied := 0; ; applied++ {
 		info, hb, err := nr.Next()
 		if err != nil {
@@ -205,15 +206,17 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		ir.progressed()
 		if hb != nil {
 			s.nat.heard(hb.Last)
-			// A heartbeat comes only between transactions: holding the
-			// primary's last tid means nothing is pending.
-			s.obs.setIdle(s.st.LastTransaction() >= hb.Last)
+			// A heartbeat comes only between transactions: having
+			// received the primary's last tid means nothing more is
+			// coming (caught up once it is committed here).
+			a.setReceivedAll(received >= hb.Last)
 			continue
 		}
-		s.obs.setIdle(false)
+		a.setReceivedAll(false)
 		if err := a.apply(info); err != nil {
 			return err
 		}
+		received = info.Tid
 		ir.progressed() // applying is not the stream's idleness
 		markStable()
 	}

@@ -43,7 +43,7 @@ type applier struct {
 	mu      sync.Mutex
 	err     error // the first failed Finish; guarded by mu
 	pending int   // transactions handed on and not yet reported; guarded by mu
-	reading bool  // see setReading; guarded by mu
+	all     bool  // see setReceivedAll; guarded by mu
 }
 
 func (s *Secondary) newApplier(ctx context.Context, done func(tid zodb.Tid)) *applier {
@@ -120,15 +120,17 @@ func (a *applier) finish(txn zodb.Txn, tid zodb.Tid, oids []zodb.Oid, start time
 	})
 }
 
-// setReading tells the applier whether the connection is waiting for the
-// primary with nothing received pending (zrs2, which has no heartbeats to
-// say the primary has nothing more). The secondary is idle (Waiting)
-// while it is and no transaction waits for its fsync.
-func (a *applier) setReading(r bool) {
+// setReceivedAll tells the applier whether the connection has received
+// all the primary has committed so far: with zrs2, it waits for the
+// primary with nothing buffered (zrs2 has no heartbeats to say more);
+// with zrs3, a heartbeat named no later tid than the last received. The
+// secondary is idle (Waiting, caught up) while it has and no transaction
+// waits for its fsync.
+func (a *applier) setReceivedAll(all bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.reading = r
-	a.s.obs.setIdle(r && a.pending == 0)
+	a.all = all
+	a.s.obs.setIdle(all && a.pending == 0)
 }
 
 // reported ends a transaction handed on; the last one pending while the
@@ -137,7 +139,7 @@ func (a *applier) reported() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending--
-	if a.pending == 0 && a.reading {
+	if a.pending == 0 && a.all {
 		a.s.obs.setIdle(true)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -25,6 +26,8 @@ type slowDisk struct {
 	failTid zodb.Tid
 
 	mu        sync.Mutex
+	begun     int // transactions begun
+	finished  int // Finishes returned
 	finishing int
 	most      int                   // most Finishes in progress at once
 	committed map[zodb.Tid]struct{} // Finish committed it (and returned, or is sleeping)
@@ -38,6 +41,9 @@ func (d *slowDisk) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.Begin
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	d.begun++
+	d.mu.Unlock()
 	return &slowTxn{Txn: txn, d: d}, nil
 }
 
@@ -62,11 +68,18 @@ func (t *slowTxn) Finish(ctx context.Context) (zodb.Tid, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.finishing--
+	d.finished++
 	if err == nil && tid == d.failTid && !d.failed {
 		d.failed = true
 		return tid, errDownstream
 	}
 	return tid, err
+}
+
+func (d *slowDisk) counts() (begun, finished int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.begun, d.finished
 }
 
 func (d *slowDisk) isCommitted(tid zodb.Tid) bool {
@@ -144,6 +157,46 @@ func TestApplyOverlapsFinishes(t *testing.T) {
 				t.Errorf("reported %d transactions, watched %d, of %d in order", len(reported), len(watched), len(tids))
 			}
 			sameFile(t, ppath, spath)
+		})
+	}
+}
+
+// Waiting (the caught-up indicator) is never true while a received
+// transaction is not yet committed (its Finish not returned), and becomes
+// true once the primary's last one is: at once over zrs2, by the next
+// heartbeat over zrs3.
+func TestWaitingOnlyWhenCommitted(t *testing.T) {
+	for _, proto := range []secondary.Protocol{secondary.ProtoZRS2, secondary.ProtoNative} {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+			p := startPrimaryWith(t, ppath, "127.0.0.1:0", primary.Options{HeartbeatInterval: 50 * time.Millisecond})
+			w := newWorkload(t, p)
+			w.run(10)
+			d := &slowDisk{FileStorage: openFS(t, spath), delay: 30 * time.Millisecond, committed: make(map[zodb.Tid]struct{})}
+			s := startSecondaryOn(t, d, p.addr, secondary.Options{Protocol: proto})
+			check := func(until func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(converge)
+				for !until() {
+					b1, f1 := d.counts()
+					_, ok := s.Waiting()
+					b2, f2 := d.counts()
+					if ok && b1 == b2 && f1 == f2 && f1 < b1 {
+						t.Fatalf("waiting (caught up) with %d of %d transactions begun not finished", b1-f1, b1)
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out at %s, primary at %s", s.LastTransaction(), p.LastTransaction())
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for round := range 3 {
+				check(func() bool { _, ok := s.Waiting(); return ok && s.LastTransaction() == p.LastTransaction() })
+				if round < 2 {
+					w.run(10)
+				}
+			}
 		})
 	}
 }

@@ -148,9 +148,9 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	a := s.newApplier(ctx, nil)
 	defer func() { err = a.wait(err) }() // before the connection is torn down
 	for applied := 0; ; applied++ {
-		a.setReading(br.Buffered() == 0)
+		a.setReceivedAll(br.Buffered() == 0)
 		info, err := sr.ReadTxn()
-		a.setReading(false)
+		a.setReceivedAll(false)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
