@@ -192,3 +192,59 @@ func TestIterateBigTransactionsOneReadEach(t *testing.T) {
 		t.Fatalf("%d reads for %d transactions larger than a window", reads, len(txns))
 	}
 }
+
+// A damaged data record inside a window is reported as the general path
+// reports it — the record's kind and offset — with every transaction
+// before it returned whole, with reused buffers or without: the window's
+// in-place decoding takes no record it should refuse.
+func TestIterateWindowDamagedRecord(t *testing.T) {
+	txns := synthHistory(12) // txn 10 has a second record: a backpointer to txn 5's record 0
+	f := synthBuild(txns)
+	rec := func(i, j int) int64 { return f.RecPos[i][j] }
+	cases := []struct {
+		name   string
+		damage func(b []byte)
+		txn    int   // the damaged transaction
+		pos    int64 // expected error offset
+		record string
+	}{
+		{"tloc", func(b []byte) { put64(b, rec(3, 0)+24, f.TxnPos[2]) }, 3, rec(3, 0), "data record"},
+		{"vlen", func(b []byte) { b[rec(3, 0)+33] = 1 }, 3, rec(3, 0), "data record"},
+		{"plen overrun", func(b []byte) { put64(b, rec(3, 0)+34, 500) }, 3, rec(3, 0), "data record"},
+		{"plen negative", func(b []byte) { put64(b, rec(3, 0)+34, -2) }, 3, rec(3, 0), "data record"},
+		{"records short of tlen", func(b []byte) { put64(b, rec(3, 0)+34, 3) }, 3, rec(3, 0) + 45, "data record"},
+		{"prev after txn", func(b []byte) { put64(b, rec(2, 0)+16, rec(3, 0)) }, 2, rec(2, 0), "data record"},
+		{"prev negative", func(b []byte) { put64(b, rec(2, 0)+16, -1) }, 2, rec(2, 0), "data record"},
+		{"second record's tloc", func(b []byte) { put64(b, rec(10, 1)+24, 0) }, 10, rec(10, 1), "data record"},
+		{"backpointer forward", func(b []byte) { put64(b, rec(10, 1)+42, rec(11, 0)) }, 10, rec(10, 1), "backpointer"},
+	}
+	for _, c := range cases {
+		for _, reuse := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reuse=%v", c.name, reuse), func(t *testing.T) {
+				b := bytes.Clone(f.Bytes)
+				c.damage(b)
+				it, err := fs.NewFileIterator(bytes.NewReader(b), "Data.fs", int64(len(b)), 0, zodb.MaxTid, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer it.Close()
+				it.ReuseBuffers(reuse)
+				n := 0
+				for ; ; n++ {
+					info, err := it.Next(context.Background())
+					if err != nil {
+						var re *fs.RecordError
+						if !errors.As(err, &re) || re.Pos != c.pos || re.Record != c.record {
+							t.Fatalf("after %d transactions: %v; want a %s error at %d", n, err, c.record, c.pos)
+						}
+						break
+					}
+					checkAgainstSpec(t, n, info, txns)
+				}
+				if n != c.txn {
+					t.Fatalf("%d transactions before the error, want %d", n, c.txn)
+				}
+			})
+		}
+	}
+}
