@@ -159,8 +159,11 @@ func (a *applier) failed() error {
 }
 
 // wait returns once every transaction handed on is finished and
-// reported, with the first failure, else err.
+// reported, with the first failure, else err. The connection is ending:
+// the secondary is no longer idle, however those finishes end (the last
+// one must not make it idle while disconnected).
 func (a *applier) wait(err error) error {
+	a.setReceivedAll(false)
 	a.wg.Wait()
 	if ferr := a.failed(); ferr != nil {
 		return ferr

@@ -1,9 +1,12 @@
 package secondary_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -198,5 +201,112 @@ func TestWaitingOnlyWhenCommitted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// gatedDisk is a FileStorage whose Finishes, once armed, wait at their
+// start until the gate is opened, telling entered which tid waits.
+type gatedDisk struct {
+	*fs.FileStorage
+	entered chan zodb.Tid
+
+	mu   sync.Mutex
+	gate chan struct{} // nil: not armed; guarded by mu
+}
+
+func (d *gatedDisk) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	txn, err := d.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedTxn{Txn: txn, d: d}, nil
+}
+
+// arm makes the next Finishes wait until the returned gate is closed.
+func (d *gatedDisk) arm() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gate = make(chan struct{})
+	return d.gate
+}
+
+type gatedTxn struct {
+	zodb.Txn
+	d *gatedDisk
+}
+
+func (t *gatedTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	t.d.mu.Lock()
+	gate := t.d.gate
+	t.d.mu.Unlock()
+	if gate != nil {
+		t.d.entered <- t.Tid()
+		<-gate
+	}
+	return t.Txn.Finish(ctx)
+}
+
+// inGoroutine reports whether some goroutine is running fn (a function
+// name as stack traces print it).
+func inGoroutine(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn))
+}
+
+// A zrs3 connection that ends while a transaction is finishing, after a
+// heartbeat said nothing more was coming, waits for that Finish and then
+// leaves the secondary not Waiting (caught up): it is disconnected, and
+// whatever it reconnects to may be ahead. The Finish returning last must
+// not mark it caught up once the connection is gone.
+func TestNotWaitingAfterDisconnect(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimaryWith(t, ppath, "127.0.0.1:0", primary.Options{HeartbeatInterval: 10 * time.Millisecond})
+	w := newWorkload(t, p)
+	w.run(5)
+	d := &gatedDisk{FileStorage: openFS(t, spath), entered: make(chan zodb.Tid, 1)}
+	var mu sync.Mutex
+	var conn net.Conn
+	refuse := false
+	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse {
+			return nil, errors.New("test: no more connections")
+		}
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.addr)
+		conn = c
+		return c, err
+	})
+	s := startSecondaryOn(t, d, p.addr, secondary.Options{Protocol: secondary.ProtoNative, Dialer: dial})
+	waitCaughtUp(t, p, s)
+
+	gate := d.arm()
+	tid, _ := w.create(1)
+	if got := <-d.entered; got != tid {
+		t.Fatalf("finishing %s, want %s", got, tid)
+	}
+	// Two heartbeats naming tid: the first one was handled (received all).
+	heard, last := 0, s.NativeStatus().HeardAt
+	waitFor(t, "heartbeats naming the last commit", func() bool {
+		if ns := s.NativeStatus(); ns.PrimaryLast == tid && ns.HeardAt.After(last) {
+			heard, last = heard+1, ns.HeardAt
+		}
+		return heard >= 2
+	})
+	if _, ok := s.Waiting(); ok {
+		t.Fatal("waiting (caught up) while the last transaction is finishing")
+	}
+	mu.Lock()
+	refuse = true
+	conn.Close()
+	mu.Unlock()
+	waitFor(t, "the ended connection to wait for the Finish in progress", func() bool {
+		return inGoroutine("secondary.(*applier).wait(")
+	})
+	close(gate)
+	waitFor(t, "the connection to end", func() bool { return !s.Status().Connected && s.LastTransaction() == tid })
+	if since, ok := s.Waiting(); ok {
+		t.Errorf("waiting (caught up since %v) after the connection ended", since)
 	}
 }
