@@ -31,7 +31,8 @@ const maxFinishing = 64
 // A failed Finish stops the connection (apply and wait return the
 // failure); the storage must then not commit a later transaction without
 // it, which holds for a FileStorage (a failed write or fsync closes it)
-// and for a relay (its Finish fails only after committing locally).
+// and for a relay (its Finish fails as its FileStorage's does, or after
+// committing locally).
 type applier struct {
 	s     *Secondary
 	ctx   context.Context

@@ -13,8 +13,8 @@ import (
 var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 
 // Promote turns the secondary into a primary without a restart: it stops
-// replicating (Run's loop is cancelled, a transaction being applied is
-// aborted or, if already finishing, completes; the connection is closed),
+// replicating (Run's loop is cancelled, a transaction being written is
+// aborted and those already finishing complete; the connection is closed),
 // waits for Run to return, and then opens the storage to writes: Begin and
 // NewOid go to the wrapped storage and ReadOnly is false. If the wrapped
 // storage is a primary.Primary (a relay), its own secondaries keep their
@@ -22,7 +22,8 @@ var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 //
 // Promote takes as long as the replication loop needs to notice the
 // cancellation (it closes the connection, so a blocked read ends at once)
-// plus, at worst, the fsync of a transaction being finished. It is
+// plus the fsyncs of the transactions already finishing (a FileStorage's
+// group commit covers them with one or two). It is
 // idempotent; it fails with zodb.ErrClosed after Close, and with ctx's
 // error if ctx ends before Run stopped (the secondary then stays
 // read-only, no longer replicating; call Promote again to finish).
