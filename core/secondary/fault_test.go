@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -74,6 +75,44 @@ func TestCorruptionIsNotApplied(t *testing.T) {
 	if err := px.FlipBit(faultproxy.ServerToClient, off, 3); err != nil { // cancels it
 		t.Fatal(err)
 	}
+	waitCaughtUp(t, p, s)
+	s.close()
+	p.close()
+	sameFile(t, ppath, spath)
+}
+
+// ReadTimeout (zrs2): a secondary whose primary keeps sending stays on
+// one connection however long that lasts, and reconnects once the
+// primary has sent nothing for the timeout.
+func TestZRS2ReadTimeout(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	w := newWorkload(t, p)
+	w.run(20)
+	const timeout = 500 * time.Millisecond
+	s := startSecondary(t, spath, p.addr, secondary.Options{Protocol: secondary.ProtoZRS2, ReadTimeout: timeout})
+	waitCaughtUp(t, p, s)
+	first := s.Status().ConnectedSince
+
+	// A small commit every 50 ms for four timeouts: the stream is never
+	// quiet, and its bytes alone would not stretch the deadline that far.
+	oid := w.oids[0]
+	for end := time.Now().Add(4 * timeout); time.Now().Before(end); {
+		w.ser[oid] = w.commit(zodb.TxnMeta{}, func(txn zodb.Txn) error { return txn.Store(oid, w.ser[oid], []byte("tick")) })
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitCaughtUp(t, p, s)
+	if st := s.Status(); !st.Connected || !st.ConnectedSince.Equal(first) {
+		t.Fatalf("reconnected while the primary was sending: %+v (first connected %v)", st, first)
+	}
+
+	// Quiet for longer than the timeout: a new connection.
+	waitFor(t, "a reconnection after a quiet period", func() bool {
+		st := s.Status()
+		return st.Connected && st.ConnectedSince.After(first)
+	})
+	w.run(10)
 	waitCaughtUp(t, p, s)
 	s.close()
 	p.close()

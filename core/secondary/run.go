@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -142,7 +143,8 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
 	}
 
-	br := bufio.NewReaderSize(&idleReader{conn: conn, idle: s.opts.ReadTimeout}, readBufferSize)
+	ir := &idleReader{conn: conn, idle: s.opts.ReadTimeout, progress: time.Now()}
+	br := bufio.NewReaderSize(ir, readBufferSize)
 	sr := zrsproto.NewStreamReader(br, start)
 	defer s.obs.setIdle(false)
 	a := s.newApplier(ctx, nil)
@@ -159,11 +161,16 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 				return errors.New("the primary closed the connection before sending anything " +
 					"(a primary refuses a secondary whose last transaction is newer than its own; see the primary's log)")
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("the primary sent nothing for the read timeout (%v); reconnecting", s.opts.ReadTimeout)
+			}
 			return fmt.Errorf("reading from primary: %w", err)
 		}
+		ir.progressed()
 		if err := a.apply(info); err != nil {
 			return err
 		}
+		ir.progressed() // applying is not the stream's idleness
 		markStable()
 	}
 }
