@@ -9,9 +9,10 @@ import (
 )
 
 // ApplyObserver is told of each replicated transaction committed locally:
-// its tid and how long applying it took (begin, restores, vote and the
-// fsync of finish; not the time to receive it). Calls come one at a
-// time, in tid order: keep it short.
+// its tid and how long applying it took, from its Begin to its report
+// (restores, vote, the fsync of finish, and any wait for earlier
+// transactions' fsyncs and reports; not the time to receive it). Calls
+// come one at a time, in tid order: keep it short.
 type ApplyObserver func(tid zodb.Tid, took time.Duration)
 
 // observers holds the monitoring hooks and state of a Secondary that the
