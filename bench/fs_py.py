@@ -172,7 +172,13 @@ EXTRA = {"iterate": ("iterate_own", "read")}
 def table(go_file, py_file):
     """Rows for the operations present in both files, with Go's speed-up."""
     def read(p):
-        rows = {r["op"]: r for r in map(json.loads, open(p)) if r.get("op")}
+        # An operation measured several times counts with its best run
+        # (the least time): what the code can do, not the machine's noise.
+        rows = {}
+        for r in map(json.loads, open(p)):
+            op = r.get("op")
+            if op and (op not in rows or r["seconds"] < rows[op]["seconds"]):
+                rows[op] = r
         for op in ("iterate", "iterate_own"):
             if op in rows:
                 rows[op]["records_per_s"] = rows[op]["records"] / rows[op]["seconds"]
