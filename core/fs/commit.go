@@ -328,11 +328,15 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	}
 	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
 	s.mu.Lock()
+	var created []zodb.Oid
 	for _, oid := range t.oids {
+		if _, ok := s.index.Get(oid); !ok {
+			created = append(created, oid)
+		}
 		s.index.Set(oid, t.tindex[oid])
 	}
 	s.wend, s.wlast, s.cur = end, t.tid, nil
-	s.pending = append(s.pending, pendingTxn{tid: t.tid, pos: t.pos, end: end})
+	s.pending = append(s.pending, pendingTxn{tid: t.tid, pos: t.pos, end: end, created: created})
 	s.keepBuffer(t.buf)
 	t.buf, t.tindex = nil, nil
 	s.mu.Unlock()
@@ -348,6 +352,7 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 type pendingTxn struct {
 	tid      zodb.Tid
 	pos, end int64
+	created  []zodb.Oid // oids it adds to the index: not in Len or Oids until durable
 }
 
 // writeStatus writes the final status byte (not fsynced: see syncTo).

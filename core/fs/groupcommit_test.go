@@ -14,21 +14,23 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
-// heldFsync makes the first fsync of s wait until release is closed; entered
-// is closed when it starts waiting.
-func heldFsync(s *fs.FileStorage) (entered, release chan struct{}) {
-	entered, release = make(chan struct{}), make(chan struct{})
-	var once sync.Once
+// heldFsync makes the first fsync of s wait until release is called;
+// entered is closed when it starts waiting. release may be called more
+// than once: defer it right away, so that a test failing while the fsync
+// is held does not hang in Close.
+func heldFsync(s *fs.FileStorage) (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var first, done sync.Once
 	fs.SetFsync(s, func(real func() error) error {
-		first := false
-		once.Do(func() { first = true })
-		if first {
-			close(entered)
-			<-release
+		held := false
+		first.Do(func() { held = true })
+		if held {
+			close(in)
+			<-out
 		}
 		return real()
 	})
-	return entered, release
+	return in, func() { done.Do(func() { close(out) }) }
 }
 
 // finishAsync votes and finishes tx in a goroutine; the result arrives on
@@ -73,6 +75,7 @@ func TestGroupCommit(t *testing.T) {
 	const a, b = zodb.Oid(1), zodb.Oid(2)
 	t0 := stCommit(t, s, stWrite{a, 0, []byte("a0")})
 	entered, release := heldFsync(s)
+	defer release()
 	before := s.Fsyncs()
 
 	// T1 updates a and creates b; its fsync is held.
@@ -104,6 +107,9 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if got := iterTids(t, s); len(got) != 1 || got[0] != t0 {
 		t.Fatalf("iterator during T1's fsync: %v", got)
+	}
+	if n, oids := s.Len(), s.Oids(); n != 1 || len(oids) != 1 || oids[0] != a {
+		t.Fatalf("Len %d, Oids %v during T1's fsync; want 1, [%s]", n, oids, a)
 	}
 
 	// Writers: T2 begins at once, conflicts with T1 on the old serial and
@@ -144,7 +150,7 @@ func TestGroupCommit(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 
-	close(release)
+	release()
 	r1, r2, r3 := <-done1, <-done2, <-done3
 	if r1.err != nil || r2.err != nil || r3.err != nil {
 		t.Fatalf("finish: %v, %v, %v", r1.err, r2.err, r3.err)
@@ -163,6 +169,9 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if last := s.LastTransaction(); last != r3.tid {
 		t.Fatalf("LastTransaction %s, want %s", last, r3.tid)
+	}
+	if n, oids := s.Len(), s.Oids(); n != 2 || len(oids) != 2 {
+		t.Fatalf("Len %d, Oids %v after the commits; want 2", n, oids)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -202,11 +211,13 @@ func TestGroupCommitFsyncFails(t *testing.T) {
 	}
 	defer s.Close()
 	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
-	entered, release := make(chan struct{}), make(chan struct{})
+	entered, out := make(chan struct{}), make(chan struct{})
 	errDisk := errors.New("simulated fsync failure")
-	var once sync.Once
+	var once, released sync.Once
+	release := func() { released.Do(func() { close(out) }) }
+	defer release()
 	fs.SetFsync(s, func(real func() error) error {
-		once.Do(func() { close(entered); <-release })
+		once.Do(func() { close(entered); <-out })
 		return errDisk
 	})
 	tx1 := begin(t, s)
@@ -222,7 +233,7 @@ func TestGroupCommitFsyncFails(t *testing.T) {
 	done2 := finishAsync(t, tx2)
 	tx3 := begin(t, s) // T2 has finished writing
 	tx3.Abort()
-	close(release)
+	release()
 	for i, ch := range []<-chan finishResult{done1, done2} {
 		if r := <-ch; !errors.Is(r.err, errDisk) || r.tid != 0 {
 			t.Fatalf("T%d: %s, %v; want the fsync error", i+1, r.tid, r.err)
@@ -378,6 +389,7 @@ func TestGroupCommitCloseWithPendingCommits(t *testing.T) {
 	const a, b, c = zodb.Oid(1), zodb.Oid(2), zodb.Oid(3)
 	t0 := stCommit(t, s, stWrite{a, 0, []byte("a0")})
 	entered, release := heldFsync(s)
+	defer release()
 	tx1 := begin(t, s)
 	if err := tx1.Store(a, t0, []byte("a1")); err != nil {
 		t.Fatal(err)
@@ -403,7 +415,7 @@ func TestGroupCommitCloseWithPendingCommits(t *testing.T) {
 		t.Fatalf("Close returned (%v) while T1's fsync is held", err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	close(release)
+	release()
 	if err := <-closed; err != nil {
 		t.Fatalf("close: %v", err)
 	}

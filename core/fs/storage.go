@@ -267,11 +267,17 @@ func (s *FileStorage) LastTransaction() zodb.Tid {
 	return s.lastTid
 }
 
-// Len returns the number of oids in the index, deleted ones included.
+// Len returns the number of oids in the index, deleted ones included, not
+// counting those that only transactions still waiting for their fsync
+// created.
 func (s *FileStorage) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.index.Len()
+	n := s.index.Len()
+	for _, p := range s.pending {
+		n -= len(p.created)
+	}
+	return n
 }
 
 // Fsyncs returns how many fsyncs commits have made since Open. With
@@ -291,13 +297,25 @@ func (s *FileStorage) CommittedEnd() int64 {
 func (s *FileStorage) Size() int64 { return s.CommittedEnd() }
 
 // Oids returns the oids in the index in ascending order, deleted ones
-// included.
+// included, and not those that only transactions still waiting for their
+// fsync created (Len counts the same).
 func (s *FileStorage) Oids() []zodb.Oid {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	var unseen map[zodb.Oid]bool
+	for _, p := range s.pending {
+		for _, oid := range p.created {
+			if unseen == nil {
+				unseen = make(map[zodb.Oid]bool)
+			}
+			unseen[oid] = true
+		}
+	}
 	oids := make([]zodb.Oid, 0, s.index.Len())
 	s.index.Range(func(oid zodb.Oid, _ int64) bool {
-		oids = append(oids, oid)
+		if !unseen[oid] {
+			oids = append(oids, oid)
+		}
 		return true
 	})
 	return oids
