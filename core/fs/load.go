@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -132,29 +133,63 @@ func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
 // walking the prev chain from the current record, and the serial of the
 // revision after it (0 if it is current).
 func (s *FileStorage) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
-	pos, end, err := s.lookup(oid)
+	d, next, err := s.findBefore(ctx, oid, before)
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	data, err := s.recordData(&d, before)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return data, d.Tid, next, nil
+}
+
+// AppendLoadBefore is LoadBefore appending the data to dst
+// (zodb.LoadBeforeAppender): a record with data of its own is read
+// straight into dst. On error it returns dst.
+func (s *FileStorage) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	d, next, err := s.findBefore(ctx, oid, before)
+	if err != nil {
+		return dst, 0, 0, err
+	}
+	if d.PLen > 0 { // inside the committed data: readRecord checked it
+		n := len(dst)
+		out := slices.Grow(dst, int(d.PLen)+zodb.AppendRoom)[:n+int(d.PLen)]
+		if _, err := s.rd.ReadAt(out[n:], d.Pos+DataHeaderSize); err != nil {
+			return dst, 0, 0, &RecordError{Path: s.path, Record: "data record", Pos: d.Pos, Err: err}
+		}
+		return out, d.Tid, next, nil
+	}
+	data, err := s.recordData(&d, before) // a backpointer or a deletion
+	if err != nil {
+		return dst, 0, 0, err
+	}
+	return append(slices.Grow(dst, len(data)+zodb.AppendRoom), data...), d.Tid, next, nil
+}
+
+// findBefore returns the header of the newest revision of oid with a
+// serial < before, walking the prev chain from the current record, and
+// the serial of the revision after it (0 if it is current).
+func (s *FileStorage) findBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) (DataHeader, zodb.Tid, error) {
+	pos, end, err := s.lookup(oid)
+	if err != nil {
+		return DataHeader{}, 0, err
 	}
 	var next zodb.Tid
 	for {
 		d, err := s.readRecord(pos, end, oid)
 		if err != nil {
-			return nil, 0, 0, err
+			return DataHeader{}, 0, err
 		}
 		if d.Tid < before {
-			data, err := s.recordData(&d, before)
-			if err != nil {
-				return nil, 0, 0, err
-			}
-			return data, d.Tid, next, nil
+			return d, next, nil
 		}
 		if d.Prev == 0 {
-			return nil, 0, 0, fmt.Errorf("object %s before %s: %w", oid, before, zodb.ErrNoRevision)
+			return DataHeader{}, 0, fmt.Errorf("object %s before %s: %w", oid, before, zodb.ErrNoRevision)
 		}
 		next, end, pos = d.Tid, pos, d.Prev
 		if err := ctx.Err(); err != nil {
-			return nil, 0, 0, err
+			return DataHeader{}, 0, err
 		}
 	}
 }

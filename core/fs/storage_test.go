@@ -475,3 +475,49 @@ func TestLoadDamagedRecord(t *testing.T) {
 		})
 	}
 }
+
+// AppendLoadBefore gives what LoadBefore gives, after the caller's bytes
+// (left as they were when it fails): current and old revisions, a
+// backpointer left by an undo, a deletion, no revision before, an
+// unknown oid.
+func TestAppendLoadBefore(t *testing.T) {
+	s := stOpen(t, "", fs.Options{})
+	const a, b = zodb.Oid(1), zodb.Oid(2)
+	t1 := stCommit(t, s, stWrite{a, 0, []byte("a1")}, stWrite{b, 0, bytes.Repeat([]byte("b"), 5000)})
+	t2 := stCommit(t, s, stWrite{a, t1, []byte("a2")})
+	tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Undo(bg, t2); err != nil { // a's record: a backpointer to a1
+		t.Fatal(err)
+	}
+	if err := tx.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	t3, err := tx.Finish(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t4 := stCommit(t, s, stWrite{b, t1, nil})
+	prefix := []byte("prefix:")
+	for _, oid := range []zodb.Oid{a, b, 7} {
+		for _, before := range []zodb.Tid{t1, t2, t3, t4, zodb.MaxTid} {
+			data, serial, next, err := s.LoadBefore(bg, oid, before)
+			out, aserial, anext, aerr := s.AppendLoadBefore(bg, bytes.Clone(prefix), oid, before)
+			what := fmt.Sprintf("oid %s before %s", oid, before)
+			if (err == nil) != (aerr == nil) || (err != nil && err.Error() != aerr.Error()) {
+				t.Fatalf("%s: LoadBefore error %v, AppendLoadBefore error %v", what, err, aerr)
+			}
+			if err != nil {
+				if !bytes.Equal(out, prefix) {
+					t.Fatalf("%s: failed, but dst became %q", what, out)
+				}
+				continue
+			}
+			if !bytes.Equal(out, append(bytes.Clone(prefix), data...)) || aserial != serial || anext != next {
+				t.Fatalf("%s: appended %q %s %s, LoadBefore %q %s %s", what, out, aserial, anext, data, serial, next)
+			}
+		}
+	}
+}

@@ -139,6 +139,12 @@ func (p *Primary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid)
 	return p.st.LoadBefore(ctx, oid, before)
 }
 
+// AppendLoadBefore delegates to the wrapped storage (through its own
+// AppendLoadBefore when it has one).
+func (p *Primary) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	return zodb.AppendLoadBefore(ctx, p.st, dst, oid, before)
+}
+
 // LoadSerial delegates to the wrapped storage.
 func (p *Primary) LoadSerial(ctx context.Context, oid zodb.Oid, serial zodb.Tid) ([]byte, error) {
 	return p.st.LoadSerial(ctx, oid, serial)

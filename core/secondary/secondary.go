@@ -189,6 +189,12 @@ func (s *Secondary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Ti
 	return s.st.LoadBefore(ctx, oid, before)
 }
 
+// AppendLoadBefore delegates to the wrapped storage (through its own
+// AppendLoadBefore when it has one).
+func (s *Secondary) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	return zodb.AppendLoadBefore(ctx, s.st, dst, oid, before)
+}
+
 // LoadSerial delegates to the wrapped storage.
 func (s *Secondary) LoadSerial(ctx context.Context, oid zodb.Oid, serial zodb.Tid) ([]byte, error) {
 	return s.st.LoadSerial(ctx, oid, serial)

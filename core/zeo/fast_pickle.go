@@ -108,11 +108,7 @@ func appendLoadBeforeReply(b, oid, tid, data, start, end []byte) ([]byte, bool) 
 	if uint64(len(data)) > 0xffffffff {
 		return b, false
 	}
-	b = append(b, 0x80, 3, '(')
-	b = appendShortBytes(b, oid)
-	b = appendShortBytes(b, tid)
-	b = append(b, 0x86, 'K', 0, 'X', 6, 0, 0, 0)
-	b = append(b, replyMethod...)
+	b = appendLoadBeforeHead(b, oid, tid)
 	if len(data) < 256 {
 		b = append(b, 'C', byte(len(data)))
 	} else {
@@ -120,22 +116,39 @@ func appendLoadBeforeReply(b, oid, tid, data, start, end []byte) ([]byte, bool) 
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
 	}
 	b = append(b, data...)
+	return appendLoadBeforeTail(b, start, end), true
+}
+
+// appendLoadBeforeHead appends the reply's pickle up to its data: the
+// msgid (oid, tid), the flags and the method name, and opens the
+// arguments.
+func appendLoadBeforeHead(b, oid, tid []byte) []byte {
+	b = append(b, 0x80, 3, '(')
+	b = appendShortBytes(b, oid)
+	b = appendShortBytes(b, tid)
+	b = append(b, 0x86, 'K', 0, 'X', 6, 0, 0, 0)
+	return append(b, replyMethod...)
+}
+
+// appendLoadBeforeTail appends what follows the data: start, end (nil
+// for None), and closes the message.
+func appendLoadBeforeTail(b, start, end []byte) []byte {
 	b = appendShortBytes(b, start)
 	if end == nil {
 		b = append(b, 'N')
 	} else {
 		b = appendShortBytes(b, end)
 	}
-	return append(b, 0x87, 't', '.'), true
+	return append(b, 0x87, 't', '.')
 }
 
 // serveLoadBefore answers p when it is a loadBefore call in
 // ClientStorage's form, on a registered pickle session, without building
-// a value for the call or the reply: the reply frame is written straight
-// from the record, so a load allocates its payload, the record and the
-// frame. It reports false, having done nothing, for any other message;
-// answers other than a revision (None, errors) go through the generic
-// pickler. The caller holds no lock.
+// a value for the call or the reply: the storage appends the record's
+// data straight into the reply frame (zodb.AppendLoadBefore), so a load
+// allocates its payload and the frame. It reports false, having done
+// nothing, for any other message; answers other than a revision (None,
+// errors) go through the generic pickler. The caller holds no lock.
 func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	var a loadBeforeArgs
 	if !ss.registered || ss.codec != (pickleCodec{}) || !parseLoadBefore(p, &a) {
@@ -144,25 +157,53 @@ func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	ss.srv.pub.RLock()
 	defer ss.srv.pub.RUnlock()
 	oid, before := zodb.Oid(binary.BigEndian.Uint64(a[2][:])), zodb.Tid(binary.BigEndian.Uint64(a[3][:]))
-	data, start, end, err := ss.loadBeforePublished(oid, before)
-	if err == nil && data != nil {
-		var s, e [8]byte
-		binary.BigEndian.PutUint64(s[:], uint64(start))
-		var ep []byte
-		if end != 0 {
-			binary.BigEndian.PutUint64(e[:], uint64(end))
-			ep = e[:]
-		}
-		f := make([]byte, 4, 4+loadBeforeReplySize(data))
-		if f, ok := appendLoadBeforeReply(f, a[0][:], a[1][:], data, s[:], ep); ok {
-			binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+	// The frame: its length, the pickle up to the data, 5 bytes for the
+	// data's opcode and length (BINBYTES; SHORT_BINBYTES takes 2 and the
+	// data moves back by 3), the data, then the rest (which fits in the
+	// room the storage leaves when it grows the frame for the data).
+	f := appendLoadBeforeHead(make([]byte, 4, 64), a[0][:], a[1][:])
+	mark := len(f) + 5
+	out, start, end, ok, err := ss.loadBeforePublished(f[:mark], oid, before)
+	if ok {
+		if f, ok := finishLoadBeforeFrame(out, mark, start, end); ok {
 			ss.queue(f)
 			return true, nil
 		}
+		// Beyond what a frame can carry: the generic path says so.
 	}
 	id := pyval.Tuple(pyval.Bytes(a[0][:]), pyval.Bytes(a[1][:]))
-	v, err := loadBeforeValue(data, start, end, err)
+	v, err := loadBeforeValue(out[mark:], start, end, ok, err)
 	return true, ss.answer(id, v, err)
+}
+
+// finishLoadBeforeFrame completes a frame that serveLoadBefore laid out,
+// with the data at f[mark:], and reports false if no frame can carry it.
+func finishLoadBeforeFrame(f []byte, mark int, start, end zodb.Tid) ([]byte, bool) {
+	n := len(f) - mark
+	if uint64(n) > 0xffffffff {
+		return nil, false
+	}
+	if n < 256 {
+		f[mark-5], f[mark-4] = 'C', byte(n)
+		copy(f[mark-3:], f[mark:])
+		f = f[:len(f)-3]
+	} else {
+		f[mark-5] = 'B'
+		binary.LittleEndian.PutUint32(f[mark-4:mark], uint32(n))
+	}
+	var s, e [8]byte
+	binary.BigEndian.PutUint64(s[:], uint64(start))
+	var ep []byte
+	if end != 0 {
+		binary.BigEndian.PutUint64(e[:], uint64(end))
+		ep = e[:]
+	}
+	f = appendLoadBeforeTail(f, s[:], ep)
+	if uint64(len(f)-4) > maxPayload {
+		return nil, false
+	}
+	binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+	return f, true
 }
 
 // bytes8 returns v's bytes if v is a bytes value of length 8.

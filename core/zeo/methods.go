@@ -149,44 +149,42 @@ func (ss *session) loadBefore(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	return loadBeforeValue(ss.loadBeforePublished(oid, before))
+	return loadBeforeValue(ss.loadBeforePublished(nil, oid, before))
 }
 
-// loadBeforePublished loads the revision of oid before before that the
-// clients may see, under pub: data nil and no error means there is none
-// (the answer None); end is 0 when the successor is unpublished or absent.
-func (ss *session) loadBeforePublished(oid zodb.Oid, before zodb.Tid) (data []byte, start, end zodb.Tid, err error) {
+// loadBeforePublished appends to dst the revision of oid before before
+// that the clients may see, under pub. found false without an error means
+// there is none (the answer None); end is 0 when the successor is
+// unpublished or absent. Unless found, out is dst.
+func (ss *session) loadBeforePublished(dst []byte, oid zodb.Oid, before zodb.Tid) (out []byte, start, end zodb.Tid, found bool, err error) {
 	ss.srv.stats.loads.Add(1)
 	if limit := ss.srv.lastPublished() + 1; before > limit {
 		before = limit
 	}
-	data, start, end, err = ss.srv.st.LoadBefore(ss.ctx, oid, before)
+	out, start, end, err = zodb.AppendLoadBefore(ss.ctx, ss.srv.st, dst, oid, before)
 	switch {
 	case errors.Is(err, zodb.ErrNoRevision):
-		return nil, 0, 0, nil
+		return dst, 0, 0, false, nil
 	case errors.Is(err, zodb.ErrNotFound):
-		return nil, 0, 0, &zodb.NotFoundError{Oid: oid}
+		return dst, 0, 0, false, &zodb.NotFoundError{Oid: oid}
 	case err != nil:
-		return nil, 0, 0, err
-	}
-	if data == nil {
-		return nil, 0, 0, &zodb.NotFoundError{Oid: oid}
+		return dst, 0, 0, false, err
 	}
 	if end > ss.srv.lastPublished() {
 		// Unpublished successors stay unknown: the client learns of them
 		// through their invalidation.
 		end = 0
 	}
-	return data, start, end, nil
+	return out, start, end, true, nil
 }
 
 // loadBeforeValue is loadBefore's reply value for loadBeforePublished's
-// results.
-func loadBeforeValue(data []byte, start, end zodb.Tid, err error) (*pyval.Value, error) {
+// results (data: what it appended).
+func loadBeforeValue(data []byte, start, end zodb.Tid, found bool, err error) (*pyval.Value, error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case data == nil:
+	case !found:
 		return pyval.None(), nil
 	}
 	return pyval.Tuple(pyval.Bytes(data), tidValue(start), tidOrNone(end)), nil

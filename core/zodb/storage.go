@@ -1,6 +1,9 @@
 package zodb
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Loader reads object revisions. All methods are safe for concurrent use.
 type Loader interface {
@@ -30,6 +33,36 @@ type Loader interface {
 
 	// Len returns the number of objects (deleted ones included until pack).
 	Len() int
+}
+
+// LoadBeforeAppender is implemented by storages that can append the data
+// LoadBefore returns to a buffer of the caller's instead of a new one (a
+// ZEO server writes it straight into its reply). When it must grow dst it
+// leaves room for AppendRoom more bytes, so that a caller appending a
+// short trailer does not copy everything again. On error out is dst.
+type LoadBeforeAppender interface {
+	AppendLoadBefore(ctx context.Context, dst []byte, oid Oid, before Tid) (out []byte, serial, next Tid, err error)
+}
+
+// AppendRoom is the spare capacity a LoadBeforeAppender leaves after the
+// data when it grows the caller's buffer.
+const AppendRoom = 64
+
+// AppendLoadBefore is LoadBefore appending the data to dst, through st's
+// AppendLoadBefore when it has one. Data nil without an error (which
+// LoadBefore should not return) is a NotFoundError. On error out is dst.
+func AppendLoadBefore(ctx context.Context, st Loader, dst []byte, oid Oid, before Tid) (out []byte, serial, next Tid, err error) {
+	if ap, ok := st.(LoadBeforeAppender); ok {
+		return ap.AppendLoadBefore(ctx, dst, oid, before)
+	}
+	data, serial, next, err := st.LoadBefore(ctx, oid, before)
+	if err == nil && data == nil {
+		err = &NotFoundError{Oid: oid}
+	}
+	if err != nil {
+		return dst, 0, 0, err
+	}
+	return append(slices.Grow(dst, len(data)+AppendRoom), data...), serial, next, nil
 }
 
 // Storage is a ZODB storage: loads, oids, and two-phase commits.
