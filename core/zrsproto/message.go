@@ -172,11 +172,22 @@ func decodeTxnBegin(f []*pyval.Value) (any, error) {
 	if m.Description, err = metaField("description", f[3]); err != nil {
 		return nil, err
 	}
+	// A dict that contains itself cannot be sent on (T messages are
+	// pickled in fast mode, without a memo, as zc.zrs pickles them, so no
+	// real primary sends one), and shared objects must not expand past
+	// what an extension can hold when written out.
+	if _, ok := f[4].TreeSize(maxExtensionTree); !ok {
+		return nil, protoErrorf("T extension contains itself, or its shared objects expand past %d bytes", maxExtensionTree)
+	}
 	if m.Extension, err = extensionBytes(f[4]); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
+
+// maxExtensionTree bounds a T extension written out as a tree
+// (pyval.Value.TreeSize): a few times the most FileStorage stores.
+const maxExtensionTree = 4 * pyval.MaxExtension
 
 // strLike returns the bytes of text, bytes or a Python 2 str.
 func strLike(v *pyval.Value) (string, bool) {
