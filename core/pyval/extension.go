@@ -28,12 +28,12 @@ func ExtensionDict(stored []byte) (*Value, error) {
 }
 
 // ExtensionBytes returns the bytes Python FileStorage stores for a
-// transaction's extension dict: nothing for None or an empty dict,
+// transaction's extension dict: nothing for None (or nil) or an empty dict,
 // otherwise pickle.dumps(d, 3) of the dict (with Python 2 strings
 // normalised as ExtensionDict does), the memo included. An extension
 // longer than MaxExtension is an error.
 func ExtensionBytes(dict *Value) ([]byte, error) {
-	if dict.k == KindNone {
+	if dict == nil || dict.k == KindNone {
 		return nil, nil
 	}
 	if dict.k != KindDict {

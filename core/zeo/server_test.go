@@ -2,6 +2,7 @@ package zeo
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -661,5 +662,30 @@ func TestRestoreAndDeleteObject(t *testing.T) {
 	}
 	if d := mustBytes(t, c.call("loadSerial", oidValue(5), tidValue(tid1))); string(d) != "restored" {
 		t.Fatalf("older revision: %q", d)
+	}
+}
+
+// tpc_begin with None for the extension (ClientStorage sends a dict, but
+// Python's server takes None as an empty one) commits with an empty
+// extension; it used to crash the server.
+func TestTpcBeginNoneExtension(t *testing.T) {
+	_, addr, st := newTestServer(t, Options{})
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	oid := c.newOid()
+	c.oneWay("tpc_begin", pyval.Int(1), pyval.Bytes([]byte("u")), pyval.Bytes([]byte("d")), pyval.None(), pyval.None(), pyval.Str(" "))
+	c.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("x")), pyval.Int(1))
+	if v := c.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	tid := c.finish(1)
+	it, err := st.Iterate(context.Background(), tid, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	info, err := it.Next(context.Background())
+	if err != nil || info.Tid != tid || len(info.Extension) != 0 || string(info.User) != "u" {
+		t.Fatalf("committed %+v, %v", info, err)
 	}
 }
