@@ -138,6 +138,11 @@ func DecodeDataHeader(b []byte, pos int64) (DataHeader, error) {
 	if len(b) < DataHeaderSize {
 		return DataHeader{}, fmt.Errorf("%w: data record header needs %d bytes, have %d", ErrTruncated, DataHeaderSize, len(b))
 	}
+	return decodeDataHeader(b, pos), nil
+}
+
+// decodeDataHeader is DecodeDataHeader for b known to hold a header.
+func decodeDataHeader(b []byte, pos int64) DataHeader {
 	return DataHeader{
 		Pos:  pos,
 		Oid:  zodb.Oid(binary.BigEndian.Uint64(b[0:8])),
@@ -146,7 +151,7 @@ func DecodeDataHeader(b []byte, pos int64) (DataHeader, error) {
 		Tloc: int64(binary.BigEndian.Uint64(b[24:32])),
 		VLen: binary.BigEndian.Uint16(b[32:34]),
 		PLen: int64(binary.BigEndian.Uint64(b[34:42])),
-	}, nil
+	}
 }
 
 // Encode appends the 42-byte header to b.
@@ -223,17 +228,35 @@ func ReadDataHeader(r io.ReaderAt, path string, pos int64, th *TxnHeader) (DataH
 		return fail(err)
 	}
 	d, _ := DecodeDataHeader(b, pos)
-	switch {
-	case d.Tloc != th.Pos:
-		return fail(corrupt("tloc %d does not point at its transaction %d", d.Tloc, th.Pos))
-	case d.VLen != 0:
-		return fail(corrupt("non-zero version length %d", d.VLen))
-	case d.PLen < 0 || d.PLen > th.Len || d.Next() > th.End():
-		return fail(corrupt("record of length %d overruns transaction ending at %d", d.RecordLen(), th.End()))
-	case d.Prev < 0 || d.Prev >= th.Pos:
-		return fail(corrupt("prev %d not before its transaction at %d", d.Prev, th.Pos))
+	if err := d.checkIn(th); err != nil {
+		return fail(err)
 	}
 	return d, nil
+}
+
+// fitsIn reports whether a data record header is sound in its
+// transaction th: tloc pointing at th, vlen 0, the record inside th, prev
+// before th. checkIn says which rule a header breaks.
+func (d *DataHeader) fitsIn(th *TxnHeader) bool {
+	return d.Tloc == th.Pos && d.VLen == 0 && d.PLen >= 0 && d.PLen <= th.Len && d.Next() <= th.End() &&
+		d.Prev >= 0 && d.Prev < th.Pos
+}
+
+// checkIn is fitsIn as an error naming the rule broken.
+func (d *DataHeader) checkIn(th *TxnHeader) error {
+	if d.fitsIn(th) {
+		return nil
+	}
+	switch {
+	case d.Tloc != th.Pos:
+		return corrupt("tloc %d does not point at its transaction %d", d.Tloc, th.Pos)
+	case d.VLen != 0:
+		return corrupt("non-zero version length %d", d.VLen)
+	case d.PLen < 0 || d.PLen > th.Len || d.Next() > th.End():
+		return corrupt("record of length %d overruns transaction ending at %d", d.RecordLen(), th.End())
+	default: // d.Prev < 0 || d.Prev >= th.Pos
+		return corrupt("prev %d not before its transaction at %d", d.Prev, th.Pos)
+	}
 }
 
 // ReadBackpointer reads the 8-byte backpointer of a record with PLen == 0.

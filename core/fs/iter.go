@@ -262,14 +262,15 @@ func (it *FileIterator) readTxn(h *TxnHeader) (*zodb.TxnInfo, error) {
 // windowRecords appends the data records of h, which the window holds
 // whole, to info.Records, decoding each header in place and slicing its
 // data from the window: the common case of iterDataRecords and
-// recordData without a call per record. It makes the same checks as
-// ReadDataHeader; at a record it does not take — a backpointer (PLen 0)
-// or one that fails a check — it truncates info.Records back and reports
-// false, and the general path redoes the transaction (and reports the
-// damage with its offset).
+// recordData without a read or a callback per record, with
+// ReadDataHeader's checks (DataHeader.fitsIn). At a record it does not
+// take — a backpointer (PLen 0) or one that fails a check — it truncates
+// info.Records back and reports false, and the general path redoes the
+// transaction (and reports the damage with its offset).
 func (it *FileIterator) windowRecords(h *TxnHeader, info *zodb.TxnInfo) bool {
 	w := &it.win
-	data := w.buf[h.DataPos()-w.base : h.End()-w.base]
+	base := h.DataPos()
+	data := w.buf[base-w.base : h.End()-w.base]
 	n := len(info.Records)
 	for off := 0; off < len(data); {
 		b := data[off:]
@@ -277,20 +278,13 @@ func (it *FileIterator) windowRecords(h *TxnHeader, info *zodb.TxnInfo) bool {
 			info.Records = info.Records[:n]
 			return false
 		}
-		prev := int64(binary.BigEndian.Uint64(b[16:24]))
-		tloc := int64(binary.BigEndian.Uint64(b[24:32]))
-		vlen := binary.BigEndian.Uint16(b[32:34])
-		plen := int64(binary.BigEndian.Uint64(b[34:42]))
-		if tloc != h.Pos || vlen != 0 || plen <= 0 || plen > int64(len(b)-DataHeaderSize) || prev < 0 || prev >= h.Pos {
+		d := decodeDataHeader(b, base+int64(off))
+		if d.PLen == 0 || !d.fitsIn(h) {
 			info.Records = info.Records[:n]
 			return false
 		}
-		end := DataHeaderSize + int(plen)
-		info.Records = append(info.Records, zodb.DataRecord{
-			Oid:  zodb.Oid(binary.BigEndian.Uint64(b[0:8])),
-			Tid:  zodb.Tid(binary.BigEndian.Uint64(b[8:16])),
-			Data: b[DataHeaderSize:end:end],
-		})
+		end := DataHeaderSize + int(d.PLen)
+		info.Records = append(info.Records, zodb.DataRecord{Oid: d.Oid, Tid: d.Tid, Data: b[DataHeaderSize:end:end]})
 		off += end
 	}
 	return true
