@@ -152,6 +152,9 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 		TLS:                tcfg,
 		MaxTxnBytes:        int64(z.maxTxnMB) << 20,
 		TransactionTimeout: z.txnTimeout,
+		// The server has logged why; the service manager restarts zrs,
+		// and the storage recovers from the file as after a crash.
+		Fatal: func(error) { os.Exit(exitFailure) },
 	})
 	var addrs []net.Addr
 	for i, ln := range lns {

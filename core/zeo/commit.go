@@ -248,6 +248,9 @@ func (ss *session) vote(a *args, id *pyval.Value) (*pyval.Value, error) {
 	ss.tmu.Unlock()
 	go func() {
 		defer cancel()
+		// A panic voting ends the connection; the commit lock this
+		// goroutine may hold is released first (see contain).
+		defer ss.contain("voting", t.fail)
 		v, wait, err := t.vote(ctx, held)
 		// A wait for a conflicting commit's publication runs here, with
 		// the session's lock released: the connection's other requests

@@ -61,6 +61,13 @@
 // restart however many transactions it missed. It answers None (the
 // client drops its cache) only when tid is not a transaction of this file.
 //
+// # Internal errors
+//
+// A panic serving one connection (a bug in zrs) closes that connection
+// only, as a disconnect would, and is logged with its stack; the server
+// then checks that the state every client shares was left usable and
+// calls Options.Fatal if not (see contain.go).
+//
 // # Why the codecs are written here
 //
 // Pickles go through core/pyval, whose encoder reproduces the bytes

@@ -93,6 +93,12 @@ type Options struct {
 	// does not read is disconnected past it (it reconnects and verifies
 	// its cache). 0 means DefaultMaxQueue.
 	MaxQueue int
+	// Fatal is called when the server cannot go on safely: an internal
+	// error (a panic) serving one client left state that every client
+	// shares unusable (see Server.contain). The caller should log err
+	// and end the process, whose restart recovers the storage. nil
+	// panics with err, which ends the process as well.
+	Fatal func(err error)
 }
 
 // Server serves one storage to ZEO clients.
@@ -121,11 +127,16 @@ type Server struct {
 	// storage (its fsync and publication follow without the lock), or
 	// until it is aborted.
 	commit    chan struct{}
-	lockedAt  atomic.Int64 // unix nanoseconds the lock was taken, 0 when free
-	timerMu   sync.Mutex   // guards lockTimer: the holder's goroutines may touch it at once
-	lockTimer *time.Timer  // TransactionTimeout of the lock's holder; guarded by timerMu
+	lockedAt  atomic.Int64            // unix nanoseconds the lock was taken, 0 when free
+	holder    atomic.Pointer[session] // the session holding the commit lock, nil when free
+	timerMu   sync.Mutex              // guards lockTimer: the holder's goroutines may touch it at once
+	lockTimer *time.Timer             // TransactionTimeout of the lock's holder; guarded by timerMu
 
 	stats stats
+
+	// checkWithin bounds each step of the check after an internal
+	// error (see contain); defaultCheckWithin unless a test shortens it.
+	checkWithin time.Duration
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -138,6 +149,7 @@ type Server struct {
 type stats struct {
 	loads, stores, commits, aborts, conflicts, resolved atomic.Int64
 	active, waiting                                     atomic.Int64
+	internalErrors                                      atomic.Int64
 }
 
 // NewServer returns a server for st. It starts serving on Listen or Serve.
@@ -162,17 +174,18 @@ func NewServer(st Storage, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		st:        st,
-		opts:      opts,
-		log:       log,
-		codec:     PickleCodec,
-		start:     time.Now(),
-		published: st.LastTransaction(),
-		pubSignal: make(chan struct{}),
-		pubTurn:   closedChan(),
-		sessions:  make(map[*session]bool),
-		commit:    make(chan struct{}, 1),
-		conns:     make(map[*session]bool),
+		st:          st,
+		opts:        opts,
+		log:         log,
+		codec:       PickleCodec,
+		start:       time.Now(),
+		checkWithin: defaultCheckWithin,
+		published:   st.LastTransaction(),
+		pubSignal:   make(chan struct{}),
+		pubTurn:     closedChan(),
+		sessions:    make(map[*session]bool),
+		commit:      make(chan struct{}, 1),
+		conns:       make(map[*session]bool),
 	}
 	if opts.Msgpack {
 		s.codec = MsgpackCodec
@@ -411,6 +424,7 @@ func (s *Server) acquireCommit(ctx context.Context, holder *session) error {
 		return ctx.Err()
 	}
 	s.lockedAt.Store(time.Now().UnixNano())
+	s.holder.Store(holder)
 	if d := s.opts.TransactionTimeout; d > 0 {
 		s.timerMu.Lock()
 		defer s.timerMu.Unlock()
@@ -452,6 +466,7 @@ func (s *Server) releaseCommit() {
 	}
 	s.timerMu.Unlock()
 	s.lockedAt.Store(0)
+	s.holder.Store(nil)
 	<-s.commit
 }
 
@@ -480,6 +495,7 @@ type Stats struct {
 	ConflictsResolved int64 // conflicting objects stored again and committed
 	ActiveTxns        int64 // transactions begun and not ended
 	Waiting           int64 // votes waiting for the commit lock
+	InternalErrors    int64 // connections closed by an internal error (a bug in zrs)
 }
 
 // Stats returns the server's counters.
@@ -494,5 +510,6 @@ func (s *Server) Stats() Stats {
 		ConflictsResolved: s.stats.resolved.Load(),
 		ActiveTxns:        s.stats.active.Load(),
 		Waiting:           s.stats.waiting.Load(),
+		InternalErrors:    s.stats.internalErrors.Load(),
 	}
 }

@@ -41,6 +41,7 @@ type session struct {
 	readerBusy atomic.Bool // the reader is serving requests and will drain
 
 	closeOnce sync.Once
+	ended     chan struct{} // closed when end has run
 
 	// Set by register; read by the reader goroutine and, for readOnly,
 	// by vote goroutines.
@@ -67,6 +68,7 @@ func newSession(s *Server, c net.Conn) *session {
 	}
 	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	ss.qcond = sync.NewCond(&ss.qmu)
+	ss.ended = make(chan struct{})
 	return ss
 }
 
@@ -74,6 +76,7 @@ func newSession(s *Server, c net.Conn) *session {
 func (ss *session) run() {
 	log := ss.srv.log.With("peer", ss.peer)
 	defer ss.end()
+	defer ss.contain("serving a request", nil)
 	if tc, ok := ss.conn.(interface{ HandshakeContext(context.Context) error }); ok {
 		ctx, cancel := context.WithTimeout(ss.ctx, defaultHandshakeTTL)
 		err := tc.HandshakeContext(ctx)
@@ -94,7 +97,10 @@ func (ss *session) run() {
 		return // a ruok probe, answered
 	}
 	log.Debug("zeo: client connected", "codec", ss.codec.Name())
-	go ss.writer()
+	go func() {
+		defer ss.contain("writing to the client", nil)
+		ss.writer()
+	}()
 	err = ss.readLoop()
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
@@ -192,23 +198,10 @@ func (ss *session) handle(m *Message) error {
 		return ss.replyErr(m.ID, errNotRegistered)
 	}
 	a := newArgs(m.Name, m.Args)
-	var (
-		v   *pyval.Value
-		err error
-	)
 	if meth.load {
-		ss.srv.pub.RLock()
-		v, err = meth.fn(ss, a, m.ID)
-		if err == nil && a.err != nil {
-			err = a.err
-		}
-		if !oneway {
-			err = ss.answer(m.ID, v, err)
-		}
-		ss.srv.pub.RUnlock()
-		return err
+		return ss.handleLoad(meth.fn, a, m.ID, oneway)
 	}
-	v, err = meth.fn(ss, a, m.ID)
+	v, err := meth.fn(ss, a, m.ID)
 	if err == nil && a.err != nil {
 		err = a.err
 	}
@@ -219,6 +212,22 @@ func (ss *session) handle(m *Message) error {
 		return nil
 	}
 	return ss.answer(m.ID, v, err)
+}
+
+// handleLoad serves a load: its answer is computed and queued under the
+// publication lock's read side (see the package doc), which a panic
+// releases too.
+func (ss *session) handleLoad(fn methodFunc, a *args, id *pyval.Value, oneway bool) error {
+	ss.srv.pub.RLock()
+	defer ss.srv.pub.RUnlock()
+	v, err := fn(ss, a, id)
+	if err == nil && a.err != nil {
+		err = a.err
+	}
+	if !oneway {
+		err = ss.answer(id, v, err)
+	}
+	return err
 }
 
 // answer queues the reply or error reply for a call.
@@ -380,6 +389,7 @@ func (ss *session) end() {
 	if t != nil {
 		t.abort()
 	}
+	close(ss.ended)
 }
 
 // flush waits up to d for the outbound queue to drain.

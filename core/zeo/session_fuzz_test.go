@@ -2,6 +2,7 @@ package zeo
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -10,14 +11,16 @@ import (
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // FuzzSession feeds a whole client side of a connection to a server
 // session: the handshake reply, then frames. The input is a sequence of
 // (2-byte length, payload) chunks, each sent as one frame; the seeds are
 // well-formed calls, so mutations explore methods, arguments and their
-// order. Whatever arrives, the session must neither panic nor hang, and
-// the storage must stay usable.
+// order. Whatever arrives, the session must neither panic (which the
+// server contains, but counts and logs) nor hang, and the storage must
+// stay usable.
 func FuzzSession(f *testing.F) {
 	for _, mp := range []bool{false, true} {
 		codec := PickleCodec
@@ -75,12 +78,17 @@ func FuzzSession(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer st.Close()
-	srv := NewServer(st, Options{MaxFrame: 1 << 16})
+	// A panic serving a session is contained by the server (it closes
+	// the connection); the counter and the log still show it.
+	logs := &testutil.SyncBuffer{}
+	srv := NewServer(st, Options{MaxFrame: 1 << 16, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	defer srv.Close()
 	var mu sync.Mutex // one session at a time: the storage is shared
 	f.Fuzz(func(t *testing.T, mark byte, in []byte) {
 		mu.Lock()
 		defer mu.Unlock()
+		internal := srv.Stats().InternalErrors
+		logs.Reset()
 		client, server := net.Pipe()
 		ss := newSession(srv, server)
 		done := make(chan struct{})
@@ -131,6 +139,9 @@ func FuzzSession(f *testing.F) {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Fatal("session did not end after the client closed")
+		}
+		if srv.Stats().InternalErrors != internal {
+			t.Fatalf("internal error (a panic) serving this input:\n%s", logs)
 		}
 		// The commit lock is free again: the next session can commit.
 		select {

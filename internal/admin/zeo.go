@@ -18,12 +18,13 @@ var (
 	descZEOAborts    = prometheus.NewDesc("zrs_zeo_aborts_total", "ZEO transactions aborted (tpc_abort, failed votes, disconnects).", nil, nil)
 	descZEOConflicts = prometheus.NewDesc("zrs_zeo_conflicts_total", "Write conflicts handed back to clients for resolution.", nil, nil)
 	descZEOResolved  = prometheus.NewDesc("zrs_zeo_conflicts_resolved_total", "Conflicting objects the clients resolved and committed.", nil, nil)
+	descZEOInternal  = prometheus.NewDesc("zrs_zeo_internal_errors_total", "ZEO connections closed by an internal error (a bug in zrs; the log has its stack).", nil, nil)
 )
 
 type zeoCollector struct{ s *zeo.Server }
 
 func (c zeoCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descZEOClients, descZEOActive, descZEOWaiting, descZEOLoads, descZEOStores, descZEOCommits, descZEOAborts, descZEOConflicts, descZEOResolved} {
+	for _, d := range []*prometheus.Desc{descZEOClients, descZEOActive, descZEOWaiting, descZEOLoads, descZEOStores, descZEOCommits, descZEOAborts, descZEOConflicts, descZEOResolved, descZEOInternal} {
 		ch <- d
 	}
 }
@@ -42,4 +43,5 @@ func (c zeoCollector) Collect(ch chan<- prometheus.Metric) {
 	put(descZEOAborts, prometheus.CounterValue, st.Aborts)
 	put(descZEOConflicts, prometheus.CounterValue, st.Conflicts)
 	put(descZEOResolved, prometheus.CounterValue, st.ConflictsResolved)
+	put(descZEOInternal, prometheus.CounterValue, st.InternalErrors)
 }

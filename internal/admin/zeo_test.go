@@ -22,7 +22,7 @@ func TestZEOMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"zrs_zeo_clients": false, "zrs_zeo_commits_total": false, "zrs_zeo_conflicts_total": false, "zrs_zeo_loads_total": false}
+	want := map[string]bool{"zrs_zeo_clients": false, "zrs_zeo_commits_total": false, "zrs_zeo_conflicts_total": false, "zrs_zeo_loads_total": false, "zrs_zeo_internal_errors_total": false}
 	for _, mf := range mfs {
 		if _, ok := want[mf.GetName()]; ok {
 			want[mf.GetName()] = true

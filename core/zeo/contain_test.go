@@ -1,0 +1,230 @@
+package zeo
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
+)
+
+// faultyStorage panics where a test asks, as a bug in zrs would. It
+// embeds the Storage interface, not the FileStorage, so the server sees
+// none of the FileStorage's optional fast paths: loads take the generic
+// path under the publication lock.
+type faultyStorage struct {
+	Storage
+	loadPanics  atomic.Bool // LoadBefore panics
+	storePanics atomic.Bool // a transaction's Store panics
+	wedge       atomic.Bool // the panic leaves mu, the storage's state lock, held
+	mu          sync.Mutex
+}
+
+func (f *faultyStorage) fault(where string) {
+	if f.wedge.Load() {
+		f.mu.Lock() // never unlocked, as a panic inside a critical section leaves it
+	}
+	panic("injected fault in " + where)
+}
+
+func (f *faultyStorage) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	if f.loadPanics.Load() {
+		f.fault("LoadBefore")
+	}
+	return f.Storage.LoadBefore(ctx, oid, before)
+}
+
+func (f *faultyStorage) LastTransaction() zodb.Tid {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Storage.LastTransaction()
+}
+
+func (f *faultyStorage) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	t, err := f.Storage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyTxn{Txn: t, f: f}, nil
+}
+
+type faultyTxn struct {
+	zodb.Txn
+	f *faultyStorage
+}
+
+func (t *faultyTxn) Store(oid zodb.Oid, serial zodb.Tid, data []byte) error {
+	if t.f.storePanics.Load() {
+		t.f.fault("Store")
+	}
+	return t.Txn.Store(oid, serial, data)
+}
+
+// faultyServer serves a faultyStorage over a fresh FileStorage. Fatal
+// calls arrive on the returned channel; the check after an internal error
+// waits at most a second per step.
+func faultyServer(t *testing.T, msgpack bool) (*faultyStorage, net.Addr, *testutil.SyncBuffer, <-chan error, *Server) {
+	t.Helper()
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &faultyStorage{Storage: st}
+	t.Cleanup(func() { st.Close() })
+	logs := &testutil.SyncBuffer{}
+	fatal := make(chan error, 4)
+	srv := NewServer(f, Options{
+		Msgpack: msgpack,
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+		Fatal:   func(err error) { fatal <- err },
+	})
+	srv.checkWithin = time.Second
+	addr, err := srv.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !within(testTimeout, func() { srv.Close() }) {
+			t.Error("the server did not close: a session never ended")
+		}
+	})
+	return f, addr, logs, fatal, srv
+}
+
+// waitContained waits until the server says it checked its state after
+// an internal error and serves on; a Fatal call fails the test.
+func waitContained(t *testing.T, logs *testutil.SyncBuffer, fatal <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !strings.Contains(logs.String(), "serving on") {
+		select {
+		case err := <-fatal:
+			t.Fatalf("Fatal called: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never finished its check:\n%s", logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitClosed waits until the server has closed c's connection.
+func waitClosed(t *testing.T, c *testClient) {
+	t.Helper()
+	select {
+	case <-c.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the server kept the connection of the client whose request failed")
+	}
+}
+
+// A panic serving a load ends that client's connection, not the server:
+// the publication lock the load held is released, so other clients
+// commit, load and see each other's commits.
+func TestInternalErrorInLoadEndsOnlyThatConnection(t *testing.T) {
+	codecs(t, func(t *testing.T, msgpack bool) {
+		f, addr, logs, fatal, srv := faultyServer(t, msgpack)
+		a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
+		a.register(false)
+		b.register(false)
+		b.skipInvalidations = true
+		oid := b.newOid()
+		tid1 := b.commit(1, store{oid, 0, []byte("one")})
+		a.expect("invalidateTransaction")
+
+		f.loadPanics.Store(true)
+		a.start("loadBefore", oidValue(oid), tidValue(zodb.MaxTid))
+		waitClosed(t, a)
+		f.loadPanics.Store(false)
+		waitContained(t, logs, fatal)
+		log := logs.String()
+		for _, want := range []string{"internal error while serving a request", "injected fault in LoadBefore", "contain_test.go"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		if n := srv.Stats().InternalErrors; n != 1 {
+			t.Errorf("InternalErrors = %d, want 1", n)
+		}
+
+		// The others go on: a commit publishes (it takes the
+		// publication lock's write side), loads answer.
+		c := dialTest(t, addr, nil)
+		c.register(false)
+		tid2 := b.commit(2, store{oid, tid1, []byte("two")})
+		c.expect("invalidateTransaction")
+		got := c.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid)).Items()
+		if data, _ := got[0].AsBytes(); string(data) != "two" || mustTid(t, got[1]) != tid2 {
+			t.Fatalf("loadBefore after the internal error: %s", pyval.Tuple(got...))
+		}
+	})
+}
+
+// A panic in a vote releases the commit lock the vote took: the next
+// client's commit goes through.
+func TestInternalErrorInVoteReleasesCommitLock(t *testing.T) {
+	f, addr, logs, fatal, _ := faultyServer(t, false)
+	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	a.register(false)
+	b.register(false)
+	b.skipInvalidations = true
+	oid := a.newOid()
+
+	f.storePanics.Store(true)
+	a.begin(1)
+	a.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("a")), pyval.Int(1))
+	a.start("vote", pyval.Int(1))
+	waitClosed(t, a)
+	f.storePanics.Store(false)
+	waitContained(t, logs, fatal)
+	if !strings.Contains(logs.String(), "internal error while voting") {
+		t.Errorf("log lacks the vote's internal error:\n%s", logs)
+	}
+
+	done := make(chan zodb.Tid, 1)
+	go func() { done <- b.commit(2, store{oid, 0, []byte("b")}) }()
+	select {
+	case <-done:
+	case err := <-fatal:
+		t.Fatalf("Fatal called: %v", err)
+	case <-time.After(testTimeout):
+		t.Fatal("a commit after the failed vote never finished: the commit lock was kept")
+	}
+}
+
+// A panic that leaves the storage's own lock held cannot be contained:
+// the check finds the storage does not answer and calls Fatal, naming the
+// internal error.
+func TestInternalErrorWedgingTheStorageIsFatal(t *testing.T) {
+	f, addr, _, fatal, _ := faultyServer(t, false)
+	a := dialTest(t, addr, nil)
+	a.register(false)
+	oid := a.newOid()
+	f.wedge.Store(true)
+	f.loadPanics.Store(true)
+	a.start("loadBefore", oidValue(oid), tidValue(zodb.MaxTid))
+	waitClosed(t, a)
+	select {
+	case err := <-fatal:
+		for _, want := range []string{"storage did not answer", "injected fault in LoadBefore"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Fatal's error %q lacks %q", err, want)
+			}
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the server carried on over a storage that no longer answers")
+	}
+	// Unwedge, so that the test's clean-up can close the server.
+	f.wedge.Store(false)
+	f.mu.Unlock()
+}
