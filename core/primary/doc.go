@@ -15,7 +15,8 @@
 // behind the secondary is. When caught up it flushes and waits for the
 // next commit. A second goroutine per connection reads what the secondary
 // sends: empty keep-alive frames; anything else ends the stream (after it
-// catches up, as zc.zrs does).
+// catches up, as zc.zrs does). A panic in either goroutine (a bug in zrs)
+// is logged with its stack and ends that stream only (stream.contain).
 //
 // # Guarantees
 //

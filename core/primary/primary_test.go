@@ -27,11 +27,22 @@ type served struct {
 
 func serve(t *testing.T) *served {
 	t.Helper()
+	return serveStorage(t, openTestFS(t), Options{})
+}
+
+func openTestFS(t *testing.T) *fs.FileStorage {
+	t.Helper()
 	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(st, Options{})
+	return st
+}
+
+// serveStorage is serve for a given storage and options.
+func serveStorage(t *testing.T, st Storage, opts Options) *served {
+	t.Helper()
+	p := New(st, opts)
 	a, err := p.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

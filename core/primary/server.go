@@ -105,10 +105,13 @@ func (p *Primary) startStream(conn net.Conn) {
 	s := newStream(p, conn)
 	p.streams[s] = struct{}{}
 	p.group.Go(func() error {
+		defer func() {
+			p.mu.Lock()
+			delete(p.streams, s)
+			p.mu.Unlock()
+		}()
+		defer s.contain("streaming to the secondary", nil)
 		s.run(p.ctx)
-		p.mu.Lock()
-		delete(p.streams, s)
-		p.mu.Unlock()
 		return nil
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -85,9 +86,15 @@ func (s *stream) run(ctx context.Context) {
 	gentle := make(chan struct{})
 	var wg sync.WaitGroup
 	if s.isNative() {
-		wg.Go(func() { s.readAcks(cancel) })
+		wg.Go(func() {
+			defer s.contain("reading acknowledgements", cancel)
+			s.readAcks(cancel)
+		})
 	} else {
-		wg.Go(func() { s.readKeepAlives(cancel, gentle) })
+		wg.Go(func() {
+			defer s.contain("reading keep-alives", cancel)
+			s.readKeepAlives(cancel, gentle)
+		})
 	}
 	err = s.send(ctx, start, gentle)
 	cancel()
@@ -99,6 +106,27 @@ func (s *stream) run(ctx context.Context) {
 		s.log.Info("secondary disconnected", logKeyTid, s.sent())
 	default:
 		s.log.Error("stream failed", logKeyTid, s.sent(), logKeyErr, err)
+	}
+}
+
+// contain recovers a panic of one of the stream's goroutines (doing
+// what), a bug in zrs: it logs the panic with its stack and ends this
+// stream only, as a broken connection would; the secondary reconnects.
+// It must be deferred directly. A stream shares little with the rest of
+// the primary: the set of streams, which it leaves as it unwinds, and
+// locks it never holds across code that could panic; the storage's
+// iterator takes no lock while the stream reads it.
+func (s *stream) contain(doing string, cancel context.CancelFunc) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.log.Error("internal error while "+doing+"; closing this secondary's connection (a bug in zrs: please report it with this log)",
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	s.p.internalErrors.Add(1)
+	s.conn.Close()
+	if cancel != nil {
+		cancel()
 	}
 }
 
