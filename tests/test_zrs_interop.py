@@ -594,6 +594,12 @@ def test_faults_zc_zrs_primary_to_zrs_secondary(run_zrs, zrs_bin, faultproxy_bin
     proxy.do("refuse on")
     sec = go_secondary(zrs_bin, sfs, proxy.addr, tmp_path / "secondary.log")
     procs(sec)
+    # The secondary tries zrs3 first and takes two refusals for a zc.zrs
+    # primary; the proxy refuses everything until then, so the one
+    # connection each fault lets through is a zrs2 stream, not a zrs3
+    # attempt that zc.zrs would close before the fault is reached.
+    wait_for("the secondary to fall back to zrs2",
+             lambda: "replicating with zrs2.0" in sec.log())
 
     def wait_exact(tid):
         wait_go_caught_up(run_zrs, sec, tid)
