@@ -24,14 +24,10 @@ type pickleCodec struct{}
 
 func (pickleCodec) Name() string { return "Z" }
 
-func (pickleCodec) Encode(m *Message) ([]byte, error) {
-	if b, ok := encodeLoadBeforeReply(m); ok {
-		return checkPayload(m, b)
-	}
-	return encodePickle(m)
-}
+func (pickleCodec) Encode(m *Message) ([]byte, error) { return encodePickle(m) }
 
-// encodePickle is Encode without the fast path.
+// encodePickle is pickleCodec.Encode. (ClientStorage's loadBefore is
+// answered by the session without it: see fast_pickle.go.)
 func encodePickle(m *Message) ([]byte, error) {
 	v, err := messageValue(m)
 	if err != nil {
@@ -47,14 +43,9 @@ func encodePickle(m *Message) ([]byte, error) {
 // Decode accepts any pickle of protocols 0-4 (memo included) of plain
 // data and ZopeUndo.Prefix objects; other globals are refused, as the
 // Python server refuses globals outside its short allowed list.
-func (pickleCodec) Decode(p []byte) (*Message, error) {
-	if m := decodeLoadBefore(p); m != nil {
-		return m, nil
-	}
-	return decodePickle(p)
-}
+func (pickleCodec) Decode(p []byte) (*Message, error) { return decodePickle(p) }
 
-// decodePickle is Decode without the fast path.
+// decodePickle is pickleCodec.Decode.
 func decodePickle(p []byte) (*Message, error) {
 	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses})
 	if err != nil {
