@@ -330,10 +330,9 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	s.mu.Lock()
 	var created []zodb.Oid
 	for _, oid := range t.oids {
-		if _, ok := s.index.Get(oid); !ok {
+		if s.index.Set(oid, t.tindex[oid]) {
 			created = append(created, oid)
 		}
-		s.index.Set(oid, t.tindex[oid])
 	}
 	s.wend, s.wlast, s.cur = end, t.tid, nil
 	s.pending = append(s.pending, pendingTxn{tid: t.tid, pos: t.pos, end: end, created: created})

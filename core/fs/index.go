@@ -40,12 +40,16 @@ func (x *Index) Get(oid zodb.Oid) (int64, bool) {
 	return pos, ok
 }
 
-// Set records pos as the position of oid's current data record.
-func (x *Index) Set(oid zodb.Oid, pos int64) {
+// Set records pos as the position of oid's current data record and
+// reports whether oid is new to the index (one map operation, where Get
+// and then Set would be two).
+func (x *Index) Set(oid zodb.Oid, pos int64) (added bool) {
 	if len(x.pos) == 0 || oid > x.maxOid {
 		x.maxOid = oid
 	}
+	n := len(x.pos)
 	x.pos[oid] = pos
+	return len(x.pos) != n
 }
 
 // Len returns the number of oids in the index.

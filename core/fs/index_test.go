@@ -26,9 +26,15 @@ func TestIndexEmpty(t *testing.T) {
 
 func TestIndexSetGet(t *testing.T) {
 	x := NewIndex()
-	x.Set(7, 100)
-	x.Set(3, 200)
-	x.Set(7, 300) // overwrite
+	for i, c := range []struct {
+		oid   zodb.Oid
+		pos   int64
+		added bool
+	}{{7, 100, true}, {3, 200, true}, {7, 300, false}} { // the last overwrites
+		if added := x.Set(c.oid, c.pos); added != c.added {
+			t.Errorf("Set #%d (%s) reported added = %v", i, c.oid, added)
+		}
+	}
 	if x.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", x.Len())
 	}
