@@ -59,11 +59,20 @@ func (s *FileStorage) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.Be
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	// The lock goes back if newTxn fails, or panics: a caller that
+	// recovers (a ZEO server ending one connection) must not find every
+	// later commit waiting for it.
+	held := true
+	defer func() {
+		if held {
+			<-s.commitSem
+		}
+	}()
 	t, err := s.newTxn(meta, opts.Tid, status)
 	if err != nil {
-		<-s.commitSem
 		return nil, err
 	}
+	held = false
 	return t, nil
 }
 

@@ -281,10 +281,14 @@ func (t *transaction) vote(ctx context.Context, held bool) (v *pyval.Value, wait
 	t.ss.tmu.Lock()
 	defer t.ss.tmu.Unlock()
 	if t.state != stVoting {
-		// Aborted while waiting.
+		// Aborted while waiting. The lock is ours to release if this
+		// call took it, or if it was kept from an earlier vote and the
+		// abort (failLocked) has not released it already.
 		t.release()
+		if !held || t.locked {
+			s.releaseCommit()
+		}
 		t.locked = false
-		s.releaseCommit()
 		return nil, nil, txnErrorf("transaction aborted")
 	}
 	t.locked = true
@@ -357,6 +361,12 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 		}
 	}
 	for i := range t.ops {
+		if err := ctx.Err(); err != nil {
+			// The client went away (or the server is closing): a large
+			// transaction stops replaying at once instead of holding the
+			// session's clean-up, and the commit lock, until it ends.
+			return nil, 0, err
+		}
 		o := &t.ops[i]
 		data, err := t.opData(o)
 		if err != nil {
@@ -541,12 +551,16 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	}
 	s.stats.commits.Add(1)
 	// The transaction is in the storage, even if err says it was not
-	// confirmed (sync replication timed out): publish it to everyone.
+	// confirmed (sync replication timed out): publish it to everyone. A
+	// panic until it is published would leave the other clients' caches
+	// stale for good: contain treats it as fatal.
+	ss.unpublished.Store(uint64(committed))
 	info := pyval.Dict(pyval.Str("length"), pyval.Int(int64(s.st.Len())), pyval.Str("size"), pyval.Int(s.size()))
 	s.publish(committed, changed, ss, func() {
 		ss.send(oneWay("info", info))
 		ss.answer(id, tidValue(committed), err)
 	})
+	ss.unpublished.Store(0)
 	return nil, errReplied
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 // An internal error is a panic in the code serving one client: a bug in
@@ -23,6 +25,8 @@ import (
 // locks held. So after containing a panic the server checks, each step
 // bounded by checkWithin:
 //
+//   - no transaction the connection committed is left unpublished (its
+//     invalidations not sent: other clients' caches would stay stale);
 //   - the connection's clean-up finished (its transaction is aborted);
 //   - the commit lock is not held by that connection;
 //   - the publication lock can be taken (loads and commits use it);
@@ -80,6 +84,10 @@ func (s *Server) checkAfter(ss *session, cause error, cleaned <-chan struct{}) {
 			return
 		}
 		panic(err)
+	}
+	if tid := zodb.Tid(ss.unpublished.Load()); tid != 0 {
+		fail(fmt.Sprintf("transaction %s was committed but not published to the other clients (their caches would stay stale)", tid))
+		return
 	}
 	timeout := time.After(d)
 	for _, done := range []<-chan struct{}{cleaned, ss.ended} {

@@ -25,8 +25,19 @@ type faultyStorage struct {
 	Storage
 	loadPanics  atomic.Bool // LoadBefore panics
 	storePanics atomic.Bool // a transaction's Store panics
+	lenPanics   atomic.Bool // Len panics (tpc_finish asks it after the commit)
 	wedge       atomic.Bool // the panic leaves mu, the storage's state lock, held
 	mu          sync.Mutex
+
+	storeDelay atomic.Int64 // nanoseconds each Store takes
+	stores     atomic.Int64 // Store calls made
+}
+
+func (f *faultyStorage) Len() int {
+	if f.lenPanics.Load() {
+		f.fault("Len")
+	}
+	return f.Storage.Len()
 }
 
 func (f *faultyStorage) fault(where string) {
@@ -66,12 +77,14 @@ func (t *faultyTxn) Store(oid zodb.Oid, serial zodb.Tid, data []byte) error {
 	if t.f.storePanics.Load() {
 		t.f.fault("Store")
 	}
+	t.f.stores.Add(1)
+	time.Sleep(time.Duration(t.f.storeDelay.Load()))
 	return t.Txn.Store(oid, serial, data)
 }
 
 // faultyServer serves a faultyStorage over a fresh FileStorage. Fatal
 // calls arrive on the returned channel; the check after an internal error
-// waits at most a second per step.
+// waits at most 3 s per step.
 func faultyServer(t *testing.T, msgpack bool) (*faultyStorage, net.Addr, *testutil.SyncBuffer, <-chan error, *Server) {
 	t.Helper()
 	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
@@ -87,7 +100,7 @@ func faultyServer(t *testing.T, msgpack bool) (*faultyStorage, net.Addr, *testut
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
 		Fatal:   func(err error) { fatal <- err },
 	})
-	srv.checkWithin = time.Second
+	srv.checkWithin = 3 * time.Second
 	addr, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -227,4 +240,101 @@ func TestInternalErrorWedgingTheStorageIsFatal(t *testing.T) {
 	// Unwedge, so that the test's clean-up can close the server.
 	f.wedge.Store(false)
 	f.mu.Unlock()
+}
+
+// A panic in tpc_finish after the storage committed, before the other
+// clients were sent their invalidations, cannot be contained: their
+// caches would stay stale. The check calls Fatal naming the transaction.
+func TestInternalErrorBeforePublishingIsFatal(t *testing.T) {
+	f, addr, _, fatal, _ := faultyServer(t, false)
+	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	a.register(false)
+	b.register(false)
+	oid := a.newOid()
+	f.lenPanics.Store(true)
+	a.begin(1)
+	a.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("a")), pyval.Int(1))
+	a.call("vote", pyval.Int(1))
+	a.start("tpc_finish", pyval.Int(1))
+	waitClosed(t, a)
+	select {
+	case err := <-fatal:
+		if !strings.Contains(err.Error(), "committed but not published") {
+			t.Errorf("Fatal's error %q does not say the commit was not published", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the server carried on after losing a commit's invalidations")
+	}
+	f.lenPanics.Store(false)
+}
+
+// A vote that finds its transaction aborted while it kept the commit lock
+// from an earlier vote (which returned conflicts) does not release the
+// lock a second time when the abort already did.
+func TestVoteAfterAbortReleasesTheLockOnce(t *testing.T) {
+	srv, _, _ := newTestServer(t, Options{})
+	client, server := net.Pipe()
+	defer client.Close()
+	ss := newSession(srv, server)
+	tx := &transaction{ss: ss, id: pyval.Int(1), state: stVoting}
+	ctx := context.Background()
+	if err := srv.acquireCommit(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	tx.locked = true // kept from a vote that returned conflicts
+	tx.fail()        // aborted (a disconnect): releases it
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := tx.vote(ctx, true)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the vote of an aborted transaction succeeded")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the vote blocked releasing a commit lock it no longer held")
+	}
+	// Exactly one token is free: one commit can take it, a second cannot.
+	if err := srv.acquireCommit(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := srv.acquireCommit(short, ss); err == nil {
+		t.Fatal("the commit lock was taken twice")
+	}
+	srv.releaseCommit()
+}
+
+// A client that goes away while its large transaction is replayed at vote
+// stops the replay: the commit lock is not held until every recorded
+// store has gone into the storage.
+func TestVoteStopsReplayingWhenTheClientLeaves(t *testing.T) {
+	f, addr, _, _, _ := faultyServer(t, false)
+	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
+	a.register(false)
+	b.register(false)
+	b.skipInvalidations = true
+	const n = 200
+	f.storeDelay.Store(int64(10 * time.Millisecond))
+	a.begin(1)
+	for range n {
+		a.oneWay("storea", oidValue(a.newOid()), tidValue(0), pyval.Bytes([]byte("a")), pyval.Int(1))
+	}
+	a.start("vote", pyval.Int(1))
+	deadline := time.Now().Add(testTimeout)
+	for f.stores.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the vote never started replaying")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.conn.Close()
+	b.commit(2, store{b.newOid(), 0, []byte("b")}) // waits for the lock
+	f.storeDelay.Store(0)
+	if got := f.stores.Load(); got >= n {
+		t.Errorf("all %d stores were replayed for a client that had left", got)
+	}
 }

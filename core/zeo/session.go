@@ -43,6 +43,10 @@ type session struct {
 	closeOnce sync.Once
 	ended     chan struct{} // closed when end has run
 
+	// unpublished is the tid of a transaction this session committed
+	// and has not yet published to the other clients, 0 if none.
+	unpublished atomic.Uint64
+
 	// Set by register; read by the reader goroutine and, for readOnly,
 	// by vote goroutines.
 	registered bool
