@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,6 +305,7 @@ func sameFile(t *testing.T, a, b string) {
 type pipeListener struct {
 	conns chan net.Conn
 	done  chan struct{}
+	once  sync.Once // Close may be called concurrently (Serve and Shutdown both close)
 }
 
 func newPipeListener() *pipeListener {
@@ -320,11 +322,7 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 }
 
 func (l *pipeListener) Close() error {
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
-	}
+	l.once.Do(func() { close(l.done) })
 	return nil
 }
 
