@@ -39,6 +39,8 @@ func TestInternalErrorEndsOnlyThatStream(t *testing.T) {
 	st := &faultyIterStorage{Storage: openTestFS(t)}
 	logs := &testutil.SyncBuffer{}
 	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var observed atomic.Int64
+	p.ObserveInternalErrors(func() { observed.Add(1) })
 	tid1 := commit(t, p, 10)
 
 	st.panics.Store(true)
@@ -61,8 +63,8 @@ func TestInternalErrorEndsOnlyThatStream(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
-	if n := p.internalErrors.Load(); n != 1 {
-		t.Errorf("internalErrors = %d, want 1", n)
+	if n, o := p.internalErrors.Load(), observed.Load(); n != 1 || o != 1 {
+		t.Errorf("internalErrors = %d, observed %d; want 1", n, o)
 	}
 
 	tid2 := commit(t, p, 10)

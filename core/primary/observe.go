@@ -28,3 +28,14 @@ func (p *Primary) observeCommit(start time.Time, tid zodb.Tid, err error) {
 		(*fn)(tid, time.Since(start), err)
 	}
 }
+
+// ObserveInternalErrors sets fn to be called each time a stream ends on
+// an internal error (a panic in zrs, logged with its stack; see
+// stream.contain); nil removes it. Metrics use it.
+func (p *Primary) ObserveInternalErrors(fn func()) {
+	if fn == nil {
+		p.internalObs.Store(nil)
+		return
+	}
+	p.internalObs.Store(&fn)
+}

@@ -83,6 +83,7 @@ type Primary struct {
 	ident          atomic.Pointer[zrsproto.Identity] // the database identity, once known
 	ackSignal      *headSignal                       // notified when a native secondary acknowledges
 	internalErrors atomic.Int64                      // streams ended by a panic (stream.contain)
+	internalObs    atomic.Pointer[func()]            // ObserveInternalErrors
 	dur            durabilityState
 	commits        commitRing // recent commits, for lag
 

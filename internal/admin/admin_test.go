@@ -162,7 +162,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		`zrs_role{role="primary"} 1`, `zrs_secondaries_connected 1`, `zrs_commits_total{result="ok"} 5`,
 		`zrs_commit_duration_seconds_count 5`, `zrs_secondary_lag_seconds{peer=`, `zrs_last_transaction_timestamp_seconds `,
-		`zrs_last_tid `, `zrs_replication_sent_bytes_total `,
+		`zrs_last_tid `, `zrs_replication_sent_bytes_total `, `zrs_replication_internal_errors_total 0`,
 	} {
 		if !strings.Contains(pmet, want) {
 			t.Errorf("primary metrics lack %q", want)

@@ -29,6 +29,7 @@ type Metrics struct {
 
 	// Bytes exchanged with secondaries (down) and the primary (up).
 	downRead, downWritten, upRead, upWritten atomic.Int64
+	replInternal                             atomic.Int64 // replication streams ended by an internal error
 
 	connects  prometheus.Counter
 	commits   *prometheus.CounterVec
@@ -63,6 +64,7 @@ func NewMetrics() *Metrics {
 		counter("replication_received_bytes_total", "Bytes received from the primary.", &m.upRead),
 		counter("replication_secondary_received_bytes_total", "Bytes received from secondaries (handshakes, keep-alives, acknowledgements).", &m.downRead),
 		counter("replication_primary_sent_bytes_total", "Bytes sent to the primary (handshakes, keep-alives, acknowledgements).", &m.upWritten),
+		counter("replication_internal_errors_total", "Streams to secondaries ended by an internal error (a bug in zrs; the log has its stack).", &m.replInternal),
 		statusCollector{m},
 	)
 	m.commits.WithLabelValues("ok")
@@ -90,8 +92,10 @@ func (m *Metrics) status() (Status, bool) {
 	return n.Status(), true
 }
 
-// ObservePrimary feeds the commit counters and latency histogram from p.
+// ObservePrimary feeds the commit counters, the latency histogram and the
+// count of streams ended by an internal error from p.
 func (m *Metrics) ObservePrimary(p *primary.Primary) {
+	p.ObserveInternalErrors(func() { m.replInternal.Add(1) })
 	p.ObserveCommits(func(_ zodb.Tid, took time.Duration, err error) {
 		if err != nil {
 			m.commits.WithLabelValues("error").Inc()
