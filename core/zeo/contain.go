@@ -32,9 +32,10 @@ import (
 //   - the publication lock can be taken (loads and commits use it);
 //   - the storage answers (LastTransaction takes its state lock).
 //
-// If a step does not finish, the server calls Options.Fatal: it cannot go
-// on, and a restart (the service manager's) recovers the storage from the
-// file, as after a crash. Otherwise the other clients never noticed.
+// If a step fails or does not finish in time, the server calls
+// Options.Fatal: it cannot go on, and a restart (the service manager's)
+// recovers the storage from the file, as after a crash. Otherwise the
+// other clients never noticed.
 
 // defaultCheckWithin bounds each step of the check after an internal
 // error. The commit lock's holder may legitimately be another client
