@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -133,15 +132,7 @@ func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
 // walking the prev chain from the current record, and the serial of the
 // revision after it (0 if it is current).
 func (s *FileStorage) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
-	d, next, err := s.findBefore(ctx, oid, before)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	data, err := s.recordData(&d, before)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	return data, d.Tid, next, nil
+	return s.AppendLoadBefore(ctx, nil, oid, before)
 }
 
 // AppendLoadBefore is LoadBefore appending the data to dst
@@ -154,7 +145,7 @@ func (s *FileStorage) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb
 	}
 	if d.PLen > 0 { // inside the committed data: readRecord checked it
 		n := len(dst)
-		out := slices.Grow(dst, int(d.PLen)+zodb.AppendRoom)[:n+int(d.PLen)]
+		out := zodb.GrowForData(dst, int(d.PLen))[:n+int(d.PLen)]
 		if _, err := s.rd.ReadAt(out[n:], d.Pos+DataHeaderSize); err != nil {
 			return dst, 0, 0, &RecordError{Path: s.path, Record: "data record", Pos: d.Pos, Err: err}
 		}
@@ -164,7 +155,7 @@ func (s *FileStorage) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb
 	if err != nil {
 		return dst, 0, 0, err
 	}
-	return append(slices.Grow(dst, len(data)+zodb.AppendRoom), data...), d.Tid, next, nil
+	return append(zodb.GrowForData(dst, len(data)), data...), d.Tid, next, nil
 }
 
 // findBefore returns the header of the newest revision of oid with a

@@ -48,6 +48,10 @@ type LoadBeforeAppender interface {
 // data when it grows the caller's buffer.
 const AppendRoom = 64
 
+// GrowForData returns dst grown, if needed, to take n more bytes of data
+// and AppendRoom after them: how a LoadBeforeAppender grows dst.
+func GrowForData(dst []byte, n int) []byte { return slices.Grow(dst, n+AppendRoom) }
+
 // AppendLoadBefore is LoadBefore appending the data to dst, through st's
 // AppendLoadBefore when it has one. Data nil without an error (which
 // LoadBefore should not return) is a NotFoundError. On error out is dst.
@@ -62,7 +66,7 @@ func AppendLoadBefore(ctx context.Context, st Loader, dst []byte, oid Oid, befor
 	if err != nil {
 		return dst, 0, 0, err
 	}
-	return append(slices.Grow(dst, len(data)+AppendRoom), data...), serial, next, nil
+	return append(GrowForData(dst, len(data)), data...), serial, next, nil
 }
 
 // Storage is a ZODB storage: loads, oids, and two-phase commits.
