@@ -18,12 +18,9 @@ import (
 // one-way calls) or an error; load methods run under the read side of
 // the publication lock with their reply queued before it is released.
 type method struct {
-	fn   methodFunc
+	fn   func(ss *session, a *args, id *pyval.Value) (*pyval.Value, error)
 	load bool
 }
-
-// methodFunc serves one call; see method.
-type methodFunc func(ss *session, a *args, id *pyval.Value) (*pyval.Value, error)
 
 // methods is the whitelist of what clients may call.
 var methods map[string]method

@@ -95,7 +95,7 @@ type Options struct {
 	MaxQueue int
 	// Fatal is called when the server cannot go on safely: an internal
 	// error (a panic) serving one client left state that every client
-	// shares unusable (see Server.contain). The caller should log err
+	// shares unusable (see contain.go). The caller should log err
 	// and end the process, whose restart recovers the storage. nil
 	// panics with err, which ends the process as well.
 	Fatal func(err error)

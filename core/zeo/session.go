@@ -203,7 +203,10 @@ func (ss *session) handle(m *Message) error {
 	}
 	a := newArgs(m.Name, m.Args)
 	if meth.load {
-		return ss.handleLoad(meth.fn, a, m.ID, oneway)
+		// Computed and queued under the publication lock's read side
+		// (see the package doc); deferred, so that a panic releases it.
+		ss.srv.pub.RLock()
+		defer ss.srv.pub.RUnlock()
 	}
 	v, err := meth.fn(ss, a, m.ID)
 	if err == nil && a.err != nil {
@@ -216,22 +219,6 @@ func (ss *session) handle(m *Message) error {
 		return nil
 	}
 	return ss.answer(m.ID, v, err)
-}
-
-// handleLoad serves a load: its answer is computed and queued under the
-// publication lock's read side (see the package doc), which a panic
-// releases too.
-func (ss *session) handleLoad(fn methodFunc, a *args, id *pyval.Value, oneway bool) error {
-	ss.srv.pub.RLock()
-	defer ss.srv.pub.RUnlock()
-	v, err := fn(ss, a, id)
-	if err == nil && a.err != nil {
-		err = a.err
-	}
-	if !oneway {
-		err = ss.answer(id, v, err)
-	}
-	return err
 }
 
 // answer queues the reply or error reply for a call.
