@@ -80,12 +80,11 @@ type Primary struct {
 	// commitObs, if set, is told of every Finish (observe.go).
 	commitObs atomic.Pointer[CommitObserver]
 
-	ident          atomic.Pointer[zrsproto.Identity] // the database identity, once known
-	ackSignal      *headSignal                       // notified when a native secondary acknowledges
-	internalErrors atomic.Int64                      // streams ended by a panic (stream.contain)
-	internalObs    atomic.Pointer[func()]            // ObserveInternalErrors
-	dur            durabilityState
-	commits        commitRing // recent commits, for lag
+	ident       atomic.Pointer[zrsproto.Identity] // the database identity, once known
+	ackSignal   *headSignal                       // notified when a native secondary acknowledges
+	internalObs atomic.Pointer[func()]            // ObserveInternalErrors
+	dur         durabilityState
+	commits     commitRing // recent commits, for lag
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx

@@ -123,7 +123,6 @@ func (s *stream) contain(doing string, cancel context.CancelFunc) {
 	}
 	s.log.Error("internal error while "+doing+"; closing this secondary's connection (a bug in zrs: please report it with this log)",
 		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	s.p.internalErrors.Add(1)
 	if fn := s.p.internalObs.Load(); fn != nil {
 		(*fn)()
 	}
