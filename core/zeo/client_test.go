@@ -227,6 +227,14 @@ func (c *testClient) noOneWay(d time.Duration) {
 	}
 }
 
+// dialRegistered is dialTest and a writable register.
+func dialRegistered(t testing.TB, addr net.Addr) *testClient {
+	t.Helper()
+	c := dialTest(t, addr, nil)
+	c.register(false)
+	return c
+}
+
 func (c *testClient) register(readOnly bool) zodb.Tid {
 	c.t.Helper()
 	return mustTid(c.t, c.call("register", pyval.Str("1"), pyval.Bool(readOnly)))

@@ -147,9 +147,7 @@ func waitClosed(t *testing.T, c *testClient) {
 func TestInternalErrorInLoadEndsOnlyThatConnection(t *testing.T) {
 	codecs(t, func(t *testing.T, msgpack bool) {
 		f, addr, logs, fatal, srv := faultyServer(t, msgpack)
-		a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
-		a.register(false)
-		b.register(false)
+		a, b := dialRegistered(t, addr), dialRegistered(t, addr)
 		b.skipInvalidations = true
 		oid := b.newOid()
 		tid1 := b.commit(1, store{oid, 0, []byte("one")})
@@ -172,8 +170,7 @@ func TestInternalErrorInLoadEndsOnlyThatConnection(t *testing.T) {
 
 		// The others go on: a commit publishes (it takes the
 		// publication lock's write side), loads answer.
-		c := dialTest(t, addr, nil)
-		c.register(false)
+		c := dialRegistered(t, addr)
 		tid2 := b.commit(2, store{oid, tid1, []byte("two")})
 		c.expect("invalidateTransaction")
 		got := c.call("loadBefore", oidValue(oid), tidValue(zodb.MaxTid)).Items()
@@ -187,9 +184,7 @@ func TestInternalErrorInLoadEndsOnlyThatConnection(t *testing.T) {
 // client's commit goes through.
 func TestInternalErrorInVoteReleasesCommitLock(t *testing.T) {
 	f, addr, logs, fatal, _ := faultyServer(t, false)
-	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	a.register(false)
-	b.register(false)
+	a, b := dialRegistered(t, addr), dialRegistered(t, addr)
 	b.skipInvalidations = true
 	oid := a.newOid()
 
@@ -220,8 +215,7 @@ func TestInternalErrorInVoteReleasesCommitLock(t *testing.T) {
 // internal error.
 func TestInternalErrorWedgingTheStorageIsFatal(t *testing.T) {
 	f, addr, _, fatal, _ := faultyServer(t, false)
-	a := dialTest(t, addr, nil)
-	a.register(false)
+	a := dialRegistered(t, addr)
 	oid := a.newOid()
 	f.wedge.Store(true)
 	f.loadPanics.Store(true)
@@ -247,9 +241,8 @@ func TestInternalErrorWedgingTheStorageIsFatal(t *testing.T) {
 // caches would stay stale. The check calls Fatal naming the transaction.
 func TestInternalErrorBeforePublishingIsFatal(t *testing.T) {
 	f, addr, _, fatal, _ := faultyServer(t, false)
-	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	a.register(false)
-	b.register(false)
+	a := dialRegistered(t, addr)
+	dialRegistered(t, addr) // another client, owed the invalidation
 	oid := a.newOid()
 	f.lenPanics.Store(true)
 	a.begin(1)
@@ -313,9 +306,7 @@ func TestVoteAfterAbortReleasesTheLockOnce(t *testing.T) {
 // store has gone into the storage.
 func TestVoteStopsReplayingWhenTheClientLeaves(t *testing.T) {
 	f, addr, _, _, _ := faultyServer(t, false)
-	a, b := dialTest(t, addr, nil), dialTest(t, addr, nil)
-	a.register(false)
-	b.register(false)
+	a, b := dialRegistered(t, addr), dialRegistered(t, addr)
 	b.skipInvalidations = true
 	const n = 200
 	f.storeDelay.Store(int64(10 * time.Millisecond))
