@@ -201,23 +201,11 @@ func TestIterateWindowDamagedRecord(t *testing.T) {
 	txns := synthHistory(12) // txn 10 has a second record: a backpointer to txn 5's record 0
 	f := synthBuild(txns)
 	rec := func(i, j int) int64 { return f.RecPos[i][j] }
-	cases := []struct {
-		name   string
-		damage func(b []byte)
-		txn    int   // the damaged transaction
-		pos    int64 // expected error offset
-		record string
-	}{
-		{"tloc", func(b []byte) { put64(b, rec(3, 0)+24, f.TxnPos[2]) }, 3, rec(3, 0), "data record"},
-		{"vlen", func(b []byte) { b[rec(3, 0)+33] = 1 }, 3, rec(3, 0), "data record"},
-		{"plen overrun", func(b []byte) { put64(b, rec(3, 0)+34, 500) }, 3, rec(3, 0), "data record"},
-		{"plen negative", func(b []byte) { put64(b, rec(3, 0)+34, -2) }, 3, rec(3, 0), "data record"},
-		{"records short of tlen", func(b []byte) { put64(b, rec(3, 0)+34, 3) }, 3, rec(3, 0) + 45, "data record"},
-		{"prev after txn", func(b []byte) { put64(b, rec(2, 0)+16, rec(3, 0)) }, 2, rec(2, 0), "data record"},
-		{"prev negative", func(b []byte) { put64(b, rec(2, 0)+16, -1) }, 2, rec(2, 0), "data record"},
-		{"second record's tloc", func(b []byte) { put64(b, rec(10, 1)+24, 0) }, 10, rec(10, 1), "data record"},
-		{"backpointer forward", func(b []byte) { put64(b, rec(10, 1)+42, rec(11, 0)) }, 10, rec(10, 1), "backpointer"},
-	}
+	cases := append(recordDamages(f),
+		recordDamage{"plen negative", func(b []byte) { put64(b, rec(3, 0)+34, -2) }, 3, rec(3, 0), "data record"},
+		recordDamage{"prev negative", func(b []byte) { put64(b, rec(2, 0)+16, -1) }, 2, rec(2, 0), "data record"},
+		recordDamage{"second record's tloc", func(b []byte) { put64(b, rec(10, 1)+24, 0) }, 10, rec(10, 1), "data record"},
+	)
 	for _, c := range cases {
 		for _, reuse := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/reuse=%v", c.name, reuse), func(t *testing.T) {

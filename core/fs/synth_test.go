@@ -104,6 +104,33 @@ func synthTid(i int) zodb.Tid {
 	return zodb.MakeTid(2024, 1, 2, 3, 4, 5) + zodb.Tid(i)*1000
 }
 
+// recordDamage is damage done in place to one data record of a file:
+// the transaction it is in (txn, counted from 0), and the offset and kind
+// of record the error must name.
+type recordDamage struct {
+	name   string
+	damage func(b []byte)
+	txn    int
+	pos    int64
+	record string
+}
+
+// recordDamages returns the damage to data records that verify and the
+// iterator both refuse, as ReadDataHeader and ReadBackpointer do, in f
+// built from synthHistory(12) (txn 10 has a second record: a backpointer
+// to txn 5's record 0).
+func recordDamages(f synthFile) []recordDamage {
+	rec := func(i, j int) int64 { return f.RecPos[i][j] }
+	return []recordDamage{
+		{"tloc", func(b []byte) { put64(b, rec(3, 0)+24, f.TxnPos[2]) }, 3, rec(3, 0), "data record"},
+		{"vlen", func(b []byte) { b[rec(3, 0)+33] = 1 }, 3, rec(3, 0), "data record"},
+		{"plen overrun", func(b []byte) { put64(b, rec(3, 0)+34, 500) }, 3, rec(3, 0), "data record"},
+		{"records short of tlen", func(b []byte) { put64(b, rec(3, 0)+34, 3) }, 3, rec(3, 0) + 45, "data record"},
+		{"prev after txn", func(b []byte) { put64(b, rec(2, 0)+16, rec(3, 0)) }, 2, rec(2, 0), "data record"},
+		{"backpointer forward", func(b []byte) { put64(b, rec(10, 1)+42, rec(11, 0)) }, 10, rec(10, 1), "backpointer"},
+	}
+}
+
 // synthHistory returns n transactions over a handful of oids, with an
 // undo-like backpointer and a deletion among them.
 func synthHistory(n int) []synthTxn {

@@ -51,12 +51,13 @@ func TestVerifyDamage(t *testing.T) {
 	txns := synthHistory(12) // txn 10 has a second record: a backpointer to txn 5's record 0
 	f := synthBuild(txns)
 	rec := func(i, j int) int64 { return f.RecPos[i][j] }
-	cases := []struct {
+	type verifyDamage struct {
 		name   string
 		damage func(b []byte) []byte
 		pos    int64 // expected error offset
 		record string
-	}{
+	}
+	cases := []verifyDamage{
 		{"bad magic", func(b []byte) []byte { b[2] = '9'; return b }, 0, "file header"},
 		{"empty", func(b []byte) []byte { return nil }, 0, "file header"},
 		{"tid reduction", func(b []byte) []byte { copy(b[f.TxnPos[3]:], b[f.TxnPos[2]:f.TxnPos[2]+8]); return b }, f.TxnPos[3], "transaction"},
@@ -68,16 +69,13 @@ func TestVerifyDamage(t *testing.T) {
 		{"tlen+1", func(b []byte) []byte { b[f.TxnPos[6]+15]++; return b }, f.TxnPos[6], "transaction"},
 		{"trailer", func(b []byte) []byte { b[f.TxnPos[7]-1]++; return b }, f.TxnPos[6], "transaction"},
 		{"tlen below header", func(b []byte) []byte { put64(b, f.TxnPos[5]+8, 10); return b }, f.TxnPos[5], "transaction"},
-		{"tloc", func(b []byte) []byte { put64(b, rec(3, 0)+24, f.TxnPos[2]); return b }, rec(3, 0), "data record"},
-		{"vlen", func(b []byte) []byte { b[rec(3, 0)+33] = 1; return b }, rec(3, 0), "data record"},
-		{"plen overrun", func(b []byte) []byte { put64(b, rec(3, 0)+34, 500); return b }, rec(3, 0), "data record"},
-		{"records short of tlen", func(b []byte) []byte { put64(b, rec(3, 0)+34, 3); return b }, rec(3, 0) + 45, "data record"},
 		{"prev not newest", func(b []byte) []byte { put64(b, rec(11, 0)+16, rec(1, 0)); return b }, rec(11, 0), "data record"},
 		{"prev of new oid", func(b []byte) []byte { put64(b, rec(2, 0)+16, rec(1, 0)); return b }, rec(2, 0), "data record"},
-		{"prev after txn", func(b []byte) []byte { put64(b, rec(2, 0)+16, rec(3, 0)); return b }, rec(2, 0), "data record"},
 		{"backpointer other oid", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(6, 0)); return b }, rec(10, 1), "backpointer"},
-		{"backpointer forward", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(11, 0)); return b }, rec(10, 1), "backpointer"},
 		{"backpointer mid-record", func(b []byte) []byte { put64(b, rec(10, 1)+42, rec(5, 0)+3); return b }, rec(10, 1), "backpointer"},
+	}
+	for _, d := range recordDamages(f) {
+		cases = append(cases, verifyDamage{d.name, func(b []byte) []byte { d.damage(b); return b }, d.pos, d.record})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
