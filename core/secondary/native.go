@@ -177,7 +177,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	if idle <= 0 {
 		idle = IdleHeartbeats * time.Duration(max(wel.HeartbeatMillis, 100)) * time.Millisecond
 	}
-	ir := &idleReader{conn: conn, idle: idle, progress: time.Now()}
+	ir := newIdleReader(conn, idle)
 	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(ir, readBufferSize), start, wel.Terms())
 	if err != nil {
 		return err
@@ -201,7 +201,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	for applied := 0; ; applied++ {
 		info, hb, err := nr.Next()
 		if err != nil {
-			return s.readError(ctx, err, idle)
+			return s.readError(ctx, err, idle, "nothing, not even a heartbeat,")
 		}
 		ir.progressed()
 		if hb != nil {
@@ -222,13 +222,14 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	}
 }
 
-// readError turns a native stream read error into the cycle's error.
-func (s *Secondary) readError(ctx context.Context, err error, idle time.Duration) error {
+// readError turns a stream read error into the cycle's error; idle is
+// the idleReader's limit, and silence what the primary sent before it.
+func (s *Secondary) readError(ctx context.Context, err error, idle time.Duration, silence string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("the primary sent nothing, not even a heartbeat, for %v; reconnecting", idle)
+		return fmt.Errorf("the primary sent %s for %v; reconnecting", silence, idle)
 	}
 	return fmt.Errorf("reading from primary: %w", err)
 }
@@ -395,6 +396,11 @@ type idleReader struct {
 	// Used by the reading goroutine only.
 	progress time.Time
 	since    int64
+}
+
+// newIdleReader returns an idleReader on conn whose clock starts now.
+func newIdleReader(conn net.Conn, idle time.Duration) *idleReader {
+	return &idleReader{conn: conn, idle: idle, progress: time.Now()}
 }
 
 // minFrameRate is the slowest rate at which a message in progress may

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -143,7 +142,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
 	}
 
-	ir := &idleReader{conn: conn, idle: s.opts.ReadTimeout, progress: time.Now()}
+	ir := newIdleReader(conn, s.opts.ReadTimeout)
 	br := bufio.NewReaderSize(ir, readBufferSize)
 	sr := zrsproto.NewStreamReader(br, start)
 	defer s.obs.setIdle(false)
@@ -154,17 +153,11 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 		info, err := sr.ReadTxn()
 		a.setReceivedAll(false)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if applied == 0 && errors.Is(err, io.EOF) {
+			if applied == 0 && errors.Is(err, io.EOF) && ctx.Err() == nil {
 				return errors.New("the primary closed the connection before sending anything " +
 					"(a primary refuses a secondary whose last transaction is newer than its own; see the primary's log)")
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("the primary sent nothing for the read timeout (%v); reconnecting", s.opts.ReadTimeout)
-			}
-			return fmt.Errorf("reading from primary: %w", err)
+			return s.readError(ctx, err, s.opts.ReadTimeout, "nothing (ReadTimeout)")
 		}
 		ir.progressed()
 		if err := a.apply(info); err != nil {
