@@ -253,7 +253,10 @@ func (t *txn) Vote(ctx context.Context) error {
 	}
 	if err := t.write(); err != nil {
 		if !errors.Is(err, zodb.ErrTransaction) {
-			_ = t.s.file.Truncate(t.pos)
+			if terr := t.s.file.Truncate(t.pos); terr != nil && !errors.Is(terr, os.ErrClosed) {
+				// The next open cuts the 'c' transaction left behind.
+				t.s.log.Error("cannot cut a transaction whose vote failed", logKeyTid, t.tid, logKeyPos, t.pos, "err", terr)
+			}
 		}
 		return err
 	}
@@ -299,7 +302,7 @@ func (t *txn) write() error {
 	trailer := binary.BigEndian.AppendUint64(nil, uint64(tlen))
 	off := t.pos
 	for _, p := range [][]byte{t.header(), t.buf, trailer} {
-		if _, err := t.s.file.WriteAt(p, off); err != nil {
+		if _, err := t.s.writeAt(p, off); err != nil {
 			return fmt.Errorf("%s: writing transaction %s: %w", t.s.path, t.tid, err)
 		}
 		off += int64(len(p))
@@ -332,7 +335,7 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	t.state = txnDone
 	if err != nil {
 		t.mu.Unlock()
-		s.failClose(t)
+		s.failClose(t, err)
 		return 0, err
 	}
 	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
@@ -365,7 +368,7 @@ type pendingTxn struct {
 
 // writeStatus writes the final status byte (not fsynced: see syncTo).
 func (t *txn) writeStatus() error {
-	if _, err := t.s.file.WriteAt([]byte{byte(t.status)}, t.pos+16); err != nil {
+	if _, err := t.s.writeAt([]byte{byte(t.status)}, t.pos+16); err != nil {
 		return fmt.Errorf("%s: finishing transaction %s: %w", t.s.path, t.tid, err)
 	}
 	return nil
@@ -415,25 +418,41 @@ func (s *FileStorage) syncTo(end int64) error {
 
 // failSync closes the storage after a failed fsync. The transactions it
 // covered stay in the file; whether they are committed is decided by the
-// next open. The caller holds syncMu, not the commit lock.
+// next open. The caller holds syncMu, not the commit lock: with group
+// commit the next transaction may be writing its vote meanwhile, so it is
+// aborted first — Abort waits for that write and cuts it — and only then
+// are the file and Data.fs.lock released. Releasing the lock while a write
+// is still on its way would let another process open and append to the
+// file under it.
 func (s *FileStorage) failSync(err error) {
 	s.log.Error("fsync failed, closing the storage", "err", err)
 	s.mu.Lock()
 	s.closed = true
+	cur := s.cur
 	s.mu.Unlock()
+	if cur != nil {
+		_ = cur.Abort()
+	}
 	_ = s.release()
 }
 
 // failClose closes the storage after a failed finish. The transaction's
 // bytes stay in the file; whether they are committed is decided by the
-// next open.
-func (s *FileStorage) failClose(t *txn) {
-	s.log.Error("finish failed, closing the storage", logKeyTid, t.tid, logKeyPos, t.pos)
+// next open. The caller holds the commit lock, so nothing else writes; it
+// takes syncMu so that no fsync is under way when the file closes, and
+// leaves the error for Close to return.
+func (s *FileStorage) failClose(t *txn, err error) {
+	s.log.Error("finish failed, closing the storage", logKeyTid, t.tid, logKeyPos, t.pos, "err", err)
 	s.mu.Lock()
 	s.closed, s.cur = true, nil
 	s.mu.Unlock()
-	<-s.commitSem
+	s.syncMu.Lock()
+	if s.syncErr == nil {
+		s.syncErr = err
+	}
 	_ = s.release()
+	s.syncMu.Unlock()
+	<-s.commitSem
 }
 
 // Abort discards the transaction: after Vote the file is truncated back to

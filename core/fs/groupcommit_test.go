@@ -257,6 +257,133 @@ func TestGroupCommitFsyncFails(t *testing.T) {
 	s2.Close()
 }
 
+// A failed fsync closes the storage, but with group commit the next
+// transaction may be writing its vote at that moment. Data.fs.lock must
+// stay held until that write is over (the transaction is aborted and cut),
+// or another process could open the file and append while the write goes
+// on underneath it.
+func TestGroupCommitFsyncFailsDuringVoteWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	entered, releaseFsync := make(chan struct{}), make(chan struct{})
+	errDisk := errors.New("simulated fsync failure")
+	var fsyncOnce, releasedFsync sync.Once
+	failFsync := func() { releasedFsync.Do(func() { close(releaseFsync) }) }
+	defer failFsync()
+	fs.SetFsync(s, func(real func() error) error {
+		fsyncOnce.Do(func() { close(entered); <-releaseFsync })
+		return errDisk
+	})
+	tx1 := begin(t, s)
+	if err := tx1.Store(1, t0, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	done1 := finishAsync(t, tx1)
+	<-entered
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withT1 := st.Size()
+
+	// T2 votes; its write stops halfway until resume.
+	writing, resume := make(chan struct{}), make(chan struct{})
+	var writeOnce, resumed sync.Once
+	resumeWrite := func() { resumed.Do(func() { close(resume) }) }
+	defer resumeWrite()
+	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+		n, err := real(p, off)
+		writeOnce.Do(func() { close(writing); <-resume })
+		return n, err
+	})
+	tx2 := begin(t, s)
+	if err := tx2.Store(2, 0, []byte("b2")); err != nil {
+		t.Fatal(err)
+	}
+	voted := make(chan error, 1)
+	go func() { voted <- tx2.Vote(bg) }()
+	<-writing
+
+	failFsync()
+	// While T2's write is under way, the lock must stay held.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		l, err := fs.LockFileFor(path + ".lock")
+		if err == nil {
+			l.Close()
+			t.Fatal("Data.fs.lock was released while a vote was still writing Data.fs")
+		}
+		if !errors.Is(err, zodb.ErrLocked) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resumeWrite()
+	if r := <-done1; !errors.Is(r.err, errDisk) {
+		t.Fatalf("T1: %v; want the fsync error", r.err)
+	}
+	<-voted // its write completed; the storage then aborted it
+	if _, err := tx2.Finish(bg); err == nil {
+		t.Fatal("T2 finished on a storage closed by a failed fsync")
+	}
+	l, err := fs.LockFileFor(path + ".lock")
+	if err != nil {
+		t.Fatalf("the storage closed itself but kept its lock: %v", err)
+	}
+	l.Close()
+	if st, err := os.Stat(path); err != nil || st.Size() != withT1 {
+		t.Fatalf("Data.fs is %d bytes (%v); want %d: T2 cut, T1 left for the next open to judge", st.Size(), err, withT1)
+	}
+}
+
+// A status byte that cannot be written at finish closes the storage: the
+// commit fails, Close reports why, the lock is released, and the next
+// open cuts the transaction left with status 'c'.
+func TestFinishStatusWriteFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	errDisk := errors.New("simulated write failure")
+	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+		if len(p) == 1 {
+			return 0, errDisk
+		}
+		return real(p, off)
+	})
+	tx := begin(t, s)
+	if err := tx.Store(1, t0, []byte("a1")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-finishAsync(t, tx); !errors.Is(r.err, errDisk) || r.tid != 0 {
+		t.Fatalf("finish: %s, %v; want the write error", r.tid, r.err)
+	}
+	if _, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrClosed) {
+		t.Fatalf("begin after a failed finish: %v", err)
+	}
+	for range 2 {
+		if err := s.Close(); !errors.Is(err, errDisk) {
+			t.Fatalf("close after a failed finish: %v; want the write error", err)
+		}
+	}
+	s2, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatalf("reopen after a failed finish: %v", err)
+	}
+	defer s2.Close()
+	if last := s2.LastTransaction(); last != t0 {
+		t.Fatalf("last transaction after reopen %s, want %s: the unfinished one is cut", last, t0)
+	}
+}
+
 // Many committers at once, with a slow disk: every commit that returned
 // is there, in tid order, the shared counter counts every successful
 // increment, and commits shared fsyncs.

@@ -94,10 +94,11 @@ type FileStorage struct {
 	clock   *zodb.TidClock // used under the commit lock only
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 
-	syncMu  sync.Mutex   // one fsync at a time; see syncTo
-	syncErr error        // the fsync failure that closed the storage; guarded by syncMu
-	fsync   func() error // fsyncs Data.fs (a test may slow it down)
-	fsyncs  atomic.Int64 // fsyncs made by commits
+	syncMu  sync.Mutex                       // one fsync at a time; see syncTo
+	syncErr error                            // the failure (an fsync, a status write) that closed the storage; guarded by syncMu
+	fsync   func() error                     // fsyncs Data.fs (a test may slow it down)
+	writeAt func([]byte, int64) (int, error) // a commit's writes: vote, status byte (a test may pause or fail them)
+	fsyncs  atomic.Int64                     // fsyncs made by commits
 
 	releaseOnce sync.Once
 	releaseErr  error
@@ -128,6 +129,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		commitSem: make(chan struct{}, 1),
 	}
 	s.fsync = func() error { return s.file.Sync() }
+	s.writeAt = func(p []byte, off int64) (int, error) { return s.file.WriteAt(p, off) }
 	if err := s.open(opts); err != nil {
 		s.release()
 		return nil, err
