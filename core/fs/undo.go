@@ -305,7 +305,10 @@ func (t *txn) undoTarget(tid zodb.Tid, d *DataHeader) (back, ipos int64, err err
 
 // sameDataAsCurrent checks, when oid's current revision (at cur: tpos in
 // this transaction, else ipos in the file) is not the record d being
-// undone, that the current revision refers to the same stored data as d.
+// undone, that the current revision carries the same data as d: the same
+// stored record, or another with the same bytes, as Python compares them.
+// A chain ending in a deletion on either side is an *zodb.UndoError (what
+// Python's POSKeyError becomes); damage is returned as it is.
 func (t *txn) sameDataAsCurrent(tid zodb.Tid, d *DataHeader, ipos, tpos, cur int64) error {
 	fail := func(reason string) error { return &zodb.UndoError{Tid: tid, Oid: d.Oid, Reason: reason} }
 	cptr, err := t.currentDataPtr(d.Oid, ipos, tpos)
@@ -315,22 +318,36 @@ func (t *txn) sameDataAsCurrent(tid zodb.Tid, d *DataHeader, ipos, tpos, cur int
 	if cptr == d.Pos {
 		return nil
 	}
-	differs := cptr == cur
-	if !differs {
-		a, errA := t.s.dataPos(d.Oid, d.Pos)
-		b, errB := t.s.dataPos(d.Oid, cptr)
-		if errA != nil || errB != nil {
-			return fail("the revision's data cannot be loaded")
+	undone, err := t.s.dataAt(d.Oid, d.Pos)
+	var current []byte
+	if err == nil {
+		if tpos != 0 && cptr == cur {
+			current = t.ownData(tpos)
+		} else {
+			current, err = t.s.dataAt(d.Oid, cptr)
 		}
-		differs = a != b
 	}
-	if !differs {
+	if errors.Is(err, errNoData) {
+		return fail("the revision's data cannot be loaded: " + err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(undone, current) {
 		return nil
 	}
 	if d.Prev != 0 && tpos == 0 {
 		return fail("some data were modified by a later transaction")
 	}
 	return fail("no previous record")
+}
+
+// ownData returns the pickle of the record this transaction wrote at pos,
+// which holds one.
+func (t *txn) ownData(pos int64) []byte {
+	off := pos - t.pos - t.hlen
+	d, _ := DecodeDataHeader(t.buf[off:], pos)
+	return t.buf[off+DataHeaderSize : off+DataHeaderSize+d.PLen]
 }
 
 // currentDataPtr returns where oid's current revision keeps its data: its
@@ -370,6 +387,27 @@ func (t *txn) currentDataPtr(oid zodb.Oid, ipos, tpos int64) (int64, error) {
 
 // errNoData says a backpointer chain ends in a deletion.
 var errNoData = errors.New("backpointer chain ends in a deletion")
+
+// dataAt returns oid's pickle that the record at pos holds or leads to
+// through backpointers (errNoData for a deletion).
+func (s *FileStorage) dataAt(oid zodb.Oid, pos int64) ([]byte, error) {
+	p, err := s.dataPos(oid, pos)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	end := s.wend
+	s.mu.RUnlock()
+	d, err := s.readRecord(p, end, oid)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, d.PLen)
+	if _, err := s.rd.ReadAt(buf, p+DataHeaderSize); err != nil {
+		return nil, &RecordError{Path: s.path, Record: "data record", Pos: p, Err: err}
+	}
+	return buf, nil
+}
 
 // dataPos follows backpointers from the record at pos to the record that
 // holds oid's pickle and returns its position.

@@ -88,6 +88,70 @@ func TestUndo(t *testing.T) {
 	}
 }
 
+// An undo compares the data of the oid's current revision with the data
+// being undone, as ZODB's FileStorage does: a later transaction that wrote
+// the same bytes again (a new record, not a backpointer) does not stand in
+// the way; different bytes do.
+func TestUndoSameBytesLater(t *testing.T) {
+	s := stOpen(t, "", fs.Options{})
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("z")})
+	t1 := stCommit(t, s, stWrite{1, t0, []byte("a")}, stWrite{2, 0, []byte("new")})
+	stCommit(t, s, stWrite{1, t1, []byte("a")}, stWrite{2, t1, []byte("new")})
+	if _, _, err := unUndo(t, s, t1); err != nil {
+		t.Fatalf("undo of t1, whose data t2 wrote again: %v", err)
+	}
+	if d, _ := stLoad(t, s, 1); string(d) != "z" {
+		t.Errorf("oid 1 after the undo: %q, want %q", d, "z")
+	}
+	if _, _, err := s.Load(bg, 2); !errors.Is(err, zodb.ErrNotFound) {
+		t.Errorf("oid 2, created by the undone t1: %v; want it gone", err)
+	}
+	t4 := stCommit(t, s, stWrite{1, s.LastTransaction(), []byte("b")})
+	stCommit(t, s, stWrite{1, t4, []byte("c")})
+	var ue *zodb.UndoError
+	if _, _, err := unUndo(t, s, t4); !errors.As(err, &ue) || ue.Oid != 1 {
+		t.Errorf("undo of t4, whose data changed since: %v; want an UndoError for oid 1", err)
+	}
+}
+
+// Damage met while comparing the data comes back as the *RecordError that
+// names the file and the offset, not as a refused undo.
+func TestUndoReportsDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t1 := stCommit(t, s, stWrite{1, 0, []byte("a")})
+	first := int64(fs.MagicSize + fs.TxnHeaderSize + len("/ tester") + len("test"))
+	stCommit(t, s, stWrite{1, t1, []byte("b")})
+	u, _, err := unUndo(t, s, s.LastTransaction()) // a backpointer to t1's record
+	if err != nil {
+		t.Fatal(err)
+	}
+	stCommit(t, s, stWrite{1, u, []byte("c")})
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oid [8]byte
+	if _, err := f.ReadAt(oid[:], first); err != nil || oid != [8]byte{7: 1} {
+		t.Fatalf("t1's record is not at %d: % x %v", first, oid, err)
+	}
+	if _, err := f.WriteAt([]byte{7: 99}, first); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Undoing the undo compares the data it points at, in the damaged
+	// record, with the current revision's.
+	_, _, err = unUndo(t, s, u)
+	var re *fs.RecordError
+	if !errors.As(err, &re) || re.Pos != first {
+		t.Fatalf("undo over a damaged record: %T %v; want a *fs.RecordError at %d", err, err, first)
+	}
+}
+
 func TestUndoLogStopsAtPacked(t *testing.T) {
 	s := stOpen(t, "", fs.Options{})
 	stCommit(t, s, stWrite{0, 0, []byte("r1")})
