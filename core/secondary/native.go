@@ -54,6 +54,9 @@ const (
 	// reconnects after this many of the primary's heartbeat intervals
 	// without receiving anything.
 	IdleHeartbeats = 3
+	// maxHeartbeatMillis bounds the interval a welcome may announce when
+	// the idle time is derived from it (an hour; more would overflow).
+	maxHeartbeatMillis = 3600_000
 	// handshakeTimeout bounds the native handshake.
 	handshakeTimeout = 30 * time.Second
 )
@@ -175,7 +178,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 
 	idle := s.opts.IdleTimeout
 	if idle <= 0 {
-		idle = IdleHeartbeats * time.Duration(max(wel.HeartbeatMillis, 100)) * time.Millisecond
+		idle = IdleHeartbeats * time.Duration(min(max(wel.HeartbeatMillis, 100), maxHeartbeatMillis)) * time.Millisecond
 	}
 	ir := newIdleReader(conn, idle)
 	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(ir, readBufferSize), start, wel.Terms())
@@ -201,7 +204,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	for applied := 0; ; applied++ {
 		info, hb, err := nr.Next()
 		if err != nil {
-			return s.readError(ctx, err, idle, "nothing, not even a heartbeat,")
+			return s.readError(ctx, err, ir, "nothing, not even a heartbeat,")
 		}
 		ir.progressed()
 		if hb != nil {
@@ -222,14 +225,18 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	}
 }
 
-// readError turns a stream read error into the cycle's error; idle is
-// the idleReader's limit, and silence what the primary sent before it.
-func (s *Secondary) readError(ctx context.Context, err error, idle time.Duration, silence string) error {
+// readError turns a stream read error from ir into the cycle's error;
+// silence is what the primary sent before a timeout.
+func (s *Secondary) readError(ctx context.Context, err error, ir *idleReader, silence string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("the primary sent %s for %v; reconnecting", silence, idle)
+		if ir.stalled {
+			return fmt.Errorf("a message from the primary stopped making progress: %d bytes of it in %v, "+
+				"less than %d in the last %v; reconnecting", ir.since, time.Since(ir.first).Round(time.Millisecond), minBytesPerIdle, ir.idle)
+		}
+		return fmt.Errorf("the primary sent %s for %v; reconnecting", silence, ir.idle)
 	}
 	return fmt.Errorf("reading from primary: %w", err)
 }
@@ -386,45 +393,81 @@ func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelFunc,
 	}
 }
 
-// idleReader reads from conn, failing with os.ErrDeadlineExceeded when a
-// read waits longer than idle (0: no limit).
+// idleReader reads from conn, failing with os.ErrDeadlineExceeded when
+// the primary goes quiet for idle (0: no limit) or a message stops
+// making progress (see minBytesPerIdle).
 type idleReader struct {
 	conn net.Conn
 	idle time.Duration
-	// progress is when the last whole message (a transaction or a
-	// heartbeat) was received, since how many bytes have been read since.
-	// Used by the reading goroutine only.
-	progress time.Time
+	// Used by the reading goroutine only: since is how many bytes were
+	// read since the last whole message (a transaction or a heartbeat) was
+	// received, first when the first of them came; a message in progress
+	// is judged by windows of idle, win the current one's start and
+	// winBytes what it brought.
 	since    int64
+	first    time.Time
+	win      time.Time
+	winBytes int64
+	// stalled says the last read failed because a message in progress
+	// brought too little in a window, not because nothing came.
+	stalled bool
 }
 
-// newIdleReader returns an idleReader on conn whose clock starts now.
+// newIdleReader returns an idleReader on conn.
 func newIdleReader(conn net.Conn, idle time.Duration) *idleReader {
-	return &idleReader{conn: conn, idle: idle, progress: time.Now()}
+	return &idleReader{conn: conn, idle: idle}
 }
 
-// minFrameRate is the slowest rate at which a message in progress may
-// arrive before the connection counts as stuck. Bytes alone are not
-// liveness: a corrupted length prefix (uncompressed streams) makes the
-// reader wait for a frame that never ends while heartbeats trickle in.
-const minFrameRate = 32 << 10 // bytes per second
+// minBytesPerIdle is how much of a message in progress must arrive in
+// every idle period before the connection counts as stuck. Bytes alone
+// are not liveness: a corrupted length prefix (uncompressed streams) makes
+// the reader wait for a frame that never ends while heartbeats trickle in
+// (17 bytes each, three per idle period). 1 KiB per idle period is 170
+// bytes/s with the default 6 s: far below any working link, so a slow
+// link that keeps sending is never cut, however long its messages.
+const minBytesPerIdle = 1 << 10
 
 // progressed records that a whole message was received (or applied).
-func (r *idleReader) progressed() { r.progress, r.since = time.Now(), 0 }
+func (r *idleReader) progressed() { r.since = 0 }
 
-// Read reads with a deadline: idle without any byte, and idle plus the
-// time minFrameRate needs for the bytes received since the last whole
-// message, whichever comes first.
+// Read reads with a deadline: idle without any byte and, while a message
+// is in progress, the end of each window of idle that brought less than
+// minBytesPerIdle of it.
 func (r *idleReader) Read(p []byte) (int, error) {
-	if r.idle > 0 {
-		deadline := time.Now().Add(r.idle)
-		allow := r.idle + time.Duration(float64(r.since)/minFrameRate*float64(time.Second))
-		if d := r.progress.Add(allow); d.Before(deadline) {
-			deadline = d
+	if r.idle <= 0 {
+		n, err := r.conn.Read(p)
+		r.since += int64(n)
+		return n, err
+	}
+	for {
+		now := time.Now()
+		deadline, windowed := now.Add(r.idle), false
+		r.stalled = false
+		if r.since > 0 {
+			end := r.win.Add(r.idle)
+			if !now.Before(end) {
+				if r.winBytes < minBytesPerIdle {
+					r.stalled = r.winBytes > 0
+					return 0, os.ErrDeadlineExceeded
+				}
+				r.win, r.winBytes = now, 0
+				end = now.Add(r.idle)
+			}
+			deadline, windowed = end, true
 		}
 		r.conn.SetReadDeadline(deadline)
+		n, err := r.conn.Read(p)
+		if n > 0 {
+			if r.since == 0 {
+				r.first = time.Now()
+				r.win, r.winBytes = r.first, 0
+			}
+			r.since += int64(n)
+			r.winBytes += int64(n)
+		}
+		if n == 0 && windowed && errors.Is(err, os.ErrDeadlineExceeded) {
+			continue // the window ended: judge it
+		}
+		return n, err
 	}
-	n, err := r.conn.Read(p)
-	r.since += int64(n)
-	return n, err
 }

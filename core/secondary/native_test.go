@@ -312,7 +312,7 @@ func TestNativeLocalSecondaryIsNotCompressed(t *testing.T) {
 func TestNativeCorruptLengthIsNotAHang(t *testing.T) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
-	p := startPrimary(t, ppath, "127.0.0.1:0")
+	p := startPrimaryWith(t, ppath, "127.0.0.1:0", primary.Options{HeartbeatInterval: 200 * time.Millisecond})
 	newWorkload(t, p).run(20)
 	addr := firstConnProxy(t, p.addr, func(c, up net.Conn) {
 		go io.Copy(up, c)
@@ -335,6 +335,9 @@ func TestNativeCorruptLengthIsNotAHang(t *testing.T) {
 	})
 	s := startSecondary(t, spath, addr, secondary.Options{})
 	waitFor(t, "the stuck frame to be noticed", func() bool { return s.Status().LastError != "" })
+	if e := s.Status().LastError; !strings.Contains(e, "stopped making progress") {
+		t.Errorf("error %q does not say the message stopped making progress", e)
+	}
 	waitCaughtUp(t, p, s)
 	s.close()
 	p.close()

@@ -157,7 +157,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 				return errors.New("the primary closed the connection before sending anything " +
 					"(a primary refuses a secondary whose last transaction is newer than its own; see the primary's log)")
 			}
-			return s.readError(ctx, err, s.opts.ReadTimeout, "nothing (ReadTimeout)")
+			return s.readError(ctx, err, ir, "nothing (ReadTimeout)")
 		}
 		ir.progressed()
 		if err := a.apply(info); err != nil {

@@ -91,11 +91,15 @@ type Options struct {
 	// primary), ProtoZRS2 or ProtoNative.
 	Protocol Protocol
 	// IdleTimeout (zrs3): reconnect when the primary sends nothing, not
-	// even a heartbeat, for this long. Zero means IdleHeartbeats times the
-	// heartbeat interval the primary announces.
+	// even a heartbeat, for this long, or when a transaction in progress
+	// brings less than 1 KiB in such a period (a damaged length would
+	// otherwise keep the secondary waiting while heartbeats trickle in); a
+	// slow link that keeps sending is not cut. Zero means IdleHeartbeats
+	// times the heartbeat interval the primary announces.
 	IdleTimeout time.Duration
 	// ReadTimeout (zrs2.0): reconnect when the primary sends nothing for
-	// this long. Zero, the default, waits forever as zc.zrs does; a zrs2
+	// this long (or a transaction in progress less than 1 KiB, as with
+	// IdleTimeout). Zero, the default, waits forever as zc.zrs does; a zrs2
 	// primary sends nothing while no commits happen, so set it only above
 	// the longest quiet period.
 	ReadTimeout time.Duration

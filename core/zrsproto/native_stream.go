@@ -135,13 +135,16 @@ func NewNativeReader(r io.Reader, start zodb.Tid, t Terms) (*NativeReader, error
 func (nr *NativeReader) Next() (*zodb.TxnInfo, *Heartbeat, error) {
 	hdr, err := nr.br.Peek(5)
 	if err == nil && binary.BigEndian.Uint32(hdr) == heartbeatLen && hdr[4] == heartbeatLetter {
+		// Heartbeats are frames of the connection too: counted, so that
+		// an error's frame number is its place in the stream.
+		nr.sr.frames++
 		p, err := ReadFrame(nr.br, heartbeatLen)
 		if err != nil {
-			return nil, nil, &FrameError{Frame: nr.sr.Frames() + 1, Kind: "heartbeat", Err: err}
+			return nil, nil, &FrameError{Frame: nr.sr.frames, Kind: "heartbeat", Err: err}
 		}
 		h, err := DecodeHeartbeat(p)
 		if err != nil {
-			return nil, nil, &FrameError{Frame: nr.sr.Frames() + 1, Kind: "heartbeat", Err: err}
+			return nil, nil, &FrameError{Frame: nr.sr.frames, Kind: "heartbeat", Err: err}
 		}
 		return nil, &h, nil
 	}

@@ -246,3 +246,38 @@ func TestNativeXXH64ChecksumDetectsCorruption(t *testing.T) {
 		t.Fatal("unknown checksum accepted")
 	}
 }
+
+// Heartbeats are frames of the stream: an error after some names the bad
+// frame by its place on the connection, as FrameError promises.
+func TestNativeFrameNumbersCountHeartbeats(t *testing.T) {
+	var buf bytes.Buffer
+	nw, err := NewNativeWriter(&buf, 0, Terms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := nw.WriteHeartbeat(Heartbeat{Last: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFrame(&buf, []byte("not a pickle")); err != nil {
+		t.Fatal(err)
+	}
+	nr, err := NewNativeReader(&buf, 0, Terms{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, hb, err := nr.Next(); err != nil || hb == nil {
+			t.Fatalf("frame %d: %v %v; want a heartbeat", i+1, hb, err)
+		}
+	}
+	_, _, err = nr.Next()
+	var fe *FrameError
+	if !errors.As(err, &fe) || fe.Frame != 3 {
+		t.Fatalf("error %v; want frame 3 named", err)
+	}
+}
