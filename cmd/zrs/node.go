@@ -168,14 +168,36 @@ func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) 
 }
 
 // run serves until ctx ends (a secondary also until its replication
-// fails for good), then stops gracefully: see stopPrimary and
-// stopSecondary.
+// fails for good), or until the storage closes itself after a failed
+// write or fsync, then stops gracefully: see runPrimary and runSecondary.
+// After a storage failure it returns an error (the failure, from the
+// storage's Close), so the daemon exits 1 and its service manager
+// restarts it: reopening the file recovers it.
 func (n *node) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-n.st.Failed():
+			n.o.log.Error("the storage closed after a failed write or fsync; stopping (a restart recovers the file)")
+			cancel(errStorageFailed)
+		case <-ctx.Done():
+		}
+	}()
+	var err error
 	if n.sec != nil {
-		return n.runSecondary(ctx)
+		err = n.runSecondary(ctx)
+	} else {
+		err = n.runPrimary(ctx)
 	}
-	return n.runPrimary(ctx)
+	if err == nil && errors.Is(context.Cause(ctx), errStorageFailed) {
+		err = errStorageFailed
+	}
+	return err
 }
+
+// errStorageFailed ends run when the storage has closed itself.
+var errStorageFailed = errors.New("the storage closed after a failed write or fsync")
 
 // runPrimary serves secondaries until ctx ends, then stops the ZEO
 // server (client commits in flight finish or are aborted after a grace

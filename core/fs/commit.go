@@ -434,6 +434,7 @@ func (s *FileStorage) failSync(err error) {
 		_ = cur.Abort()
 	}
 	_ = s.release()
+	s.failOnce.Do(func() { close(s.failed) })
 }
 
 // failClose closes the storage after a failed finish. The transaction's
@@ -453,6 +454,7 @@ func (s *FileStorage) failClose(t *txn, err error) {
 	_ = s.release()
 	s.syncMu.Unlock()
 	<-s.commitSem
+	s.failOnce.Do(func() { close(s.failed) })
 }
 
 // Abort discards the transaction: after Vote the file is truncated back to

@@ -327,6 +327,7 @@ func TestGroupCommitFsyncFailsDuringVoteWrite(t *testing.T) {
 	if r := <-done1; !errors.Is(r.err, errDisk) {
 		t.Fatalf("T1: %v; want the fsync error", r.err)
 	}
+	<-s.Failed()
 	<-voted // its write completed; the storage then aborted it
 	if _, err := tx2.Finish(bg); err == nil {
 		t.Fatal("T2 finished on a storage closed by a failed fsync")
@@ -363,9 +364,15 @@ func TestFinishStatusWriteFails(t *testing.T) {
 	if err := tx.Store(1, t0, []byte("a1")); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-s.Failed():
+		t.Fatal("Failed closed before anything failed")
+	default:
+	}
 	if r := <-finishAsync(t, tx); !errors.Is(r.err, errDisk) || r.tid != 0 {
 		t.Fatalf("finish: %s, %v; want the write error", r.tid, r.err)
 	}
+	<-s.Failed()
 	if _, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrClosed) {
 		t.Fatalf("begin after a failed finish: %v", err)
 	}

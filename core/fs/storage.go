@@ -102,6 +102,8 @@ type FileStorage struct {
 
 	releaseOnce sync.Once
 	releaseErr  error
+	failed      chan struct{} // closed when a failure closes the storage
+	failOnce    sync.Once
 }
 
 // Open opens (and in read-write mode, locks and recovers) the FileStorage
@@ -127,6 +129,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		log:       log.With("component", "filestorage", logKeyPath, path),
 		txnmap:    NewTxnMap(),
 		commitSem: make(chan struct{}, 1),
+		failed:    make(chan struct{}),
 	}
 	s.fsync = func() error { return s.file.Sync() }
 	s.writeAt = func(p []byte, off int64) (int, error) { return s.file.WriteAt(p, off) }
@@ -412,6 +415,12 @@ func (s *FileStorage) Close() error {
 	}
 	return err
 }
+
+// Failed returns a channel that is closed when the storage closes itself
+// after a failed write or fsync at commit: the file's state is then left
+// to the next open, which recovers it, so a daemon should stop (Close
+// returns the failure). It is never closed by Close.
+func (s *FileStorage) Failed() <-chan struct{} { return s.failed }
 
 // release closes the file and the lock, once.
 func (s *FileStorage) release() error {

@@ -2,11 +2,13 @@ package secondary_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/faultproxy"
@@ -117,4 +119,63 @@ func TestZRS2ReadTimeout(t *testing.T) {
 	s.close()
 	p.close()
 	sameFile(t, ppath, spath)
+}
+
+// failingFinish is a FileStorage whose commit number failAt fails the way
+// a failed fsync does: the storage closes itself and Finish returns the
+// error.
+type failingFinish struct {
+	*fs.FileStorage
+	begun, failAt int
+}
+
+func (f *failingFinish) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	txn, err := f.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	f.begun++
+	if f.begun == f.failAt {
+		return &failingTxn{Txn: txn, st: f.FileStorage}, nil
+	}
+	return txn, nil
+}
+
+type failingTxn struct {
+	zodb.Txn
+	st *fs.FileStorage
+}
+
+var errSimulatedFsync = errors.New("simulated fsync failure")
+
+func (t *failingTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	t.Txn.Abort()
+	t.st.Close()
+	return 0, errSimulatedFsync
+}
+
+// A storage that closed itself after a failed write or fsync cannot be
+// written again until it is reopened (which recovers the file): Run stops
+// with an error saying so, so that the service manager restarts the node,
+// instead of reconnecting forever to a storage that refuses everything.
+func TestRunStopsWhenTheStorageClosesItself(t *testing.T) {
+	dir := t.TempDir()
+	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
+	newWorkload(t, p).run(10)
+	st := &failingFinish{FileStorage: openFS(t, filepath.Join(dir, "secondary.fs")), failAt: 5}
+	s := secondary.New(st, p.addr, secondary.Options{Logger: testLogger(t),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, zodb.ErrClosed) || !strings.Contains(err.Error(), "restart") {
+			t.Fatalf("Run: %v; want an error wrapping ErrClosed that says to restart", err)
+		}
+	case <-time.After(converge):
+		s.Close()
+		<-done
+		t.Fatalf("Run still reconnecting %v after the storage closed itself: %q", converge, s.Status().LastError)
+	}
+	s.Close()
 }

@@ -26,7 +26,9 @@ const readBufferSize = 64 << 10
 // or lost, a bad frame or checksum, a storage error) it aborts the
 // transaction being applied, disconnects, waits (capped exponential
 // back-off with jitter), and reconnects from its last committed tid. It
-// never gives up. Only one Run may be active at a time.
+// gives up only when the storage has closed itself (a failed write or
+// fsync: an error wrapping zodb.ErrClosed), since only reopening the file
+// recovers from that. Only one Run may be active at a time.
 func (s *Secondary) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -71,6 +73,14 @@ func (s *Secondary) Run(ctx context.Context) error {
 		}
 		once.Do(func() {}) // a late timer must not mark this cycle stable
 		s.setErr(err)
+		if errors.Is(err, zodb.ErrClosed) {
+			// Not Close (it stops Run first): the storage closed itself
+			// after a failed write or fsync, which leaves the file's state
+			// to the next open. Reconnecting cannot help; stopping lets
+			// the service manager restart the node, which recovers it.
+			s.log.Error("replication stopped: the storage closed after an error; restart to recover the file", logKeyErr, err)
+			return fmt.Errorf("secondary: the storage closed after an error (a restart recovers the file): %w", err)
+		}
 		delay := b.next()
 		fl.failed(s, err, stable, delay)
 		select {
