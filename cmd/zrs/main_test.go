@@ -52,7 +52,8 @@ func TestUsageErrors(t *testing.T) {
 		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-msgpack"}, {"primary", "Data.fs", "--zeo", "x:y"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--zeo", "8200", "--zeo-authenticate", "ca.pem"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--blob-dir", "b"}, {"secondary", "Data.fs", "--replicate-from", "x:y"},
-		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"run", "--config", "a.yaml", "extra"}, {"run", "--bogus"}, {"secondary"}} {
+		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"run", "--config", "a.yaml", "extra"}, {"run", "--bogus"}, {"secondary"},
+		{"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "0"}, {"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "17592186044417"}} {
 		code, _, errs := zrs(t, args...)
 		if code != 2 || errs == "" {
 			t.Errorf("%q: code %d, stderr %q", args, code, errs)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/config"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
@@ -59,8 +60,8 @@ func (z *zeoFlags) check(cmd string) error {
 	if z.txnTimeout < 0 {
 		return usagef("%s: --zeo-transaction-timeout must not be negative", cmd)
 	}
-	if z.maxTxnMB <= 0 {
-		return usagef("%s: --zeo-max-txn-mb must be positive", cmd)
+	if z.maxTxnMB <= 0 || z.maxTxnMB > config.MaxTransactionMB {
+		return usagef("%s: --zeo-max-txn-mb must be between 1 and %d", cmd, config.MaxTransactionMB)
 	}
 	return nil
 }

@@ -12,6 +12,10 @@ const (
 	Secondary = "secondary"
 )
 
+// MaxTransactionMB bounds max_transaction_mb (and --zeo-max-txn-mb): 1 TiB,
+// far beyond any transaction, and safe to shift into bytes.
+const MaxTransactionMB = 1 << 20
+
 // Defaults applied by Parse to what a file leaves out.
 const (
 	DefaultLogLevel         = "info"

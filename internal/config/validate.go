@@ -117,8 +117,8 @@ func (v *validator) zeo(z *ZEO) {
 	if z.TransactionTimeout < 0 {
 		v.add("zeo.transaction_timeout", "must not be negative")
 	}
-	if z.MaxTransactionMB <= 0 {
-		v.add("zeo.max_transaction_mb", "must be positive")
+	if z.MaxTransactionMB <= 0 || z.MaxTransactionMB > MaxTransactionMB {
+		v.add("zeo.max_transaction_mb", "must be between 1 and %d (MiB)", MaxTransactionMB)
 	}
 	if t := z.TLS; t != nil {
 		if t.Certificate == "" {
