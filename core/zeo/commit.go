@@ -108,6 +108,10 @@ func (ss *session) tpcBegin(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		}
 		return nil, txnErrorf("tpc_begin for %s while transaction %s is in progress", id, t.id)
 	}
+	if ss.srv.draining.Load() {
+		// Checked under tmu, as Shutdown checks for a transaction.
+		return nil, errShuttingDown
+	}
 	ss.txn = &transaction{
 		ss:    ss,
 		id:    id,
@@ -480,7 +484,7 @@ func (t *transaction) endAborted() {
 	if t.state != stDone {
 		t.state = stDone
 		t.ss.srv.stats.aborts.Add(1)
-		t.ss.srv.stats.active.Add(-1)
+		t.ss.srv.endActive(t.ss)
 	}
 	if t.ss.txn == t {
 		t.ss.txn = nil
@@ -541,7 +545,7 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	t.state = stDone
 	t.release()
 	ss.txn = nil
-	s.stats.active.Add(-1)
+	s.endActive(ss)
 	changed := t.changed
 	ss.tmu.Unlock()
 	<-prev

@@ -143,6 +143,9 @@ type Server struct {
 	conns     map[*session]bool // every open session, registered or not
 	closed    bool
 	wg        sync.WaitGroup
+	// draining: Shutdown has begun; no transaction may begin, and a
+	// session stops reading once it has none (see stopReading).
+	draining atomic.Bool
 }
 
 // stats are the counters server_status reports.
@@ -299,14 +302,29 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Shutdown is Close that first gives sessions with a transaction in
-// progress until ctx is done to finish it.
+// Shutdown is Close that first gives the transactions in progress until
+// ctx is done to finish. It stops listening, refuses tpc_begin from then
+// on, and ends each session once it has no transaction (its replies sent;
+// ZEO clients reconnect by themselves, to the next server): only what was
+// in flight when it began is waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.mu.Lock()
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
+	conns := make([]*session, 0, len(s.conns))
+	for ss := range s.conns {
+		conns = append(conns, ss)
+	}
 	s.mu.Unlock()
+	for _, ss := range conns {
+		ss.tmu.Lock()
+		if ss.txn == nil {
+			ss.stopReading()
+		}
+		ss.tmu.Unlock()
+	}
 	for s.stats.active.Load() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -314,6 +332,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return s.Close()
+}
+
+// endActive counts the end of a transaction of ss; while the server
+// drains, ss then stops reading. The caller holds ss.tmu.
+func (s *Server) endActive(ss *session) {
+	s.stats.active.Add(-1)
+	if s.draining.Load() {
+		ss.stopReading()
+	}
 }
 
 // Clients returns the number of connected sessions.

@@ -689,3 +689,57 @@ func TestTpcBeginNoneExtension(t *testing.T) {
 		t.Fatalf("committed %+v, %v", info, err)
 	}
 }
+
+// Shutdown waits only for the transactions in progress when it begins:
+// an idle client is disconnected at once, a client in a transaction gets
+// to finish it (its reply arrives) and is disconnected then, and the wait
+// ends there, long before the grace period.
+func TestShutdownDrains(t *testing.T) {
+	srv, addr, st := newTestServer(t, Options{})
+	busy := dialRegistered(t, addr)
+	idle := dialRegistered(t, addr)
+	oid := busy.newOid()
+	busy.begin(1)
+	busy.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("in flight")), pyval.Int(1))
+	for srv.stats.active.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	const grace = 20 * time.Second
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	select {
+	case <-idle.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("an idle client is still connected while the server drains")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) before the transaction in progress ended", err)
+	case <-busy.closed:
+		t.Fatal("the client in a transaction was disconnected before it could finish")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if v := busy.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	tid := busy.finish(1)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(start); took > grace/2 {
+		t.Errorf("Shutdown took %v: it waited for more than the transaction in progress", took)
+	}
+	select {
+	case <-busy.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the client is still connected after its transaction and the shutdown")
+	}
+	if data, serial, err := st.Load(context.Background(), oid); err != nil || serial != tid || string(data) != "in flight" {
+		t.Fatalf("the commit finished during the shutdown: %q %s %v; want it at %s", data, serial, err, tid)
+	}
+}

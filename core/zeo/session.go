@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,8 @@ func (ss *session) run() {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
 		log.Debug("zeo: client disconnected", "label", ss.labelString())
+	case ss.srv.draining.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errShuttingDown)):
+		log.Debug("zeo: client disconnected: the server is shutting down", "label", ss.labelString())
 	default:
 		log.Warn("zeo: closing connection", "label", ss.labelString(), "err", err)
 	}
@@ -346,6 +349,13 @@ func (ss *session) writer() {
 		ss.write(bufs)
 	}
 }
+
+// stopReading makes the reader stop at its next read of the connection,
+// so the session ends once what it is serving is answered (Shutdown).
+func (ss *session) stopReading() { ss.conn.SetReadDeadline(time.Now()) }
+
+// errShuttingDown refuses a tpc_begin once Shutdown has begun.
+var errShuttingDown = errors.New("the server is shutting down; reconnect to commit")
 
 // close ends the session: the connection is closed and the reader and
 // writer stop. Idempotent.
