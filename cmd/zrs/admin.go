@@ -9,18 +9,14 @@ import (
 
 // startAdmin serves the admin endpoint on addr ("" serves nothing) and
 // returns the function that stops it.
-func startAdmin(ctx context.Context, addr string, node admin.Node, m *admin.Metrics, log *slog.Logger) (stop func(), err error) {
+func startAdmin(ctx context.Context, addr string, node admin.Node, m *admin.Metrics, log *slog.Logger) (stop func(context.Context), err error) {
 	m.SetNode(node)
 	if addr == "" {
-		return func() {}, nil
+		return func(context.Context) {}, nil
 	}
 	srv := admin.NewServer(node, m, log)
 	if _, err := srv.Listen(ctx, addr); err != nil {
 		return nil, err
 	}
-	return func() {
-		sctx, cancel := stopContext(ctx)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}, nil
+	return func(sctx context.Context) { srv.Shutdown(sctx) }, nil
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
-// shutdownTimeout bounds a daemon's graceful stop after SIGINT/SIGTERM:
-// how long connected secondaries get to receive what was committed.
+// shutdownTimeout bounds a daemon's whole graceful stop after
+// SIGINT/SIGTERM, under one deadline: ZEO transactions in progress
+// finishing, connected secondaries receiving what was committed, the
+// storage closing. It stays well under the unit's TimeoutStopSec=90s.
 const shutdownTimeout = 60 * time.Second
 
 // daemonFlags are the flags shared by "zrs primary" and "zrs secondary".
@@ -65,7 +67,7 @@ func checkAddr(cmd, flagName, v string) error {
 
 // stopContext is the context a daemon shuts down under once ctx (the
 // signal context) has ended: not cancelled by it, bounded by
-// shutdownTimeout.
+// shutdownTimeout. Make one per stop and pass it to every stage.
 func stopContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 }

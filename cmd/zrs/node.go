@@ -45,8 +45,8 @@ type node struct {
 	sec     *secondary.Secondary // nil on a primary
 	zeo     *zeo.Server          // nil without a ZEO address
 
-	stopZEO, stopAdmin func()
-	relayDone          chan error // a secondary's relay Serve result (nil without a relay)
+	stopZEO, stopAdmin func(context.Context) // stop within the context (one deadline for the whole stop)
+	relayDone          chan error            // a secondary's relay Serve result (nil without a relay)
 }
 
 // startNode opens the storage and starts listening and serving; run then
@@ -56,7 +56,7 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{o: o, st: st, metrics: admin.NewMetrics(), stopZEO: func() {}, stopAdmin: func() {}}
+	n := &node{o: o, st: st, metrics: admin.NewMetrics(), stopZEO: func(context.Context) {}, stopAdmin: func(context.Context) {}}
 	if o.role == config.Primary {
 		err = n.startPrimary(ctx)
 	} else {
@@ -71,8 +71,10 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 
 // closeOnError releases what a failed start opened.
 func (n *node) closeOnError() {
-	n.stopAdmin()
-	n.stopZEO()
+	sctx, cancel := stopContext(context.Background())
+	defer cancel()
+	n.stopAdmin(sctx)
+	n.stopZEO(sctx)
 	switch {
 	case n.sec != nil:
 		n.sec.Close()
@@ -199,10 +201,10 @@ func (n *node) run(ctx context.Context) error {
 // errStorageFailed ends run when the storage has closed itself.
 var errStorageFailed = errors.New("the storage closed after a failed write or fsync")
 
-// runPrimary serves secondaries until ctx ends, then stops the ZEO
-// server (client commits in flight finish or are aborted after a grace
-// period), lets connected secondaries receive what was committed (up to
-// shutdownTimeout), and closes the storage, saving its index.
+// runPrimary serves secondaries until ctx ends, then, within one
+// shutdownTimeout, stops the ZEO server (transactions in progress finish
+// or are aborted), lets connected secondaries receive what was
+// committed, and closes the storage, saving its index.
 func (n *node) runPrimary(ctx context.Context) error {
 	var serr error
 	if n.o.replicateTo != "" {
@@ -212,10 +214,10 @@ func (n *node) runPrimary(ctx context.Context) error {
 		serr = ctx.Err()
 	}
 	n.o.log.Info("stopping primary")
-	n.stopZEO()
-	n.stopAdmin()
 	sctx, cancel := stopContext(ctx)
 	defer cancel()
+	n.stopZEO(sctx)
+	n.stopAdmin(sctx)
 	if err := n.prim.Shutdown(sctx); err != nil {
 		return err
 	}
@@ -231,7 +233,6 @@ func (n *node) runPrimary(ctx context.Context) error {
 // being received (it is received again next time) and closes the
 // storage, saving its index.
 func (n *node) runSecondary(ctx context.Context) error {
-	defer n.stopAdmin()
 	runErr := n.sec.Run(ctx)
 	if n.sec.Promoted() || errors.Is(runErr, secondary.ErrPromoted) {
 		// Promoted: now a primary (serving a relay's secondaries, if
@@ -240,8 +241,11 @@ func (n *node) runSecondary(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	n.o.log.Info("stopping secondary")
-	n.stopZEO()
-	closeErr := closeWithin(ctx, n.sec.Close)
+	sctx, cancel := stopContext(ctx)
+	defer cancel()
+	defer n.stopAdmin(sctx)
+	n.stopZEO(sctx)
+	closeErr := closeWithin(sctx, n.sec.Close)
 	if n.relayDone != nil {
 		<-n.relayDone
 	}

@@ -35,8 +35,10 @@ secondaries. With --durability sync, each commit also waits until
 commit fails (it is committed here, not confirmed elsewhere) or, with
 --on-sync-timeout degrade, replication turns asynchronous with an error
 in the log until the secondaries catch up. On
-SIGINT or SIGTERM the primary stops accepting, lets connected secondaries
-receive what was committed (up to 60 s), saves the index and exits 0.
+SIGINT or SIGTERM the primary stops accepting, lets ZEO transactions in
+progress finish (idle clients are disconnected at once) and connected
+secondaries receive what was committed (60 s in all, then it aborts what
+is left), saves the index and exits 0.
 Logs go to stderr.
 
 Flags:

@@ -33,8 +33,9 @@ Under systemd (Type=notify, the zrs@.service template):
     secondaries and their lag, upstream state, ZEO clients) as they
     change; WATCHDOG=1 at half of WatchdogSec when it is set.
   - SIGTERM (or SIGINT) sends STOPPING=1, stops accepting, lets ZEO
-    commits in flight finish (or aborts them after a grace period), lets
-    secondaries receive what was committed, saves the index and exits 0.
+    transactions in progress finish (idle clients are disconnected at
+    once) and secondaries receive what was committed, 60 s in all (then
+    what is left is aborted), saves the index and exits 0.
   - SIGHUP re-reads the file: log_level applies at once; other changes
     are logged as needing a restart.
 

@@ -86,10 +86,9 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	return n.run(ctx)
 }
 
-// closeWithin runs closeFn, giving up waiting after the shutdown timeout.
-func closeWithin(ctx context.Context, closeFn func() error) error {
-	sctx, cancel := stopContext(ctx)
-	defer cancel()
+// closeWithin runs closeFn, giving up waiting when sctx (the stop's
+// context) is done.
+func closeWithin(sctx context.Context, closeFn func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- closeFn() }()
 	select {

@@ -137,11 +137,12 @@ func loadCAs(path string) (*x509.CertPool, int, error) {
 
 // start serves st to ZEO clients when a ZEO address was given: on lns
 // when systemd passed sockets for it, else on the address. stop closes the
-// server (aborting client transactions in progress after a grace period).
+// server: transactions in progress may finish until its context is done,
+// then are aborted (zeo.Server.Shutdown).
 // Without an address it returns a nil server and a stop that does nothing.
-func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, lns []net.Listener) (srv *zeo.Server, stop func(), err error) {
+func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, lns []net.Listener) (srv *zeo.Server, stop func(context.Context), err error) {
 	if z.addr == "" {
-		return nil, func() {}, nil
+		return nil, func(context.Context) {}, nil
 	}
 	tcfg, err := z.tlsConfig()
 	if err != nil {
@@ -184,9 +185,7 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 		log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
 			"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
 	}
-	return srv, func() {
-		sctx, cancel := stopContext(ctx)
-		defer cancel()
+	return srv, func(sctx context.Context) {
 		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("ZEO server shutdown", "err", err)
 		}
