@@ -208,12 +208,14 @@ class ZeoServer:
     """
 
     def __init__(self, kind, datafs, workdir, *, listen, codec="pickle", pki=None,
-                 replicate=False, role="primary", upstream=None, zrs_bin=None, name=None):
+                 replicate=False, role="primary", upstream=None, zrs_bin=None, name=None,
+                 admin=None):
         assert codec in CODECS, codec
         self.kind, self.datafs, self.workdir = kind, Path(datafs), Path(workdir)
         self.listen, self.codec, self.pki = listen, codec, pki
         self.replicate, self.role, self.upstream = replicate, role, upstream
         self.zrs_bin = zrs_bin
+        self.admin = admin  # zrs --admin ADDR (a unix socket path), None for none
         self.name = name or f"{kind} {role}"
         self.log_path = self.workdir / f"{self.name.replace(' ', '-')}.log"
         self.proc = None
@@ -297,6 +299,8 @@ class ZeoServer:
             argv += ["--replicate-from", self.upstream.repl_addr]
         if self.codec == "msgpack":
             argv.append("--zeo-msgpack")
+        if self.admin:
+            argv += ["--admin", self.admin]
         if self.pki:
             argv += ["--zeo-cert", self.pki.server_cert, "--zeo-key", self.pki.server_key,
                      "--zeo-authenticate", self.pki.ca]

@@ -121,6 +121,11 @@ func (n *node) startSecondary(ctx context.Context) error {
 	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, from) })
 	sopts := o.secondary
 	sopts.Logger, sopts.Dialer = o.log, n.metrics.CountDialer(dial)
+	sopts.OnPromote = func() {
+		if n.zeo != nil { // set before the admin endpoint, which promotes, starts
+			n.zeo.StorageWritable()
+		}
+	}
 	n.sec = secondary.New(target, from, sopts)
 	n.metrics.ObserveSecondary(n.sec)
 	if err := n.startServers(ctx, n.sec, &admin.SecondaryNode{Secondary: n.sec, Relay: n.prim, Path: o.path}); err != nil {

@@ -54,6 +54,9 @@ func (s *Secondary) Promote(ctx context.Context) error {
 	s.obs.promoted.Store(true)
 	s.log.Warn("promoted to primary: replication stopped, storage writable",
 		logKeyTid, s.st.LastTransaction(), "took", time.Since(start))
+	if s.opts.OnPromote != nil {
+		s.opts.OnPromote()
+	}
 	return nil
 }
 

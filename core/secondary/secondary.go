@@ -87,6 +87,10 @@ type Options struct {
 	// goroutine of the replication: keep it short (the next transaction's
 	// report waits for it).
 	OnCommit func(tid zodb.Tid, oids []zodb.Oid)
+	// OnPromote, if set, is called once Promote has opened the storage to
+	// writes (a ZEO server then tells its read-only fallback clients to
+	// reconnect: zeo.Server.StorageWritable).
+	OnPromote func()
 	// Protocol is ProtoAuto (zrs3, falling back to zrs2.0 for a zc.zrs
 	// primary), ProtoZRS2 or ProtoNative.
 	Protocol Protocol

@@ -86,6 +86,7 @@ func (ss *session) register(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		return nil, valueError(fmt.Sprintf("unknown storage: %q (this server serves %q)", name, ss.srv.opts.Name))
 	}
 	if !ro && ss.srv.readOnly() {
+		ss.refusedWritable = true
 		return nil, zodb.ErrReadOnly
 	}
 	// Subscribing and reading the tid are atomic with respect to
@@ -95,6 +96,7 @@ func (ss *session) register(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	defer s.pub.Unlock()
 	ss.registered = true
 	ss.readOnly = ro
+	ss.fellBack = ro && ss.refusedWritable
 	s.sessions[ss] = true
 	s.log.Debug("zeo: client registered", "peer", ss.peer, "read_only", ro, "tid", s.published)
 	return tidValue(s.published), nil

@@ -40,11 +40,12 @@ func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
 	_, paddr := serveTest(t, p, Options{})
 
 	sst := open("secondary.fs")
-	s := secondary.New(sst, raddr.String(), secondary.Options{})
+	var ssrv *Server
+	s := secondary.New(sst, raddr.String(), secondary.Options{OnPromote: func() { ssrv.StorageWritable() }})
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.Run(ctx) }()
 	t.Cleanup(func() { s.Close() })
-	_, saddr := serveTest(t, s, Options{})
+	ssrv, saddr := serveTest(t, s, Options{})
 
 	w := dialTest(t, paddr, nil)
 	w.register(false)
@@ -52,7 +53,9 @@ func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
 	if q, _ := r.callErr("register", pyval.Str("1"), pyval.Bool(false)); q != excReadOnly {
 		t.Fatalf("writable register on a replica: %s", q)
 	}
-	r.register(true)
+	r.register(true) // read_only_fallback: the same connection, read-only
+	ro := dialTest(t, saddr, nil)
+	ro.register(true) // a client that asked to read only
 
 	oid := w.newOid()
 	var serial zodb.Tid
@@ -61,6 +64,9 @@ func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
 		inv := r.expect("invalidateTransaction").Args.Items()
 		if mustTid(t, inv[0]) != serial || mustOid(t, inv[1].Items()[0]) != oid {
 			t.Fatalf("replica invalidation %s, want %s", pyval.Tuple(inv...), serial)
+		}
+		if got := ro.expect("invalidateTransaction").Args.Items(); mustTid(t, got[0]) != serial {
+			t.Fatalf("read-only client's invalidation %s, want %s", pyval.Tuple(got...), serial)
 		}
 		// No stale read after the invalidation.
 		got := r.call("loadBefore", oidValue(oid), tidValue(serial+1)).Items()
@@ -80,11 +86,18 @@ func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("secondary still running after promotion")
 	}
+	// The fallback client never registers again on its connection: the
+	// server ends it, so that it reconnects writable.
+	select {
+	case <-r.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the read-only fallback client is still connected, read-only, after the promotion")
+	}
 	w2 := dialTest(t, saddr, nil)
 	w2.register(false)
 	tid := w2.commit(100, store{oid, serial, []byte("promoted")})
-	inv := r.expect("invalidateTransaction").Args.Items()
+	inv := ro.expect("invalidateTransaction").Args.Items()
 	if mustTid(t, inv[0]) != tid {
-		t.Fatalf("reader's invalidation after promotion: %s", pyval.Tuple(inv...))
+		t.Fatalf("read-only client's invalidation after promotion: %s", pyval.Tuple(inv...))
 	}
 }

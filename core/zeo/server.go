@@ -321,7 +321,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ss := range conns {
 		ss.tmu.Lock()
 		if ss.txn == nil {
-			ss.stopReading()
+			ss.stopReading("the server is shutting down")
 		}
 		ss.tmu.Unlock()
 	}
@@ -339,7 +339,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) endActive(ss *session) {
 	s.stats.active.Add(-1)
 	if s.draining.Load() {
-		ss.stopReading()
+		ss.stopReading("the server is shutting down")
+	}
+}
+
+// StorageWritable tells the server that its storage has become writable
+// (a promoted secondary). A ZEO client with read_only_fallback that was
+// refused a writable register here, and registered read-only instead,
+// never registers again on the same connection: those sessions are ended
+// (once what they are serving is answered) so that their clients
+// reconnect and register writable. Clients that asked to read only are
+// left alone.
+func (s *Server) StorageWritable() {
+	s.pub.Lock()
+	var fellBack []*session
+	for ss := range s.sessions {
+		if ss.fellBack {
+			fellBack = append(fellBack, ss)
+		}
+	}
+	s.pub.Unlock()
+	for _, ss := range fellBack {
+		ss.stopReading("the storage is now writable; a read-only fallback client reconnects to write")
+	}
+	if len(fellBack) > 0 {
+		s.log.Info("zeo: storage now writable; disconnecting read-only fallback clients so that they reconnect writable",
+			"clients", len(fellBack))
 	}
 }
 

@@ -52,6 +52,14 @@ type session struct {
 	// by vote goroutines.
 	registered bool
 	readOnly   bool
+	// refusedWritable: a writable register was refused (the storage was
+	// read-only); reader goroutine only. fellBack: the session then
+	// registered read-only, as ClientStorage's read_only_fallback does on
+	// the same connection; guarded by the server's pub.
+	refusedWritable bool
+	fellBack        bool
+
+	stopped atomic.Pointer[string] // why stopReading was called
 
 	// tmu guards the transaction and iterators: the reader goroutine and
 	// a vote waiting for the commit lock both use them.
@@ -110,8 +118,10 @@ func (ss *session) run() {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ss.ctx.Err() != nil:
 		log.Debug("zeo: client disconnected", "label", ss.labelString())
-	case ss.srv.draining.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errShuttingDown)):
-		log.Debug("zeo: client disconnected: the server is shutting down", "label", ss.labelString())
+	case ss.stopped.Load() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		log.Debug("zeo: client disconnected: "+*ss.stopped.Load(), "label", ss.labelString())
+	case errors.Is(err, errShuttingDown):
+		log.Debug("zeo: client disconnected: it began a transaction during a shutdown", "label", ss.labelString())
 	default:
 		log.Warn("zeo: closing connection", "label", ss.labelString(), "err", err)
 	}
@@ -351,8 +361,11 @@ func (ss *session) writer() {
 }
 
 // stopReading makes the reader stop at its next read of the connection,
-// so the session ends once what it is serving is answered (Shutdown).
-func (ss *session) stopReading() { ss.conn.SetReadDeadline(time.Now()) }
+// so the session ends once what it is serving is answered; why is logged.
+func (ss *session) stopReading(why string) {
+	ss.stopped.Store(&why)
+	ss.conn.SetReadDeadline(time.Now())
+}
 
 // errShuttingDown refuses a tpc_begin once Shutdown has begun.
 var errShuttingDown = errors.New("the server is shutting down; reconnect to commit")

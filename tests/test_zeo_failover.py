@@ -1,0 +1,97 @@
+"""Failing over a ZEO application from a lost zrs primary to its promoted secondary.
+
+The set-up OPERATIONS.md recommends: the application's ClientStorage lists
+the primary first and the secondary second, with read_only_fallback=True.
+When the primary is lost the client falls back to the secondary, read-only
+(a writable register there is refused); after `zrs promote` the same port
+accepts writers, and the client must be able to commit again without a
+restart of the application. zrs-only: runzeo has no promotion.
+"""
+
+import subprocess
+import time
+
+import transaction
+import ZODB
+from ZEO.ClientStorage import ClientStorage
+from ZODB.POSException import ReadOnlyError
+from ZEO.Exceptions import ClientDisconnected
+
+from zeoserver import ZeoServer
+
+WAIT = 20  # seconds for each step before the test fails
+
+
+def wait_until(what, cond):
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        assert time.monotonic() < deadline, f"{what}: not within {WAIT}s"
+        time.sleep(0.05)
+
+
+def test_read_only_fallback_client_writes_after_promotion(zrs_bin, tmp_path):
+    primary = ZeoServer("zrs", tmp_path / "p" / "Data.fs", tmp_path, listen="127.0.0.1:0",
+                        replicate=True, zrs_bin=zrs_bin, name="zrs primary").start()
+    admin = str(tmp_path / "secondary-admin.sock")
+    secondary = ZeoServer("zrs", tmp_path / "s" / "Data.fs", tmp_path, listen="127.0.0.1:0",
+                          role="secondary", upstream=primary, zrs_bin=zrs_bin,
+                          name="zrs secondary", admin=admin).start()
+    try:
+        storage = ClientStorage([primary.addr, secondary.addr], read_only_fallback=True,
+                                wait_timeout=WAIT)
+        db = ZODB.DB(storage)
+        tm = transaction.TransactionManager()
+        conn = db.open(transaction_manager=tm)
+        assert not storage.is_read_only(), "connected to the primary, writable"
+        with tm:
+            conn.root()["where"] = "primary"
+        wait_until("the secondary catching up", lambda: _last_tid(secondary) == storage.lastTransaction())
+
+        primary.kill()  # lost: no clean stop
+        wait_until("the client falling back to the secondary, read-only",
+                   lambda: storage.is_connected() and storage.is_read_only())
+        tm.begin()
+        assert conn.root()["where"] == "primary"
+        conn.root()["where"] = "refused"
+        try:
+            tm.commit()
+            raise AssertionError("a commit on the read-only fallback succeeded")
+        except ReadOnlyError:
+            tm.abort()
+
+        out = subprocess.run([str(zrs_bin), "promote", admin], capture_output=True, text=True,
+                             timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+
+        # The same client, no restart of the application: it commits again.
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                tm.begin()
+                conn.root()["where"] = "promoted secondary"
+                tm.commit()
+                break
+            except (ReadOnlyError, ClientDisconnected) as e:
+                tm.abort()
+                assert time.monotonic() < deadline, (
+                    f"the fallback client still cannot write {WAIT}s after the promotion: "
+                    f"{type(e).__name__} (read_only={storage.is_read_only()})")
+                time.sleep(0.1)
+        assert not storage.is_read_only()
+        db.close()
+
+        check = ZODB.DB(ClientStorage(secondary.addr, wait_timeout=WAIT))
+        with check.transaction() as c:
+            assert c.root()["where"] == "promoted secondary"
+        check.close()
+    finally:
+        secondary.stop()
+        primary.kill()
+
+
+def _last_tid(server):
+    s = ClientStorage(server.addr, read_only=True, wait_timeout=WAIT)
+    try:
+        return s.lastTransaction()
+    finally:
+        s.close()
