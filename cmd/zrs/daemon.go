@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/zrs-replication/zrs/internal/netaddr"
@@ -63,6 +65,13 @@ func checkAddr(cmd, flagName, v string) error {
 		return usagef("%s: --%s: %v", cmd, flagName, err)
 	}
 	return nil
+}
+
+// hangupStops returns ctx ended also by SIGHUP: a foreground daemon whose
+// terminal goes away stops cleanly, as on SIGTERM, instead of being
+// killed before its index is saved. (zrs run reloads on SIGHUP instead.)
+func hangupStops(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGHUP)
 }
 
 // stopContext is the context a daemon shuts down under once ctx (the

@@ -62,7 +62,13 @@ func launch(t *testing.T, cmd *exec.Cmd) *daemon {
 // stop sends SIGTERM and requires a clean exit (status 0).
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	d.stopWith(t, syscall.SIGTERM)
+}
+
+// stopWith sends sig and requires a clean exit (status 0).
+func (d *daemon) stopWith(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -71,7 +77,7 @@ func (d *daemon) stop(t *testing.T) {
 			t.Fatalf("%s: %v\nstderr:\n%s", d.cmd.Args[1], err, d.stderr)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not exit after SIGTERM\nstderr:\n%s", d.cmd.Args[1], d.stderr)
+		t.Fatalf("%s did not exit after %v\nstderr:\n%s", d.cmd.Args[1], sig, d.stderr)
 	}
 }
 
@@ -124,7 +130,8 @@ func waitSameFile(t *testing.T, a, b string, logs ...*daemon) {
 }
 
 // The binaries replicate, survive a primary restart, and stop cleanly on
-// SIGTERM, leaving byte-identical files and saved indexes.
+// SIGTERM (the secondary on SIGHUP: its terminal closed), leaving
+// byte-identical files and saved indexes.
 func TestPrimarySecondaryCommands(t *testing.T) {
 	bin := buildZRS(t)
 	dir := t.TempDir()
@@ -140,7 +147,7 @@ func TestPrimarySecondaryCommands(t *testing.T) {
 	p = startDaemon(t, bin, "primary", ppath, "--replicate-to", sock)
 	waitSameFile(t, ppath, spath, p, s)
 
-	s.stop(t)
+	s.stopWith(t, syscall.SIGHUP)
 	p.stop(t)
 	for _, path := range []string{ppath, spath} {
 		if _, err := os.Stat(path + ".index"); err != nil {

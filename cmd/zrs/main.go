@@ -35,6 +35,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful stop; a second one, the default
+	// action again, ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], newEnv(os.Stdout, os.Stderr))
 	stop()
 	os.Exit(report(err, os.Stderr))

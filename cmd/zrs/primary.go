@@ -73,6 +73,8 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := hangupStops(ctx)
+	defer stop()
 	n, err := startNode(ctx, nodeOptions{
 		role: config.Primary, path: path, replicateTo: *to,
 		zeo: df.zeo, admin: df.admin, durability: dur, log: log,

@@ -76,6 +76,8 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := hangupStops(ctx)
+	defer stop()
 	n, err := startNode(ctx, nodeOptions{
 		role: config.Secondary, path: path, replicateTo: *to, replicateFrom: *from,
 		zeo: df.zeo, admin: df.admin, secondary: sopts, log: log,
