@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Networks an Addr can name.
@@ -123,9 +124,15 @@ func removeStaleSocket(ctx context.Context, path string) error {
 		return nil
 	}
 	var d net.Dialer
-	if c, err := d.DialContext(ctx, Unix, path); err == nil {
+	c, err := d.DialContext(ctx, Unix, path)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("listen on %s: another process is serving this socket", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// Only a refused connection proves that nobody listens: a full
+		// backlog (EAGAIN) or a permission error may hide a live server.
+		return fmt.Errorf("listen on %s: cannot tell whether another process serves this socket: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("listen on %s: removing stale socket: %w", path, err)

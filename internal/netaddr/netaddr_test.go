@@ -2,10 +2,14 @@ package netaddr
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -100,5 +104,46 @@ func TestDialErrorNamesAddress(t *testing.T) {
 	_, err := Dial(context.Background(), path)
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Dial error %v does not name %s", err, path)
+	}
+}
+
+// A live server too busy to take one more connection (its backlog full:
+// the dial gets EAGAIN, not a refusal) keeps its socket: Listen fails
+// instead of removing it as stale.
+func TestListenUnixKeepsBusySocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "busy.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil { // never accepts
+		t.Fatal(err)
+	}
+	// Fill the backlog.
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout(Unix, path, time.Second)
+		if err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				t.Fatalf("dial %d: %v; want EAGAIN once the backlog is full", i, err)
+			}
+			break
+		}
+		defer c.Close()
+		if i > 100 {
+			t.Fatal("the backlog never filled")
+		}
+	}
+	if ln, err := Listen(context.Background(), path); err == nil {
+		ln.Close()
+		t.Fatal("Listen took over the socket of a live, busy server")
+	} else if !strings.Contains(err.Error(), "cannot tell") {
+		t.Fatalf("Listen: %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the busy server's socket was removed: %v", err)
 	}
 }
