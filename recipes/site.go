@@ -135,8 +135,8 @@ func (w *walker) parts(n *yaml.Node) ([]*Part, error) {
 // merge fills what p leaves out from the defaults section d, then the
 // built-in defaults. A section's defaults apply only to a part that has
 // that section, except durability, which every primary gets; and the
-// secondary-only keys (replication.protocol, keep_alive) go only to
-// secondaries.
+// secondary-only keys (replication.protocol, keep_alive, read_timeout,
+// idle_timeout) go only to secondaries.
 func merge(p, d *Part) {
 	if p.DataDir == "" {
 		p.DataDir = d.DataDir
@@ -172,6 +172,8 @@ func merge(p, d *Part) {
 		}
 		inherit(p, d, "replication.protocol", &p.Replication.Protocol, d.Replication.Protocol)
 		inherit(p, d, "replication.keep_alive", &p.Replication.KeepAlive, d.Replication.KeepAlive)
+		inherit(p, d, "replication.read_timeout", &p.Replication.ReadTimeout, d.Replication.ReadTimeout)
+		inherit(p, d, "replication.idle_timeout", &p.Replication.IdleTimeout, d.Replication.IdleTimeout)
 	}
 	if p.Role == config.Primary && d.Durability != nil {
 		if p.Durability == nil {

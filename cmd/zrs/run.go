@@ -127,7 +127,8 @@ func nodeOptionsFrom(c *config.Config, log *slog.Logger) (nodeOptions, error) {
 	if err != nil {
 		return o, err
 	}
-	o.secondary = secondary.Options{Protocol: p, KeepAlive: c.Replication.KeepAlive}
+	r := c.Replication
+	o.secondary = secondary.Options{Protocol: p, KeepAlive: r.KeepAlive, ReadTimeout: r.ReadTimeout, IdleTimeout: r.IdleTimeout}
 	return o, nil
 }
 

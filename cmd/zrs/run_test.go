@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/config"
 )
@@ -367,5 +369,23 @@ func TestRunConfigErrors(t *testing.T) {
 	}
 	if code, out, _ := zrs(t, "run", "--help"); code != 0 || !strings.Contains(out, "Usage: zrs run --config FILE.yaml") {
 		t.Errorf("--help: %d %q", code, out)
+	}
+}
+
+// A config file says what the secondary's flags say: every replication
+// key reaches the secondary's options.
+func TestNodeOptionsFromSecondaryConfig(t *testing.T) {
+	c, err := config.Parse("r.yaml", []byte("name: r\nrole: secondary\npath: /x/Data.fs\n"+
+		"replication: {from: '8101', protocol: zrs2, keep_alive: 5s, read_timeout: 2m, idle_timeout: 9s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := nodeOptionsFrom(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := o.secondary
+	if s.Protocol != secondary.ProtoZRS2 || s.KeepAlive != 5*time.Second || s.ReadTimeout != 2*time.Minute || s.IdleTimeout != 9*time.Second {
+		t.Errorf("secondary options %+v", s)
 	}
 }

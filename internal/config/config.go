@@ -72,6 +72,10 @@ type Replication struct {
 	From      string        `yaml:"from,omitempty"`       // secondary: the primary's ADDR
 	Protocol  string        `yaml:"protocol,omitempty"`   // secondary: auto (""), zrs2 or zrs3
 	KeepAlive time.Duration `yaml:"keep_alive,omitempty"` // secondary: 0 for none
+	// ReadTimeout and IdleTimeout (secondary): secondary.Options'; 0 for
+	// the defaults (zrs2: wait forever; zrs3: 3 heartbeat intervals).
+	ReadTimeout time.Duration `yaml:"read_timeout,omitempty"`
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
 }
 
 // Durability is the durability section of a primary.

@@ -64,14 +64,17 @@ replication:
   listen: /run/zrs/replica.sock
   protocol: zrs3
   keep_alive: 1m30s
+  read_timeout: 2m
+  idle_timeout: 9s
 zeo: {address: "8200"}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Config{Name: "replica", Role: Secondary, Path: "/var/lib/zrs/replica/Data.fs", LogLevel: "info",
-		ZEO:         NewZEO("8200"),
-		Replication: &Replication{From: "db1.example.com:8101", Listen: "/run/zrs/replica.sock", Protocol: "zrs3", KeepAlive: 90 * time.Second}}
+		ZEO: NewZEO("8200"),
+		Replication: &Replication{From: "db1.example.com:8101", Listen: "/run/zrs/replica.sock", Protocol: "zrs3", KeepAlive: 90 * time.Second,
+			ReadTimeout: 2 * time.Minute, IdleTimeout: 9 * time.Second}}
 	assertSame(t, c, want)
 }
 
@@ -124,6 +127,8 @@ func TestParseErrors(t *testing.T) {
 		{"durability on a secondary", base + "durability: {level: sync}\n", "main.yaml:6: durability: only a primary has a durability section"},
 		{"from on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, from: 2}\n", "main.yaml:4: replication.from: only a secondary replicates from a primary"},
 		{"protocol on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, protocol: zrs3}\n", "main.yaml:4: replication.protocol: only a secondary"},
+		{"read_timeout on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, read_timeout: 5s}\n", "main.yaml:4: replication.read_timeout: only a secondary"},
+		{"negative idle_timeout", base + "  idle_timeout: -1s\n", "main.yaml:6: replication.idle_timeout: must not be negative"},
 		{"keep_alive on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, keep_alive: 5s}\n", "main.yaml:4: replication.keep_alive: only a secondary"},
 		{"primary serving nothing", "name: p\nrole: primary\npath: x\n", "main.yaml:2: role: a primary needs zeo.address or replication.listen"},
 		{"blob_dir", base + "blob_dir: /srv/blobs\n", "main.yaml:6: blob_dir: not yet available in this release"},
@@ -202,7 +207,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestRenderRoundTrip(t *testing.T) {
-	for _, src := range []string{full, base, base + "  listen: 0.0.0.0:8102\n  keep_alive: 10s\nzeo: {address: '8100'}\nadmin: 9000\n"} {
+	for _, src := range []string{full, base, base + "  listen: 0.0.0.0:8102\n  keep_alive: 10s\n  read_timeout: 1m\nzeo: {address: '8100'}\nadmin: 9000\n"} {
 		c, err := Parse("a.yaml", []byte(src))
 		if err != nil {
 			t.Fatal(err)

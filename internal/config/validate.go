@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
@@ -152,11 +153,21 @@ func (v *validator) replication(r *Replication) {
 			v.add("replication.protocol", "only a secondary chooses a protocol")
 		}
 	}
-	switch {
-	case r.KeepAlive < 0:
-		v.add("replication.keep_alive", "must not be negative")
-	case r.KeepAlive > 0 && !secondary:
-		v.add("replication.keep_alive", "only a secondary sends keep-alives")
+	for _, d := range []struct {
+		key  string
+		val  time.Duration
+		what string
+	}{
+		{"replication.keep_alive", r.KeepAlive, "only a secondary sends keep-alives"},
+		{"replication.read_timeout", r.ReadTimeout, "only a secondary times out its primary"},
+		{"replication.idle_timeout", r.IdleTimeout, "only a secondary times out its primary"},
+	} {
+		switch {
+		case d.val < 0:
+			v.add(d.key, "must not be negative")
+		case d.val > 0 && !secondary:
+			v.add(d.key, "%s", d.what)
+		}
 	}
 }
 
