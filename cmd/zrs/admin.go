@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/zrs-replication/zrs/internal/admin"
@@ -16,7 +17,7 @@ func startAdmin(ctx context.Context, addr string, node admin.Node, m *admin.Metr
 	}
 	srv := admin.NewServer(node, m, log)
 	if _, err := srv.Listen(ctx, addr); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("admin endpoint (--admin, admin): %w", err)
 	}
 	return func(sctx context.Context) { srv.Shutdown(sctx) }, nil
 }

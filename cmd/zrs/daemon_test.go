@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,4 +180,29 @@ func TestSecondaryRelayCommand(t *testing.T) {
 	s.stop(t)
 	r.stop(t)
 	p.stop(t)
+}
+
+// An address already in use fails the start with exit 1 and a message
+// naming which of the daemon's addresses it is.
+func TestStartErrorNamesTheAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--replicate-to", addr}, "replication (--replicate-to, replication.listen)"},
+		{[]string{"--replicate-to", "127.0.0.1:0", "--admin", addr}, "admin endpoint (--admin, admin)"},
+		{[]string{"--zeo", addr}, "zeo"},
+	} {
+		path := filepath.Join(t.TempDir(), "Data.fs")
+		code, _, errs := zrs(t, append([]string{"primary", path}, tc.args...)...)
+		if code != 1 || !strings.Contains(errs, tc.want) || !strings.Contains(errs, addr) {
+			t.Errorf("%q: exit %d, %q; want 1 and a message naming %q and %s", tc.args, code, errs, tc.want, addr)
+		}
+	}
 }

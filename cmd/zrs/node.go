@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 
@@ -142,7 +143,7 @@ func (n *node) listenReplication(ctx context.Context) error {
 	if len(lns) == 0 {
 		ln, err := netaddr.Listen(ctx, n.o.replicateTo)
 		if err != nil {
-			return err
+			return fmt.Errorf("replication (--replicate-to, replication.listen): %w", err)
 		}
 		lns = []net.Listener{ln}
 	}
