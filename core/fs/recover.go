@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -325,7 +326,8 @@ func checkTrailer(r io.ReaderAt, path string, h *TxnHeader) error {
 // truncate cuts Data.fs at pos, first copying the bytes from pos on to the
 // first unused Data.fs.trN when save is set.
 //
-// Durability: the .trN file is fsynced before the cut, and Data.fs after.
+// Durability: the .trN file and its directory entry are fsynced before the
+// cut, and Data.fs after.
 func (s *FileStorage) truncate(pos int64, save bool) error {
 	if save {
 		if err := s.saveTail(pos); err != nil {
@@ -361,6 +363,11 @@ func (s *FileStorage) saveTail(pos int64) error {
 		}
 		if cerr := out.Close(); err == nil {
 			err = cerr
+		}
+		if err == nil {
+			// The name too, before the cut that makes the copy the only
+			// one.
+			err = syncDir(filepath.Dir(name))
 		}
 		if err != nil {
 			return fmt.Errorf("saving truncated data to %s: %w", name, err)
