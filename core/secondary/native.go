@@ -162,6 +162,9 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	if err != nil {
 		return err
 	}
+	if s.opts.NoCompression && wel.Compression != "" {
+		return fmt.Errorf("the primary chose %s compression, which this secondary did not offer (compression is off)", wel.Compression)
+	}
 	s.nat.setProto(zrsproto.Proto3)
 	s.nat.heard(wel.Last)
 	s.log.Debug("connected with zrs3", logKeyTid, start, "welcome", wel.String())

@@ -203,6 +203,36 @@ func TestNativeSecondaryRefusesOtherPrimary(t *testing.T) {
 	}
 }
 
+// A secondary with compression off does not accept a welcome that chooses
+// zstd anyway (a primary must choose among what the hello offered).
+func TestNativeSecondaryRefusesUnofferedCompression(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if _, _, err := zrsproto.ReadAnyHandshake(c); err == nil {
+				if h, err := zrsproto.ReadHello(c); err == nil && len(h.Compression) == 0 {
+					zrsproto.WriteWelcome(c, &zrsproto.Welcome{Version: 1, Last: 1,
+						Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}}, HeartbeatMillis: 1000,
+						Compression: zrsproto.CompressionZstd})
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	s := startSecondary(t, filepath.Join(t.TempDir(), "secondary.fs"), ln.Addr().String(),
+		secondary.Options{Protocol: secondary.ProtoNative, NoCompression: true})
+	waitFor(t, "a refusal", func() bool { return strings.Contains(s.Status().LastError, "did not offer") })
+}
+
 // Heartbeats keep an idle native connection open; a stalled stream is
 // noticed after the idle timeout and the secondary reconnects and catches
 // up; bit flips in the compressed stream never apply wrong data.

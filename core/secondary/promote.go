@@ -13,8 +13,9 @@ import (
 var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 
 // Promote turns the secondary into a primary without a restart: it stops
-// replicating (Run's loop is cancelled, a transaction being written is
-// aborted and those already finishing complete; the connection is closed),
+// replicating (Run's loop is cancelled and the connection closed; a
+// transaction not yet received whole is dropped, and those received whole
+// — checksum verified — are written and finished),
 // waits for Run to return, and then opens the storage to writes: Begin and
 // NewOid go to the wrapped storage and ReadOnly is false. If the wrapped
 // storage is a primary.Primary (a relay), its own secondaries keep their
