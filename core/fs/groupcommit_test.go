@@ -19,14 +19,20 @@ import (
 // than once: defer it right away, so that a test failing while the fsync
 // is held does not hang in Close.
 func heldFsync(s *fs.FileStorage) (entered <-chan struct{}, release func()) {
+	return holdFsync(s, nil)
+}
+
+// holdFsync is heldFsync whose fsyncs all fail with fail, when not nil.
+func holdFsync(s *fs.FileStorage, fail error) (entered <-chan struct{}, release func()) {
 	in, out := make(chan struct{}), make(chan struct{})
 	var first, done sync.Once
 	fs.SetFsync(s, func(real func() error) error {
-		held := false
-		first.Do(func() { held = true })
-		if held {
+		first.Do(func() {
 			close(in)
 			<-out
+		})
+		if fail != nil {
+			return fail
 		}
 		return real()
 	})
@@ -201,31 +207,33 @@ func iterTids(t *testing.T, s *fs.FileStorage) []zodb.Tid {
 	}
 }
 
-// A failed fsync fails every transaction it would have made durable and
-// closes the storage; the file then opens and verifies.
-func TestGroupCommitFsyncFails(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
+// finishingIntoFailingFsync opens a new storage, commits one transaction
+// and finishes a second (T1) whose fsync waits until fail is called, then
+// fails with errDisk, as do all later ones. done1 gets T1's result.
+func finishingIntoFailingFsync(t *testing.T) (s *fs.FileStorage, path string, done1 <-chan finishResult, fail func()) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "Data.fs")
 	s, err := fs.Open(path, fs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
-	entered, out := make(chan struct{}), make(chan struct{})
-	errDisk := errors.New("simulated fsync failure")
-	var once, released sync.Once
-	release := func() { released.Do(func() { close(out) }) }
-	defer release()
-	fs.SetFsync(s, func(real func() error) error {
-		once.Do(func() { close(entered); <-out })
-		return errDisk
-	})
+	entered, fail := holdFsync(s, errDisk)
+	t.Cleanup(fail)
 	tx1 := begin(t, s)
 	if err := tx1.Store(1, t0, []byte("a1")); err != nil {
 		t.Fatal(err)
 	}
-	done1 := finishAsync(t, tx1)
+	done1 = finishAsync(t, tx1)
 	<-entered
+	return s, path, done1, fail
+}
+
+// A failed fsync fails every transaction it would have made durable and
+// closes the storage; the file then opens and verifies.
+func TestGroupCommitFsyncFails(t *testing.T) {
+	s, path, done1, release := finishingIntoFailingFsync(t)
 	tx2 := begin(t, s)
 	if err := tx2.Store(2, 0, []byte("b2")); err != nil {
 		t.Fatal(err)
@@ -263,28 +271,7 @@ func TestGroupCommitFsyncFails(t *testing.T) {
 // or another process could open the file and append while the write goes
 // on underneath it.
 func TestGroupCommitFsyncFailsDuringVoteWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s, err := fs.Open(path, fs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
-	entered, releaseFsync := make(chan struct{}), make(chan struct{})
-	errDisk := errors.New("simulated fsync failure")
-	var fsyncOnce, releasedFsync sync.Once
-	failFsync := func() { releasedFsync.Do(func() { close(releaseFsync) }) }
-	defer failFsync()
-	fs.SetFsync(s, func(real func() error) error {
-		fsyncOnce.Do(func() { close(entered); <-releaseFsync })
-		return errDisk
-	})
-	tx1 := begin(t, s)
-	if err := tx1.Store(1, t0, []byte("a1")); err != nil {
-		t.Fatal(err)
-	}
-	done1 := finishAsync(t, tx1)
-	<-entered
+	s, path, done1, failFsync := finishingIntoFailingFsync(t)
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +340,6 @@ func TestFinishStatusWriteFails(t *testing.T) {
 	}
 	defer s.Close()
 	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
-	errDisk := errors.New("simulated write failure")
 	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
 		if len(p) == 1 {
 			return 0, errDisk

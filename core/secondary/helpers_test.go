@@ -344,3 +344,34 @@ type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
+
+// serveEach listens on a loopback TCP port until the test ends and runs
+// handle on each connection (numbered from 0) in a goroutine of its own,
+// closing the connection when handle returns. It returns the address.
+func serveEach(t *testing.T, handle func(n int, c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(n, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// relay copies between c and up both ways until up's side ends.
+func relay(c, up net.Conn) {
+	go io.Copy(up, c)
+	io.Copy(c, up)
+}

@@ -51,36 +51,19 @@ func TestNativeReplicatesAndAcks(t *testing.T) {
 // a first frame other than zrs2.0/zrs2.1 closes the connection without
 // a reply; otherwise the connection is relayed to target.
 func zcLikePrimary(t *testing.T, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				proto, err := zrsproto.ReadFrame(c, 8)
-				if err != nil || (string(proto) != zrsproto.Proto20 && string(proto) != zrsproto.Proto21) {
-					return // "Invalid protocol": close
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				zrsproto.WriteFrame(up, proto)
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
+	return serveEach(t, func(_ int, c net.Conn) {
+		proto, err := zrsproto.ReadFrame(c, 8)
+		if err != nil || (string(proto) != zrsproto.Proto20 && string(proto) != zrsproto.Proto21) {
+			return // "Invalid protocol": close
 		}
-	}()
-	return ln.Addr().String()
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		zrsproto.WriteFrame(up, proto)
+		relay(c, up)
+	})
 }
 
 // Against a primary that closes on "zrs3", as zc.zrs does, the secondary
@@ -175,28 +158,11 @@ func TestNativeSecondaryRefusesOtherPrimary(t *testing.T) {
 	newWorkload(t, sst).run(3)
 	own := sst.LastTransaction()
 	sst.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if _, _, err := zrsproto.ReadAnyHandshake(c); err == nil {
-				if _, err := zrsproto.ReadHello(c); err == nil {
-					zrsproto.WriteWelcome(c, &zrsproto.Welcome{Version: 1, Last: zodb.MaxTid - 1,
-						Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}}, HeartbeatMillis: 1000})
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-			c.Close()
-		}
-	}()
-	s := startSecondary(t, spath, ln.Addr().String(), secondary.Options{})
+	addr := fakeWelcome(t, func(*zrsproto.Hello) *zrsproto.Welcome {
+		return &zrsproto.Welcome{Version: 1, Last: zodb.MaxTid - 1,
+			Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}}, HeartbeatMillis: 1000}
+	})
+	s := startSecondary(t, spath, addr, secondary.Options{})
 	waitFor(t, "a refusal", func() bool { return strings.Contains(s.Status().LastError, "different database") })
 	if s.LastTransaction() != own {
 		t.Fatal("applied something")
@@ -206,29 +172,14 @@ func TestNativeSecondaryRefusesOtherPrimary(t *testing.T) {
 // A secondary with compression off does not accept a welcome that chooses
 // zstd anyway (a primary must choose among what the hello offered).
 func TestNativeSecondaryRefusesUnofferedCompression(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if _, _, err := zrsproto.ReadAnyHandshake(c); err == nil {
-				if h, err := zrsproto.ReadHello(c); err == nil && len(h.Compression) == 0 {
-					zrsproto.WriteWelcome(c, &zrsproto.Welcome{Version: 1, Last: 1,
-						Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}}, HeartbeatMillis: 1000,
-						Compression: zrsproto.CompressionZstd})
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-			c.Close()
+	addr := fakeWelcome(t, func(h *zrsproto.Hello) *zrsproto.Welcome {
+		if len(h.Compression) > 0 {
+			return nil
 		}
-	}()
-	s := startSecondary(t, filepath.Join(t.TempDir(), "secondary.fs"), ln.Addr().String(),
+		return &zrsproto.Welcome{Version: 1, Last: 1, Database: zrsproto.Identity{First: 1, Sum: [16]byte{7}},
+			HeartbeatMillis: 1000, Compression: zrsproto.CompressionZstd}
+	})
+	s := startSecondary(t, filepath.Join(t.TempDir(), "secondary.fs"), addr,
 		secondary.Options{Protocol: secondary.ProtoNative, NoCompression: true})
 	waitFor(t, "a refusal", func() bool { return strings.Contains(s.Status().LastError, "did not offer") })
 }
@@ -378,33 +329,31 @@ func TestNativeCorruptLengthIsNotAHang(t *testing.T) {
 // address; the first connection is handed to first instead, with its own
 // connection to target, and closed when first returns.
 func firstConnProxy(t *testing.T, target string, first func(c, up net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for n := 0; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				if n == 0 {
-					first(c, up)
-					return
-				}
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
+	return serveEach(t, func(n int, c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer up.Close()
+		if n == 0 {
+			first(c, up)
+			return
+		}
+		relay(c, up)
+	})
+}
+
+// fakeWelcome is a zrs3 "primary" that answers each hello with what
+// welcome returns (nothing when nil), then closes the connection.
+func fakeWelcome(t *testing.T, welcome func(*zrsproto.Hello) *zrsproto.Welcome) string {
+	return serveEach(t, func(_ int, c net.Conn) {
+		if _, _, err := zrsproto.ReadAnyHandshake(c); err == nil {
+			if h, err := zrsproto.ReadHello(c); err == nil {
+				if w := welcome(h); w != nil {
+					zrsproto.WriteWelcome(c, w)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	})
 }

@@ -18,45 +18,29 @@ import (
 // bytes on at about rate bytes per second in 256-byte pieces: a slow link
 // that never goes quiet.
 func throttleProxy(t *testing.T, target string, rate int) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveEach(t, func(_ int, c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		go func() { io.Copy(up, c); up.Close() }()
+		const piece = 256
+		every := time.Second * piece / time.Duration(rate)
+		buf := make([]byte, piece)
 		for {
-			c, err := ln.Accept()
+			n, err := up.Read(buf)
+			if n > 0 {
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+				time.Sleep(every)
+			}
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { io.Copy(up, c); up.Close() }()
-				const piece = 256
-				every := time.Second * piece / time.Duration(rate)
-				buf := make([]byte, piece)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
-						time.Sleep(every)
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // A link far slower than the machine but never quiet is not a dead
