@@ -254,7 +254,10 @@ func (t *txn) undoRecords(tid zodb.Tid, recs []DataHeader) ([]zodb.Oid, error) {
 	for i := range recs {
 		d := &recs[i]
 		delete(failures, d.Oid)
-		back, ipos, err := t.undoTarget(tid, d)
+		// Each record is judged against the state before this call, as
+		// ZODB does: the records it writes join the transaction's index
+		// only once the whole undone transaction is processed.
+		back, ipos, err := t.undoTarget(tid, d, saveIdx[d.Oid])
 		var uerr *zodb.UndoError
 		if errors.As(err, &uerr) {
 			failures[d.Oid] = err
@@ -283,14 +286,14 @@ func (t *txn) undoRecords(tid zodb.Tid, recs []DataHeader) ([]zodb.Oid, error) {
 }
 
 // undoTarget decides the backpointer that undoes record d of transaction
-// tid, and returns it with the oid's committed position (the new record's
-// prev). The caller holds t.mu.
-func (t *txn) undoTarget(tid zodb.Tid, d *DataHeader) (back, ipos int64, err error) {
+// tid, given tpos, the oid's record in this transaction before the undo
+// began (0 if none), and returns it with the oid's committed position
+// (the new record's prev). The caller holds t.mu.
+func (t *txn) undoTarget(tid zodb.Tid, d *DataHeader, tpos int64) (back, ipos int64, err error) {
 	s := t.s
 	s.mu.RLock()
 	ipos, _ = s.index.Get(d.Oid)
 	s.mu.RUnlock()
-	tpos := t.tindex[d.Oid]
 	cur := ipos
 	if tpos != 0 {
 		cur = tpos

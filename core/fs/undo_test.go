@@ -114,6 +114,23 @@ func TestUndoSameBytesLater(t *testing.T) {
 	}
 }
 
+// A transaction may hold two records of one oid (stored twice). Each is
+// judged against the state before the undo began, as ZODB does (its
+// records join the transaction's index only after the whole undone
+// transaction is processed), not against the undo record just written for
+// the other one.
+func TestUndoTransactionStoringAnOidTwice(t *testing.T) {
+	s := stOpen(t, "", fs.Options{})
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("z")})
+	t1 := stCommit(t, s, stWrite{1, t0, []byte("a")}, stWrite{1, t0, []byte("a")})
+	if _, _, err := unUndo(t, s, t1); err != nil {
+		t.Fatalf("undo of a transaction that stored oid 1 twice: %v", err)
+	}
+	if d, _ := stLoad(t, s, 1); string(d) != "z" {
+		t.Errorf("oid 1 after the undo: %q, want %q", d, "z")
+	}
+}
+
 // Damage met while comparing the data comes back as the *RecordError that
 // names the file and the offset, not as a refused undo.
 func TestUndoReportsDamage(t *testing.T) {
