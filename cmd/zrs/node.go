@@ -253,7 +253,10 @@ func (n *node) runSecondary(ctx context.Context) error {
 	n.stopZEO(sctx)
 	closeErr := closeWithin(sctx, n.sec.Close)
 	if n.relayDone != nil {
-		<-n.relayDone
+		select {
+		case <-n.relayDone:
+		case <-sctx.Done(): // closeWithin gave up already: so does the stop
+		}
 	}
 	if runErr != nil {
 		return runErr
