@@ -146,6 +146,11 @@ func (p *Primary) waitReplicated(ctx context.Context, tid zodb.Tid) error {
 		case <-wake:
 			continue
 		case <-timer.C:
+			// An acknowledgement may have come with the timer: count
+			// once more before giving up.
+			if n = p.countAcked(tid); n >= d.Quorum {
+				return nil
+			}
 		case <-ctx.Done():
 			return fmt.Errorf("primary: commit %s: %w (%d of %d acknowledgements before the caller gave up: %v)",
 				tid, ErrNotReplicated, n, d.Quorum, ctx.Err())

@@ -106,6 +106,11 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
 	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks}
 	s.mu.Unlock()
+	if h.Acks {
+		// Its start tid counts as acknowledged (countAcked): wake the
+		// sync commits that may be waiting for it.
+		s.p.ackSignal.Notify()
+	}
 	return nil
 }
 

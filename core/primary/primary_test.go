@@ -234,6 +234,7 @@ func TestShutdownDrains(t *testing.T) {
 	for _, c := range conns {
 		go func() {
 			tids, err := readAll(t, c, 0)
+			c.Close() // as a secondary does at the end of the stream
 			switch {
 			case !errors.Is(err, io.EOF):
 				results <- err

@@ -75,7 +75,26 @@ func (s *stream) run(ctx context.Context) {
 	defer stop()
 	defer s.conn.Close()
 
+	// A connection still in its handshake when the primary shuts down is
+	// not waited for (up to HandshakeTimeout): it is closed.
+	var hsMu sync.Mutex
+	inHandshake, handshaken := true, make(chan struct{})
+	go func() {
+		select {
+		case <-s.p.drain:
+			hsMu.Lock()
+			if inHandshake {
+				s.conn.Close()
+			}
+			hsMu.Unlock()
+		case <-handshaken:
+		}
+	}()
 	start, err := s.handshake()
+	hsMu.Lock()
+	inHandshake = false
+	hsMu.Unlock()
+	close(handshaken)
 	if err != nil {
 		s.log.Error("refusing secondary", logKeyErr, err)
 		return
@@ -97,6 +116,21 @@ func (s *stream) run(ctx context.Context) {
 		})
 	}
 	err = s.send(ctx, start, gentle)
+	if err == nil {
+		// Ended after catching up: half-close, so the secondary reads
+		// everything and sees the end, and keep reading its acks until it
+		// closes (or the shutdown deadline cuts the connection): closing
+		// with acks still arriving resets the connection and drops the
+		// tail that was still in flight.
+		if cw, ok := s.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			readerDone := make(chan struct{})
+			go func() { wg.Wait(); close(readerDone) }()
+			select {
+			case <-readerDone:
+			case <-ctx.Done():
+			}
+		}
+	}
 	cancel()
 	wg.Wait()
 	switch {

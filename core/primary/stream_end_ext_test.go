@@ -1,0 +1,63 @@
+package primary_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// A zrs secondary catching up when the primary is stopped (SIGTERM: "the
+// primary's connected secondaries receive what was committed") ends with
+// the primary's last transaction.
+func TestShutdownRealSecondaryGetsEverything(t *testing.T) {
+	dir := t.TempDir()
+	pst := openFS(t, filepath.Join(dir, "p.fs"))
+	ctx := context.Background()
+	var last zodb.Tid
+	for range 80 {
+		txn, err := pst.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oid, _ := pst.NewOid(ctx)
+		if err := txn.Store(oid, 0, make([]byte, 256<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if last, err = txn.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := primary.New(pst, primary.Options{})
+	a, err := p.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ctx)
+	s := startSecondary(t, filepath.Join(dir, "s.fs"), a.String())
+	waitFor(t, "the secondary's first transaction", func() bool { return s.LastTransaction() != 0 })
+	sctx, cancel := context.WithTimeout(ctx, converge)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	// The secondary has what it received; give it time to apply it.
+	prev, stable := zodb.Tid(0), 0
+	for stable < 20 {
+		time.Sleep(50 * time.Millisecond)
+		if cur := s.LastTransaction(); cur == prev {
+			stable++
+		} else {
+			prev, stable = cur, 0
+		}
+	}
+	if got := s.LastTransaction(); got != last {
+		t.Fatalf("after the primary's Shutdown the secondary stopped at %s; the primary's last is %s", got, last)
+	}
+}
