@@ -41,14 +41,27 @@ func (s *FileStorage) loadIndex() error {
 	if err := s.scan(idx, pos, tid, size); err != nil {
 		return err
 	}
-	if !ok && !s.readOnly {
+	switch {
+	case s.readOnly:
+	case !ok:
 		s.log.Info("rebuilt index, saving it", logKeyPos, s.end, "objects", s.index.Len())
+		if err := s.saveIndex(); err != nil {
+			return err
+		}
+	case s.end-pos >= saveScannedIndex:
+		// Python saves only a rebuilt index; saving after a long forward
+		// scan too (after a crash: the index is written at a clean close)
+		// spares the next open the same scan if this process dies again.
+		s.log.Info("scanned past the saved index, saving it", "from", pos, logKeyPos, s.end, "objects", s.index.Len())
 		if err := s.saveIndex(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// saveScannedIndex: a forward scan at least this long saves the index.
+const saveScannedIndex = 64 << 20
 
 // tryIndexFile loads Data.fs.index and checks it as Python's _check_sanity
 // does. It returns the index, the position it covers and the tid of the

@@ -218,3 +218,51 @@ func TestNewTidAfterCutTransaction(t *testing.T) {
 		t.Errorf("new tid %s not after the cut tid %s", tid, future)
 	}
 }
+
+// A read-write open that scans far past the saved index (the daemon died
+// without closing after committing a lot) saves the index, so that the
+// next open does not scan the same bytes again; a short scan does not.
+func TestLongForwardScanSavesIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, make([]byte, 200)}) // an index below 100 bytes is not trusted
+	s.Close()
+	old, err := os.ReadFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexPos := func() int64 {
+		pos, _, err := fs.ReadIndexFile(path + ".index")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos
+	}
+	oldPos := indexPos()
+	big := make([]byte, 8<<20)
+	for _, tc := range []struct {
+		mib   int
+		saved bool
+	}{{24, false}, {72, true}} {
+		s = stOpen(t, path, fs.Options{})
+		for i := range tc.mib / 8 {
+			stCommit(t, s, stWrite{zodb.Oid(i + 1 + tc.mib), 0, big})
+		}
+		s.Close()
+		if err := os.WriteFile(path+".index", old, 0o644); err != nil { // as if it had died
+			t.Fatal(err)
+		}
+		s = stOpen(t, path, fs.Options{})
+		want := oldPos
+		if tc.saved {
+			want = fileSize(t, path)
+		}
+		if pos := indexPos(); pos != want {
+			t.Errorf("%d MiB past the saved index: the open left it at %d, want %d", tc.mib, pos, want)
+		}
+		s.Close()
+		if err := os.WriteFile(path+".index", old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
