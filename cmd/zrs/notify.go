@@ -24,6 +24,37 @@ type notifier struct {
 
 func newNotifier(log *slog.Logger) *notifier { return &notifier{log: log} }
 
+// Opening a large Data.fs without a current index scans it (a minute per
+// tens of GB), longer than systemd's default start timeout; killed and
+// restarted, the daemon would scan again from the same place forever.
+// While the node starts, systemd is told every startExtendEvery to wait
+// startExtendBy more (EXTEND_TIMEOUT_USEC, systemd 236 and later).
+const (
+	startExtendEvery = 20 * time.Second
+	startExtendBy    = 60 * time.Second
+)
+
+// extendStartWhileOpening keeps extending systemd's start timeout until
+// the returned function is called.
+func extendStartWhileOpening(nt *notifier, name string) (opened func()) {
+	msg := fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=%s: opening the storage", startExtendBy.Microseconds(), name)
+	nt.send(msg)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(startExtendEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				nt.send(msg)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func (nt *notifier) send(state string) {
 	if _, err := sd.SdNotify(false, state); err != nil {
 		nt.warned.Do(func() { nt.log.Warn("cannot notify systemd (NOTIFY_SOCKET)", "err", err) })

@@ -76,7 +76,9 @@ func runRun(ctx context.Context, args []string, e *env) error {
 	if o.zeoLns, o.replicationLns, err = inheritedListeners(cfg, log); err != nil {
 		return err
 	}
+	opened := extendStartWhileOpening(newNotifier(log), cfg.Name)
 	n, err := startNode(ctx, o)
+	opened()
 	if err != nil {
 		return err
 	}

@@ -205,6 +205,11 @@ func TestRunSocketActivationAndNotify(t *testing.T) {
 	if msgs := pn.all(); slices.ContainsFunc(msgs[:ready], func(m string) bool { return strings.HasPrefix(m, "STATUS=") }) {
 		t.Errorf("STATUS before READY: %q", msgs)
 	}
+	// Opening the storage extends the start timeout first (a long scan
+	// must not be killed by systemd and begun again).
+	if got := pn.msg(0); got != "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=main: opening the storage" || ready == 0 {
+		t.Errorf("first notification %q (READY is message %d); want the start timeout extended while opening", got, ready)
+	}
 	first := pn.await(t, ready, "first STATUS", func(m string) bool { return strings.HasPrefix(m, "STATUS=") }, p)
 	if got, want := pn.msg(first), "STATUS=main: primary, last tid "+tid+", 0 secondaries, 0 ZEO clients"; got != want {
 		t.Errorf("first status %q, want %q", got, want)
