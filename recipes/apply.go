@@ -369,6 +369,12 @@ func preparations(s *Site, changes []Change) []string {
 		d, _ := dropin(p)
 		if d.User != "" {
 			notes = append(notes, fmt.Sprintf("part %s runs as %s: that user must exist (the package creates only zrs)", p.Name, d.User))
+			if strings.HasPrefix(p.Path, DefaultDataDir+"/") {
+				// systemd hands only DATA_DIR/NAME to the part's user.
+				notes = append(notes, fmt.Sprintf("part %s runs as %s with its data under %s, which is 0750 %s:%s: "+
+					"add %s to group %s (usermod -aG %s %s) or set data_dir or path elsewhere, or it cannot open its file",
+					p.Name, d.User, DefaultDataDir, DefaultUser, DefaultUser, d.User, DefaultUser, DefaultUser, d.User))
+			}
 		}
 		for _, dir := range d.ReadWritePaths {
 			notes = append(notes, fmt.Sprintf("part %s writes in %s: create it before starting it (install -d -o %s -g %s -m 0750 %s)", p.Name, dir, p.User, p.User, dir))

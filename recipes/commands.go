@@ -13,12 +13,15 @@ type partChanges struct {
 	newSockets, changed, oldSockets []string // socket units created, updated, removed
 }
 
-// byPart groups the changes that write files by part.
+// byPart groups the changes that write files by part. An adopted file
+// counts as created: it holds what the recipe renders but no run has
+// recorded it, as after a run interrupted before its state file (and its
+// systemctl commands); enabling and starting are idempotent.
 func byPart(changes []Change, s *Site) []*partChanges {
 	m := map[string]*partChanges{}
 	var out []*partChanges
 	for _, c := range changes {
-		if !c.writes() {
+		if !c.writes() && c.Action != Adopt {
 			continue
 		}
 		pc := m[c.Part]
@@ -29,13 +32,13 @@ func byPart(changes []Change, s *Site) []*partChanges {
 		}
 		unit, isSocket := socketUnit(c.Path)
 		switch {
-		case isSocket && c.Action == Create:
+		case isSocket && (c.Action == Create || c.Action == Adopt):
 			pc.newSockets = append(pc.newSockets, unit)
 		case isSocket && c.Action == Update:
 			pc.changed = append(pc.changed, unit)
 		case isSocket && c.Action == Remove:
 			pc.oldSockets = append(pc.oldSockets, unit)
-		case c.Path == ConfigPath(c.Part) && c.Action == Create:
+		case c.Path == ConfigPath(c.Part) && (c.Action == Create || c.Action == Adopt):
 			pc.isNew = true
 		default:
 			pc.config = true
@@ -86,7 +89,7 @@ func commands(changes []Change, s *Site) (before, after [][]string) {
 	}
 	reload := false
 	for _, c := range changes {
-		if c.writes() && strings.HasPrefix(c.Path, UnitDir+"/") {
+		if (c.writes() || c.Action == Adopt) && strings.HasPrefix(c.Path, UnitDir+"/") {
 			reload = true
 		}
 	}

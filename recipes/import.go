@@ -225,9 +225,16 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 			p.listen = a
 			p.addNote(note)
 		case k.Name == "replicate-from" && s.Type != "primary" || k.Name == "address" && s.Type == "secondary":
-			p.from = k.Value
-			if _, err := netaddr.Parse(k.Value); err != nil {
+			a, err := netaddr.Parse(k.Value)
+			if err != nil {
 				return nil, im.errorf(k.Line, "%s: %v", k.Name, err)
+			}
+			p.from = k.Value
+			if a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
+				// As a relative replicate-to moves (listenAddr), so
+				// that both ends imported from one machine still meet.
+				p.from = path.Join(runtimeDir, path.Base(a.Host))
+				p.addNote(im.note(k.Line, "%s %s is relative: the secondary now connects to %s (where an imported primary's relative socket moves)", k.Name, k.Value, p.from))
 			}
 		case k.Name == "keep-alive-delay" && s.Type != "primary":
 			d, err := zseconds(k)

@@ -58,12 +58,26 @@ func (v *siteValidator) dirAndUser(p *Part, prefix string) {
 // what a systemd unit needs on top.
 func (v *siteValidator) part(p *Part) {
 	prefix := "parts." + p.Name + "."
+	if p.Name == reservedName {
+		v.add(p.line, "parts."+p.Name, "%q is reserved: its config would be %s, the site file itself; choose another name", p.Name, ConfigPath(p.Name))
+	}
 	v.dirAndUser(p, prefix)
 	for _, e := range config.AsErrors(p.DaemonConfig().Validate()) {
 		v.configError(p, e)
 	}
 	if !path.IsAbs(p.Path) {
 		v.add(p.Line("path"), prefix+"path", "%q: want an absolute path (a service has no working directory to be relative to)", p.Path)
+	}
+	// The data directory and a unix admin socket go into the drop-in's
+	// ReadWritePaths=, which systemd splits at spaces and expands '%' in.
+	v.unitPath(p, "path", p.Path)
+	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix {
+		v.unitPath(p, "admin", a.Host)
+	}
+	if p.Replication != nil && p.Replication.From != "" {
+		if a, err := netaddr.Parse(p.Replication.From); err == nil && a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
+			v.add(p.Line("replication.from"), prefix+"replication.from", "%q: a socket path must be absolute (a service has no working directory to be relative to)", p.Replication.From)
+		}
 	}
 	if p.ZEO != nil && p.ZEO.Address != "" {
 		v.listen(p, "zeo.address", p.ZEO.Address)
@@ -101,6 +115,19 @@ func (v *siteValidator) configError(p *Part, e *Error) {
 	}
 	v.add(p.Line(e.Field), field, "%s", e.Msg)
 }
+
+// unitPath refuses what a systemd unit setting cannot hold as it is.
+func (v *siteValidator) unitPath(p *Part, key, value string) {
+	if strings.ContainsAny(value, unitUnsafe) {
+		v.add(p.Line(key), "parts."+p.Name+"."+key, "%q: a path in a systemd unit may not contain spaces, quotes, '\\' or '%%'", value)
+	}
+}
+
+// unitUnsafe are the characters unitPath refuses.
+const unitUnsafe = " \t\n\"'\\%"
+
+// reservedName is the part name whose config would be the site file.
+const reservedName = "site"
 
 // listen checks that a listening ADDR can be a systemd ListenStream=: a
 // port, an IP address and port, or an absolute socket path.
