@@ -39,10 +39,14 @@ def test_read_only_fallback_client_writes_after_promotion(zrs_bin, tmp_path):
     try:
         storage = ClientStorage([primary.addr, secondary.addr], read_only_fallback=True,
                                 wait_timeout=WAIT)
+        # The client may take the secondary's read-only connection first,
+        # then move to the primary's, dropping what was in flight on the
+        # first: wait for the writable one before using it.
+        wait_until("the client connecting to the primary, writable",
+                   lambda: storage.is_connected() and not storage.is_read_only())
         db = ZODB.DB(storage)
         tm = transaction.TransactionManager()
         conn = db.open(transaction_manager=tm)
-        assert not storage.is_read_only(), "connected to the primary, writable"
         with tm:
             conn.root()["where"] = "primary"
         wait_until("the secondary catching up", lambda: _last_tid(secondary) == storage.lastTransaction())
