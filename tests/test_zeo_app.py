@@ -399,6 +399,26 @@ def test_history(zeo, codec):
     db.close()
 
 
+def test_history_keys_of_the_revision_win_over_the_extension(zeo, codec):
+    # FileStorage.history: the extension's items, then time, user_name,
+    # description, tid and size of the revision itself.
+    srv = zeo(codec=codec)
+    db = srv.db()
+    tm, conn = opened(db)
+    with tm as t:
+        t.setExtendedInfo("tid", "ticket-42")
+        t.setExtendedInfo("size", "XL")
+        t.setExtendedInfo("description", "from the extension")
+        t.setExtendedInfo("kept", 1)
+        conn.root()["m"] = PersistentMapping()
+    oid = conn.root()["m"]._p_oid
+    tid = db.storage.lastTransaction()
+    (h,) = db.history(oid, size=1)  # DB.history decodes description and user_name
+    assert (h["tid"], h["description"], h["kept"]) == (tid, "", 1), h
+    assert isinstance(h["size"], int) and h["size"] > 0, h
+    db.close()
+
+
 def store_raw(storage, records, user=b"", description=b"", ext=None):
     """One storage-level transaction of (oid, serial, data); returns the tid."""
     t = TransactionMetaData(user, description, ext or {})

@@ -184,7 +184,8 @@ func (ss *session) closeIters() {
 
 // recordIternext(next) → (oid, tid, data, next_oid|None): the current
 // records in oid order (IStorageCurrentRecordIteration). Deleted objects
-// are skipped. Runs under pub.
+// are skipped, next_oid included: it is the next live object, None after
+// the last. Runs under pub.
 func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	a.count(0, 1)
 	var next zodb.Oid
@@ -208,19 +209,31 @@ func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error)
 	oids := ss.oids
 	i := sort.Search(len(oids), func(i int) bool { return oids[i] >= next })
 	limit := ss.srv.lastPublished() + 1
-	for ; i < len(oids); i++ {
-		data, serial, _, err := ss.srv.st.LoadBefore(ss.ctx, oids[i], limit)
-		if errors.Is(err, zodb.ErrNotFound) || errors.Is(err, zodb.ErrNoRevision) || (err == nil && data == nil) {
-			continue
+	// live returns the first live object from oids[i] on.
+	live := func(i int) (int, []byte, zodb.Tid, error) {
+		for ; i < len(oids); i++ {
+			data, serial, _, err := ss.srv.st.LoadBefore(ss.ctx, oids[i], limit)
+			if errors.Is(err, zodb.ErrNotFound) || errors.Is(err, zodb.ErrNoRevision) || (err == nil && data == nil) {
+				continue
+			}
+			return i, data, serial, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		nextOid := pyval.None()
-		if i+1 < len(oids) {
-			nextOid = oidValue(oids[i+1])
-		}
-		return pyval.Tuple(oidValue(oids[i]), tidValue(serial), pyval.Bytes(data), nextOid), nil
+		return i, nil, 0, nil
 	}
-	return nil, &zodb.NotFoundError{Oid: next}
+	i, data, serial, err := live(i)
+	if err != nil {
+		return nil, err
+	}
+	if i == len(oids) {
+		return nil, &zodb.NotFoundError{Oid: next}
+	}
+	j, _, _, err := live(i + 1)
+	if err != nil {
+		return nil, err
+	}
+	nextOid := pyval.None()
+	if j < len(oids) {
+		nextOid = oidValue(oids[j])
+	}
+	return pyval.Tuple(oidValue(oids[i]), tidValue(serial), pyval.Bytes(data), nextOid), nil
 }

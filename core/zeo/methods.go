@@ -260,16 +260,17 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		if len(out) == int(size) {
 			break
 		}
-		d := pyval.Dict(
-			pyval.Str("time"), pyval.Float(h.Time),
-			pyval.Str("tid"), tidValue(h.Tid),
-			pyval.Str("user_name"), pyval.Bytes(h.User),
-			pyval.Str("description"), pyval.Bytes(h.Description),
-			pyval.Str("size"), pyval.Int(int64(h.Size)),
-		)
+		// As FileStorage.history: the extension's items, then the
+		// revision's own, which win over extension keys of the same name.
+		d := pyval.Dict()
 		if err := mergeExtension(d, h.Extension); err != nil {
 			return nil, fmt.Errorf("history of %s, transaction %s: %w", oid, h.Tid, err)
 		}
+		d.SetItem(pyval.Str("time"), pyval.Float(h.Time))
+		d.SetItem(pyval.Str("user_name"), pyval.Bytes(h.User))
+		d.SetItem(pyval.Str("description"), pyval.Bytes(h.Description))
+		d.SetItem(pyval.Str("tid"), tidValue(h.Tid))
+		d.SetItem(pyval.Str("size"), pyval.Int(int64(h.Size)))
 		out = append(out, d)
 	}
 	return pyval.List(out...), nil

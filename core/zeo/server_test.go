@@ -743,3 +743,48 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("the commit finished during the shutdown: %q %s %v; want it at %s", data, serial, err, tid)
 	}
 }
+
+// record_iternext skips deleted objects, next_oid included: when the
+// object with the highest oid is gone, the record before it ends the
+// iteration (next_oid None) rather than pointing at it.
+func TestRecordIternextSkipsATrailingDeletion(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialRegistered(t, addr)
+	a, b := c.newOid(), c.newOid()
+	tid := c.commit(1, store{a, 0, []byte("a")}, store{b, 0, []byte("b")})
+	c.begin(2)
+	c.oneWay("deleteObject", oidValue(b), tidValue(tid), pyval.Int(2))
+	if v := c.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	c.finish(2)
+	it := c.call("record_iternext", pyval.None()).Items()
+	if mustOid(t, it[0]) != a || !it[3].IsNone() {
+		t.Fatalf("record_iternext(None) = %s; want %s's record and no next oid", pyval.Tuple(it...), a)
+	}
+}
+
+// history: the revision's own keys win over extension keys of the same
+// name, as in FileStorage.history.
+func TestHistoryRevisionKeysWinOverTheExtension(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialRegistered(t, addr)
+	oid := c.newOid()
+	ext := pyval.Dict(pyval.Str("tid"), pyval.Str("ticket-42"), pyval.Str("size"), pyval.Str("XL"), pyval.Str("kept"), pyval.Int(1))
+	c.oneWay("tpc_begin", pyval.Int(1), pyval.Bytes([]byte("user")), pyval.Bytes([]byte("desc")), ext, pyval.None(), pyval.Str(" "))
+	c.oneWay("storea", oidValue(oid), pyval.None(), pyval.Bytes([]byte("data")), pyval.Int(1))
+	if v := c.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	tid := c.finish(1)
+	h := c.call("history", oidValue(oid), pyval.Int(1)).Items()[0]
+	got, _ := h.Lookup("tid")
+	size, _ := h.Lookup("size")
+	kept, _ := h.Lookup("kept")
+	if n, ok := size.AsInt(); !ok || n != 4 || mustTid(t, got) != tid {
+		t.Errorf("history tid %s size %s; want the revision's %s and 4", got, size, tid)
+	}
+	if n, ok := kept.AsInt(); !ok || n != 1 {
+		t.Errorf("history lost the extension's own key: %s", h)
+	}
+}
