@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,6 +219,14 @@ func TestClientOverUnixSocket(t *testing.T) {
 	}
 	pc := serve(pr.pn, pr.pm, "p.admin")
 	sc := serve(pr.sn, pr.sm, "s.admin")
+	// Operators in the daemon's group can connect, whatever the umask
+	// (a unit's 0027 would make it 0750); others cannot.
+	old := syscall.Umask(0o077)
+	serve(pr.pn, pr.pm, "umask.admin")
+	syscall.Umask(old)
+	if fi, err := os.Stat(filepath.Join(dir, "umask.admin")); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("admin socket mode %v (%v), want 0660", fi.Mode().Perm(), err)
+	}
 
 	st, raw, err := sc.Status(ctx)
 	if err != nil || st.Role != "secondary" || st.LastTid != last.Hex() || !json.Valid(raw) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -54,6 +56,15 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ua, ok := ln.Addr().(*net.UnixAddr); ok {
+		// Connecting takes write permission on the socket: the daemon's
+		// group (the operators) may, others may not, whatever the umask
+		// (the unit's 0027 would leave the group out).
+		if err := os.Chmod(ua.Name, adminSocketMode); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin socket %s: %w", ua.Name, err)
+		}
+	}
 	s.log.Info("admin endpoint listening", "addr", ln.Addr().String())
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -62,6 +73,9 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 	}()
 	return ln.Addr(), nil
 }
+
+// adminSocketMode is the mode of a unix admin socket: owner and group.
+const adminSocketMode = 0o660
 
 // Shutdown stops serving, waiting for requests in progress until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
