@@ -317,8 +317,9 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *cat
 	if r, ok := it.(interface{ ReuseBuffers(bool) }); ok {
 		r.ReuseBuffers(true)
 	}
+	beats := s.beatWhileReading(sw)
 	for {
-		info, err := it.Next(ctx)
+		info, err := beats.next(ctx, it)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -334,6 +335,64 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *cat
 		s.lastSent = info.Tid
 		s.mu.Unlock()
 	}
+}
+
+// readBeats keeps a native secondary from taking the primary for dead
+// while one transaction takes long to read (a large one, a slow disk):
+// a heartbeat — allowed between transactions, and nothing of this one is
+// written before it is read whole — goes out every heartbeat interval
+// until the read returns. zrs2 streams have no heartbeats.
+type readBeats struct {
+	s     *stream
+	sw    sink
+	mu    sync.Mutex // the sink: the timer's heartbeats against the stream's writes
+	err   error      // a heartbeat's write error; guarded by mu
+	iv    time.Duration
+	timer *time.Timer
+}
+
+func (s *stream) beatWhileReading(sw sink) *readBeats {
+	if !s.isNative() {
+		return nil
+	}
+	return &readBeats{s: s, sw: sw, iv: s.p.opts.HeartbeatInterval}
+}
+
+// next is it.Next with heartbeats while it runs.
+func (b *readBeats) next(ctx context.Context, it zodb.TxnIterator) (*zodb.TxnInfo, error) {
+	if b == nil {
+		return it.Next(ctx)
+	}
+	reading := true
+	beat := func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !reading || b.err != nil {
+			return
+		}
+		if err := b.sw.Heartbeat(b.s.p.heartbeat()); err != nil {
+			b.err = err
+			return
+		}
+		if err := b.sw.Flush(); err != nil {
+			b.err = err
+			return
+		}
+		b.timer.Reset(b.iv)
+	}
+	b.mu.Lock()
+	b.timer = time.AfterFunc(b.iv, beat)
+	b.mu.Unlock()
+	info, err := it.Next(ctx)
+	b.mu.Lock()
+	reading = false
+	b.timer.Stop()
+	berr := b.err
+	b.mu.Unlock()
+	if err == nil && berr != nil {
+		return nil, fmt.Errorf("writing a heartbeat to the secondary: %w", berr)
+	}
+	return info, err
 }
 
 // closed reports whether ch is closed.

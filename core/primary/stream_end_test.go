@@ -214,3 +214,61 @@ func TestShutdownDoesNotWaitForSilentHandshake(t *testing.T) {
 		t.Fatalf("Shutdown took %v waiting for a connection that never sent a handshake", took.Round(time.Millisecond))
 	}
 }
+
+// slowIterStorage's iterators take delay over every transaction, as a
+// large transaction on a slow disk does.
+type slowIterStorage struct {
+	Storage
+	delay time.Duration
+}
+
+func (s *slowIterStorage) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.TxnIterator, error) {
+	it, err := s.Storage.Iterate(ctx, start, stop)
+	if err != nil {
+		return nil, err
+	}
+	return slowIter{it, s.delay}, nil
+}
+
+type slowIter struct {
+	zodb.TxnIterator
+	delay time.Duration
+}
+
+func (it slowIter) Next(ctx context.Context) (*zodb.TxnInfo, error) {
+	time.Sleep(it.delay)
+	return it.TxnIterator.Next(ctx)
+}
+
+// While one transaction takes long to read, a zrs3 secondary still gets a
+// heartbeat every interval (between transactions), so that it does not
+// take the primary for dead and reconnect, to have the same transaction
+// read again, forever.
+func TestHeartbeatsWhileATransactionIsRead(t *testing.T) {
+	st := &slowIterStorage{Storage: openTestFS(t), delay: 600 * time.Millisecond}
+	first := commit(t, st, 10)
+	s := serveStorage(t, st, Options{HeartbeatInterval: 50 * time.Millisecond})
+	db, err := s.identity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nr := nativeDial(t, s.Primary, s.addr, 0, db)
+	beats := 0
+	for {
+		info, hb, err := nr.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hb != nil {
+			beats++
+			continue
+		}
+		if info.Tid != first {
+			t.Fatalf("got %s, want %s", info.Tid, first)
+		}
+		break
+	}
+	if beats < 3 {
+		t.Fatalf("%d heartbeats while the first transaction took 600 ms to read at 50 ms intervals", beats)
+	}
+}
