@@ -97,3 +97,15 @@ func TestOtherUserUnderDefaultDataDirIsNoted(t *testing.T) {
 		t.Fatalf("no note that zodb cannot enter /var/lib/zrs:\n%s", out)
 	}
 }
+
+// A unix socket path longer than Linux binds is refused when the site is
+// read, not when systemd fails to bind it.
+func TestLongSocketPathsAreRefused(t *testing.T) {
+	long := "/run/zrs/" + strings.Repeat("s", 100) + ".sock"
+	_, err := ParseSite("site.yaml", []byte("parts:\n  main:\n    role: primary\n    admin: "+long+"\n    zeo: {address: "+long+"}\n"))
+	for _, want := range []string{"parts.main.admin:", "parts.main.zeo.address:"} {
+		if err == nil || !strings.Contains(err.Error(), want+` "`+long+`": a unix socket path may be at most 107 bytes`) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

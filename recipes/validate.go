@@ -73,6 +73,9 @@ func (v *siteValidator) part(p *Part) {
 	v.unitPath(p, "path", p.Path)
 	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix {
 		v.unitPath(p, "admin", a.Host)
+		if len(a.Host) > maxSocketPath {
+			v.add(p.Line("admin"), prefix+"admin", "%q: a unix socket path may be at most %d bytes long", p.Admin, maxSocketPath)
+		}
 	}
 	if p.Replication != nil && p.Replication.From != "" {
 		if a, err := netaddr.Parse(p.Replication.From); err == nil && a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
@@ -126,6 +129,10 @@ func (v *siteValidator) unitPath(p *Part, key, value string) {
 // unitUnsafe are the characters unitPath refuses.
 const unitUnsafe = " \t\n\"'\\%"
 
+// maxSocketPath is the longest unix socket path Linux binds (sun_path
+// holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
 // reservedName is the part name whose config would be the site file.
 const reservedName = "site"
 
@@ -152,6 +159,9 @@ func ListenStream(addr string) (string, error) {
 		}
 		if strings.ContainsAny(a.Host, " \t\n\\%") {
 			return "", fmt.Errorf("%q: a socket path for systemd may not contain spaces, '\\' or '%%'", addr)
+		}
+		if len(a.Host) > maxSocketPath {
+			return "", fmt.Errorf("%q: a unix socket path may be at most %d bytes long", addr, maxSocketPath)
 		}
 		return path.Clean(a.Host), nil
 	}
