@@ -2,17 +2,19 @@ package primary_test
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/admin"
 )
 
 // A zrs secondary catching up when the primary is stopped (SIGTERM: "the
 // primary's connected secondaries receive what was committed") ends with
-// the primary's last transaction.
+// the primary's last transaction, through the daemon's counted listener.
 func TestShutdownRealSecondaryGetsEverything(t *testing.T) {
 	dir := t.TempDir()
 	pst := openFS(t, filepath.Join(dir, "p.fs"))
@@ -35,12 +37,17 @@ func TestShutdownRealSecondaryGetsEverything(t *testing.T) {
 		}
 	}
 	p := primary.New(pst, primary.Options{})
-	a, err := p.Listen(ctx, "127.0.0.1:0")
+	// Listening as the daemon does: its connections counted for the
+	// metrics (which must not hide the half-close).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := p.AddListener(admin.NewMetrics().CountListener(ln)); err != nil {
+		t.Fatal(err)
+	}
 	go p.Serve(ctx)
-	s := startSecondary(t, filepath.Join(dir, "s.fs"), a.String())
+	s := startSecondary(t, filepath.Join(dir, "s.fs"), ln.Addr().String())
 	waitFor(t, "the secondary's first transaction", func() bool { return s.LastTransaction() != 0 })
 	sctx, cancel := context.WithTimeout(ctx, converge)
 	defer cancel()

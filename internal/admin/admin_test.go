@@ -253,3 +253,47 @@ func TestClientOverUnixSocket(t *testing.T) {
 		t.Fatalf("status after a commit on the promoted node: %+v %v", st, err)
 	}
 }
+
+// A counted connection half-closes like the one it wraps: a primary ends
+// a stream with CloseWrite so that the secondary reads everything, then
+// waits for the secondary to close.
+func TestCountedConnHalfCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := admin.NewMetrics().CountListener(ln)
+	defer cl.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := cl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("a counted connection has no CloseWrite")
+	}
+	if _, err := c.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(peer); err != nil || string(got) != "tail" {
+		t.Fatalf("the peer read %q, %v; want the tail, then EOF", got, err)
+	}
+	if _, err := peer.Write([]byte("ack")); err != nil { // the other way still open
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ack" {
+		t.Fatalf("read after the half-close: %q, %v", buf, err)
+	}
+}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync/atomic"
 
@@ -12,6 +13,16 @@ import (
 type countingConn struct {
 	net.Conn
 	read, written *atomic.Int64
+}
+
+// CloseWrite half-closes the connection when the wrapped one can: a
+// primary ends a stream that way, so that the secondary reads everything
+// before the connection goes (core/primary).
+func (c *countingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *countingConn) Read(b []byte) (int, error) {
