@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -70,8 +71,17 @@ func checkAddr(cmd, flagName, v string) error {
 // hangupStops returns ctx ended also by SIGHUP: a foreground daemon whose
 // terminal goes away stops cleanly, as on SIGTERM, instead of being
 // killed before its index is saved. (zrs run reloads on SIGHUP instead.)
+//
+// Once the stop has begun, by any of the signals, the next one takes its
+// default action again and ends the process at once (as main arranges
+// for SIGINT and SIGTERM).
 func hangupStops(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, syscall.SIGHUP)
+	hctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	go func() {
+		<-hctx.Done()
+		signal.Reset(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	}()
+	return hctx, stop
 }
 
 // stopContext is the context a daemon shuts down under once ctx (the

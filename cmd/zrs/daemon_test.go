@@ -15,6 +15,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
 	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
@@ -203,6 +204,62 @@ func TestStartErrorNamesTheAddress(t *testing.T) {
 		code, _, errs := zrs(t, append([]string{"primary", path}, tc.args...)...)
 		if code != 1 || !strings.Contains(errs, tc.want) || !strings.Contains(errs, addr) {
 			t.Errorf("%q: exit %d, %q; want 1 and a message naming %q and %s", tc.args, code, errs, tc.want, addr)
+		}
+	}
+}
+
+// A second signal during a graceful stop ends the process at once,
+// whether the stop began with SIGTERM or with SIGHUP (a closed terminal).
+// The stop is held by a zrs2 "secondary" that never closes its end (the
+// primary waits for it, up to the stop deadline).
+func TestSecondSignalForcesTheStop(t *testing.T) {
+	bin := buildZRS(t)
+	for _, first := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		dir := t.TempDir()
+		sock := filepath.Join(dir, "p.sock")
+		p := startDaemon(t, bin, "primary", filepath.Join(dir, "Data.fs"), "--replicate-to", sock)
+		var conn net.Conn
+		deadline := time.Now().Add(30 * time.Second)
+		for conn == nil {
+			c, err := net.Dial("unix", sock)
+			if err == nil {
+				conn = c
+			} else if time.Now().After(deadline) {
+				t.Fatal(err)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		defer conn.Close()
+		if err := zrsproto.WriteHandshake(conn, zrsproto.Proto20, 0); err != nil {
+			t.Fatal(err)
+		}
+		for !strings.Contains(p.stderr.String(), "secondary connected") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no secondary connected:\n%s", p.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.cmd.Process.Signal(first)
+		for !strings.Contains(p.stderr.String(), "stopping primary") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v did not start the stop:\n%s", first, p.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("after %v: exited (%v) although the stop was held", first, err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			if err == nil {
+				t.Errorf("after %v then SIGTERM: a clean exit; want the process ended by the signal", first)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after %v, a SIGTERM during the stop did not end the process\n%s", first, p.stderr)
 		}
 	}
 }
