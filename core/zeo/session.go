@@ -109,6 +109,11 @@ func (ss *session) run() {
 	if !ok {
 		return // a ruok probe, answered
 	}
+	if ss.stopped.Load() != nil {
+		// stopReading came during the handshake, whose end cleared
+		// the deadline: set it again.
+		ss.conn.SetReadDeadline(time.Now())
+	}
 	log.Debug("zeo: client connected", "codec", ss.codec.Name())
 	go func() {
 		defer ss.contain("writing to the client", nil)
