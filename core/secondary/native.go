@@ -237,7 +237,7 @@ func (s *Secondary) readError(ctx context.Context, err error, ir *idleReader, si
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if ir.stalled {
 			return fmt.Errorf("a message from the primary stopped making progress: %d bytes of it in %v, "+
-				"less than %d in the last %v; reconnecting", ir.since, time.Since(ir.first).Round(time.Millisecond), minBytesPerIdle, ir.idle)
+				"less than %d in the last %v; reconnecting", ir.since, time.Since(ir.first).Round(time.Millisecond), ir.minWindow, ir.idle)
 		}
 		return fmt.Errorf("the primary sent %s for %v; reconnecting", silence, ir.idle)
 	}
@@ -413,29 +413,35 @@ type idleReader struct {
 	winBytes int64
 	// stalled says the last read failed because a message in progress
 	// brought too little in a window, not because nothing came.
-	stalled bool
+	stalled   bool
+	minWindow int64 // bytes a window must bring (see minBytesPerIdle)
 }
 
 // newIdleReader returns an idleReader on conn.
 func newIdleReader(conn net.Conn, idle time.Duration) *idleReader {
-	return &idleReader{conn: conn, idle: idle}
+	return &idleReader{conn: conn, idle: idle, minWindow: max(minBytesPerIdle, int64(idle.Seconds()*minBytesPerSecond))}
 }
 
-// minBytesPerIdle is how much of a message in progress must arrive in
-// every idle period before the connection counts as stuck. Bytes alone
-// are not liveness: a corrupted length prefix (uncompressed streams) makes
-// the reader wait for a frame that never ends while heartbeats trickle in
-// (17 bytes each, three per idle period). 1 KiB per idle period is 170
-// bytes/s with the default 6 s: far below any working link, so a slow
+// A message in progress must bring minWindow bytes in every idle period,
+// the larger of minBytesPerIdle and minBytesPerSecond over the period,
+// before the connection counts as stuck. Bytes alone are not liveness: a
+// corrupted length prefix (uncompressed streams) makes the reader wait for
+// a frame that never ends while heartbeats trickle in (17 bytes each,
+// three per idle period: 8.5 bytes/s at the default 2 s interval). 1 KiB
+// per idle period is 170 bytes/s with the default 6 s, and a long idle
+// time still asks for 200 bytes/s: far below any working link, so a slow
 // link that keeps sending is never cut, however long its messages.
-const minBytesPerIdle = 1 << 10
+const (
+	minBytesPerIdle   = 1 << 10
+	minBytesPerSecond = 200
+)
 
 // progressed records that a whole message was received (or applied).
 func (r *idleReader) progressed() { r.since = 0 }
 
 // Read reads with a deadline: idle without any byte and, while a message
 // is in progress, the end of each window of idle that brought less than
-// minBytesPerIdle of it.
+// minWindow of it.
 func (r *idleReader) Read(p []byte) (int, error) {
 	if r.idle <= 0 {
 		n, err := r.conn.Read(p)
@@ -449,7 +455,7 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		if r.since > 0 {
 			end := r.win.Add(r.idle)
 			if !now.Before(end) {
-				if r.winBytes < minBytesPerIdle {
+				if r.winBytes < r.minWindow {
 					r.stalled = r.winBytes > 0
 					return 0, os.ErrDeadlineExceeded
 				}
