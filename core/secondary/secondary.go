@@ -96,7 +96,7 @@ type Options struct {
 	Protocol Protocol
 	// IdleTimeout (zrs3): reconnect when the primary sends nothing, not
 	// even a heartbeat, for this long, or when a transaction in progress
-	// brings less than 1 KiB in such a period (a damaged length would
+	// brings less than 1 KiB (200 bytes/s if more) in such a period (a damaged length would
 	// otherwise keep the secondary waiting while heartbeats trickle in); a
 	// slow link that keeps sending is not cut. Zero means IdleHeartbeats
 	// times the heartbeat interval the primary announces.
