@@ -163,6 +163,8 @@ func (t *txn) current(oid zodb.Oid) (int64, zodb.Tid, error) {
 
 // Store adds a revision of oid based on oldSerial (0 for a new object).
 // Errors: *zodb.ConflictError when oldSerial is not oid's current serial.
+// As in Python's FileStorage, an oid the file does not hold is stored
+// whatever oldSerial says (there is nothing to conflict with).
 func (t *txn) Store(oid zodb.Oid, oldSerial zodb.Tid, data []byte) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%w: empty data for object %s", zodb.ErrTransaction, oid)
@@ -175,7 +177,7 @@ func (t *txn) Store(oid zodb.Oid, oldSerial zodb.Tid, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if serial != oldSerial {
+	if prev != 0 && serial != oldSerial {
 		return &zodb.ConflictError{Oid: oid, Committed: serial, Old: oldSerial}
 	}
 	t.s.noteOid(oid)

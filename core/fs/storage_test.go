@@ -140,7 +140,9 @@ func TestConflictAndDelete(t *testing.T) {
 	if err := tx.Store(0, t1, []byte("x")); !errors.As(err, &ce) || ce.Committed != t2 || ce.Old != t1 || ce.Oid != 0 {
 		t.Errorf("stale store: %v", err)
 	}
-	if err := tx.Store(9, t1, []byte("x")); !errors.As(err, &ce) || ce.Committed != 0 {
+	// Python's FileStorage stores an oid it does not hold whatever the
+	// serial: there is nothing to conflict with (checked with ZODB 6.4).
+	if err := tx.Store(9, t1, []byte("x")); err != nil {
 		t.Errorf("new oid with a serial: %v", err)
 	}
 	if err := tx.Delete(8, 0); !errors.Is(err, zodb.ErrNotFound) {
