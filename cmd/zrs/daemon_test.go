@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/pyval"
+	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
 	"github.com/zrs-replication/zrs/internal/testutil"
@@ -261,5 +265,85 @@ func TestSecondSignalForcesTheStop(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("after %v, a SIGTERM during the stop did not end the process\n%s", first, p.stderr)
 		}
+	}
+}
+
+// While a stopping primary lets a ZEO transaction in flight finish, a
+// secondary can still connect (with sync durability that commit waits
+// for one) and gets what was committed.
+func TestSecondaryConnectsDuringTheZEODrain(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "p.sock")
+	commitSome(t, filepath.Join(dir, "Data.fs"), 5)
+	p := startDaemon(t, bin, "primary", filepath.Join(dir, "Data.fs"), "--replicate-to", sock, "--zeo", "127.0.0.1:0")
+	deadline := time.Now().Add(30 * time.Second)
+	var zaddr string
+	for zaddr == "" {
+		if m := regexp.MustCompile(`msg="serving ZEO" addr=(\S+)`).FindStringSubmatch(p.stderr.String()); m != nil {
+			zaddr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no ZEO address:\n%s", p.stderr)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// A ZEO client with a transaction in progress (begun, not voted).
+	zc, err := net.Dial("tcp", zaddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Close()
+	zc.SetDeadline(time.Now().Add(30 * time.Second))
+	if hello, err := zeo.ReadFrame(zc, 64); err != nil || string(hello) != "Z5" {
+		t.Fatalf("ZEO hello %q %v", hello, err)
+	}
+	send := func(m *zeo.Message) {
+		p, err := zeo.PickleCodec.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zc.Write(zeo.AppendFrame(nil, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zc.Write(zeo.AppendFrame(nil, []byte("Z5")))
+	send(&zeo.Message{ID: pyval.Int(1), Flags: zeo.FlagReply, Name: "register", Args: pyval.Tuple(pyval.Str("1"), pyval.Bool(false))})
+	if _, err := zeo.ReadFrame(zc, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	send(&zeo.Message{ID: pyval.Int(0), Flags: zeo.FlagOneWay, Name: "tpc_begin", Args: pyval.Tuple(pyval.Int(1),
+		pyval.Bytes(nil), pyval.Bytes(nil), pyval.Dict(), pyval.None(), pyval.Str(" "))})
+	time.Sleep(200 * time.Millisecond) // the server has the tpc_begin
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for !strings.Contains(p.stderr.String(), "stopping primary") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stop:\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The drain waits for the transaction; a secondary connects meanwhile.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("the replication socket is closed while the ZEO drain runs: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := zrsproto.WriteHandshake(c, zrsproto.Proto20, 0); err != nil {
+		t.Fatal(err)
+	}
+	sr := zrsproto.NewStreamReader(c, 0)
+	if _, err := sr.ReadTxn(); err != nil {
+		t.Fatalf("the secondary that connected during the drain got nothing: %v\n%s", err, p.stderr)
+	}
+	zc.Close()                                        // the transaction is aborted; the stop goes on
+	go func() { io.Copy(io.Discard, c); c.Close() }() // a secondary closes at the end of the stream
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("did not stop:\n%s", p.stderr)
 	}
 }

@@ -212,17 +212,29 @@ var errStorageFailed = errors.New("the storage closed after a failed write or fs
 // or are aborted), lets connected secondaries receive what was
 // committed, and closes the storage, saving its index.
 func (n *node) runPrimary(ctx context.Context) error {
-	var serr error
+	// Secondaries may still connect while the ZEO transactions in flight
+	// finish: with sync durability those commits wait for them.
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	var served chan error // nil without replication: never ready
 	if n.o.replicateTo != "" {
-		serr = n.prim.Serve(ctx)
-	} else {
-		<-ctx.Done()
-		serr = ctx.Err()
+		served = make(chan error, 1)
+		go func() { served <- n.prim.Serve(serveCtx) }()
+	}
+	var serr error
+	select {
+	case <-ctx.Done():
+	case serr = <-served: // serving failed
+		served = nil
 	}
 	n.o.log.Info("stopping primary")
 	sctx, cancel := stopContext(ctx)
 	defer cancel()
 	n.stopZEO(sctx)
+	stopServing()
+	if served != nil {
+		serr = <-served
+	}
 	n.stopAdmin(sctx)
 	if err := n.prim.Shutdown(sctx); err != nil {
 		return err
