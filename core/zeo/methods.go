@@ -359,41 +359,25 @@ func (ss *session) undoEntries(first, last int64, spec *pyval.Value) (*pyval.Val
 	}
 	first = max(first, 0)
 	last = min(max(last, first), first+1<<20)
-	var buildErr error
 	limit := ss.srv.publishedTid() // transactions not yet published are left out
 	filter := func(u *zodb.UndoInfo) bool {
 		if u.Tid > limit {
 			return false
 		}
-		if spec == nil {
-			return true
-		}
-		d, err := undoEntry(u)
-		if err != nil {
-			buildErr = err
-			return false
-		}
-		return matchSpec(d, spec)
+		return spec == nil || matchSpec(undoEntry(u), spec)
 	}
 	infos, err := ss.srv.st.UndoLog(ss.ctx, int(first), int(last), filter)
 	if err != nil {
 		return nil, err
 	}
-	if buildErr != nil {
-		return nil, buildErr
-	}
 	entries := make([]*pyval.Value, 0, len(infos))
 	for i := range infos {
-		d, err := undoEntry(&infos[i])
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, d)
+		entries = append(entries, undoEntry(&infos[i]))
 	}
 	return pyval.List(entries...), nil
 }
 
-func undoEntry(u *zodb.UndoInfo) (*pyval.Value, error) {
+func undoEntry(u *zodb.UndoInfo) *pyval.Value {
 	tb := u.Tid.Bytes()
 	d := pyval.Dict(
 		pyval.Str("id"), pyval.Bytes([]byte(base64.StdEncoding.EncodeToString(tb[:]))),
@@ -402,10 +386,11 @@ func undoEntry(u *zodb.UndoInfo) (*pyval.Value, error) {
 		pyval.Str("description"), pyval.Bytes(u.Description),
 		pyval.Str("size"), pyval.Int(u.Size),
 	)
-	if err := mergeExtension(d, u.Extension); err != nil {
-		return nil, fmt.Errorf("undo log, transaction %s: %w", u.Tid, err)
-	}
-	return d, nil
+	// As FileStorage's undo log: an extension that cannot be read (here:
+	// one holding more than plain values) leaves its items out rather
+	// than the transaction, or the whole log, out.
+	_ = mergeExtension(d, u.Extension)
+	return d
 }
 
 // matchSpec reports whether every item of spec matches d's.

@@ -788,3 +788,41 @@ func TestHistoryRevisionKeysWinOverTheExtension(t *testing.T) {
 		t.Errorf("history lost the extension's own key: %s", h)
 	}
 }
+
+// A transaction whose extension holds more than plain values (here a
+// datetime, as an application may set with setExtendedInfo in Python)
+// stays in the undo log, without its extension items, as FileStorage's
+// undo log treats an extension it cannot load; the log is not refused.
+func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
+	srv, addr, st := newTestServer(t, Options{})
+	ctx := context.Background()
+	// pickle.dumps({'t': datetime.datetime(2020, 1, 1)}, 3)
+	ext, _ := hex.DecodeString("80037d71005801000000747101636461746574696d650a6461746574696d650a7102430a07e401010000000000007103857104527105732e")
+	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("opaque"), Extension: ext}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, _ := st.NewOid(ctx)
+	if err := txn.Store(oid, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tid, err := txn.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Invalidate(tid, []zodb.Oid{oid})
+	c := dialRegistered(t, addr)
+	log := c.call("undoLog", pyval.Int(0), pyval.Int(10)).Items()
+	if len(log) != 1 {
+		t.Fatalf("undo log %s; want the transaction", pyval.List(log...))
+	}
+	if d, _ := log[0].Lookup("description"); !bytes.Equal(mustBytes(t, d), []byte("opaque")) {
+		t.Errorf("undo log entry %s", log[0])
+	}
+	if _, ok := log[0].Lookup("t"); ok {
+		t.Errorf("undo log entry %s carries the extension it cannot represent", log[0])
+	}
+}
