@@ -262,10 +262,11 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		}
 		// As FileStorage.history: the extension's items, then the
 		// revision's own, which win over extension keys of the same name.
+		// An extension holding more than plain values (which Python would
+		// load) leaves its items out, as the undo log does, rather than
+		// failing the whole history.
 		d := pyval.Dict()
-		if err := mergeExtension(d, h.Extension); err != nil {
-			return nil, fmt.Errorf("history of %s, transaction %s: %w", oid, h.Tid, err)
-		}
+		mergeExtension(d, h.Extension)
 		d.SetItem(pyval.Str("time"), pyval.Float(h.Time))
 		d.SetItem(pyval.Str("user_name"), pyval.Bytes(h.User))
 		d.SetItem(pyval.Str("description"), pyval.Bytes(h.Description))
@@ -277,20 +278,20 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 }
 
 // mergeExtension adds a transaction's extension items to d, as Python
-// storages do for history and undoLog entries.
-func mergeExtension(d *pyval.Value, ext []byte) error {
+// storages do for history and undoLog entries. An extension it cannot
+// read adds nothing (see the callers).
+func mergeExtension(d *pyval.Value, ext []byte) {
 	if len(ext) == 0 {
-		return nil
+		return
 	}
 	e, err := pyval.ExtensionDict(ext)
 	if err != nil {
-		return err
+		return
 	}
 	kv := e.DictItems()
 	for i := 0; i+1 < len(kv); i += 2 {
 		d.SetItem(kv[i], kv[i+1])
 	}
-	return nil
 }
 
 // newOids(n=100) → up to 100 fresh oids.
@@ -389,7 +390,7 @@ func undoEntry(u *zodb.UndoInfo) *pyval.Value {
 	// As FileStorage's undo log: an extension that cannot be read (here:
 	// one holding more than plain values) leaves its items out rather
 	// than the transaction, or the whole log, out.
-	_ = mergeExtension(d, u.Extension)
+	mergeExtension(d, u.Extension)
 	return d
 }
 

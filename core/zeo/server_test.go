@@ -791,8 +791,9 @@ func TestHistoryRevisionKeysWinOverTheExtension(t *testing.T) {
 
 // A transaction whose extension holds more than plain values (here a
 // datetime, as an application may set with setExtendedInfo in Python)
-// stays in the undo log, without its extension items, as FileStorage's
-// undo log treats an extension it cannot load; the log is not refused.
+// stays in the undo log and in history, without its extension items, as
+// FileStorage's undo log treats an extension it cannot load; neither call
+// is refused.
 func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 	srv, addr, st := newTestServer(t, Options{})
 	ctx := context.Background()
@@ -824,5 +825,13 @@ func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 	}
 	if _, ok := log[0].Lookup("t"); ok {
 		t.Errorf("undo log entry %s carries the extension it cannot represent", log[0])
+	}
+	// history too keeps the revision.
+	h := c.call("history", oidValue(oid), pyval.Int(5)).Items()
+	if len(h) != 1 {
+		t.Fatalf("history %s; want the revision", pyval.List(h...))
+	}
+	if got, _ := h[0].Lookup("tid"); mustTid(t, got) != tid {
+		t.Errorf("history entry %s", h[0])
 	}
 }
