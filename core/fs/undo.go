@@ -391,49 +391,34 @@ func (t *txn) currentDataPtr(oid zodb.Oid, ipos, tpos int64) (int64, error) {
 // errNoData says a backpointer chain ends in a deletion.
 var errNoData = errors.New("backpointer chain ends in a deletion")
 
-// dataAt returns oid's pickle that the record at pos holds or leads to
-// through backpointers (errNoData for a deletion).
+// dataAt follows backpointers from the record of oid at pos to the record
+// that holds its pickle and returns the pickle (errNoData for a deletion).
+// Each record on the way is checked as a load checks it, so damage is a
+// *RecordError at the damaged record.
 func (s *FileStorage) dataAt(oid zodb.Oid, pos int64) ([]byte, error) {
-	p, err := s.dataPos(oid, pos)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	end := s.wend
-	s.mu.RUnlock()
-	d, err := s.readRecord(p, end, oid)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, d.PLen)
-	if _, err := s.rd.ReadAt(buf, p+DataHeaderSize); err != nil {
-		return nil, &RecordError{Path: s.path, Record: "data record", Pos: p, Err: err}
-	}
-	return buf, nil
-}
-
-// dataPos follows backpointers from the record at pos to the record that
-// holds oid's pickle and returns its position.
-func (s *FileStorage) dataPos(oid zodb.Oid, pos int64) (int64, error) {
 	s.mu.RLock()
 	end := s.wend
 	s.mu.RUnlock()
 	for hop := 0; hop < maxBackpointerHops; hop++ {
 		if pos == 0 {
-			return 0, errNoData
+			return nil, errNoData
 		}
 		d, err := s.readRecord(pos, end, oid)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if d.PLen > 0 {
-			return pos, nil
+			data := make([]byte, d.PLen)
+			if _, err := s.rd.ReadAt(data, pos+DataHeaderSize); err != nil {
+				return nil, &RecordError{Path: s.path, Record: "data record", Pos: pos, Err: err}
+			}
+			return data, nil
 		}
 		back, err := ReadBackpointer(s.rd, s.path, &d)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		end, pos = pos, back
 	}
-	return 0, &RecordError{Path: s.path, Record: "backpointer", Pos: pos, Err: corrupt("chain too long")}
+	return nil, &RecordError{Path: s.path, Record: "backpointer", Pos: pos, Err: corrupt("chain too long")}
 }
