@@ -341,21 +341,41 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *cat
 // while one transaction takes long to read (a large one, a slow disk):
 // a heartbeat — allowed between transactions, and nothing of this one is
 // written before it is read whole — goes out every heartbeat interval
-// until the read returns. zrs2 streams have no heartbeats.
+// until the read returns. zrs2 streams have no heartbeats. One timer
+// serves a whole catch-up, re-armed for each read.
 type readBeats struct {
-	s     *stream
-	sw    sink
-	mu    sync.Mutex // the sink: the timer's heartbeats against the stream's writes
-	err   error      // a heartbeat's write error; guarded by mu
-	iv    time.Duration
-	timer *time.Timer
+	s       *stream
+	sw      sink
+	iv      time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex // the sink: the timer's heartbeats against the stream's writes
+	reading bool       // guarded by mu
+	err     error      // a heartbeat's write error; guarded by mu
 }
 
 func (s *stream) beatWhileReading(sw sink) *readBeats {
 	if !s.isNative() {
 		return nil
 	}
-	return &readBeats{s: s, sw: sw, iv: s.p.opts.HeartbeatInterval}
+	b := &readBeats{s: s, sw: sw, iv: s.p.opts.HeartbeatInterval}
+	b.timer = time.AfterFunc(b.iv, b.beat)
+	b.timer.Stop()
+	return b
+}
+
+// beat sends a heartbeat if a read is still going on, and re-arms.
+func (b *readBeats) beat() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.reading || b.err != nil {
+		return
+	}
+	if b.err = b.sw.Heartbeat(b.s.p.heartbeat()); b.err == nil {
+		b.err = b.sw.Flush()
+	}
+	if b.err == nil {
+		b.timer.Reset(b.iv)
+	}
 }
 
 // next is it.Next with heartbeats while it runs.
@@ -363,29 +383,13 @@ func (b *readBeats) next(ctx context.Context, it zodb.TxnIterator) (*zodb.TxnInf
 	if b == nil {
 		return it.Next(ctx)
 	}
-	reading := true
-	beat := func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if !reading || b.err != nil {
-			return
-		}
-		if err := b.sw.Heartbeat(b.s.p.heartbeat()); err != nil {
-			b.err = err
-			return
-		}
-		if err := b.sw.Flush(); err != nil {
-			b.err = err
-			return
-		}
-		b.timer.Reset(b.iv)
-	}
 	b.mu.Lock()
-	b.timer = time.AfterFunc(b.iv, beat)
+	b.reading = true
+	b.timer.Reset(b.iv)
 	b.mu.Unlock()
 	info, err := it.Next(ctx)
 	b.mu.Lock()
-	reading = false
+	b.reading = false
 	b.timer.Stop()
 	berr := b.err
 	b.mu.Unlock()
