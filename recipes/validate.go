@@ -72,10 +72,10 @@ func (v *siteValidator) part(p *Part) {
 	// ReadWritePaths=, which systemd splits at spaces and expands '%' in.
 	v.unitPath(p, "path", p.Path)
 	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix {
-		v.unitPath(p, "admin", a.Host)
-		if len(a.Host) > maxSocketPath {
-			v.add(p.Line("admin"), prefix+"admin", "%q: a unix socket path may be at most %d bytes long", p.Admin, maxSocketPath)
+		if err := socketPath(p.Admin, a.Host); err != nil {
+			v.add(p.Line("admin"), prefix+"admin", "%v", err)
 		}
+		v.unitPath(p, "admin", a.Host)
 	}
 	if p.Replication != nil && p.Replication.From != "" {
 		if a, err := netaddr.Parse(p.Replication.From); err == nil && a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
@@ -87,9 +87,6 @@ func (v *siteValidator) part(p *Part) {
 	}
 	if l := p.ReplicationListen(); l != "" {
 		v.listen(p, "replication.listen", l)
-	}
-	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
-		v.add(p.Line("admin"), prefix+"admin", "%q: a socket path must be absolute", p.Admin)
 	}
 	if p.ZEO != nil && p.ZEO.TLS != nil {
 		t := p.ZEO.TLS
@@ -133,6 +130,18 @@ const unitUnsafe = " \t\n\"'\\%"
 // holds 108 bytes with the terminating NUL).
 const maxSocketPath = 107
 
+// socketPath checks a unix socket path a part binds (addr as written):
+// absolute, since a service has no working directory, and short enough.
+func socketPath(addr, p string) error {
+	if !path.IsAbs(p) {
+		return fmt.Errorf("%q: a socket path must be absolute", addr)
+	}
+	if len(p) > maxSocketPath {
+		return fmt.Errorf("%q: a unix socket path may be at most %d bytes long", addr, maxSocketPath)
+	}
+	return nil
+}
+
 // reservedName is the part name whose config would be the site file.
 const reservedName = "site"
 
@@ -154,14 +163,11 @@ func ListenStream(addr string) (string, error) {
 		return "", err
 	}
 	if a.Network == netaddr.Unix {
-		if !path.IsAbs(a.Host) {
-			return "", fmt.Errorf("%q: a socket path must be absolute", addr)
+		if err := socketPath(addr, a.Host); err != nil {
+			return "", err
 		}
 		if strings.ContainsAny(a.Host, " \t\n\\%") {
 			return "", fmt.Errorf("%q: a socket path for systemd may not contain spaces, '\\' or '%%'", addr)
-		}
-		if len(a.Host) > maxSocketPath {
-			return "", fmt.Errorf("%q: a unix socket path may be at most %d bytes long", addr, maxSocketPath)
 		}
 		return path.Clean(a.Host), nil
 	}

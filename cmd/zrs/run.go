@@ -76,7 +76,8 @@ func runRun(ctx context.Context, args []string, e *env) error {
 	if o.zeoLns, o.replicationLns, err = inheritedListeners(cfg, log); err != nil {
 		return err
 	}
-	opened := extendStartWhileOpening(newNotifier(log), cfg.Name)
+	notify := newNotifier(log)
+	opened := extendStartWhileOpening(notify, cfg.Name)
 	n, err := startNode(ctx, o)
 	opened()
 	if err != nil {
@@ -84,7 +85,7 @@ func runRun(ctx context.Context, args []string, e *env) error {
 	}
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
-	sup := &supervisor{name: cfg.Name, node: n, notify: newNotifier(log), log: log}
+	sup := &supervisor{name: cfg.Name, node: n, notify: notify, log: log}
 	done := make(chan struct{})
 	defer close(done)
 	go sup.run(ctx, done, stopNode)

@@ -325,10 +325,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		ss.tmu.Unlock()
 	}
-	// Then every session ends by itself once its replies are out (a
-	// finished transaction's tid among them: closing before it is sent
-	// would leave the client not knowing whether it committed).
-	for (s.stats.active.Load() > 0 || s.Clients() > 0) && ctx.Err() == nil {
+	// Then every session ends by itself once its transaction is over and
+	// its replies are out (a finished transaction's tid among them:
+	// closing before it is sent would leave the client not knowing whether
+	// it committed). A session's transaction ends before the session does.
+	for s.Clients() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-time.After(10 * time.Millisecond):
