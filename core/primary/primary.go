@@ -12,6 +12,7 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
+	"github.com/zrs-replication/zrs/internal/netaddr"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -65,6 +66,12 @@ type Options struct {
 	// Durability says whether a commit waits for secondaries; the zero
 	// value is asynchronous replication, as zc.zrs.
 	Durability Durability
+	// SendTimeout drops a TCP secondary whose host leaves what the
+	// primary sent unacknowledged this long (netaddr.SetSendTimeout): a
+	// secondary host that vanished (power cut, partition) would otherwise
+	// hold its stream, shown as connected, for the kernel's ~15 minutes.
+	// 0 means netaddr.DefaultSendTimeout; negative keeps the kernel's.
+	SendTimeout time.Duration
 }
 
 // Primary wraps a storage, passes every storage call through, and streams
@@ -112,6 +119,9 @@ func New(st Storage, opts Options) *Primary {
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if opts.SendTimeout == 0 {
+		opts.SendTimeout = netaddr.DefaultSendTimeout
 	}
 	opts.Durability = opts.Durability.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -102,6 +102,9 @@ func (p *Primary) startStream(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	if err := netaddr.SetSendTimeout(conn, p.opts.SendTimeout); err != nil {
+		p.log.Warn(err.Error(), logKeyAddr, conn.RemoteAddr().String())
+	}
 	s := newStream(p, conn)
 	p.streams[s] = struct{}{}
 	p.group.Go(func() error {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
 	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // A zrs secondary catching up when the primary is stopped (SIGTERM: "the
@@ -66,5 +68,46 @@ func TestShutdownRealSecondaryGetsEverything(t *testing.T) {
 	}
 	if got := s.LastTransaction(); got != last {
 		t.Fatalf("after the primary's Shutdown the secondary stopped at %s; the primary's last is %s", got, last)
+	}
+}
+
+// Every TCP secondary's socket gets the send timeout that drops a
+// vanished host (netaddr.SetSendTimeout, whose test shows its effect),
+// through the daemon's counted listener; negative keeps the kernel's.
+func TestSecondaryConnectionsGetSendTimeout(t *testing.T) {
+	for _, c := range []struct {
+		opt  time.Duration
+		want int
+	}{{0, 60000}, {3 * time.Second, 3000}, {-1, 0}} {
+		pst := openFS(t, filepath.Join(t.TempDir(), "p.fs"))
+		p := primary.New(pst, primary.Options{SendTimeout: c.opt})
+		tcp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := &testutil.RecordingListener{Listener: tcp}
+		if err := p.AddListener(admin.NewMetrics().CountListener(ln)); err != nil {
+			t.Fatal(err)
+		}
+		go p.Serve(context.Background())
+		conn, err := net.Dial("tcp", tcp.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := zrsproto.WriteHandshake(conn, zrsproto.Proto21, 0); err != nil {
+			t.Fatal(err)
+		}
+		// The option is set before the stream starts, so once the
+		// secondary is listed it is there.
+		waitFor(t, "the secondary to be listed", func() bool { return len(p.Status().Secondaries) == 1 })
+		if got := testutil.UserTimeout(t, ln.Conns()[0]); got != c.want {
+			t.Errorf("SendTimeout %v: the secondary's socket has TCP_USER_TIMEOUT %d ms, want %d", c.opt, got, c.want)
+		}
+		conn.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), converge)
+		if err := p.Shutdown(sctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
 	}
 }

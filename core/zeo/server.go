@@ -93,6 +93,12 @@ type Options struct {
 	// does not read is disconnected past it (it reconnects and verifies
 	// its cache). 0 means DefaultMaxQueue.
 	MaxQueue int
+	// SendTimeout drops a TCP client whose host leaves what the server
+	// sent unacknowledged this long (netaddr.SetSendTimeout): a client
+	// host that vanished would otherwise keep its session — and, between
+	// vote and tpc_finish, the commit lock — for the kernel's ~15 minutes.
+	// 0 means netaddr.DefaultSendTimeout; negative keeps the kernel's.
+	SendTimeout time.Duration
 	// Fatal is called when the server cannot go on safely: an internal
 	// error (a panic) serving one client left state that every client
 	// shares unusable (see contain.go). The caller should log err
@@ -171,6 +177,9 @@ func NewServer(st Storage, opts Options) *Server {
 	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = DefaultMaxQueue
+	}
+	if opts.SendTimeout == 0 {
+		opts.SendTimeout = netaddr.DefaultSendTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -255,6 +264,9 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 0
+		if err := netaddr.SetSendTimeout(c, s.opts.SendTimeout); err != nil {
+			s.log.Warn("zeo: "+err.Error(), "addr", c.RemoteAddr().String())
+		}
 		ss := newSession(s, c)
 		s.mu.Lock()
 		if s.closed {

@@ -25,6 +25,10 @@ func (c *countingConn) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
+// NetConn returns the wrapped connection, for settings on the socket
+// itself (netaddr.SetSendTimeout).
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.read.Add(int64(n))

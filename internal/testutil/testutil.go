@@ -1,6 +1,7 @@
-// Package testutil holds what several packages' tests need to run zrs
-// processes: a log sink safe for a child's output goroutine and the test
-// at once. Only tests import it.
+// Package testutil holds what several packages' tests need: a log sink
+// safe for a child process's output goroutine and the test at once, and a
+// listener that records the connections it accepts with a reader of their
+// TCP socket options. Only tests import it.
 package testutil
 
 import (
