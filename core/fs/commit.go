@@ -269,9 +269,13 @@ func (t *txn) Vote(ctx context.Context) error {
 // checkSerials verifies CheckCurrentSerial requests. The caller holds t.mu.
 func (t *txn) checkSerials() error {
 	for oid, serial := range t.checks {
-		_, cur, err := t.current(oid)
+		pos, cur, err := t.current(oid)
 		if err != nil {
 			return err
+		}
+		if pos == 0 {
+			// As Python's FileStorage: POSKeyError, not a conflict.
+			return &zodb.NotFoundError{Oid: oid}
 		}
 		if cur != serial {
 			return &zodb.ConflictError{Oid: oid, Committed: cur, Old: serial, Reason: "read conflict"}

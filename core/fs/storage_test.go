@@ -171,6 +171,27 @@ func TestConflictAndDelete(t *testing.T) {
 	if s.Len() != 2 {
 		t.Errorf("deleted oid left the index: len %d", s.Len())
 	}
+	// checkCurrentSerial of an oid the file never held fails the vote
+	// with POSKeyError, as in Python's FileStorage (checked with ZODB
+	// 6.4), not a conflict; a deleted object is checked against its
+	// deletion.
+	for _, c := range []struct {
+		oid    zodb.Oid
+		serial zodb.Tid
+		want   error
+	}{{77, t1, zodb.ErrNotFound}, {5, t3, nil}, {5, t2, zodb.ErrConflict}} {
+		tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.CheckCurrentSerial(c.oid, c.serial); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Vote(bg); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("checkCurrentSerial(%s, %s): vote = %v, want %v", c.oid, c.serial, err, c.want)
+		}
+		tx.Abort()
+	}
 }
 
 func TestBeginOptions(t *testing.T) {

@@ -106,7 +106,8 @@ type Txn interface {
 	// object). Errors: *ConflictError if oldSerial is not the current serial.
 	Store(oid Oid, oldSerial Tid, data []byte) error
 	// CheckCurrentSerial fails the transaction at Vote with a
-	// *ConflictError unless serial is still oid's current serial.
+	// *ConflictError unless serial is still oid's current serial
+	// (ErrNotFound if oid has never existed).
 	CheckCurrentSerial(oid Oid, serial Tid) error
 	// Delete removes oid (a revision with no data). Errors: *ConflictError
 	// if oldSerial is not current, ErrNotFound if oid does not exist.
