@@ -137,6 +137,7 @@ type Server struct {
 	holder    atomic.Pointer[session] // the session holding the commit lock, nil when free
 	timerMu   sync.Mutex              // guards lockTimer: the holder's goroutines may touch it at once
 	lockTimer *time.Timer             // TransactionTimeout of the lock's holder; guarded by timerMu
+	lockGen   uint64                  // counts the holds that started a lockTimer; guarded by timerMu
 
 	stats stats
 
@@ -496,13 +497,27 @@ func (s *Server) acquireCommit(ctx context.Context, holder *session) error {
 	if d := s.opts.TransactionTimeout; d > 0 {
 		s.timerMu.Lock()
 		defer s.timerMu.Unlock()
-		s.lockTimer = time.AfterFunc(d, func() {
-			s.log.Error("zeo: a client held the commit lock too long; disconnecting it to abort its transaction",
-				"peer", holder.peer, "label", holder.labelString(), "timeout", d)
-			holder.close(nil)
-		})
+		s.lockGen++
+		gen := s.lockGen
+		s.lockTimer = time.AfterFunc(d, func() { s.lockExpired(gen, holder) })
 	}
 	return nil
+}
+
+// lockExpired runs when the TransactionTimeout timer of holder's hold
+// number gen fires: it disconnects holder, unless the lock was released
+// since. Timer.Stop in releaseCommit cannot stop a timer that has just
+// fired, so the check is here, under the same lock: a holder that
+// finished in time keeps its connection and gets its tpc_finish reply.
+func (s *Server) lockExpired(gen uint64, holder *session) {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	if s.lockTimer == nil || s.lockGen != gen {
+		return
+	}
+	s.log.Error("zeo: a client held the commit lock too long; disconnecting it to abort its transaction",
+		"peer", holder.peer, "label", holder.labelString(), "timeout", s.opts.TransactionTimeout)
+	holder.close(nil)
 }
 
 // pauseLockTimer stops the TransactionTimeout clock of the lock's holder

@@ -835,3 +835,41 @@ func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 		t.Errorf("history entry %s", h[0])
 	}
 }
+
+// A TransactionTimeout timer that fires just as its holder releases the
+// lock (too late for Stop to prevent its function) must not disconnect
+// the holder, whose tpc_finish reply would be lost; one that fires while
+// the lock is held does.
+func TestLateLockTimerSparesFinishedHolder(t *testing.T) {
+	srv, _, _ := newTestServer(t, Options{TransactionTimeout: time.Hour})
+	a, b := net.Pipe()
+	defer b.Close()
+	ss := newSession(srv, a)
+	closed := func() bool {
+		ss.qmu.Lock()
+		defer ss.qmu.Unlock()
+		return ss.qclosed
+	}
+	timer := func() uint64 {
+		srv.timerMu.Lock()
+		defer srv.timerMu.Unlock()
+		return srv.lockGen
+	}
+	if err := srv.acquireCommit(context.Background(), ss); err != nil {
+		t.Fatal(err)
+	}
+	late := timer()
+	srv.releaseCommit()
+	srv.lockExpired(late, ss)
+	if closed() {
+		t.Fatal("a timer firing after the lock's release disconnected its former holder")
+	}
+	if err := srv.acquireCommit(context.Background(), ss); err != nil {
+		t.Fatal(err)
+	}
+	srv.lockExpired(timer(), ss)
+	if !closed() {
+		t.Error("a timer firing while the lock is held did not disconnect the holder")
+	}
+	srv.releaseCommit()
+}
