@@ -210,6 +210,7 @@ func (ss *session) storea(a *args, _ *pyval.Value) (*pyval.Value, error) {
 func (ss *session) restorea(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	a.count(5, 5)
 	o := op{kind: opRestore, oid: a.oid(0), serial: a.tid(1), data: a.data(2), dataTxn: a.optTid(3)}
+	ss.srv.stats.stores.Add(1)
 	return nil, ss.record(a, 4, o)
 }
 
@@ -222,6 +223,7 @@ func (ss *session) checkCurrentSerial(a *args, _ *pyval.Value) (*pyval.Value, er
 // deleteObject(oid, serial, id) — one-way.
 func (ss *session) deleteObject(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	a.count(3, 3)
+	ss.srv.stats.stores.Add(1)
 	return nil, ss.record(a, 2, op{kind: opDelete, oid: a.oid(0), serial: a.tid(1)})
 }
 

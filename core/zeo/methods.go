@@ -520,14 +520,14 @@ func (ss *session) serverStatus(a *args, _ *pyval.Value) (*pyval.Value, error) {
 // statusMap is server_status (and the ruok probe's document).
 func (s *Server) statusMap() map[string]any {
 	s.pub.RLock()
-	last := s.published
+	last, registered := s.published, len(s.sessions)
 	s.pub.RUnlock()
 	var lockTime any
 	if at := s.lockedAt.Load(); at != 0 {
 		lockTime = float64(at) / 1e9
 	}
 	return map[string]any{
-		"connections":             int64(s.Clients()),
+		"connections":             int64(registered), // as ZEO: registered clients, not sockets
 		"loads":                   s.stats.loads.Load(),
 		"stores":                  s.stats.stores.Load(),
 		"commits":                 s.stats.commits.Load(),

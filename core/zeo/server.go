@@ -571,7 +571,7 @@ func writeFull(w io.Writer, p []byte) error {
 type Stats struct {
 	Clients           int   // connected sessions
 	Loads             int64 // loadBefore and loadSerial calls
-	Stores            int64 // storea calls
+	Stores            int64 // storea, restorea and deleteObject calls, as ZEO counts them
 	Commits           int64 // finished transactions
 	Aborts            int64 // aborted transactions (tpc_abort, failed votes, disconnects)
 	Conflicts         int64 // conflicts handed back to clients by vote

@@ -873,3 +873,38 @@ func TestLateLockTimerSparesFinishedHolder(t *testing.T) {
 	}
 	srv.releaseCommit()
 }
+
+// server_status counts as ZEO's StorageServer does: "connections" are the
+// registered clients (not every open socket), and "stores" counts
+// storea, restorea and deleteObject.
+func TestServerStatusCountsAsZEO(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialRegistered(t, addr)
+	dialTest(t, addr, nil) // connected, never registers
+	status := func(key string) int64 {
+		t.Helper()
+		v, ok := c.call("server_status").Lookup(key)
+		if !ok {
+			t.Fatalf("server_status has no %q", key)
+		}
+		n, ok := v.AsInt()
+		if !ok {
+			t.Fatalf("server_status[%q] = %s", key, v)
+		}
+		return n
+	}
+	if n := status("connections"); n != 1 {
+		t.Errorf("connections = %d with one registered client and one that is not, want 1", n)
+	}
+	oid := c.newOid()
+	tid := c.commit(1, store{oid, 0, []byte("a")})
+	before := status("stores")
+	c.begin(2)
+	c.oneWay("deleteObject", oidValue(oid), tidValue(tid), pyval.Int(2))
+	c.oneWay("restorea", oidValue(c.newOid()), tidValue(tid), pyval.Bytes([]byte("b")), pyval.None(), pyval.Int(2))
+	c.oneWay("storea", oidValue(c.newOid()), pyval.None(), pyval.Bytes([]byte("c")), pyval.Int(2))
+	if n := status("stores") - before; n != 3 {
+		t.Errorf("stores went up by %d for a deleteObject, a restorea and a storea, want 3", n)
+	}
+	c.oneWay("tpc_abort", pyval.Int(2))
+}
