@@ -908,3 +908,22 @@ func TestServerStatusCountsAsZEO(t *testing.T) {
 	}
 	c.oneWay("tpc_abort", pyval.Int(2))
 }
+
+// A call with the wrong number of arguments is a TypeError, as Python's
+// server raises calling the method, not a StorageError.
+func TestWrongArgumentCountIsTypeError(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialRegistered(t, addr)
+	for _, call := range []struct {
+		name string
+		args []*pyval.Value
+	}{
+		{"loadBefore", []*pyval.Value{oidValue(0)}},
+		{"new_oids", []*pyval.Value{pyval.Int(1), pyval.Int(2)}},
+		{"history", nil},
+	} {
+		if q, v := c.callErr(call.name, call.args...); q != excTypeError {
+			t.Errorf("%s with %d arguments: %s %s, want %s", call.name, len(call.args), q, v, excTypeError)
+		}
+	}
+}

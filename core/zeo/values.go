@@ -90,11 +90,13 @@ func newArgs(method string, v *pyval.Value) *args {
 // count checks the number of arguments is within [lo, hi].
 func (a *args) count(lo, hi int) *args {
 	if a.err == nil && (len(a.items) < lo || len(a.items) > hi) {
+		msg := fmt.Sprintf("%s takes %d to %d arguments, got %d", a.method, lo, hi, len(a.items))
 		if lo == hi {
-			a.err = fmt.Errorf("%s takes %d arguments, got %d", a.method, lo, len(a.items))
-		} else {
-			a.err = fmt.Errorf("%s takes %d to %d arguments, got %d", a.method, lo, hi, len(a.items))
+			msg = fmt.Sprintf("%s takes %d arguments, got %d", a.method, lo, len(a.items))
 		}
+		// A TypeError, as Python raises for a call with the wrong
+		// number of arguments.
+		a.err = &clientError{qualname: excTypeError, args: []*pyval.Value{pyval.Str(msg)}}
 	}
 	return a
 }
