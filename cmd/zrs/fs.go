@@ -136,7 +136,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	if err := fs.Dump(ctx, e.stdout, path, fs.DumpOptions{JSON: *asJSON}); err != nil {
+	if err := fs.Dump(ctx, e.stdout, path, fs.DumpOptions{JSON: *asJSON, Warn: e.stderr}); err != nil {
 		return fmt.Errorf("fs dump: %w", err)
 	}
 	return nil

@@ -28,6 +28,10 @@ type DumpOptions struct {
 	// tests compare with Python's iterator); otherwise the text is the
 	// line format of Python's fsdump.
 	JSON bool
+	// Warn, if set, is told when the dump stops before the end of the
+	// file: at a commit in progress, a crash's torn tail, or damage that
+	// looks like either (Python's iterator logs a warning there).
+	Warn io.Writer
 }
 
 // Dump writes every transaction of the Data.fs at path to w. The text form
@@ -52,6 +56,10 @@ func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error
 	for i := 0; ; i++ {
 		info, err := it.Next(ctx)
 		if err == io.EOF {
+			if u := it.Unfinished(); u != nil && opts.Warn != nil {
+				fmt.Fprintf(opts.Warn, "warning: stopped before the end of the file: %v "+
+					"(a commit in progress, a crash's leftover, or damage: `zrs fs verify` tells)\n", u)
+			}
 			break
 		}
 		if err != nil {

@@ -22,7 +22,9 @@ const iterBufMax = 4 << 20
 //     with a tid greater than stop;
 //   - it ends (io.EOF) at end, at a transaction with status 'c' (voted, not
 //     finished), and at a torn tail: a header or transaction that extends
-//     past end;
+//     past end (Unfinished then says where); over a storage's committed
+//     data (Committed), where neither can be, both are damage: a
+//     *RecordError;
 //   - transactions with the legacy status 'u' are skipped (Python's
 //     iterator fails on them; its index scan skips them);
 //   - a damaged transaction (bad trailer, length shorter than its header,
@@ -45,6 +47,10 @@ type FileIterator struct {
 	close io.Closer
 	cur   TxnHeader // header of the transaction last returned
 	reuse bool      // ReuseBuffers: the window's buffer is reused by every refill
+	// committed: everything below end is finished and fsynced (a
+	// storage's iterator), so a torn tail or a 'c' below it is damage.
+	committed  bool
+	unfinished error // where iteration stopped at a torn tail or a 'c'
 	win   iterWindowReader
 	info  *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
 }
@@ -68,6 +74,19 @@ var _ zodb.TxnIterator = (*FileIterator)(nil)
 // the TxnInfos parsed from it share, so a TxnInfo stays valid for good
 // (and keeps its window, at most iterWindow or its own size, alive).
 func (it *FileIterator) ReuseBuffers(on bool) { it.reuse = on }
+
+// Committed tells the iterator that everything below its end is finished
+// and fsynced, as a storage's committed data is: a transaction there that
+// extends past end, or whose status is still 'c', is damage (a
+// *RecordError), not the tail of a commit in progress. Without it
+// iteration ends there quietly, as Python's does on a live file.
+func (it *FileIterator) Committed() { it.committed = true }
+
+// Unfinished returns, after Next has returned io.EOF, the transaction at
+// which iteration stopped before end — a commit in progress or a crash's
+// torn tail (see Committed) — as a *RecordError naming its offset; nil if
+// iteration reached end or stop.
+func (it *FileIterator) Unfinished() error { return it.unfinished }
 
 // NewFileIterator returns an iterator over the transactions of the file r
 // (named path in errors) with start <= tid <= stop, reading nothing at or
@@ -199,11 +218,15 @@ func (it *FileIterator) nextHeader() (TxnHeader, error) {
 		h, err := ReadTxnHeader(&it.win, it.path, it.pos, it.end)
 		if err != nil {
 			if iterTornTail(err) {
-				return TxnHeader{}, io.EOF
+				return it.stopUnfinished(err)
 			}
 			return TxnHeader{}, err
 		}
-		if h.Status == zodb.StatusCheckpoint || h.Tid > it.stop {
+		if h.Status == zodb.StatusCheckpoint {
+			return it.stopUnfinished(&RecordError{Path: it.path, Record: "transaction", Pos: h.Pos,
+				Err: corrupt("status 'c': voted, never finished")})
+		}
+		if h.Tid > it.stop {
 			return TxnHeader{}, io.EOF
 		}
 		it.pos = h.Next()
@@ -215,6 +238,21 @@ func (it *FileIterator) nextHeader() (TxnHeader, error) {
 		}
 		return h, nil
 	}
+}
+
+// stopUnfinished ends iteration at a torn tail or a transaction with
+// status 'c' (err says which): io.EOF, remembered for Unfinished, or,
+// inside committed data, err itself.
+func (it *FileIterator) stopUnfinished(err error) (TxnHeader, error) {
+	var re *RecordError
+	if !errors.As(err, &re) {
+		err = &RecordError{Path: it.path, Record: "transaction", Pos: it.pos, Err: err}
+	}
+	if it.committed {
+		return TxnHeader{}, fmt.Errorf("%w (inside the committed data, which ends at %d)", err, it.end)
+	}
+	it.unfinished = err
+	return TxnHeader{}, io.EOF
 }
 
 // iterTornTail reports whether a header read failed because the transaction

@@ -366,7 +366,12 @@ func (s *FileStorage) Iterate(ctx context.Context, start, stop zodb.Tid) (zodb.T
 	// pread, not the mapping: an iterator reads whole windows, which pread
 	// copies as fast, and touching the mapping would count the pages of
 	// every transaction it passes in the process's RSS.
-	return NewFileIterator(s.file, s.path, end, start, stop, s.txnmap)
+	it, err := NewFileIterator(s.file, s.path, end, start, stop, s.txnmap)
+	if err != nil {
+		return nil, err
+	}
+	it.Committed()
+	return it, nil
 }
 
 // Pack is not implemented yet.
@@ -466,6 +471,7 @@ func (s *FileStorage) FirstTxnMeta(ctx context.Context) (*zodb.TxnInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	it.Committed()
 	defer it.Close()
 	h, err := it.NextHeader(ctx)
 	if errors.Is(err, io.EOF) {

@@ -1,0 +1,142 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// damagedMiddle writes 6 transactions, closes the storage (saving its
+// index, so that a later open does not scan past the damage), damages
+// transaction #2 with patch and returns the path and the tids.
+func damagedMiddle(t *testing.T, patch func(b []byte, pos int64)) (string, []zodb.Tid) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	for i := range 6 {
+		stCommit(t, s, stWrite{zodb.Oid(i), 0, bytes.Repeat([]byte{'x'}, 40)})
+	}
+	it, err := s.Iterate(bg, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := iterAll(t, it)
+	if err != nil || len(infos) != 6 {
+		t.Fatalf("%d transactions, %v", len(infos), err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var tids []zodb.Tid
+	for _, in := range infos {
+		tids = append(tids, in.Tid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(b, infos[2].Pos)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, tids
+}
+
+// Inside a storage's committed data a transaction that runs past the end
+// or still says 'c' is damage: iterating over it is an error naming its
+// offset, not a quiet end — which a primary would take for "caught up",
+// leaving every secondary behind it stalled without a word. A tool's
+// iterator over the file (fs dump) stops there as Python's does, and says
+// so.
+func TestIterateReportsDamageInsideCommittedData(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		patch func(b []byte, pos int64)
+		want  string
+	}{
+		{"length", func(b []byte, pos int64) {
+			binary.BigEndian.PutUint64(b[pos+8:], binary.BigEndian.Uint64(b[pos+8:])+1<<32)
+		}, "transaction length"},
+		{"status c", func(b []byte, pos int64) { b[pos+16] = 'c' }, "status 'c'"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, tids := damagedMiddle(t, c.patch)
+			s := stOpen(t, path, fs.Options{})
+			for _, start := range []zodb.Tid{0, tids[1] + 1} {
+				it, err := s.Iterate(bg, start, zodb.MaxTid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := iterAll(t, it)
+				var re *fs.RecordError
+				if !errors.As(err, &re) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("Iterate(%s): %d transactions, then %v; want a RecordError about the %s", start, len(got), err, c.name)
+				}
+			}
+			var out, warn bytes.Buffer
+			if err := fs.Dump(context.Background(), &out, path, fs.DumpOptions{JSON: true, Warn: &warn}); err != nil {
+				t.Fatalf("dump: %v", err)
+			}
+			if n := bytes.Count(out.Bytes(), []byte("\n")); n != 2 || !strings.Contains(warn.String(), "stopped before the end of the file") {
+				t.Errorf("dump: %d lines, warning %q; want 2 lines and a warning", n, warn.String())
+			}
+		})
+	}
+}
+
+// A commit in progress at the end of a live file is no damage: a tool's
+// iterator stops before it and Unfinished names it; the storage's own
+// iterator does not reach it.
+func TestIterateStopsBeforeCommitInProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	for i := range 3 {
+		stCommit(t, s, stWrite{zodb.Oid(i), 0, []byte("data")})
+	}
+	tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	if err := tx.Store(7, 0, []byte("in vote")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.Iterate(bg, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := iterAll(t, it); err != nil || len(got) != 3 {
+		t.Errorf("storage iterator during a vote: %d transactions, %v; want 3", len(got), err)
+	}
+	fit, err := fs.OpenFileIterator(path, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fit.Close()
+	n := 0
+	for {
+		_, err := fit.Next(bg)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if u := fit.Unfinished(); n != 3 || u == nil || !strings.Contains(u.Error(), "status 'c'") {
+		t.Errorf("file iterator during a vote: %d transactions, Unfinished %v; want 3 and the voted one", n, u)
+	}
+}
