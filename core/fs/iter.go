@@ -51,8 +51,8 @@ type FileIterator struct {
 	// storage's iterator), so a torn tail or a 'c' below it is damage.
 	committed  bool
 	unfinished error // where iteration stopped at a torn tail or a 'c'
-	win   iterWindowReader
-	info  *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
+	win        iterWindowReader
+	info       *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
 }
 
 // iterWindow is how far ahead the iterator reads: transactions are parsed
