@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -88,6 +89,23 @@ func TestFSVerify(t *testing.T) {
 	}
 	if code, _, _ := zrs(t, "fs", "verify", filepath.Join(t.TempDir(), "missing")); code != 1 {
 		t.Errorf("missing file: code %d", code)
+	}
+
+	// A last transaction still voted (a live database's commit in
+	// progress) is a note; --strict makes it a problem, as for fstest.
+	b, _ = os.ReadFile(pyFS)
+	last := int64(len(b)) - 8 - int64(binary.BigEndian.Uint64(b[len(b)-8:]))
+	b[last+16] = 'c'
+	voted := filepath.Join(t.TempDir(), "Data.fs")
+	if err := os.WriteFile(voted, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = zrs(t, "fs", "verify", voted)
+	if code != 0 || !strings.Contains(out, "note:") || !strings.Contains(out, strconv.FormatInt(last, 10)) || !strings.Contains(out, "transactions: 5") {
+		t.Errorf("voted last transaction: code %d, out %q, stderr %q", code, out, errs)
+	}
+	if code, _, errs := zrs(t, "fs", "verify", "--strict", voted); code != 1 || !strings.Contains(errs, "checkpoint flag") {
+		t.Errorf("voted last transaction, --strict: code %d, stderr %q", code, errs)
 	}
 }
 
