@@ -393,8 +393,12 @@ func (ss *session) close(error) {
 // session unregistered.
 func (ss *session) end() {
 	// Send what is queued (error replies explaining why we close)
-	// before the socket goes.
+	// before the socket goes — for a second at most: a client that does
+	// not read must not keep its transaction, and the commit lock it may
+	// hold, waiting on this write (the writer's write in flight ends at
+	// the same deadline).
 	ss.readerBusy.Store(false)
+	ss.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	ss.drain()
 	ss.flush(time.Second)
 	ss.close(nil)
