@@ -99,6 +99,13 @@ func (ss *session) register(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	ss.fellBack = ro && ss.refusedWritable
 	s.sessions[ss] = true
 	s.log.Debug("zeo: client registered", "peer", ss.peer, "read_only", ro, "tid", s.published)
+	if ss.fellBack && !s.readOnly() {
+		// Promoted between the refusal and this register, maybe after
+		// StorageWritable looked for fallback sessions (under pub, as
+		// here): end this one too, once the reply is out, so that the
+		// client reconnects writable.
+		ss.stopReading("the storage became writable while a read-only fallback client registered; it reconnects to write")
+	}
 	return tidValue(s.published), nil
 }
 

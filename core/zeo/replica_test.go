@@ -101,3 +101,34 @@ func TestReplicaServesReadOnlyThenPromotes(t *testing.T) {
 		t.Fatalf("read-only client's invalidation after promotion: %s", pyval.Tuple(inv...))
 	}
 }
+
+// A read_only_fallback client whose writable register is refused just
+// before a promotion, and whose read-only register (the next message on
+// the same connection) arrives after StorageWritable looked for fallback
+// sessions, is ended too: a ClientStorage never registers again on its
+// connection, so it would stay read-only on the new primary for good.
+func TestFallbackRegisteredDuringPromotionReconnects(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "s.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *Server
+	s := secondary.New(st, "127.0.0.1:1", secondary.Options{OnPromote: func() { srv.StorageWritable() }})
+	t.Cleanup(func() { s.Close() })
+	srv, addr := serveTest(t, s, Options{})
+
+	r := dialTest(t, addr, nil)
+	if q, _ := r.callErr("register", pyval.Str("1"), pyval.Bool(false)); q != excReadOnly {
+		t.Fatalf("writable register on a replica: %s", q)
+	}
+	// The promotion happens during the client's round trip.
+	if err := s.Promote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.register(true)
+	select {
+	case <-r.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the read-only fallback client that registered during the promotion is still connected read-only")
+	}
+}
