@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/zrs-replication/zrs/internal/admin"
 )
@@ -19,5 +20,15 @@ func startAdmin(ctx context.Context, addr string, node admin.Node, m *admin.Metr
 	if _, err := srv.Listen(ctx, addr); err != nil {
 		return nil, fmt.Errorf("admin endpoint (--admin, admin): %w", err)
 	}
-	return func(sctx context.Context) { srv.Shutdown(sctx) }, nil
+	return func(sctx context.Context) {
+		// A few seconds, not the whole stop deadline: the primary's
+		// secondaries, stopped next, need what is left of it.
+		ctx, cancel := context.WithTimeout(sctx, adminStopTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
+
+// adminStopTimeout bounds how long a stop waits for admin requests in
+// progress (a status or metrics scrape takes milliseconds).
+const adminStopTimeout = 3 * time.Second

@@ -297,3 +297,39 @@ func TestCountedConnHalfCloses(t *testing.T) {
 		t.Fatalf("read after the half-close: %q, %v", buf, err)
 	}
 }
+
+// A client that sends requests and never reads the answers must not keep
+// a handler, and its connection, past Shutdown's deadline: the daemon
+// waits for the admin endpoint before it stops the primary's streams.
+func TestShutdownEndsClientThatNeverReads(t *testing.T) {
+	pr := startPair(t)
+	srv := admin.NewServer(pr.pn, pr.pm, nil)
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	if _, err := srv.Listen(context.Background(), sock); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	writerDone := make(chan error, 1)
+	go func() {
+		req := []byte("GET /status HTTP/1.1\r\nHost: zrs\r\n\r\n")
+		for {
+			if _, err := c.Write(req); err != nil {
+				writerDone <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // the socket buffers fill both ways
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	srv.Shutdown(ctx)
+	select {
+	case <-writerDone: // the server closed the connection
+	case <-time.After(10 * time.Second):
+		t.Fatal("10 s after Shutdown the server still holds the connection of a client that never reads")
+	}
+}

@@ -33,7 +33,12 @@ func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{node: node, metrics: m, log: log.With("component", "admin")}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// A client that stops reading must not hold a handler (and the
+	// daemon's stop, which waits for handlers) forever: every response
+	// is written within WriteTimeout, which leaves a promotion its
+	// promoteTimeout.
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout: promoteTimeout + 10*time.Second, IdleTimeout: time.Minute}
 	return s
 }
 
@@ -77,8 +82,15 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 // adminSocketMode is the mode of a unix admin socket: owner and group.
 const adminSocketMode = 0o660
 
-// Shutdown stops serving, waiting for requests in progress until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown stops serving, waiting for requests in progress until ctx
+// ends; then it closes their connections, so that no handler outlives it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	return err
+}
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.node.Status())
