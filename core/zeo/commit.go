@@ -1,9 +1,12 @@
 package zeo
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -27,12 +30,14 @@ type op struct {
 	kind    opKind
 	oid     zodb.Oid
 	serial  zodb.Tid // store/check/delete: the serial read; restore: the record's tid
-	data    []byte   // store, restore (nil: deletion, or spilled)
-	spilled int64    // > 0: data is in the spill file at spillAt, this long
-	spillAt int64
+	data    []byte   // store, restore (nil: deletion)
 	dataTxn zodb.Tid // restore's prev_txn
 	tid     zodb.Tid // undo: the transaction to undo
 }
+
+// spilledOpHeader is the size of an op in the spill file before its
+// data: kind, a flag for nil data, oid, serial, dataTxn, tid, data length.
+const spilledOpHeader = 1 + 1 + 8*5
 
 // txnState is where a session's transaction is in the two-phase commit.
 type txnState uint8
@@ -50,12 +55,16 @@ type transaction struct {
 	id    *pyval.Value // the client's txn id, compared by value
 	meta  zodb.TxnMeta
 	begin zodb.BeginOptions
-	ops   []op
+	ops   []op // the data calls recorded in memory, in order
 	bytes int64
 	state txnState
 
-	spill    *os.File // data calls past Options.SpillBytes, unlinked
-	spillEnd int64
+	// Past Options.SpillBytes every further data call goes, whole, to an
+	// unlinked temporary file, after those in ops: a transaction of
+	// millions of small calls costs disk, not memory, until vote.
+	spill  *os.File
+	spillW *bufio.Writer
+	spillN int // calls in the file
 
 	st      zodb.Txn   // the storage transaction while voting/voted
 	locked  bool       // holds the server's commit lock
@@ -144,53 +153,90 @@ func (ss *session) record(a *args, idx int, o op) error {
 	if t.bytes > ss.srv.opts.MaxTxnBytes {
 		return txnErrorf("transaction larger than the server's limit of %d bytes", ss.srv.opts.MaxTxnBytes)
 	}
-	if t.bytes > ss.srv.opts.SpillBytes && len(o.data) > 0 {
-		if err := t.spillData(&o); err != nil {
+	if t.spill != nil || t.bytes > ss.srv.opts.SpillBytes {
+		if err := t.spillOp(&o); err != nil {
 			return fmt.Errorf("%s: %w", a.method, err)
 		}
+		return nil
 	}
 	t.ops = append(t.ops, o)
 	return nil
 }
 
-// spillData moves an op's data to the transaction's spill file, so a big
-// transaction (an import, a copy) costs disk, not memory, until vote. The
-// file is unlinked at once: nothing is left behind by a crash.
-func (t *transaction) spillData(o *op) error {
+// spillOp appends a data call to the transaction's spill file, created
+// (and unlinked at once: a crash leaves nothing behind) by the first.
+func (t *transaction) spillOp(o *op) error {
 	if t.spill == nil {
 		f, err := os.CreateTemp(t.ss.srv.opts.TempDir, "zrs-zeo-txn-*")
 		if err != nil {
 			return fmt.Errorf("spilling a large transaction to disk: %w", err)
 		}
 		os.Remove(f.Name())
-		t.spill = f
+		t.spill, t.spillW = f, bufio.NewWriterSize(f, 64<<10)
 	}
-	if _, err := t.spill.WriteAt(o.data, t.spillEnd); err != nil {
+	var h [spilledOpHeader]byte
+	h[0] = byte(o.kind)
+	if o.data != nil {
+		h[1] = 1
+	}
+	for i, v := range []uint64{uint64(o.oid), uint64(o.serial), uint64(o.dataTxn), uint64(o.tid), uint64(len(o.data))} {
+		binary.BigEndian.PutUint64(h[2+8*i:], v)
+	}
+	if _, err := t.spillW.Write(h[:]); err != nil {
 		return fmt.Errorf("spilling a large transaction to disk: %w", err)
 	}
-	o.spillAt, o.spilled = t.spillEnd, int64(len(o.data))
-	t.spillEnd += o.spilled
-	o.data = nil
+	if _, err := t.spillW.Write(o.data); err != nil {
+		return fmt.Errorf("spilling a large transaction to disk: %w", err)
+	}
+	t.spillN++
 	return nil
 }
 
-// opData returns an op's data, reading it back from the spill file.
-func (t *transaction) opData(o *op) ([]byte, error) {
-	if o.spilled == 0 {
-		return o.data, nil
+// eachOp calls fn with every recorded data call in order: those in
+// memory, then those read back from the spill file. fn must not keep o.
+func (t *transaction) eachOp(fn func(o *op) error) error {
+	for i := range t.ops {
+		if err := fn(&t.ops[i]); err != nil {
+			return err
+		}
 	}
-	b := make([]byte, o.spilled)
-	if _, err := t.spill.ReadAt(b, o.spillAt); err != nil {
-		return nil, fmt.Errorf("reading back a spilled transaction: %w", err)
+	if t.spill == nil {
+		return nil
 	}
-	return b, nil
+	fail := func(err error) error { return fmt.Errorf("reading back a spilled transaction: %w", err) }
+	if err := t.spillW.Flush(); err != nil {
+		return fail(err)
+	}
+	end, err := t.spill.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fail(err)
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(t.spill, 0, end), 64<<10)
+	var h [spilledOpHeader]byte
+	for range t.spillN {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return fail(err)
+		}
+		u := func(i int) uint64 { return binary.BigEndian.Uint64(h[2+8*i:]) }
+		o := op{kind: opKind(h[0]), oid: zodb.Oid(u(0)), serial: zodb.Tid(u(1)), dataTxn: zodb.Tid(u(2)), tid: zodb.Tid(u(3))}
+		if h[1] != 0 {
+			o.data = make([]byte, u(4))
+			if _, err := io.ReadFull(r, o.data); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fn(&o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // release frees what the transaction holds outside the storage.
 func (t *transaction) release() {
 	if t.spill != nil {
 		t.spill.Close()
-		t.spill = nil
+		t.spill, t.spillW, t.spillN = nil, nil, 0
 	}
 	t.ops = nil
 }
@@ -366,18 +412,15 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 			t.changed = append(t.changed, oid)
 		}
 	}
-	for i := range t.ops {
+	err = t.eachOp(func(o *op) error {
 		if err := ctx.Err(); err != nil {
 			// The client went away (or the server is closing): a large
 			// transaction stops replaying at once instead of holding the
 			// session's clean-up, and the commit lock, until it ends.
-			return nil, 0, err
+			return err
 		}
-		o := &t.ops[i]
-		data, err := t.opData(o)
-		if err != nil {
-			return nil, 0, err
-		}
+		data := o.data
+		var err error
 		switch o.kind {
 		case opStore:
 			err = t.st.Store(o.oid, o.serial, data)
@@ -387,7 +430,7 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 					order = append(order, o.oid)
 				}
 				conflicts[o.oid] = &conflict{ce: ce, data: data}
-				continue
+				return nil
 			}
 			if err == nil {
 				if conflicts[o.oid] != nil {
@@ -416,9 +459,10 @@ func (t *transaction) replay(ctx context.Context) (out []*pyval.Value, newest zo
 				t.undone = append(t.undone, oid)
 			}
 		}
-		if err != nil {
-			return nil, 0, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	for _, oid := range order {
 		c := conflicts[oid]

@@ -927,3 +927,52 @@ func TestWrongArgumentCountIsTypeError(t *testing.T) {
 		}
 	}
 }
+
+// Past SpillBytes every data call goes to the spill file whole, not only
+// its data: a transaction of many small calls (an import, a migration, a
+// mass deleteObject) keeps no per-call memory until vote, as ZEO's commit
+// log. The calls replay in order at vote.
+func TestSpilledTransactionKeepsNoPerCallMemory(t *testing.T) {
+	tmp := t.TempDir()
+	srv, addr, _ := newTestServer(t, Options{SpillBytes: 4096, TempDir: tmp})
+	c := dialRegistered(t, addr)
+	gone := c.newOid()
+	goneTid := c.commit(1, store{gone, 0, []byte("to delete")})
+	const n = 5000
+	oids := make([]zodb.Oid, n)
+	c.begin(2)
+	for i := range oids {
+		oids[i] = c.newOid()
+		c.oneWay("storea", oidValue(oids[i]), pyval.None(), pyval.Bytes([]byte{byte(i)}), pyval.Int(2))
+	}
+	c.oneWay("deleteObject", oidValue(gone), tidValue(goneTid), pyval.Int(2))
+	c.call("ping") // every call above is recorded
+	srv.pub.RLock()
+	var inMemory, spilled int
+	for ss := range srv.sessions {
+		ss.tmu.Lock()
+		if ss.txn != nil {
+			inMemory, spilled = len(ss.txn.ops), ss.txn.spillN
+		}
+		ss.tmu.Unlock()
+	}
+	srv.pub.RUnlock()
+	if inMemory+spilled != n+1 || inMemory > 4096/64 {
+		t.Fatalf("%d calls in memory and %d spilled; want at most %d in memory of %d", inMemory, spilled, 4096/64, n+1)
+	}
+	if v := c.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	tid := c.finish(2)
+	for i, oid := range oids {
+		if got := mustBytes(t, c.call("loadSerial", oidValue(oid), tidValue(tid))); len(got) != 1 || got[0] != byte(i) {
+			t.Fatalf("object %d: %x", i, got)
+		}
+	}
+	if q, _ := c.callErr("loadBefore", oidValue(gone), tidValue(tid+1)); q != excPOSKeyError {
+		t.Fatalf("the spilled deleteObject: loadBefore after it gives %s, want POSKeyError", q)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("spill files left behind: %v", ents)
+	}
+}
