@@ -3,6 +3,7 @@ package zeo
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,10 +378,20 @@ var errShuttingDown = errors.New("the server is shutting down; reconnect to comm
 
 // close ends the session: the connection is closed and the reader and
 // writer stop. Idempotent.
+//
+// It never blocks: callers hold the publication lock (a client past
+// MaxQueue) or the commit-timer lock. A TLS connection is closed under
+// its TLS layer, since tls.Conn.Close first writes a close_notify alert,
+// which waits up to 5 s on a client that does not read; end says goodbye
+// properly before it gets here.
 func (ss *session) close(error) {
 	ss.closeOnce.Do(func() {
 		ss.cancel()
-		ss.conn.Close()
+		if tc, ok := ss.conn.(interface{ NetConn() net.Conn }); ok {
+			tc.NetConn().Close()
+		} else {
+			ss.conn.Close()
+		}
 		ss.qmu.Lock()
 		ss.qclosed = true
 		ss.q = nil
@@ -401,6 +412,9 @@ func (ss *session) end() {
 	ss.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	ss.drain()
 	ss.flush(time.Second)
+	if tc, ok := ss.conn.(*tls.Conn); ok {
+		tc.CloseWrite() // close_notify; the TLS layer bounds it (5 s)
+	}
 	ss.close(nil)
 	ss.srv.pub.Lock()
 	delete(ss.srv.sessions, ss)

@@ -97,3 +97,35 @@ func TestTLSWithClientCertificates(t *testing.T) {
 		}
 	}
 }
+
+// Ending a TLS session never blocks on a client that does not read:
+// close is called under the publication lock (a client past MaxQueue),
+// and tls.Conn.Close would first wait up to 5 s to write a close_notify
+// alert, stalling every commit and load meanwhile.
+func TestCloseTLSSessionDoesNotWaitForClient(t *testing.T) {
+	ca := newTestCA(t, "zrs test CA")
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "server", true)}}
+	srv, _, _ := newTestServer(t, Options{TLS: srvCfg})
+	a, b := net.Pipe()
+	defer b.Close()
+	server := tls.Server(a, srvCfg)
+	client := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+	errc := make(chan error, 1)
+	go func() { errc <- client.Handshake() }()
+	if err := server.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing from now on: a pipe has no buffer, so any
+	// write from the server blocks.
+	ss := newSession(srv, server)
+	done := make(chan struct{})
+	go func() { ss.close(nil); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("closing a TLS session blocked on a client that does not read")
+	}
+}
