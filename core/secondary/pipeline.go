@@ -47,10 +47,15 @@ type applier struct {
 	all     bool  // see setReceivedAll; guarded by mu
 }
 
+// A transaction received whole is applied whole even when the cycle's ctx
+// is cancelled meanwhile (a promotion, a Close): what Promote promises,
+// and bounded work — the storage's commit lock is only ever waited for
+// behind this applier's own earlier transactions, and Finish for an
+// fsync.
 func (s *Secondary) newApplier(ctx context.Context, done func(tid zodb.Tid)) *applier {
 	prev := make(chan struct{})
 	close(prev)
-	return &applier{s: s, ctx: ctx, done: done, slots: make(chan struct{}, maxFinishing), prev: prev}
+	return &applier{s: s, ctx: context.WithoutCancel(ctx), done: done, slots: make(chan struct{}, maxFinishing), prev: prev}
 }
 
 // apply writes one replicated transaction with the primary's tid and

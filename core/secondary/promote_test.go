@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -152,5 +153,55 @@ func TestPromoteIdleAndClosed(t *testing.T) {
 	s2.Close()
 	if err := s2.Promote(ctx); !errors.Is(err, zodb.ErrClosed) {
 		t.Fatalf("promote after close: %v, want ErrClosed", err)
+	}
+}
+
+// beginSignal tells when the secondary begins applying a transaction.
+type beginSignal struct {
+	*fs.FileStorage
+	began chan struct{}
+}
+
+func (b *beginSignal) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	select {
+	case b.began <- struct{}{}:
+	default:
+	}
+	return b.FileStorage.Begin(ctx, meta, opts)
+}
+
+// A transaction received whole when Promote stops replication is written,
+// as Promote promises, even while it waits for the storage's commit lock.
+func TestPromoteWritesTransactionReceivedWhole(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := startPrimary(t, filepath.Join(dir, "p.fs"), "127.0.0.1:0")
+	tid, _ := newWorkload(t, p).create(3)
+
+	sfs := openFS(t, filepath.Join(dir, "s.fs"))
+	hold, err := sfs.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{}) // the commit lock, for now
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &beginSignal{FileStorage: sfs, began: make(chan struct{}, 1)}
+	s := startSecondaryOn(t, st, p.addr, secondary.Options{})
+	select {
+	case <-st.began:
+	case <-time.After(converge):
+		t.Fatal("the secondary did not begin applying")
+	}
+	promoted := make(chan error, 1)
+	go func() { promoted <- s.Promote(ctx) }()
+	time.Sleep(100 * time.Millisecond) // Promote has cancelled replication
+	hold.Abort()
+	if err := <-promoted; err != nil {
+		t.Fatal(err)
+	}
+	if runErr := <-s.done; runErr != nil && !errors.Is(runErr, secondary.ErrPromoted) {
+		t.Fatal(runErr)
+	}
+	s.done <- nil // for the cleanup
+	if got := sfs.LastTransaction(); got != tid {
+		t.Fatalf("promoted at %s; the transaction received whole, %s, was dropped", got, tid)
 	}
 }
