@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/zeo"
@@ -35,7 +32,7 @@ func (z *zeoFlags) register(fset *flag.FlagSet) {
 	fset.BoolVar(&z.msgpack, "zeo-msgpack", false, "announce msgpack (M5) instead of pickles (Z5) to ZEO clients; ZEO 5.0 clients cannot use it")
 	fset.StringVar(&z.cert, "zeo-cert", "", "serve ZEO over TLS with the certificate in `FILE` (PEM)")
 	fset.StringVar(&z.key, "zeo-key", "", "private key `FILE` (PEM) of --zeo-cert")
-	fset.StringVar(&z.authenticate, "zeo-authenticate", "", "require ZEO clients to present a certificate signed by a CA in `PATH` (a PEM file or a directory of them), as ZEO's <ssl> authenticate")
+	fset.StringVar(&z.authenticate, "zeo-authenticate", "", "require ZEO clients to present a certificate signed by a CA in `PATH` (a PEM file or a directory of them), as ZEO's <ssl> authenticate; CRLs in a file are enforced as ZEO does (a client is refused if revoked or if its CA has no current CRL there), CRLs in a directory are not")
 	fset.DurationVar(&z.txnTimeout, "zeo-transaction-timeout", 0, "disconnect a ZEO client that holds the commit lock (voted, not finished) longer than `DURATION`, aborting its transaction (0: wait forever, as ZEO)")
 	fset.IntVar(&z.maxTxnMB, "zeo-max-txn-mb", int(zeo.DefaultMaxTxnBytes>>20), "largest transaction a ZEO client may send, in `MB`")
 }
@@ -66,73 +63,44 @@ func (z *zeoFlags) check(cmd string) error {
 	return nil
 }
 
-// tlsConfig loads the server certificate and the client CAs.
-func (z *zeoFlags) tlsConfig() (*tls.Config, error) {
+// tlsConfig loads the server certificate and the client CAs. With
+// --zeo-authenticate it also returns what was loaded from it, for the log.
+func (z *zeoFlags) tlsConfig() (*tls.Config, *clientCAs, error) {
 	if z.cert == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pair, err := tls.LoadX509KeyPair(z.cert, z.key)
 	if err != nil {
-		return nil, fmt.Errorf("--zeo-cert %s / --zeo-key %s: %w", z.cert, z.key, err)
+		return nil, nil, fmt.Errorf("--zeo-cert %s / --zeo-key %s: %w", z.cert, z.key, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if z.authenticate != "" {
-		pool, n, err := loadCAs(z.authenticate)
-		if err != nil {
-			return nil, fmt.Errorf("--zeo-authenticate %s: %w", z.authenticate, err)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("--zeo-authenticate %s: no PEM certificate found", z.authenticate)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if z.authenticate == "" {
+		return cfg, nil, nil
 	}
-	return cfg, nil
-}
-
-// loadCAs reads every certificate of a PEM file, or of every file in a
-// directory.
-func loadCAs(path string) (*x509.CertPool, int, error) {
-	files := []string{path}
-	if fi, err := os.Stat(path); err != nil {
-		return nil, 0, err
-	} else if fi.IsDir() {
-		ents, err := os.ReadDir(path)
-		if err != nil {
-			return nil, 0, err
-		}
-		files = files[:0]
-		for _, e := range ents {
-			if !e.IsDir() {
-				files = append(files, filepath.Join(path, e.Name()))
+	cas, err := loadCAs(z.authenticate)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--zeo-authenticate %s: %w", z.authenticate, err)
+	}
+	if len(cas.certs) == 0 {
+		return nil, nil, fmt.Errorf("--zeo-authenticate %s: no PEM certificate found", z.authenticate)
+	}
+	cfg.ClientCAs = cas.pool
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if len(cas.crls) > 0 {
+		// VerifyConnection, not VerifyPeerCertificate: it also runs when a
+		// client resumes a TLS session.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			now := time.Now
+			if cfg.Time != nil {
+				now = cfg.Time
 			}
+			if err := cas.checkRevocation(cs.VerifiedChains, now()); err != nil {
+				return fmt.Errorf("--zeo-authenticate %s: %w", z.authenticate, err)
+			}
+			return nil
 		}
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, 0, err
-		}
-		for {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			if blk.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, 0, fmt.Errorf("%s: %w", f, err)
-			}
-			pool.AddCert(c)
-			n++
-		}
-	}
-	return pool, n, nil
+	return cfg, cas, nil
 }
 
 // start serves st to ZEO clients when a ZEO address was given: on lns
@@ -144,10 +112,11 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 	if z.addr == "" {
 		return nil, func(context.Context) {}, nil
 	}
-	tcfg, err := z.tlsConfig()
+	tcfg, cas, err := z.tlsConfig()
 	if err != nil {
 		return nil, nil, err
 	}
+	cas.log(log, z.authenticate)
 	srv = zeo.NewServer(st, zeo.Options{
 		Logger:             log,
 		Msgpack:            z.msgpack,
