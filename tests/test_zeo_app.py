@@ -12,7 +12,9 @@ ZRS_ZEO_SERVER=runzeo runs the same tests against ZEO's own server (see
 zeoserver.py).
 """
 
+import dataclasses
 import random
+import ssl
 import threading
 import time
 
@@ -30,7 +32,7 @@ from ZODB.tests.StorageTestBase import zodb_pickle
 from ZODB.utils import p64, u64, z64
 
 from zeoserver import (  # noqa: F401 (fixtures)
-    codec, handshake, pki, raw_connect, recv_frame, ruok, send_frame, zeo,
+    codec, handshake, make_revocation, pki, raw_connect, recv_frame, ruok, send_frame, zeo,
 )
 
 
@@ -528,3 +530,25 @@ def test_tls_client_certificates(zeo, pki):
         assert conn.root()["secret"] == "over TLS"
     db.close()
 
+
+
+def test_tls_revoked_client_certificate(zeo, pki, tmp_path):
+    """The authenticate file holds the CA and its CRL: as ZEO (which then
+    sets VERIFY_CRL_CHECK_LEAF), the revoked client is refused, the CA's other
+    clients are served."""
+    bundle, revoked_cert, revoked_key = make_revocation(tmp_path / "crl", pki)
+    srv = zeo(pki=dataclasses.replace(pki, ca=bundle))
+    revoked = ssl.create_default_context(cafile=str(pki.ca))
+    revoked.load_cert_chain(str(revoked_cert), str(revoked_key))
+    with pytest.raises((OSError, EOFError)):
+        hello = handshake(srv.addr, tls_context=revoked, timeout=5)
+        pytest.fail(f"revoked client certificate: the server sent {hello!r}")
+    with pytest.raises(ClientDisconnected):
+        srv.client(ssl=revoked, wait_timeout=2)
+    if srv.kind == "zrs":
+        assert "revoked by the CRL" in srv.log(), srv.log()[-3000:]
+
+    db = srv.db()  # a client certificate of the same CA, not revoked
+    with db.transaction() as conn:
+        conn.root()["revocation"] = "checked"
+    db.close()

@@ -23,6 +23,7 @@ Fixtures for the test modules (import the ones a module uses):
               zeo.secondary(primary, ...) -> a ZeoServer replicating it
   pki         a CA, server and client certificates, and a client
               certificate from another CA, made with the openssl CLI
+              (make_revocation adds a revoked client and the CA's CRL)
 """
 
 import json
@@ -121,6 +122,29 @@ def make_pki(d):
     return Pki(ca=d / "ca.pem", server_cert=d / "server.pem", server_key=d / "server.key",
                client_cert=d / "client.pem", client_key=d / "client.key",
                other_cert=d / "other.pem", other_key=d / "other.key")
+
+
+def make_revocation(d, pki):
+    """Issue, in directory d, a client certificate from pki's CA, revoke it,
+    and write the CA's certificate followed by its CRL (an authenticate file
+    that ZEO checks CRLs with). Returns (bundle, revoked_cert, revoked_key)."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("ca.pem", "ca.key"):
+        shutil.copy(pki.ca.parent / name, d / name)
+    _make_leaf(d, "ca", "revoked", "clientAuth")
+    (d / "index.txt").write_text("")
+    (d / "crlnumber").write_text("01\n")
+    (d / "ca.cnf").write_text("[ca]\ndefault_ca = ca_section\n[ca_section]\n"
+                              "database = index.txt\ncrlnumber = crlnumber\n"
+                              "default_md = sha256\ndefault_crl_days = 3\n")
+    _openssl("ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+             "-revoke", "revoked.pem", cwd=d)
+    _openssl("ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
+             "-gencrl", "-out", "ca.crl", cwd=d)
+    bundle = d / "ca-with-crl.pem"
+    bundle.write_bytes((d / "ca.pem").read_bytes() + (d / "ca.crl").read_bytes())
+    return bundle, d / "revoked.pem", d / "revoked.key"
 
 
 # --- the wire, raw ---------------------------------------------------------------
