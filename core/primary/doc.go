@@ -36,11 +36,15 @@
 //   - A secondary that says it has a transaction newer than our last one
 //     is refused (logged, connection closed), as zc.zrs refuses it with
 //     TidTooHigh; it retries on its own schedule.
-//   - zrs2 cannot detect a secondary from a different database or a
-//     diverged history whose last tid is lower than ours: it is streamed
-//     the transactions after its tid, as zc.zrs does. When that tid is not
-//     one of ours the primary logs a warning, nothing more (a pack can
-//     legitimately remove it).
+//   - A zrs2 secondary whose last tid lies between our first and last
+//     transactions but is not one of them has a diverged history (an old
+//     primary after a failover) unless a pack removed that transaction:
+//     in a file that was never packed (its first transaction is not
+//     marked packed; zrs itself cannot pack) it is refused, the
+//     connection closed. Otherwise zrs2 cannot detect a secondary from a
+//     different database or a diverged history whose last tid is lower
+//     than ours: it is streamed the transactions after its tid, as zc.zrs
+//     does, with a warning when that tid is not one of ours.
 //
 // # Native secondaries (zrs3)
 //

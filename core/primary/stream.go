@@ -100,7 +100,6 @@ func (s *stream) run(ctx context.Context) {
 		return
 	}
 	s.log.Info("secondary connected", logKeyTid, start, logKeyLast, s.p.st.LastTransaction())
-	s.checkHistory(ctx, start)
 
 	gentle := make(chan struct{})
 	var wg sync.WaitGroup
@@ -191,29 +190,62 @@ func (s *stream) handshake() (zodb.Tid, error) {
 	if last := s.p.st.LastTransaction(); start > last {
 		return 0, fmt.Errorf("%w: secondary has %s (%s), primary's last is %s", errTidTooHigh, start, start.TimeString(), last)
 	}
+	if err := s.checkHistory(s.p.ctx, start); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	s.proto, s.start, s.lastSent = proto, start, start
 	s.mu.Unlock()
 	return start, nil
 }
 
-// checkHistory warns when the secondary's last tid is not a transaction
-// of ours. zrs2 cannot tell a diverged secondary (an old primary after a
-// failover) from one whose transaction was removed by a pack, so, like
-// zc.zrs, streaming goes on from the next transaction.
-func (s *stream) checkHistory(ctx context.Context, start zodb.Tid) {
+// errDivergedZRS2: a zrs2 secondary's last tid lies inside this primary's
+// history but is not one of its transactions, and no pack can explain it.
+var errDivergedZRS2 = errors.New("history diverged")
+
+// checkHistory decides whether a zrs2 secondary whose last transaction is
+// start (not above ours) may be streamed. zrs2 sends nothing but that tid,
+// so a tid we do not have is all there is to tell a diverged secondary (an
+// old primary brought back after a failover, with commits the new primary
+// never had) from one whose transaction was removed by a pack.
+//
+// Only a pack can remove a transaction: zrs never does (it cannot pack),
+// but the file may have been packed by ZODB before zrs served it, and a
+// zc.zrs secondary of it must keep working. A ZODB FileStorage pack marks
+// every transaction it keeps from before the pack time "p", and those
+// come first in the file; so a file whose first transaction is not
+// packed was never packed, and in it a missing tid after our first one
+// cannot be a pack's doing: that secondary has transactions we lack, and
+// streaming ours after them would make a file that belongs to neither
+// history. It is refused (the connection is closed: zrs2 has no way to
+// say why; a zrs secondary in "auto" then asks with zrs3, which does).
+// In a packed file, or below our first tid (where zrs2 cannot tell
+// another database either), a missing tid is streamed from the next
+// transaction as zc.zrs does, with a warning.
+func (s *stream) checkHistory(ctx context.Context, start zodb.Tid) error {
 	if start == 0 {
-		return
+		return nil
 	}
-	it, err := s.p.st.Iterate(ctx, start, start)
+	info, err := s.p.txnAt(ctx, start)
 	if err != nil {
-		return
+		return fmt.Errorf("handshake: reading this primary's transaction %s: %w", start, err)
 	}
-	defer it.Close()
-	if _, err := it.Next(ctx); errors.Is(err, io.EOF) {
-		s.log.Warn("the secondary's last transaction is not in this primary's history "+
-			"(packed away, or a diverged history zrs2 cannot detect); streaming from the next one", logKeyTid, start)
+	if info != nil {
+		return nil
 	}
+	first, err := s.p.FirstTxnMeta(ctx)
+	if err != nil {
+		return fmt.Errorf("handshake: reading this primary's first transaction: %w", err)
+	}
+	if first != nil && first.Tid < start && first.Status != zodb.StatusPacked {
+		return fmt.Errorf("%w at tid %s (%s): the zrs2 secondary's last transaction is not in this primary's history, "+
+			"which was never packed, so the secondary has transactions this primary lacks "+
+			"(it was probably a primary before a failover); restore it from this primary or from a backup "+
+			"(move its Data.fs aside and let it replicate from scratch)", errDivergedZRS2, start, start.TimeString())
+	}
+	s.log.Warn("the secondary's last transaction is not in this primary's history "+
+		"(packed away, or a diverged history zrs2 cannot detect); streaming from the next one", logKeyTid, start)
+	return nil
 }
 
 // readKeepAlives reads what the secondary sends after the handshake: only
