@@ -4,7 +4,9 @@
 //
 // By default (Options.Protocol ProtoAuto) it speaks zrs3 and falls back to
 // zrs2.0 for a primary that closes the connection on "zrs3", as a zc.zrs
-// primary does. With zrs3 it announces its database identity and the
+// primary does, unless that primary answered zrs3 before in this process:
+// a zrs primary closes handshakes the same way while stopping, and only
+// zrs3 lets it refuse a diverged history. With zrs3 it announces its database identity and the
 // digests of its last transaction, so a primary of another database or a
 // diverged history refuses it (and it refuses a primary announcing another
 // database); it receives a zstd-compressed stream with heartbeats,
@@ -46,7 +48,9 @@
 //     history diverged below the secondary's last tid (an old primary
 //     rejoining after a failover), applies that primary's later
 //     transactions without noticing. It only notices a primary that is
-//     behind it: that primary refuses it, and nothing is applied.
+//     behind it: that primary refuses it, and nothing is applied. (A zrs
+//     primary also refuses a last tid missing from its never-packed
+//     history; zc.zrs does not.)
 //   - Replication is asynchronous: the secondary lags the primary by the
 //     time to transfer and fsync what was committed; it never slows the
 //     primary's commits.

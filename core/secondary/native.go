@@ -23,7 +23,9 @@ type Protocol string
 const (
 	// ProtoAuto (the zero value) tries the native protocol and falls back
 	// to zrs2.0 for a primary that closes the connection on "zrs3" (a
-	// zc.zrs primary), retrying native at most every NativeRetry.
+	// zc.zrs primary), retrying native at most every NativeRetry. A
+	// primary that answered zrs3 once is a zrs primary: it is never
+	// fallen back from (zrs2 cannot detect a diverged history).
 	ProtoAuto Protocol = ""
 	// ProtoZRS2 speaks zrs2.0 only, as zc.zrs.
 	ProtoZRS2 Protocol = "zrs2"
@@ -48,7 +50,8 @@ func ParseProtocol(s string) (Protocol, error) {
 const (
 	// NativeRetry is how long a secondary in ProtoAuto keeps using zrs2.0
 	// for a primary that refused zrs3 before trying zrs3 again (at its next
-	// connection).
+	// connection, or sooner when a zrs2.0 connection is closed before
+	// anything was received: a zrs primary refusing it says why over zrs3).
 	NativeRetry = 10 * time.Minute
 	// IdleHeartbeats: with Options.IdleTimeout zero, a native secondary
 	// reconnects after this many of the primary's heartbeat intervals
@@ -71,6 +74,8 @@ type nativeState struct {
 	fallbackUntil time.Time // use zrs2.0 until then; guarded by mu
 	fellBack      bool      // the fall-back was logged; guarded by mu
 	closedOnce    bool      // the last zrs3 handshake was closed unanswered; guarded by mu
+	spokeNative   bool      // the primary answered a zrs3 handshake in this process; guarded by mu
+	heldNative    bool      // staying on zrs3 after closed handshakes was logged; guarded by mu
 	proto         string    // protocol of the current or last connection; guarded by mu
 	primaryLast   zodb.Tid  // the primary's last tid from its welcome or last heartbeat; guarded by mu
 	heardAt       time.Time // when that was received; guarded by mu
@@ -94,6 +99,13 @@ func (s *Secondary) NativeStatus() NativeStatus {
 func (n *nativeState) heard(last zodb.Tid) {
 	n.mu.Lock()
 	n.primaryLast, n.heardAt = last, time.Now()
+	n.mu.Unlock()
+}
+
+// retryNative ends a fall-back to zrs2.0: the next connection tries zrs3.
+func (n *nativeState) retryNative() {
+	n.mu.Lock()
+	n.fallbackUntil = time.Time{}
 	n.mu.Unlock()
 }
 
@@ -121,9 +133,33 @@ func (s *Secondary) useNative() bool {
 // primary closes every one, while a zrs primary that was stopping or
 // restarting closes one, and falling back for NativeRetry then would
 // cost acknowledgements (sync durability) and compression for nothing.
+//
+// A primary that answered zrs3 before is a zrs primary, however many
+// handshakes it closes (stopping, crash-looping): it is never fallen back
+// from. Over zrs2 it could not refuse this secondary if their histories
+// diverged (a pack of its file can hide that), so its transactions could
+// be appended to ones it never had. The secondary's address is fixed, so
+// "the primary" is the same address for the life of the process. This is
+// kept in memory only: a node that has to be protected after a restart
+// (an old primary brought back) never spoke zrs3 to its new primary
+// before, so nothing on disk would know it; there the primary's own
+// check (it refuses a zrs2 start tid it lacks in a never-packed file) and
+// --protocol zrs3 are the protection.
 func (s *Secondary) fallBack() {
 	n := &s.nat
 	n.mu.Lock()
+	if n.spokeNative {
+		first := !n.heldNative
+		n.heldNative = true
+		n.mu.Unlock()
+		if first {
+			s.log.Info("the primary closed the zrs3 handshake unanswered, but it answered zrs3 before: it is a zrs primary " +
+				"(stopping or restarting?); staying on zrs3, since zrs2.0 could not detect a diverged history")
+		} else {
+			s.log.Debug("the primary closed the zrs3 handshake unanswered; staying on zrs3")
+		}
+		return
+	}
 	if !n.closedOnce {
 		n.closedOnce = true
 		n.mu.Unlock()
@@ -268,6 +304,8 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	}
 	s.nat.mu.Lock()
 	s.nat.closedOnce = false
+	s.nat.spokeNative, s.nat.heldNative = true, false
+	s.nat.fallbackUntil = time.Time{}
 	s.nat.mu.Unlock()
 	if wel.Refused != "" {
 		s.log.Error("the primary refuses this secondary: "+wel.Refused, logKeyTid, start)

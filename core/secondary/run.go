@@ -164,8 +164,16 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 		a.setReceivedAll(false)
 		if err != nil {
 			if applied == 0 && errors.Is(err, io.EOF) && ctx.Err() == nil {
+				if s.opts.Protocol == ProtoAuto {
+					// A zrs primary refusing this secondary (diverged
+					// history) can only close a zrs2 connection; over zrs3
+					// it says why. A zc.zrs primary closes that one, and
+					// the fall-back resumes.
+					s.nat.retryNative()
+				}
 				return errors.New("the primary closed the connection before sending anything " +
-					"(a primary refuses a secondary whose last transaction is newer than its own; see the primary's log)")
+					"(a primary refuses a secondary whose last transaction is newer than its own, " +
+					"and a zrs primary one whose last transaction is not in its history; see the primary's log)")
 			}
 			return s.readError(ctx, err, ir, "nothing (ReadTimeout)")
 		}
