@@ -149,6 +149,49 @@ func TestNativeRefusesDivergedHistory(t *testing.T) {
 	}
 }
 
+// A secondary whose last transaction has a tid the primary also has, but
+// other content (both sides committed at the same forced tid after a
+// failover), is refused: the zrs3 handshake compares the transaction's
+// digest, not only its tid.
+func TestNativeRefusesSameTidOtherContent(t *testing.T) {
+	dir := t.TempDir()
+	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+	pst := openFS(t, ppath)
+	newWorkload(t, pst).run(20)
+	pst.Close()
+	copyFile(t, ppath, spath)
+	commitAt := func(path string, data string) zodb.Tid {
+		st := openFS(t, path)
+		defer st.Close()
+		ctx := context.Background()
+		tid := st.LastTransaction() + 1000
+		txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("same tid")}, zodb.BeginOptions{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Store(zodb.Oid(1<<30), 0, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := txn.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return tid
+	}
+	pt, st := commitAt(ppath, "the new primary's"), commitAt(spath, "the old primary's")
+	if pt != st {
+		t.Fatalf("set-up: tids %s and %s", pt, st)
+	}
+	p := startPrimary(t, ppath, "127.0.0.1:0")
+	s := startSecondary(t, spath, p.addr, secondary.Options{Protocol: secondary.ProtoNative})
+	waitFor(t, "a refusal", func() bool { return s.Status().LastError != "" })
+	if e := s.Status().LastError; !strings.Contains(e, "history diverged") || !strings.Contains(e, "differs from this primary's") {
+		t.Fatalf("error %q, want a refusal: the secondary's transaction %s differs from the primary's", e, st)
+	}
+}
+
 // A secondary refuses a primary announcing another database (the primary
 // here is a fake that welcomes anyone).
 func TestNativeSecondaryRefusesOtherPrimary(t *testing.T) {
