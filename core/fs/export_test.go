@@ -1,5 +1,15 @@
 package fs
 
+import "os"
+
+// SetSyncFile replaces the fsync(2) every storage's commits end with, for
+// the test's duration; fn gets the real one to call.
+func SetSyncFile(t interface{ Cleanup(func()) }, fn func(real func(*os.File) error, f *os.File) error) {
+	real := syncFile
+	syncFile = func(f *os.File) error { return fn(real, f) }
+	t.Cleanup(func() { syncFile = real })
+}
+
 // SetFsync replaces the fsync of s's commits with fn, which gets the real
 // one to call (tests hold an fsync open to see what happens meanwhile).
 func SetFsync(s *FileStorage, fn func(real func() error) error) {

@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -568,5 +569,54 @@ func TestGroupCommitCloseWithPendingCommits(t *testing.T) {
 	}
 	if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A commit is acknowledged only after fsync(2) of Data.fs itself, taken
+// once the transaction's bytes are in the file: a process kill cannot
+// show a missing fsync (the page cache survives it), so this looks at the
+// call itself.
+func TestFinishFsyncsDataFs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	var mu sync.Mutex
+	var synced []int64 // Data.fs's size at each of its fsyncs whose last transaction was finished
+	fs.SetSyncFile(t, func(real func(*os.File) error, f *os.File) error {
+		if f.Name() == path {
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			// The last transaction's status byte, through its trailer:
+			// the fsync must come after Finish wrote ' ' there.
+			var b [8]byte
+			if _, err := f.ReadAt(b[:], fi.Size()-8); err != nil {
+				return err
+			}
+			var status [1]byte
+			if _, err := f.ReadAt(status[:], fi.Size()-8-int64(binary.BigEndian.Uint64(b[:]))+16); err != nil {
+				return err
+			}
+			if status[0] == ' ' {
+				mu.Lock()
+				synced = append(synced, fi.Size())
+				mu.Unlock()
+			}
+		}
+		return real(f)
+	})
+	s := stOpen(t, path, fs.Options{})
+	for i := range 3 {
+		stCommit(t, s, stWrite{zodb.Oid(i), 0, []byte("durable")})
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		ok := len(synced) > 0 && synced[len(synced)-1] == fi.Size()
+		n := len(synced)
+		mu.Unlock()
+		if !ok {
+			t.Fatalf("commit %d acknowledged with Data.fs at %d bytes; its fsyncs so far (%d) covered %v", i, fi.Size(), n, synced)
+		}
 	}
 }

@@ -36,6 +36,10 @@ const (
 	logKeyFile = "file"
 )
 
+// syncFile is how a commit makes Data.fs durable: fsync(2) of the file.
+// A variable only so that a test can see which file is synced, and when.
+var syncFile = (*os.File).Sync
+
 // ErrFS21ReadWrite is returned by a read-write Open of a file with the
 // Python 2 magic "FS21": zrs reads such files but writes only FS30.
 var ErrFS21ReadWrite = errors.New("file has the Python 2 magic FS21: zrs opens it read-only; " +
@@ -131,7 +135,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		commitSem: make(chan struct{}, 1),
 		failed:    make(chan struct{}),
 	}
-	s.fsync = func() error { return s.file.Sync() }
+	s.fsync = func() error { return syncFile(s.file) }
 	s.writeAt = func(p []byte, off int64) (int, error) { return s.file.WriteAt(p, off) }
 	if err := s.open(opts); err != nil {
 		s.release()
