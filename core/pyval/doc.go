@@ -56,11 +56,16 @@
 //
 // # Untrusted input
 //
-// The decoder checks every length against the bytes it was given and
-// never allocates more than the input justifies; errors are *Error values
-// giving the byte offset, never panics. A memo can make a small pickle
-// describe a large tree (one object shared many times) or a container
-// that contains itself: the encoders refuse cycles and nesting deeper than
-// MaxDepth, PickleOptions.Max bounds the output, and TreeSize measures a
-// value before a caller echoes it back.
+// The decoder checks every length against the bytes it was given, so
+// nothing is allocated ahead of the bytes that justify it; errors are
+// *Error values giving the byte offset, never panics. Justified is not
+// small: a one-byte opcode such as None makes a Value of about 100 bytes,
+// so a pickle of them costs up to about 150 bytes per byte.
+// UnpickleOptions.MaxValues bounds that for input from untrusted peers
+// (ZEO clients): with a limit of len(p)/K values, a pickle costs about
+// 150/K bytes per byte on top of the strings it carries. A memo can make
+// a small pickle describe a large tree (one object shared many times) or
+// a container that contains itself: the encoders refuse cycles and
+// nesting deeper than MaxDepth, PickleOptions.Max bounds the output, and
+// TreeSize measures a value before a caller echoes it back.
 package pyval

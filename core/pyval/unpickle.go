@@ -3,6 +3,7 @@ package pyval
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -22,13 +23,27 @@ func (e *Error) Error() string { return fmt.Sprintf("pickle byte %d: %v", e.Pos,
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// UnpickleOptions widens what UnpickleWith accepts.
+// ErrTooManyValues is wrapped by the error for input that builds more
+// values than the caller allows for its size (UnpickleOptions.MaxValues).
+var ErrTooManyValues = errors.New("too many values for the input's size")
+
+// UnpickleOptions widens or narrows what UnpickleWith accepts.
 type UnpickleOptions struct {
 	// Classes are the "module.name" of classes whose instances may occur,
 	// pickled as protocol 2+ does for a plain class (NEWOBJ with no
 	// arguments, then BUILD with the state). They decode to KindObject
 	// values: nothing is looked up or called.
 	Classes []string
+
+	// MaxValues, if positive, bounds what the pickle may make the
+	// decoder hold: every value pushed on the stack (built, or pushed
+	// again by DUP or a memo GET), every MARK and every memo PUT counts
+	// one. Each costs about 100 bytes however short its opcode, so a
+	// caller decoding untrusted input sets this in proportion to the
+	// input's length; past it the error wraps ErrTooManyValues. Zero
+	// leaves the count unbounded, and memory up to about 150 bytes per
+	// byte of input.
+	MaxValues int
 }
 
 // Unpickle decodes p, which must hold exactly one pickle (protocols 0-4,
@@ -40,7 +55,7 @@ func Unpickle(p []byte) (*Value, error) { return UnpickleWith(p, UnpickleOptions
 
 // UnpickleWith is Unpickle accepting instances of o.Classes too.
 func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
-	u := &unpickler{p: p, classes: o.Classes}
+	u := &unpickler{p: p, classes: o.Classes, max: o.MaxValues}
 	v, err := u.run()
 	if err != nil {
 		return nil, &Error{Pos: u.pos, Err: err}
@@ -52,7 +67,12 @@ func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
 // stack machine that never calls anything.
 //
 // Every length is checked against the bytes left before anything is
-// allocated, so memory stays proportional to the input.
+// allocated, so nothing is allocated ahead of the bytes that justify it.
+// Memory is still up to about 150 bytes per byte of input (one 1-byte
+// opcode pushes a Value of about 100 bytes, plus its stack slot) unless
+// max bounds the count of values, marks and memo entries (see
+// UnpickleOptions.MaxValues): then it is about 150 bytes per unit of max,
+// plus the strings the pickle carries, which take their own length.
 type unpickler struct {
 	p       []byte
 	pos     int
@@ -60,6 +80,8 @@ type unpickler struct {
 	marks   []int
 	memo    map[int64]*Value
 	classes []string
+	max     int // UnpickleOptions.MaxValues: 0 for no bound
+	count   int // values pushed, marks set and memo entries put so far
 }
 
 func (u *unpickler) run() (*Value, error) {
@@ -85,6 +107,13 @@ func (u *unpickler) run() (*Value, error) {
 			u.pos = start
 			return nil, fmt.Errorf("opcode %q: %w", op, err)
 		}
+		// Every opcode adds one unit at most, so checking after each
+		// keeps the count within max+1.
+		if u.max > 0 && u.count > u.max {
+			u.pos = start
+			return nil, fmt.Errorf("opcode %q: %w: more than %d values, marks and memo entries in %d bytes",
+				op, ErrTooManyValues, u.max, len(u.p))
+		}
 	}
 	return nil, fmt.Errorf("truncated pickle (no STOP)")
 }
@@ -100,7 +129,10 @@ func plain(items []*Value) error {
 	return nil
 }
 
-func (u *unpickler) push(v *Value) { u.stack = append(u.stack, v) }
+func (u *unpickler) push(v *Value) {
+	u.count++
+	u.stack = append(u.stack, v)
+}
 
 // floor is the lowest stack index the current mark frame may touch.
 func (u *unpickler) floor() int {
@@ -199,6 +231,7 @@ func (u *unpickler) sized(n int, signed bool) (string, error) {
 func (u *unpickler) op(op byte) error {
 	switch op {
 	case '(':
+		u.count++
 		u.marks = append(u.marks, len(u.stack))
 	case 'N':
 		u.push(&Value{k: KindNone})
@@ -607,6 +640,7 @@ func (u *unpickler) put(op byte) error {
 	if u.memo == nil {
 		u.memo = make(map[int64]*Value)
 	}
+	u.count++
 	u.memo[idx] = v
 	return nil
 }

@@ -113,3 +113,36 @@ func TestUnpickleObjects(t *testing.T) {
 		t.Error("object pickled with protocol 1")
 	}
 }
+
+// TestUnpickleMaxValues: MaxValues counts every push, MARK and memo PUT,
+// refuses the opcode that goes past it with an *Error at that opcode
+// wrapping ErrTooManyValues, and zero means no bound.
+func TestUnpickleMaxValues(t *testing.T) {
+	for name, c := range map[string]struct {
+		p     string
+		count int // what the pickle counts
+	}{
+		"pushes":   {"(NNNt.", 5},               // MARK, 3 None, the tuple
+		"memo get": {"N\x94h\x00h\x00\x87.", 5}, // None, PUT, 2 GETs, the tuple
+		"dup":      {"N22\x87.", 4},             // None, 2 DUPs, the tuple
+		"marks":    {"((((1111N.", 5},
+	} {
+		opts := pyval.UnpickleOptions{MaxValues: c.count}
+		if _, err := pyval.UnpickleWith([]byte(c.p), opts); err != nil {
+			t.Errorf("%s: refused at its own count %d: %v", name, c.count, err)
+		}
+		if _, err := pyval.Unpickle([]byte(c.p)); err != nil {
+			t.Errorf("%s: refused without a limit: %v", name, err)
+		}
+		opts.MaxValues--
+		_, err := pyval.UnpickleWith([]byte(c.p), opts)
+		var pe *pyval.Error
+		if !errors.As(err, &pe) || !errors.Is(err, pyval.ErrTooManyValues) {
+			t.Errorf("%s: limit %d: err = %v", name, opts.MaxValues, err)
+			continue
+		}
+		if want := len(c.p) - 2; pe.Pos != want {
+			t.Errorf("%s: refused at byte %d, want %d (the last opcode): %v", name, pe.Pos, want, err)
+		}
+	}
+}
