@@ -39,9 +39,36 @@ type Codec interface {
 	Encode(m *Message) ([]byte, error)
 	// Decode reads one frame payload, which must hold exactly one message.
 	// Errors are *DecodeError values naming the byte offset; no input
-	// panics, and memory stays proportional to len(p).
+	// panics. A message may build at most maxValues(len(p)) values (for
+	// a pickle, marks and memo entries count too); past that the error
+	// wraps pyval.ErrTooManyValues. Decoding so costs at most about 5
+	// bytes per byte of p, plus about 600 KB (see maxValues).
 	Decode(p []byte) (*Message, error)
 }
+
+// maxValues is how many values a message of n bytes may decode to: one
+// per 32 bytes, plus 4096.
+//
+// Every decoded value costs about 100-150 bytes (a pyval.Value and its
+// slots), however short its encoding: a None is one byte in either
+// codec. Without a bound, one frame of Nones sent before register makes
+// the server allocate over 100 times the frame (36 GiB for a 256 MiB
+// frame); with it, about 150/32 ≈ 5 times, less than Python's 16.
+//
+// Real requests are far sparser. Their bulk is byte strings (storea's
+// data: one value however long) and the rest has a fixed shape of fewer
+// than 15 values (storea, loadBefore, vote, tpc_finish, iterator_start,
+// iterator_next, checkCurrentSerialInTransaction, ...). Only three
+// arguments vary in size, and each is a handful of entries in practice:
+// tpc_begin's extension dict, undoInfo's specification and iterator_gc's
+// list of iterator ids; 4096 values are room for an extension of 2000
+// entries of any density. The densest messages of unbounded length go
+// from the server to the client (invalidateTransaction's, new_oids' and
+// getInvalidations' lists of oids, at 10 bytes each): a client decoding
+// an invalidation of more than about 6000 objects with this codec would
+// refuse it. The project's clients (tests, the load generator) commit
+// fewer.
+func maxValues(n int) int { return n/32 + 4096 }
 
 // The two codecs.
 var (

@@ -2,7 +2,10 @@ package zeo
 
 import (
 	"encoding/hex"
+	"errors"
 	"testing"
+
+	"github.com/zrs-replication/zrs/core/pyval"
 )
 
 // fuzzRoundTrip is the invariant of both decoders: no input panics, and
@@ -22,6 +25,12 @@ func fuzzRoundTrip(t *testing.T, c Codec, p []byte) {
 		return // a value this encoding cannot carry back (an object in msgpack, a lone surrogate...)
 	}
 	m2, err := c.Decode(b)
+	if errors.Is(err, pyval.ErrTooManyValues) {
+		// The canonical form can hold more values per byte than what
+		// was sent (ints sent in a wider form, memo references written
+		// out as copies), and so be over its budget (see maxValues).
+		return
+	}
 	if err != nil {
 		t.Fatalf("re-encoded %+v does not decode: %v", m, err)
 	}

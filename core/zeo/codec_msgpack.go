@@ -137,7 +137,7 @@ func (msgpackCodec) Decode(p []byte) (*Message, error) {
 // *DecodeError values.
 func unpack(p []byte) (*pyval.Value, error) {
 	r := bytes.NewReader(p)
-	d := &mpDecoder{r: r, d: msgpack.NewDecoder(r), size: len(p)}
+	d := &mpDecoder{r: r, d: msgpack.NewDecoder(r), size: len(p), left: maxValues(len(p))}
 	v, err := d.value(0)
 	if err == nil && r.Len() > 0 {
 		d.start, err = d.offset(), fmt.Errorf("%d bytes after the message", r.Len())
@@ -156,6 +156,12 @@ type mpDecoder struct {
 	d     *msgpack.Decoder
 	size  int
 	start int // offset of the value being decoded, for errors
+	left  int // values the message may still decode to (see maxValues)
+}
+
+// tooMany is the error for a message past its budget of values.
+func (d *mpDecoder) tooMany() error {
+	return fmt.Errorf("%w: more than %d values in %d bytes", pyval.ErrTooManyValues, maxValues(d.size), d.size)
 }
 
 func (d *mpDecoder) offset() int { return d.size - d.r.Len() }
@@ -164,6 +170,9 @@ func (d *mpDecoder) value(depth int) (*pyval.Value, error) {
 	d.start = d.offset()
 	if depth > pyval.MaxDepth {
 		return nil, fmt.Errorf("containers nested deeper than %d", pyval.MaxDepth)
+	}
+	if d.left--; d.left < 0 {
+		return nil, d.tooMany()
 	}
 	c, err := d.d.PeekCode()
 	if err != nil {
@@ -236,6 +245,9 @@ func (d *mpDecoder) array(depth int) (*pyval.Value, error) {
 	if n < 0 || n > d.r.Len() { // every item takes a byte at least
 		return nil, fmt.Errorf("array of %d items, %d bytes left", n, d.r.Len())
 	}
+	if n > d.left { // checked before the slice is made
+		return nil, d.tooMany()
+	}
 	items := make([]*pyval.Value, n)
 	for i := range items {
 		if items[i], err = d.value(depth + 1); err != nil {
@@ -252,6 +264,9 @@ func (d *mpDecoder) dict(depth int) (*pyval.Value, error) {
 	}
 	if n < 0 || n > d.r.Len()/2 {
 		return nil, fmt.Errorf("map of %d entries, %d bytes left", n, d.r.Len())
+	}
+	if n > d.left/2 {
+		return nil, d.tooMany()
 	}
 	m := pyval.Dict()
 	for range n {

@@ -47,7 +47,7 @@ func (pickleCodec) Decode(p []byte) (*Message, error) { return decodePickle(p) }
 
 // decodePickle is pickleCodec.Decode.
 func decodePickle(p []byte) (*Message, error) {
-	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses})
+	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses, MaxValues: maxValues(len(p))})
 	if err != nil {
 		var pe *pyval.Error
 		if errors.As(err, &pe) {

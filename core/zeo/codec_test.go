@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/big"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -319,5 +320,95 @@ func TestCodecFor(t *testing.T) {
 	}
 	if _, ok := CodecFor('X'); ok {
 		t.Error("CodecFor(X)")
+	}
+}
+
+// denseFrames are payloads of about n bytes made of one-byte values, the
+// cheapest way to make a decoder build many: each must be refused.
+func denseFrames(n int) []struct {
+	name  string
+	codec Codec
+	p     []byte
+} {
+	rep := func(head, unit string, tail string) []byte {
+		return []byte(head + strings.Repeat(unit, n/len(unit)) + tail)
+	}
+	be32 := func(code byte, k int) string {
+		return string([]byte{code, byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)})
+	}
+	return []struct {
+		name  string
+		codec Codec
+		p     []byte
+	}{
+		{"pickle None", PickleCodec, rep("\x80\x03(", "N", "t.")},
+		{"pickle MARK", PickleCodec, rep("\x80\x03", "(", "")},
+		{"pickle DUP", PickleCodec, rep("\x80\x03N", "2", "")},
+		{"pickle MEMOIZE", PickleCodec, rep("\x80\x03N", "\x94", ".")},
+		{"pickle SETITEMS", PickleCodec, rep("\x80\x03}(", "N\x88", "u.")},
+		{"pickle empty tuples", PickleCodec, rep("\x80\x03(", ")", "t.")},
+		{"msgpack one array", MsgpackCodec, rep(be32(0xdd, n), "\xc0", "")},
+		// Arrays of 65535 items, each within the budget left when it starts.
+		{"msgpack nil", MsgpackCodec, rep(be32(0xdd, n/65538), "\xdc\xff\xff"+strings.Repeat("\xc0", 65535), "")},
+		{"msgpack empty arrays", MsgpackCodec, rep(be32(0xdd, n/65538), "\xdc\xff\xff"+strings.Repeat("\x90", 65535), "")},
+		{"msgpack map", MsgpackCodec, rep(be32(0xdd, n/65538), "\xde\x55\x55"+strings.Repeat("\xa1k\xc0", 0x5555), "")},
+	}
+}
+
+// TestDecodeBudget: a frame of one-byte values (which a client can send
+// before register) is refused once it has built maxValues(len(p))
+// values, with an error saying so at that byte, having allocated at most
+// 8 bytes per byte of the frame. Without the budget it was 100-150.
+func TestDecodeBudget(t *testing.T) {
+	const n = 4 << 20
+	const limit = 8.0 // bytes allocated per byte of frame
+	for _, c := range denseFrames(n) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m, err := c.codec.Decode(c.p)
+		runtime.ReadMemStats(&after)
+		perByte := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(c.p))
+		t.Logf("%s: %d bytes: %.1f bytes allocated per byte: %v", c.name, len(c.p), perByte, err)
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, pyval.ErrTooManyValues) {
+			t.Errorf("%s: decoded to %.60v, err = %v; want the budget refused", c.name, m, err)
+			continue
+		}
+		// The refusal comes about where the budget runs out, not at the end.
+		if de.Offset > 4*maxValues(len(c.p)) {
+			t.Errorf("%s: refused at byte %d; the budget is %d values", c.name, de.Offset, maxValues(len(c.p)))
+		}
+		if perByte > limit {
+			t.Errorf("%s: %.1f bytes allocated per byte of a %d-byte frame, want at most %.0f", c.name, perByte, len(c.p), limit)
+		}
+	}
+}
+
+// TestDecodeBudgetRoom: the budget leaves room for real messages: a
+// tpc_begin whose extension dict has 2000 small entries (a dense message
+// no client sends in practice), a storea of a large record, and every
+// message of the captures (TestTranscripts), in both codecs.
+func TestDecodeBudgetRoom(t *testing.T) {
+	ext := pyval.Dict()
+	for i := range 2000 {
+		ext.SetItem(pyval.Str("k"+strconv.Itoa(i)), pyval.Int(int64(i%100)))
+	}
+	data := make([]byte, 1<<20)
+	for _, m := range []*Message{
+		{ID: pyval.Int(0), Flags: FlagOneWay, Name: "tpc_begin", Args: pyval.Tuple(
+			pyval.Int(139947975027344), pyval.Bytes(nil), pyval.Bytes([]byte("import")), ext, pyval.None(), pyval.Str(" "))},
+		{ID: pyval.Int(0), Flags: FlagOneWay, Name: "storea", Args: pyval.Tuple(z64, z64, pyval.Bytes(data), pyval.Int(139947975027344))},
+	} {
+		for _, c := range []Codec{PickleCodec, MsgpackCodec} {
+			p, err := c.Encode(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Decode(p)
+			if err != nil || !pyval.Equal(got.Args, tuplify(m.Args)) && !pyval.Equal(got.Args, m.Args) {
+				t.Errorf("%s %s (%d bytes): %v", c.Name(), m.Name, len(p), err)
+			}
+		}
 	}
 }
