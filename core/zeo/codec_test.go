@@ -5,15 +5,19 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/pyval/pyvaltest"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 var (
@@ -383,6 +387,39 @@ func TestDecodeBudget(t *testing.T) {
 			t.Errorf("%s: %.1f bytes allocated per byte of a %d-byte frame, want at most %.0f", c.name, perByte, len(c.p), limit)
 		}
 	}
+}
+
+// TestDenseFrameBeforeRegister: a dense frame sent right after the
+// handshake closes the session with an error naming the frame, its
+// size and the budget.
+func TestDenseFrameBeforeRegister(t *testing.T) {
+	codecs(t, func(t *testing.T, mp bool) {
+		logs := &testutil.SyncBuffer{}
+		_, addr, _ := newTestServer(t, Options{Msgpack: mp, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		c := dialTest(t, addr, nil)
+		var p []byte
+		for _, f := range denseFrames(1 << 20) {
+			if f.codec == c.codec && (f.name == "msgpack nil" || f.name == "pickle None") {
+				p = f.p
+			}
+		}
+		if _, err := c.conn.Write(AppendFrame(nil, p)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.closed:
+		case <-time.After(testTimeout):
+			t.Fatal("the server kept the connection")
+		}
+		want := fmt.Sprintf("undecodable message (%d bytes)", len(p))
+		deadline := time.Now().Add(testTimeout)
+		for !strings.Contains(logs.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if l := logs.String(); !strings.Contains(l, want) || !strings.Contains(l, pyval.ErrTooManyValues.Error()) {
+			t.Errorf("log lacks %q and %q:\n%s", want, pyval.ErrTooManyValues, l)
+		}
+	})
 }
 
 // TestDecodeBudgetRoom: the budget leaves room for real messages: a
