@@ -192,7 +192,7 @@ func TestSyncCountsReconnectedSecondary(t *testing.T) {
 // A connection that has not sent its handshake when Shutdown begins is
 // closed, not waited for up to its handshake timeout.
 func TestShutdownDoesNotWaitForSilentHandshake(t *testing.T) {
-	p := New(openTestFS(t), Options{HandshakeTimeout: 5 * time.Second})
+	p := New(openTestFS(t), Options{HandshakeTimeout: time.Hour})
 	a, err := p.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,14 +204,12 @@ func TestShutdownDoesNotWaitForSilentHandshake(t *testing.T) {
 	}
 	defer c.Close()
 	time.Sleep(100 * time.Millisecond) // accepted
-	begun := time.Now()
+	// Waiting for the handshake (an hour) would outlast the context:
+	// Shutdown would then cut the connection and report the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), converge)
 	defer cancel()
 	if err := p.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(begun); took > time.Second {
-		t.Fatalf("Shutdown took %v waiting for a connection that never sent a handshake", took.Round(time.Millisecond))
+		t.Fatalf("Shutdown waited for a connection that never sent a handshake: %v", err)
 	}
 }
 
