@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -248,14 +249,23 @@ func checkPrefix(t *testing.T, s *secondary.Secondary, ppath string) {
 		t.Fatal(err)
 	}
 	defer pst.Close()
-	pit, _ := pst.Iterate(ctx, 0, zodb.MaxTid)
+	pit, err := pst.Iterate(ctx, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer pit.Close()
-	sit, _ := s.Iterate(ctx, 0, zodb.MaxTid)
+	sit, err := s.Iterate(ctx, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer sit.Close()
 	for {
 		si, err := sit.Next(ctx)
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return
+		}
+		if err != nil {
+			t.Fatalf("reading the secondary's file: %v", err)
 		}
 		pi, err := pit.Next(ctx)
 		if err != nil || pi.Tid != si.Tid || len(pi.Records) != len(si.Records) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -112,8 +113,11 @@ func TestApplyOverlapsFinishes(t *testing.T) {
 			}
 			for {
 				info, err := it.Next(context.Background())
-				if err != nil {
+				if errors.Is(err, io.EOF) {
 					break
+				}
+				if err != nil {
+					t.Fatal(err)
 				}
 				tids = append(tids, info.Tid)
 			}
