@@ -10,7 +10,13 @@ import (
 
 // setItems adds key/value pairs to dict d with Python's semantics: a key
 // equal to an existing one replaces that entry's value in place.
-func (d *Value) setItems(kv []*Value) error {
+func (d *Value) setItems(kv []*Value) error { return d.setItemsBudget(kv, nil) }
+
+// setItemsBudget is setItems drawing the bytes of the keys' canonical
+// forms from *total as well, when total is not nil: a pickle whose keys
+// are tuples sharing long memoized strings would otherwise build up to
+// maxKeyLen bytes per key from a few bytes of input.
+func (d *Value) setItemsBudget(kv []*Value, total *int) error {
 	if len(kv)%2 != 0 {
 		return fmt.Errorf("odd number of items (%d) for a dict", len(kv))
 	}
@@ -21,7 +27,14 @@ func (d *Value) setItems(kv []*Value) error {
 	}
 	for i := 0; i < len(kv); i += 2 {
 		budget := maxKeyLen
+		if total != nil {
+			budget = min(budget, *total)
+		}
+		start := budget
 		ck, err := canonicalKey(kv[i], &budget)
+		if total != nil {
+			*total -= start - budget
+		}
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,9 @@ type UnpickleOptions struct {
 	// caller decoding untrusted input sets this in proportion to the
 	// input's length; past it the error wraps ErrTooManyValues. Zero
 	// leaves the count unbounded, and memory up to about 150 bytes per
-	// byte of input.
+	// byte of input. It also bounds the bytes all dict keys may take in
+	// their canonical form (64 per value allowed): keys built of shared
+	// memoized tuples could otherwise cost up to 64 KiB each.
 	MaxValues int
 }
 
@@ -56,6 +58,10 @@ func Unpickle(p []byte) (*Value, error) { return UnpickleWith(p, UnpickleOptions
 // UnpickleWith is Unpickle accepting instances of o.Classes too.
 func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
 	u := &unpickler{p: p, classes: o.Classes, max: o.MaxValues}
+	if o.MaxValues > 0 {
+		kb := o.MaxValues * keyBytesPerValue
+		u.keyBytes = &kb
+	}
 	v, err := u.run()
 	if err != nil {
 		return nil, &Error{Pos: u.pos, Err: err}
@@ -82,7 +88,17 @@ type unpickler struct {
 	classes []string
 	max     int // UnpickleOptions.MaxValues: 0 for no bound
 	count   int // values pushed, marks set and memo entries put so far
+	// keyBytes, with a MaxValues bound, is what is left of the bytes the
+	// canonical forms of dict keys may take in all (keyBytesPerValue
+	// per value allowed); nil without one.
+	keyBytes *int
 }
+
+// keyBytesPerValue sizes the dict-key budget of a bounded unpickle: real
+// keys are short strings whose bytes are in the input, so this leaves
+// them room many times over, while keys built of shared memoized tuples
+// cannot cost more than a few dozen bytes per byte of input.
+const keyBytesPerValue = 64
 
 func (u *unpickler) run() (*Value, error) {
 	for u.pos < len(u.p) {
@@ -366,7 +382,7 @@ func (u *unpickler) containerOp(op byte) error {
 }
 
 func (u *unpickler) pushDict(d *Value, items []*Value) error {
-	if err := d.setItems(items); err != nil {
+	if err := d.setItemsBudget(items, u.keyBytes); err != nil {
 		return err
 	}
 	u.push(d)
@@ -413,7 +429,7 @@ func (u *unpickler) setItemOp(op byte) error {
 	if d.k != KindDict {
 		return fmt.Errorf("set item on a %v", d.k)
 	}
-	return d.setItems(items)
+	return d.setItemsBudget(items, u.keyBytes)
 }
 
 func (u *unpickler) otherOp(op byte) error {

@@ -3,6 +3,7 @@ package zeo
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -447,5 +448,39 @@ func TestDecodeBudgetRoom(t *testing.T) {
 				t.Errorf("%s %s (%d bytes): %v", c.Name(), m.Name, len(p), err)
 			}
 		}
+	}
+}
+
+// TestDecodeSharedKeyBudget: dict keys built of a memoized 30 KiB string
+// (seven bytes of input per key, about 60 KiB of canonical form each:
+// the string's own and the tuple's) are refused once their canonical
+// forms outgrow the message's budget, having allocated a bounded amount
+// per byte of the frame. Without that budget each key cost its full
+// form: about 2,000 bytes per byte, and a second of CPU per MiB.
+func TestDecodeSharedKeyBudget(t *testing.T) {
+	var p bytes.Buffer
+	p.WriteString("\x80\x03B")
+	binary.Write(&p, binary.LittleEndian, uint32(30<<10))
+	p.Write(bytes.Repeat([]byte{'x'}, 30<<10))
+	p.WriteString("\x94}") // MEMOIZE the string, EMPTY_DICT
+	const keys = 1500      // within the budget of values
+	for i := range keys {
+		p.WriteString("h\x00M") // BINGET the string, BININT2 i: key (s, i)
+		binary.Write(&p, binary.LittleEndian, uint16(i))
+		p.WriteString("\x86Ns") // TUPLE2, value None, SETITEM
+	}
+	p.WriteString(".")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := PickleCodec.Decode(p.Bytes())
+	runtime.ReadMemStats(&after)
+	perByte := float64(after.TotalAlloc-before.TotalAlloc) / float64(p.Len())
+	t.Logf("%d bytes: %.1f bytes allocated per byte: %v", p.Len(), perByte, err)
+	if err == nil || !strings.Contains(err.Error(), "dict key too large") {
+		t.Fatalf("decoded a frame whose keys expand to %d MB: err = %v", keys*60<<10>>20, err)
+	}
+	if perByte > 200 {
+		t.Errorf("%.0f bytes allocated per byte of frame, want at most 200", perByte)
 	}
 }
