@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 // mapReader serves reads of committed data from a read-only shared memory
@@ -79,7 +81,7 @@ func (r *mapReader) ensure(size int64) {
 // below the committed end and is small, else with pread.
 func (r *mapReader) ReadAt(p []byte, off int64) (n int, err error) {
 	if off < 0 || off+int64(len(p)) > r.limit.Load() || len(p) >= bigRead {
-		return r.f.ReadAt(p, off)
+		return r.pread(p, off)
 	}
 	mapped, err := r.withMapped(off, func(b []byte) {
 		if len(b) >= len(p) {
@@ -92,7 +94,17 @@ func (r *mapReader) ReadAt(p []byte, off int64) (n int, err error) {
 	if mapped && n == len(p) {
 		return n, nil
 	}
-	return r.f.ReadAt(p, off)
+	return r.pread(p, off)
+}
+
+// pread reads with the file. A read that lost a race with the storage's
+// Close says so (zodb.ErrClosed), rather than look like a damaged record.
+func (r *mapReader) pread(p []byte, off int64) (int, error) {
+	n, err := r.f.ReadAt(p, off)
+	if errors.Is(err, os.ErrClosed) {
+		err = zodb.ErrClosed
+	}
+	return n, err
 }
 
 // bigRead is the size from which pread is used even for mapped ranges: a

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/zrs-replication/zrs/core/zodb"
 )
 
 func TestMapReaderFollowsGrowth(t *testing.T) {
@@ -82,5 +84,21 @@ func TestMapReaderRemapsAndCloses(t *testing.T) {
 	// After Close reads fall back to the file.
 	if _, err := r.ReadAt(got, size-3); err != nil || string(got) != "end" {
 		t.Fatalf("read after close: %q %v", got, err)
+	}
+}
+
+// A load that loses a race with Close gets zodb.ErrClosed, not an error
+// that reads as a damaged record.
+func TestReadAfterCloseSaysClosed(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := s.rd // what a load still holds when Close runs
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.ReadAt(make([]byte, 4), 0); !errors.Is(err, zodb.ErrClosed) {
+		t.Fatalf("read after Close: %v, want zodb.ErrClosed", err)
 	}
 }
