@@ -55,6 +55,18 @@ func finishAsync(t *testing.T, tx zodb.Txn) <-chan finishResult {
 	return ch
 }
 
+// await waits for ch to be closed or to deliver, or fails the test
+// naming what it waited for: a regression fails, not hang until the test
+// binary's timeout.
+func await[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still waiting after 30 s for %s", what)
+	}
+}
+
 type finishResult struct {
 	tid zodb.Tid
 	err error
@@ -94,7 +106,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	done1 := finishAsync(t, tx1)
-	<-entered
+	await(t, entered, "the fsync to start")
 
 	// Readers: nothing of T1.
 	if d, ser := stLoad(t, s, a); string(d) != "a0" || ser != t0 {
@@ -227,7 +239,7 @@ func finishingIntoFailingFsync(t *testing.T) (s *fs.FileStorage, path string, do
 		t.Fatal(err)
 	}
 	done1 = finishAsync(t, tx1)
-	<-entered
+	await(t, entered, "the fsync to start")
 	return s, path, done1, fail
 }
 
@@ -295,7 +307,7 @@ func TestGroupCommitFsyncFailsDuringVoteWrite(t *testing.T) {
 	}
 	voted := make(chan error, 1)
 	go func() { voted <- tx2.Vote(bg) }()
-	<-writing
+	await(t, writing, "the vote to write")
 
 	failFsync()
 	// While T2's write is under way, the lock must stay held.
@@ -516,7 +528,7 @@ func TestGroupCommitCloseWithPendingCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	done1 := finishAsync(t, tx1)
-	<-entered
+	await(t, entered, "the fsync to start")
 	tx2 := begin(t, s)
 	if err := tx2.Store(b, 0, []byte("b2")); err != nil {
 		t.Fatal(err)
