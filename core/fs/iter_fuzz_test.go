@@ -16,10 +16,12 @@ func FuzzIterate(f *testing.F) {
 	f.Add(synthBuild(synthHistory(12)).Bytes, uint64(0))
 	f.Add(synthBuild(synthHistory(3)).Bytes, uint64(synthTid(2)))
 	f.Add([]byte("FS30"), uint64(0))
-	if py, err := os.ReadFile("testdata/pydump.fs"); err == nil {
-		f.Add(py, uint64(0))
-		f.Add(py, uint64(0x040d41248f847d88))
+	py, err := os.ReadFile("testdata/pydump.fs") // the Python-written seed
+	if err != nil {
+		f.Fatal(err)
 	}
+	f.Add(py, uint64(0))
+	f.Add(py, uint64(0x040d41248f847d88))
 	f.Fuzz(func(t *testing.T, b []byte, start uint64) {
 		m := fs.NewTxnMap()
 		m.Add(zodb.Tid(start/2), int64(len(b)/2))

@@ -198,9 +198,11 @@ func TestVerifyCancel(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	f.Add(synthBuild(synthHistory(12)).Bytes)
 	f.Add([]byte("FS21"))
-	if py, err := os.ReadFile("testdata/pydump.fs"); err == nil {
-		f.Add(py)
+	py, err := os.ReadFile("testdata/pydump.fs") // the Python-written seed
+	if err != nil {
+		f.Fatal(err)
 	}
+	f.Add(py)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := verifyBytes(t, b)
 		if (rep == nil) == (err == nil) {
