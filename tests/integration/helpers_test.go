@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,8 +157,9 @@ type childPrimaryProc struct {
 	stderr  *testutil.SyncBuffer
 	done    chan error
 	mu      sync.Mutex
-	commits int      // guarded by mu
-	last    zodb.Tid // guarded by mu
+	commits int        // guarded by mu
+	last    zodb.Tid   // guarded by mu
+	tids    []zodb.Tid // guarded by mu: every acknowledged commit, in order
 	exited  bool
 }
 
@@ -193,6 +195,7 @@ func startPrimaryChild(t *testing.T, path, addr string, size int, rate float64) 
 				c.mu.Lock()
 				c.commits++
 				c.last = tid
+				c.tids = append(c.tids, tid)
 				c.mu.Unlock()
 			}
 		}
@@ -214,6 +217,15 @@ func (c *childPrimaryProc) acked() (int, zodb.Tid) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.commits, c.last
+}
+
+// ackedTids returns every tid whose commit the child acknowledged so far
+// (all of them once the child has exited: kill and stop wait for its
+// output to be read).
+func (c *childPrimaryProc) ackedTids() []zodb.Tid {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.tids)
 }
 
 func (c *childPrimaryProc) send(t *testing.T, cmd string) {
@@ -403,6 +415,34 @@ func iterStorage(t *testing.T, st zodb.Iterable) zodb.TxnIterator {
 	}
 	t.Cleanup(func() { it.Close() })
 	return it
+}
+
+// checkAcked fails unless every tid in acked is a transaction of it (a
+// whole storage or file) with exactly one data record, as the primary
+// child commits. It returns how many transactions it has.
+func checkAcked(t *testing.T, what string, it zodb.TxnIterator, acked []zodb.Tid) int {
+	t.Helper()
+	have := make(map[zodb.Tid]int)
+	for {
+		info, err := it.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: after %d transactions: %v", what, len(have), err)
+		}
+		have[info.Tid] = len(info.Records)
+	}
+	for i, tid := range acked {
+		n, ok := have[tid]
+		if !ok {
+			t.Fatalf("%s: acknowledged commit %d of %d, %s, is not in the file (%d transactions there)", what, i+1, len(acked), tid, len(have))
+		}
+		if n != 1 {
+			t.Fatalf("%s: acknowledged commit %s has %d records, want 1", what, tid, n)
+		}
+	}
+	return len(have)
 }
 
 // comparePrefix checks, transaction by transaction, that every

@@ -94,8 +94,10 @@ func TestKillSecondaryDuringStream(t *testing.T) {
 }
 
 // A primary killed with SIGKILL while it commits and streams, then
-// restarted, 5 times: the secondary never holds a transaction the
-// recovered primary lacks (only durable transactions are streamed),
+// restarted, 5 times: the recovered primary's file holds every commit
+// the killed process acknowledged, the secondary never holds a
+// transaction the recovered primary lacks (only durable transactions
+// are streamed),
 // reconnects by itself to each new primary process, and ends identical.
 // (Graceful primary restarts are covered in core/secondary and cmd/zrs.)
 func TestKillPrimaryDuringStream(t *testing.T) {
@@ -132,11 +134,13 @@ func TestKillPrimaryDuringStream(t *testing.T) {
 		// Open the killed primary's file as its restart will (recovery),
 		// while the secondary keeps running and retrying.
 		pst := openFS(t, ppath)
+		acked := c.ackedTids()
+		checkAcked(t, "after primary kill "+itoa(trial), iterStorage(t, pst), acked)
 		n := comparePrefix(t, "after primary kill "+itoa(trial), iterStorage(t, pst), iterStorage(t, sec), false)
 		if err := pst.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("primary kill %d: secondary holds %d transactions", trial, n)
+		t.Logf("primary kill %d: the primary's file holds all %d commits it acknowledged; the secondary holds %d transactions", trial, len(acked), n)
 	}
 	c := startPrimaryChild(t, ppath, sock, 100, 200)
 	waitFor(t, "a few more commits", func() bool { n, _ := c.acked(); return n >= 20 }, c.stderr)
