@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -59,7 +60,8 @@ func TestMain(m *testing.M) {
 // primaryChild serves a primary on $ZRS_ACCEPT_ADDR and commits one new
 // object of $ZRS_ACCEPT_SIZE bytes per transaction at $ZRS_ACCEPT_RATE,
 // printing "listening" once serving and "commit TID" once each Finish
-// returned. Stdin commands: "pause", "resume"; EOF shuts down cleanly.
+// returned. Stdin commands: "pause", "resume"; EOF or SIGTERM shuts down
+// cleanly (the storage's Close saves Data.fs.index).
 func primaryChild() error {
 	ctx := context.Background()
 	size, _ := strconv.Atoi(os.Getenv(childSize))
@@ -80,6 +82,14 @@ func primaryChild() error {
 
 	var mu sync.Mutex
 	paused, eof := false, false
+	sigterm := make(chan os.Signal, 1)
+	signal.Notify(sigterm, syscall.SIGTERM)
+	go func() {
+		<-sigterm
+		mu.Lock()
+		eof = true
+		mu.Unlock()
+	}()
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
@@ -226,6 +236,14 @@ func (c *childPrimaryProc) ackedTids() []zodb.Tid {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.tids)
+}
+
+// terminate sends SIGTERM: the child stops committing and shuts down.
+func (c *childPrimaryProc) terminate(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("primary child: %v\n%s", err, c.stderr)
+	}
 }
 
 func (c *childPrimaryProc) send(t *testing.T, cmd string) {
