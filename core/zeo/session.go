@@ -401,22 +401,15 @@ func (ss *session) close(error) {
 	})
 }
 
-// end runs when the reader stops: the transaction is aborted and the
-// session unregistered.
+// end runs when the reader stops: the session is unregistered, its
+// transaction aborted, and what is queued for the client written before
+// the connection closes.
 func (ss *session) end() {
-	// Send what is queued (error replies explaining why we close)
-	// before the socket goes — for a second at most: a client that does
-	// not read must not keep its transaction, and the commit lock it may
-	// hold, waiting on this write (the writer's write in flight ends at
-	// the same deadline).
 	ss.readerBusy.Store(false)
-	ss.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	ss.drain()
-	ss.flush(time.Second)
-	if tc, ok := ss.conn.(*tls.Conn); ok {
-		tc.CloseWrite() // close_notify; the TLS layer bounds it (5 s)
-	}
-	ss.close(nil)
+	// The transaction first, so that the commit lock it may hold is free
+	// at once, whatever the goodbye below costs with a client that does
+	// not read. Cancelling the session stops a vote's replay or wait.
+	ss.cancel()
 	ss.srv.pub.Lock()
 	delete(ss.srv.sessions, ss)
 	ss.srv.pub.Unlock()
@@ -427,6 +420,16 @@ func (ss *session) end() {
 	if t != nil {
 		t.abort()
 	}
+	// Send what is queued (error replies explaining why we close)
+	// before the socket goes, for a second at most (the writer's write in
+	// flight ends at the same deadline).
+	ss.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	ss.drain()
+	ss.flush(time.Second)
+	if tc, ok := ss.conn.(*tls.Conn); ok {
+		tc.CloseWrite() // close_notify; the TLS layer bounds it (5 s)
+	}
+	ss.close(nil)
 	close(ss.ended)
 }
 

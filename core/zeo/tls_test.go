@@ -1,6 +1,7 @@
 package zeo
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -127,5 +128,43 @@ func TestCloseTLSSessionDoesNotWaitForClient(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("closing a TLS session blocked on a client that does not read")
+	}
+}
+
+// A TLS session holding the commit lock that ends while its client does
+// not read frees the lock at once: its goodbye (error replies, the TLS
+// close_notify, up to 1 + 5 s on a full socket) comes after the abort.
+func TestEndingTLSSessionFreesCommitLockFirst(t *testing.T) {
+	ca := newTestCA(t, "zrs test CA")
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "server", true)}}
+	srv, _, _ := newTestServer(t, Options{TLS: srvCfg})
+	a, b := net.Pipe() // no buffer: every write waits for a reader
+	defer b.Close()
+	server := tls.Server(a, srvCfg)
+	client := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+	errc := make(chan error, 1)
+	go func() { errc <- client.Handshake() }()
+	if err := server.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	ss := newSession(srv, server)
+	if err := srv.acquireCommit(context.Background(), ss); err != nil {
+		t.Fatal(err)
+	}
+	srv.stats.active.Add(1)
+	ss.txn = &transaction{ss: ss, locked: true, state: stVoted}
+	go ss.end()
+
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	other := newSession(srv, c1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.acquireCommit(ctx, other); err != nil {
+		t.Fatalf("the commit lock of an ending session was not freed before its goodbye writes: %v", err)
 	}
 }
