@@ -87,36 +87,3 @@ func dialPausable(t *testing.T, addr net.Addr) (*testClient, *pausableConn) {
 	go c.read()
 	return c, pc
 }
-
-// MaxQueue counts what a client has not taken: the queue and the batch
-// being written. A client that stops reading in the middle of a large
-// answer is disconnected once both pass MaxQueue, not after another
-// MaxQueue of messages (twice the memory the option promises).
-func TestMaxQueueCountsTheWriteInFlight(t *testing.T) {
-	srv, _, _ := newTestServer(t, Options{MaxQueue: 1000})
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	ss := newSession(srv, a)
-	closed := func() bool {
-		ss.qmu.Lock()
-		defer ss.qmu.Unlock()
-		return ss.qclosed
-	}
-	ss.readerBusy.Store(true) // nothing wakes the writer: the test drains
-	ss.queue(make([]byte, 800))
-	ss.qmu.Lock()
-	bufs := ss.take() // claimed by a drain whose write has not returned
-	ss.qmu.Unlock()
-	if len(bufs) != 1 || closed() {
-		t.Fatalf("claimed %d frames, closed %v", len(bufs), closed())
-	}
-	ss.queue(make([]byte, 150))
-	if closed() {
-		t.Fatal("950 bytes not taken, MaxQueue 1000: disconnected")
-	}
-	ss.queue(make([]byte, 100))
-	if !closed() {
-		t.Fatal("1050 bytes not taken (800 of them being written), MaxQueue 1000: still connected")
-	}
-}

@@ -37,8 +37,7 @@ type session struct {
 	qmu        sync.Mutex
 	qcond      *sync.Cond
 	q          [][]byte
-	qbytes     int // bytes in q
-	inflight   int // bytes claimed by the drain in progress; MaxQueue counts both
+	qbytes     int
 	qclosed    bool
 	writing    bool        // a drain is in progress; guarded by qmu
 	readerBusy atomic.Bool // the reader is serving requests and will drain
@@ -294,10 +293,10 @@ func (ss *session) queue(f []byte) {
 		ss.qmu.Unlock()
 		return
 	}
-	if ss.qbytes+ss.inflight+len(f) > ss.srv.opts.MaxQueue && ss.qbytes+ss.inflight > 0 {
+	if ss.qbytes+len(f) > ss.srv.opts.MaxQueue && ss.qbytes > 0 {
 		ss.qmu.Unlock()
 		ss.srv.log.Warn("zeo: client does not read its messages; disconnecting it",
-			"peer", ss.peer, "queued_bytes", ss.qbytes+ss.inflight)
+			"peer", ss.peer, "queued_bytes", ss.qbytes)
 		ss.close(nil)
 		return
 	}
@@ -317,7 +316,7 @@ func (ss *session) take() net.Buffers {
 	}
 	bufs := net.Buffers(ss.q)
 	ss.q = nil
-	ss.inflight, ss.qbytes = ss.qbytes, 0
+	ss.qbytes = 0
 	ss.writing = true
 	return bufs
 }
@@ -326,7 +325,7 @@ func (ss *session) take() net.Buffers {
 func (ss *session) write(bufs net.Buffers) {
 	_, err := bufs.WriteTo(ss.conn)
 	ss.qmu.Lock()
-	ss.writing, ss.inflight = false, 0
+	ss.writing = false
 	more := len(ss.q) > 0
 	ss.qmu.Unlock()
 	if err != nil {
