@@ -87,3 +87,38 @@ func dialPausable(t *testing.T, addr net.Addr) (*testClient, *pausableConn) {
 	go c.read()
 	return c, pc
 }
+
+// MaxQueue counts what waits behind the batch being written: a client
+// reading a reply larger than MaxQueue (a big object) is not dropped for
+// the invalidations queued meanwhile, and one that lets MaxQueue pile up
+// behind it is.
+func TestMaxQueueCountsWhatWaitsBehindTheWrite(t *testing.T) {
+	srv, _, _ := newTestServer(t, Options{MaxQueue: 1000})
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	ss := newSession(srv, a)
+	closed := func() bool {
+		ss.qmu.Lock()
+		defer ss.qmu.Unlock()
+		return ss.qclosed
+	}
+	ss.readerBusy.Store(true) // nothing wakes the writer: the test drains
+	ss.queue(make([]byte, 1500)) // a big object's reply
+	ss.qmu.Lock()
+	bufs := ss.take() // being written; the client reads it
+	ss.qmu.Unlock()
+	if len(bufs) != 1 || closed() {
+		t.Fatalf("claimed %d frames, closed %v: a reply larger than MaxQueue with nothing queued was refused", len(bufs), closed())
+	}
+	for range 9 {
+		ss.queue(make([]byte, 100)) // invalidations meanwhile: 900 bytes
+	}
+	if closed() {
+		t.Fatal("a client reading a large reply was dropped for 900 bytes queued behind it (MaxQueue 1000)")
+	}
+	ss.queue(make([]byte, 200))
+	if !closed() {
+		t.Fatal("1100 bytes queued behind the write (MaxQueue 1000): still connected")
+	}
+}

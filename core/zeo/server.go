@@ -89,7 +89,9 @@ type Options struct {
 	SpillBytes int64
 	// TempDir holds spilled transactions; "" means os.TempDir().
 	TempDir string
-	// MaxQueue bounds the bytes queued for one client; a client that
+	// MaxQueue bounds the bytes queued for one client behind the batch
+	// being written to it (which may be as large again, or one reply
+	// larger than MaxQueue: a big object's load); a client that
 	// does not read is disconnected past it (it reconnects and verifies
 	// its cache). 0 means DefaultMaxQueue.
 	MaxQueue int
