@@ -103,7 +103,7 @@ func TestMaxQueueCountsWhatWaitsBehindTheWrite(t *testing.T) {
 		defer ss.qmu.Unlock()
 		return ss.qclosed
 	}
-	ss.readerBusy.Store(true) // nothing wakes the writer: the test drains
+	ss.readerBusy.Store(true)    // nothing wakes the writer: the test drains
 	ss.queue(make([]byte, 1500)) // a big object's reply
 	ss.qmu.Lock()
 	bufs := ss.take() // being written; the client reads it
