@@ -12,7 +12,6 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
-	"github.com/zrs-replication/zrs/internal/netaddr"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -66,11 +65,14 @@ type Options struct {
 	// Durability says whether a commit waits for secondaries; the zero
 	// value is asynchronous replication, as zc.zrs.
 	Durability Durability
-	// SendTimeout drops a TCP secondary whose host leaves what the
-	// primary sent unacknowledged this long (netaddr.SetSendTimeout): a
-	// secondary host that vanished (power cut, partition) would otherwise
-	// hold its stream, shown as connected, for the kernel's ~15 minutes.
-	// 0 means netaddr.DefaultSendTimeout; negative keeps the kernel's.
+	// SendTimeout, when positive, drops a TCP secondary whose host
+	// leaves what the primary sent unacknowledged this long
+	// (netaddr.SetSendTimeout): a vanished secondary host then stops
+	// holding its stream, shown as connected, before the kernel's ~15
+	// minutes. Off by default: a live secondary that reads nothing that
+	// long is dropped too, and a zc.zrs secondary reads nothing while it
+	// votes and finishes a transaction, which for a large one on a slow
+	// disk can take minutes — it would reconnect and start again for ever.
 	SendTimeout time.Duration
 }
 
@@ -119,9 +121,6 @@ func New(st Storage, opts Options) *Primary {
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if opts.SendTimeout == 0 {
-		opts.SendTimeout = netaddr.DefaultSendTimeout
 	}
 	opts.Durability = opts.Durability.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -99,6 +99,9 @@ type Options struct {
 	// sent unacknowledged this long (netaddr.SetSendTimeout): a client
 	// host that vanished would otherwise keep its session — and, between
 	// vote and tpc_finish, the commit lock — for the kernel's ~15 minutes.
+	// A client process that reads nothing that long is dropped too
+	// (ClientStorage reads on a thread of its own, so it is stopped or
+	// stuck); it reconnects and verifies its cache when it can.
 	// 0 means netaddr.DefaultSendTimeout; negative keeps the kernel's.
 	SendTimeout time.Duration
 	// Fatal is called when the server cannot go on safely: an internal

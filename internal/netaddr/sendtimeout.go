@@ -9,9 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultSendTimeout is how long bytes written to a peer may stay
-// unacknowledged by the peer's host before zrs gives the connection up,
-// when a server sets no other value: see SetSendTimeout.
+// DefaultSendTimeout is the send timeout a ZEO server sets when it is
+// given none: see SetSendTimeout.
 const DefaultSendTimeout = 60 * time.Second
 
 // SetSendTimeout bounds how long data written to c may stay unacknowledged
@@ -23,8 +22,10 @@ const DefaultSendTimeout = 60 * time.Second
 // host that lost power, a cable pulled, a firewall that forgot the
 // connection: without it a writer blocks for the kernel's retransmission
 // limit, about 15 minutes on Linux, and meanwhile the server shows the peer
-// as connected. A peer that is alive but slow to read is not dropped: its
-// host acknowledges the kernel's window probes.
+// as connected. The price: since Linux 5.11 a live peer that reads nothing
+// for that long (its window stays shut) is dropped too, where without the
+// option the kernel keeps probing it for ever. Set it only where a peer
+// that stops reading that long is broken anyway.
 //
 // c may wrap the TCP connection (a TLS connection, a counting wrapper) if
 // the wrapper has a NetConn method. Connections that are not TCP (Unix

@@ -119,3 +119,45 @@ func TestSendTimeoutLeavesOtherConnsAlone(t *testing.T) {
 		t.Fatalf("SetSendTimeout on a pipe: %v, want nil (nothing to set)", err)
 	}
 }
+
+// The price SetSendTimeout documents: a live peer that reads nothing for
+// longer than the timeout (its window stays shut) is dropped too, on the
+// kernels this runs on (Linux 5.11 and later).
+func TestSendTimeoutDropsPeerThatStopsReading(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close() // alive, never reads
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := SetSendTimeout(s, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := s.Write(buf); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Fatalf("write to a peer that stopped reading failed with %v, want ETIMEDOUT", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a peer that reads nothing is still connected 30 s after a 1 s send timeout: SetSendTimeout's doc is wrong for this kernel")
+	}
+}
