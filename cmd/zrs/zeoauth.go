@@ -182,6 +182,10 @@ func (cas *clientCAs) checkLeaf(chain []*x509.Certificate, now time.Time) error 
 	leaf, issuer := chain[0], chain[0]
 	if len(chain) > 1 {
 		issuer = chain[1]
+	} else if ca := cas.issuerOf(leaf); ca != nil {
+		// The client's own certificate is in the file: Go's chain stops
+		// there, OpenSSL's goes on to its CA, whose CRL applies.
+		issuer = ca
 	}
 	var best *fileCRL
 	for _, c := range cas.crls {
@@ -204,6 +208,17 @@ func (cas *clientCAs) checkLeaf(chain []*x509.Certificate, now time.Time) error 
 	}
 	if _, ok := best.revoked[leaf.SerialNumber.String()]; ok {
 		return fmt.Errorf("%s: revoked by the CRL in %s", who, best.where)
+	}
+	return nil
+}
+
+// issuerOf returns the CA certificate of the file that signed c, other
+// than c itself, or nil.
+func (cas *clientCAs) issuerOf(c *x509.Certificate) *x509.Certificate {
+	for _, ca := range cas.certs {
+		if !ca.Equal(c) && bytes.Equal(ca.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(ca) == nil {
+			return ca
+		}
 	}
 	return nil
 }

@@ -286,3 +286,27 @@ func TestZEOAuthenticateLogsCRLs(t *testing.T) {
 		}
 	}
 }
+
+// A file holding the client CA, its CRL and, besides, a client's own
+// certificate: OpenSSL (Python ZEO) still checks that client against its
+// CA's CRL, although Go's verified chain stops at the certificate found
+// in the file. Accepted while not revoked, refused once revoked.
+func TestZEOAuthenticatePinnedClientCertificate(t *testing.T) {
+	for _, revoked := range []bool{false, true} {
+		ca := newTestCA(t, "client CA")
+		leaf, leafPEM, _ := ca.issue("pinned client", 201, false)
+		now := time.Now()
+		var revoke []int64
+		if revoked {
+			revoke = []int64{201}
+		}
+		f := newAuthFixture(t, ca.pem(), ca.crl(now.Add(-time.Minute), now.Add(time.Hour), revoke...), leafPEM)
+		err := f.handshake(leaf)
+		switch {
+		case !revoked && err != nil:
+			t.Errorf("a pinned client whose CA's current CRL does not list it was refused: %v", err)
+		case revoked && (err == nil || !strings.Contains(err.Error(), "revoked")):
+			t.Errorf("a pinned client its CA's CRL revokes: %v, want refused as revoked", err)
+		}
+	}
+}
