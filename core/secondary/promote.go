@@ -24,7 +24,9 @@ var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 // Promote takes as long as the replication loop needs to notice the
 // cancellation (it closes the connection, so a blocked read ends at once)
 // plus the fsyncs of the transactions already finishing (a FileStorage's
-// group commit covers them with one or two). It is
+// group commit covers them with one or two); a relay whose own secondaries
+// must acknowledge (sync durability) waits for them too, up to its sync
+// timeout. It is
 // idempotent; it fails with zodb.ErrClosed after Close, and with ctx's
 // error if ctx ends before Run stopped (the secondary then stays
 // read-only, no longer replicating; call Promote again to finish).
