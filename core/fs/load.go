@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -156,6 +157,28 @@ func (s *FileStorage) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb
 		return dst, 0, 0, err
 	}
 	return append(zodb.GrowForData(dst, len(data)), data...), d.Tid, next, nil
+}
+
+// TidBefore returns the serial of oid's newest revision before before,
+// reading headers only (zodb.TidBeforer). As Python's FileStorage.getTid,
+// it fails only when that revision is a deletion or an undone creation
+// itself (no data, backpointer 0); a revision that points back to one has
+// a serial, though loading it fails.
+func (s *FileStorage) TidBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) (zodb.Tid, error) {
+	d, _, err := s.findBefore(ctx, oid, before)
+	if err != nil {
+		return 0, err
+	}
+	if d.PLen == 0 {
+		var b [8]byte
+		if _, err := s.rd.ReadAt(b[:], d.Pos+DataHeaderSize); err != nil {
+			return 0, &RecordError{Path: s.path, Record: "data record", Pos: d.Pos, Err: err}
+		}
+		if binary.BigEndian.Uint64(b[:]) == 0 {
+			return 0, &zodb.NotFoundError{Oid: oid, Tid: before}
+		}
+	}
+	return d.Tid, nil
 }
 
 // findBefore returns the header of the newest revision of oid with a

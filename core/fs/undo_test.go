@@ -298,3 +298,39 @@ func TestRestoreRules(t *testing.T) {
 		t.Errorf("new oid after restores: %s", oid)
 	}
 }
+
+// An object whose creation was undone three times ends on a record that
+// points back to the undone creation: it cannot be loaded, but it has a
+// tid, which TidBefore (Python's getTid) returns; the undone creation
+// itself has none.
+func TestTidBeforeBackpointerToUndoneCreation(t *testing.T) {
+	s := stOpen(t, "", fs.Options{})
+	t1 := stCommit(t, s, stWrite{0, 0, []byte("root")}, stWrite{5, 0, []byte("created")})
+	u1, _, err := unUndo(t, s, t1) // undone creation: no data, backpointer 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TidBefore(bg, 5, zodb.MaxTid); !errors.Is(err, zodb.ErrNotFound) {
+		t.Fatalf("TidBefore of an undone creation: %v, want not found", err)
+	}
+	u2, _, err := unUndo(t, s, u1) // back again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.TidBefore(bg, 5, zodb.MaxTid); err != nil || got != u2 {
+		t.Fatalf("TidBefore after undoing the undo: %s, %v; want %s", got, err, u2)
+	}
+	u3, _, err := unUndo(t, s, u2) // a backpointer to the undone creation
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Load(bg, 5); !errors.Is(err, zodb.ErrNotFound) {
+		t.Fatalf("load after the third undo: %v, want not found", err)
+	}
+	if got, err := s.TidBefore(bg, 5, zodb.MaxTid); err != nil || got != u3 {
+		t.Fatalf("TidBefore after the third undo: %s, %v; want %s, as Python's getTid", got, err, u3)
+	}
+	if got, err := s.TidBefore(bg, 5, u3); err != nil || got != u2 {
+		t.Fatalf("TidBefore the third undo: %s, %v; want %s", got, err, u2)
+	}
+}

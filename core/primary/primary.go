@@ -149,6 +149,11 @@ func (p *Primary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid)
 	return p.st.LoadBefore(ctx, oid, before)
 }
 
+// TidBefore delegates to the wrapped storage (zodb.TidBefore).
+func (p *Primary) TidBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) (zodb.Tid, error) {
+	return zodb.TidBefore(ctx, p.st, oid, before)
+}
+
 // AppendLoadBefore delegates to the wrapped storage (through its own
 // AppendLoadBefore when it has one).
 func (p *Primary) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {

@@ -197,6 +197,11 @@ func (s *Secondary) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Ti
 	return s.st.LoadBefore(ctx, oid, before)
 }
 
+// TidBefore delegates to the wrapped storage (zodb.TidBefore).
+func (s *Secondary) TidBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) (zodb.Tid, error) {
+	return zodb.TidBefore(ctx, s.st, oid, before)
+}
+
 // AppendLoadBefore delegates to the wrapped storage (through its own
 // AppendLoadBefore when it has one).
 func (s *Secondary) AppendLoadBefore(ctx context.Context, dst []byte, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {

@@ -227,7 +227,9 @@ func (ss *session) getTid(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	_, serial, _, err := ss.srv.st.LoadBefore(ss.ctx, oid, ss.srv.lastPublished()+1)
+	// As Python's getTid: headers only, and a revision that points back
+	// to an undone creation has a tid although it cannot be loaded.
+	serial, err := zodb.TidBefore(ss.ctx, ss.srv.st, oid, ss.srv.lastPublished()+1)
 	if errors.Is(err, zodb.ErrNotFound) || errors.Is(err, zodb.ErrNoRevision) {
 		return nil, &zodb.NotFoundError{Oid: oid}
 	}

@@ -980,3 +980,36 @@ func TestSpilledTransactionKeepsNoPerCallMemory(t *testing.T) {
 		t.Fatalf("spill files left behind: %v", ents)
 	}
 }
+
+// getTid answers as Python's FileStorage.getTid: an object whose creation
+// was undone three times ends on a record that points back to the undone
+// creation; it cannot be loaded, but getTid returns that record's tid.
+func TestGetTidOfBackpointerToUndoneCreation(t *testing.T) {
+	_, addr, _ := newTestServer(t, Options{})
+	c := dialRegistered(t, addr)
+	oid := c.newOid()
+	c.commit(1, store{oid, 0, []byte("created")})
+	undoLatest := func(txn int64) zodb.Tid {
+		t.Helper()
+		log := c.call("undoLog", pyval.Int(0), pyval.Int(-1))
+		id, _ := log.Items()[0].Lookup("id")
+		c.begin(txn)
+		c.oneWay("undoa", id, pyval.Int(txn))
+		if res := c.call("vote", pyval.Int(txn)); res.Len() != 1 {
+			t.Fatalf("vote of an undo: %s", res)
+		}
+		return c.finish(txn)
+	}
+	undoLatest(2) // the creation undone
+	if q, _ := c.callErr("getTid", oidValue(oid)); q != excPOSKeyError {
+		t.Fatalf("getTid of an undone creation: %s, want POSKeyError", q)
+	}
+	undoLatest(3)       // back
+	u3 := undoLatest(4) // a backpointer to the undone creation
+	if q, _ := c.callErr("loadBefore", oidValue(oid), tidValue(zodb.MaxTid)); q != excPOSKeyError {
+		t.Fatalf("loadBefore after the third undo: %s, want POSKeyError", q)
+	}
+	if got := mustTid(t, c.call("getTid", oidValue(oid))); got != u3 {
+		t.Fatalf("getTid after the third undo: %s, want %s (as Python's getTid)", got, u3)
+	}
+}

@@ -69,6 +69,29 @@ func AppendLoadBefore(ctx context.Context, st Loader, dst []byte, oid Oid, befor
 	return append(GrowForData(dst, len(data)), data...), serial, next, nil
 }
 
+// TidBeforer is implemented by storages that can tell the serial of an
+// object's revision before a tid without reading its data, as
+// FileStorage.getTid does for the current one: an error (a NotFoundError)
+// only when that revision is a deletion or an undone creation itself,
+// not when it points back to one (such a revision has a tid, and no data
+// to load).
+type TidBeforer interface {
+	TidBefore(ctx context.Context, oid Oid, before Tid) (Tid, error)
+}
+
+// TidBefore is the serial of oid's newest revision before before, through
+// st's TidBefore when it has one, else its LoadBefore.
+func TidBefore(ctx context.Context, st Loader, oid Oid, before Tid) (Tid, error) {
+	if tb, ok := st.(TidBeforer); ok {
+		return tb.TidBefore(ctx, oid, before)
+	}
+	data, serial, _, err := st.LoadBefore(ctx, oid, before)
+	if err == nil && data == nil {
+		err = &NotFoundError{Oid: oid}
+	}
+	return serial, err
+}
+
 // Storage is a ZODB storage: loads, oids, and two-phase commits.
 type Storage interface {
 	Loader
