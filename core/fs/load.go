@@ -123,7 +123,7 @@ func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
 		return corrupt("record of oid %s where oid %s was expected", d.Oid, oid)
 	case d.VLen != 0:
 		return corrupt("non-zero version length %d", d.VLen)
-	case d.PLen < 0 || d.Next() > end || d.Tloc >= d.Pos || d.Prev >= d.Pos:
+	case d.PLen < 0 || d.Next() > end || d.Tloc < MagicSize || d.Tloc+TxnHeaderSize > d.Pos || d.Prev >= d.Pos || d.Tid == 0:
 		return corrupt("malformed record header")
 	}
 	return nil

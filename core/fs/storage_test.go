@@ -544,3 +544,41 @@ func TestAppendLoadBefore(t *testing.T) {
 		}
 	}
 }
+
+// A record header that reads as zeros (a page lost under the storage: the
+// file cut or overwritten behind its back) is damage, not oid 0's record
+// at offset 0.
+func TestLoadZeroedRecordHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("the root object")})
+	it, err := s.Iterate(bg, 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := iterAll(t, it)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("%d transactions, %v", len(infos), err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record follows the transaction header and its metadata.
+	recPos := infos[0].Pos + fs.TxnHeaderSize + int64(len(infos[0].User)+len(infos[0].Description)+len(infos[0].Extension))
+	// Header and the 8 bytes after it: read as a record without data and
+	// a zero backpointer, it would say the object was deleted.
+	if _, err := f.WriteAt(make([]byte, fs.DataHeaderSize+8), recPos); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for what, call := range map[string]func() error{
+		"load":    func() error { _, _, err := s.Load(bg, 0); return err },
+		"history": func() error { _, err := s.History(bg, 0, 5); return err },
+	} {
+		var re *fs.RecordError
+		if err := call(); !errors.As(err, &re) || re.Record != "data record" || re.Pos != recPos {
+			t.Errorf("%s of a zeroed record header: %v, want the data record at %d named", what, err, recPos)
+		}
+	}
+}
