@@ -93,7 +93,8 @@ type Primary struct {
 	ackSignal   *headSignal                       // notified when a native secondary acknowledges
 	internalObs atomic.Pointer[func()]            // ObserveInternalErrors
 	dur         durabilityState
-	commits     commitRing // recent commits, for lag
+	commits     commitRing   // recent commits, for lag
+	unixSeq     atomic.Int64 // numbers the unix-socket secondaries' peer names
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx

@@ -44,10 +44,12 @@ type stream struct {
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
-	// A unix-socket client is unnamed: name it by the socket it came in on.
+	// A unix-socket client is unnamed: name it by the socket it came in on
+	// and a number, so that two of them on one socket are two peers (in
+	// the status, the logs and the metrics' peer label).
 	peer := conn.RemoteAddr().String()
 	if peer == "" || peer == "@" {
-		peer = "unix:" + conn.LocalAddr().String()
+		peer = fmt.Sprintf("unix:%s#%d", conn.LocalAddr().String(), p.unixSeq.Add(1))
 	}
 	return &stream{p: p, conn: conn, peer: peer, since: time.Now(), log: p.log.With(logKeyPeer, peer)}
 }

@@ -48,7 +48,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /status", s.handleStatus)
 	mux.HandleFunc("POST /promote", s.handlePromote)
 	if s.metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{}))
+		// One bad series must not blank the whole scrape: serve what
+		// could be gathered (the error is in the response's log).
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	return mux
 }
