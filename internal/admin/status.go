@@ -42,13 +42,18 @@ type Downstream struct {
 	Peer           string    `json:"peer"`
 	Proto          string    `json:"proto"`
 	ConnectedSince time.Time `json:"connected_since"`
-	// LastSent is the last transaction handed to the connection (zrs2
-	// secondaries do not acknowledge what they applied).
+	// LastSent is the last transaction handed to the connection.
 	LastSent     string    `json:"last_sent"`
 	LastSentTime time.Time `json:"last_sent_time,omitzero"`
-	CaughtUp     bool      `json:"caught_up"`
-	// LagSeconds is the time between LastSent's tid and the primary's
-	// last tid (0 when caught up).
+	// Acked is the last transaction a zrs3 secondary acknowledged
+	// (applied and fsynced); zrs2 secondaries do not acknowledge.
+	Acked string `json:"acked,omitempty"`
+	// CaughtUp: the secondary's position — Acked for a zrs3 secondary,
+	// else LastSent — is the primary's last tid.
+	CaughtUp bool `json:"caught_up"`
+	// LagSeconds is the time between the position's tid and the
+	// primary's last tid (0 when caught up, or when the secondary has
+	// nothing yet).
 	LagSeconds float64 `json:"lag_seconds"`
 	// LagTransactions and LagBytes are set when the primary can tell.
 	LagTransactions *int64 `json:"lag_transactions,omitempty"`
@@ -67,13 +72,25 @@ func tidTime(tid zodb.Tid) time.Time {
 func downstreams(st primary.Status) []Downstream {
 	var out []Downstream
 	for _, ss := range st.Secondaries {
+		pos := ss.LastSent
 		d := Downstream{
 			Peer: ss.Peer, Proto: ss.Proto, ConnectedSince: ss.ConnectedSince.UTC(),
 			LastSent: ss.LastSent.Hex(), LastSentTime: tidTime(ss.LastSent),
-			CaughtUp: ss.LastSent >= st.LastTransaction,
 		}
-		if !d.CaughtUp && ss.LastSent != 0 {
-			d.LagSeconds = st.LastTransaction.Time().Sub(ss.LastSent.Time()).Seconds()
+		if ss.Acks {
+			pos = ss.Acked
+			d.Acked = ss.Acked.Hex()
+		}
+		// The primary computed the lag from the same position.
+		d.CaughtUp = pos >= st.LastTransaction
+		if !d.CaughtUp && pos != 0 {
+			d.LagSeconds = ss.Lag.Seconds
+		}
+		if n := ss.Lag.Transactions; n >= 0 {
+			d.LagTransactions = &n
+		}
+		if n := ss.Lag.Bytes; n >= 0 {
+			d.LagBytes = &n
 		}
 		out = append(out, d)
 	}

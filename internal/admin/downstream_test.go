@@ -1,0 +1,235 @@
+package admin_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/primary"
+	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/netaddr"
+
+	"github.com/prometheus/common/expfmt"
+)
+
+// gateConn blocks Reads while the gate is shut: the secondary stops
+// reading (a stalled disk, a SIGSTOPped process), so the primary's
+// socket buffers fill and the secondary falls behind.
+type gateConn struct {
+	net.Conn
+	g *gate
+}
+
+type gate struct {
+	mu   sync.Mutex
+	shut chan struct{} // nil: open
+}
+
+func (g *gate) wait() {
+	g.mu.Lock()
+	ch := g.shut
+	g.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+func (c *gateConn) Read(b []byte) (int, error) {
+	c.g.wait()
+	return c.Conn.Read(b)
+}
+
+func bigCommit(t *testing.T, st zodb.Storage, size int) zodb.Tid {
+	t.Helper()
+	ctx := context.Background()
+	txn, err := st.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, err := st.NewOid(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, size)
+	rand.Read(data)
+	if err := txn.Store(oid, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tid, err := txn.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tid
+}
+
+// A secondary that falls behind (it stops reading): its lag in
+// transactions and bytes, which the primary knows, shows in /status and
+// as zrs_secondary_lag_transactions / _bytes, and it is not caught up
+// although everything may have been sent: a zrs3 secondary's position is
+// what it acknowledged.
+func TestDownstreamLagFromTheCore(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	pm := admin.NewMetrics()
+	p := primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
+	sock := filepath.Join(dir, "repl.sock")
+	ln, err := netaddr.Listen(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddListener(pm.CountListener(ln)); err != nil {
+		t.Fatal(err)
+	}
+	pm.ObservePrimary(p)
+	go p.Serve(ctx)
+	g := &gate{}
+	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
+		c, err := netaddr.Dial(ctx, sock)
+		if err != nil {
+			return nil, err
+		}
+		return &gateConn{Conn: c, g: g}, nil
+	})
+	s := secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
+		Dialer: dialer, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		IdleTimeout: time.Hour})
+	runDone := make(chan error, 1)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	go func() { runDone <- s.Run(runCtx) }()
+	pn := &admin.PrimaryNode{Primary: p, Path: "p.fs"}
+	pm.SetNode(pn)
+	defer func() {
+		g.mu.Lock()
+		if g.shut != nil {
+			close(g.shut)
+			g.shut = nil
+		}
+		g.mu.Unlock()
+		cancelRun()
+		s.Close()
+		<-runDone
+		p.Close()
+	}()
+
+	first := commit(t, p, 1)
+	waitFor(t, "replication", func() bool { return s.LastTransaction() == first })
+	waitFor(t, "acknowledged", func() bool {
+		st := p.Status()
+		return len(st.Secondaries) == 1 && st.Secondaries[0].Acked == first
+	})
+	g.mu.Lock()
+	g.shut = make(chan struct{})
+	g.mu.Unlock()
+	var last zodb.Tid
+	for range 20 {
+		last = bigCommit(t, p, 256<<10)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	core := p.Status()
+	if len(core.Secondaries) != 1 {
+		t.Fatalf("secondaries %+v", core.Secondaries)
+	}
+	cl := core.Secondaries[0].Lag
+	t.Logf("core: last %s, secondary LastSent %s Acked %s, Lag %+v", last, core.Secondaries[0].LastSent, core.Secondaries[0].Acked, cl)
+	if cl.Transactions <= 0 || cl.Bytes <= 0 {
+		t.Fatalf("test setup: the core does not see the lag: %+v", cl)
+	}
+	as := pn.Status()
+	d := as.Secondaries[0]
+	if d.CaughtUp || d.Acked == "" {
+		t.Errorf("a zrs3 secondary that acknowledged nothing of the last 20 commits: caught_up %v, acked %q", d.CaughtUp, d.Acked)
+	}
+	t.Logf("/status: caught_up=%v lag_seconds=%v lag_transactions=%v lag_bytes=%v", d.CaughtUp, d.LagSeconds, d.LagTransactions, d.LagBytes)
+
+	mfs, err := pm.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "zrs_secondary") {
+			expfmt.MetricFamilyToText(&b, mf)
+		}
+	}
+	t.Logf("metrics:\n%s", b.String())
+	if d.LagTransactions == nil || d.LagBytes == nil {
+		t.Errorf("/status lag_transactions/lag_bytes absent although the primary knows them (%d txns, %d bytes)", cl.Transactions, cl.Bytes)
+	}
+	if !strings.Contains(b.String(), "zrs_secondary_lag_transactions") || !strings.Contains(b.String(), "zrs_secondary_lag_bytes") {
+		t.Errorf("zrs_secondary_lag_transactions / zrs_secondary_lag_bytes never exported")
+	}
+}
+
+// Two secondaries replicating from one primary over its unix socket (a
+// host running two local replicas, or a relay and a replica) are two
+// peers: named alike, their per-peer gauges collided and the whole
+// /metrics scrape failed with HTTP 500.
+func TestTwoUnixSecondariesAreTwoPeers(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	pm := admin.NewMetrics()
+	p := primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
+	sock := filepath.Join(dir, "repl.sock")
+	ln, err := netaddr.Listen(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddListener(pm.CountListener(ln)); err != nil {
+		t.Fatal(err)
+	}
+	pm.ObservePrimary(p)
+	go p.Serve(ctx)
+	pn := &admin.PrimaryNode{Primary: p, Path: "p.fs"}
+	pm.SetNode(pn)
+	var secs []*secondary.Secondary
+	var dones []chan error
+	for i := range 2 {
+		s := secondary.New(openFS(t, filepath.Join(dir, "s"+string(rune('0'+i))+".fs")), sock, secondary.Options{
+			Dialer:     secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, sock) }),
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+		d := make(chan error, 1)
+		go func() { d <- s.Run(ctx) }()
+		secs, dones = append(secs, s), append(dones, d)
+	}
+	defer func() {
+		for i, s := range secs {
+			s.Close()
+			<-dones[i]
+		}
+		p.Close()
+	}()
+	last := commit(t, p, 2)
+	waitFor(t, "two secondaries", func() bool {
+		st := p.Status()
+		return len(st.Secondaries) == 2 && secs[0].LastTransaction() == last && secs[1].LastTransaction() == last
+	})
+	ds := pn.Status().Secondaries
+	if len(ds) != 2 || ds[0].Peer == ds[1].Peer {
+		t.Errorf("two secondaries on one socket: %+v, want two peer names", ds)
+	}
+	srv := httptest.NewServer(admin.NewServer(pn, pm, nil).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics with two secondaries on one unix socket: %s\n%s", resp.Status, body)
+	}
+}
