@@ -128,7 +128,7 @@ func (n *node) startSecondary(ctx context.Context) error {
 		}
 	}
 	n.sec = secondary.New(target, from, sopts)
-	n.metrics.ObserveSecondary(n.sec)
+	n.metrics.ObserveSecondary(n.sec, n.prim == nil) // a relay's primary counts its own commits
 	if err := n.startServers(ctx, n.sec, &admin.SecondaryNode{Secondary: n.sec, Relay: n.prim, Path: o.path}); err != nil {
 		return err
 	}

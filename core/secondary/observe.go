@@ -18,8 +18,9 @@ type ApplyObserver func(tid zodb.Tid, took time.Duration)
 // observers holds the monitoring hooks and state of a Secondary that the
 // replication loop updates without taking the Secondary's mutex.
 type observers struct {
-	apply   atomic.Pointer[ApplyObserver]
-	commits atomic.Pointer[func(tid zodb.Tid, oids []zodb.Oid)]
+	apply      atomic.Pointer[ApplyObserver]
+	commits    atomic.Pointer[func(tid zodb.Tid, oids []zodb.Oid)]
+	ownCommits atomic.Pointer[func(tid zodb.Tid, took time.Duration, err error)] // after promotion
 
 	mu        sync.Mutex
 	idle      bool      // waiting for the primary with nothing received pending; guarded by mu

@@ -264,10 +264,43 @@ func (s *Secondary) NewOid(ctx context.Context) (zodb.Oid, error) {
 // replication stream writes. After Promote it begins a transaction on the
 // wrapped storage.
 func (s *Secondary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
-	if s.Promoted() {
-		return s.st.Begin(ctx, meta, opts)
+	if !s.Promoted() {
+		return nil, fmt.Errorf("secondary: begin: %w", zodb.ErrReadOnly)
 	}
-	return nil, fmt.Errorf("secondary: begin: %w", zodb.ErrReadOnly)
+	t, err := s.st.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	if fn := s.obs.ownCommits.Load(); fn != nil {
+		return &observedTxn{Txn: t, obs: *fn}, nil
+	}
+	return t, nil
+}
+
+// ObserveOwnCommits sets fn to be called after each Finish of a
+// transaction committed through the promoted secondary (nil removes it):
+// its tid (0 on failure), how long Finish took, and its error. Metrics use
+// it where the wrapped storage does not report commits itself (a relay's
+// primary does). It runs in the committing goroutine: keep it short.
+func (s *Secondary) ObserveOwnCommits(fn func(tid zodb.Tid, took time.Duration, err error)) {
+	if fn == nil {
+		s.obs.ownCommits.Store(nil)
+		return
+	}
+	s.obs.ownCommits.Store(&fn)
+}
+
+// observedTxn reports its Finish to an ObserveOwnCommits function.
+type observedTxn struct {
+	zodb.Txn
+	obs func(tid zodb.Tid, took time.Duration, err error)
+}
+
+func (t *observedTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	start := time.Now()
+	tid, err := t.Txn.Finish(ctx)
+	t.obs(tid, time.Since(start), err)
+	return tid, err
 }
 
 // ReadOnly is true until Promote.

@@ -63,7 +63,7 @@ func startPair(t *testing.T) *pair {
 	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, sock) })
 	pr.s = secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
 		Dialer: pr.sm.CountDialer(dialer), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	pr.sm.ObserveSecondary(pr.s)
+	pr.sm.ObserveSecondary(pr.s, true)
 	runDone := make(chan error, 1)
 	go func() { runDone <- pr.s.Run(ctx) }()
 	pr.pn = &admin.PrimaryNode{Primary: pr.p, Path: "p.fs"}

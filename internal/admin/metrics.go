@@ -96,19 +96,28 @@ func (m *Metrics) status() (Status, bool) {
 // count of streams ended by an internal error from p.
 func (m *Metrics) ObservePrimary(p *primary.Primary) {
 	p.ObserveInternalErrors(func() { m.replInternal.Add(1) })
-	p.ObserveCommits(func(_ zodb.Tid, took time.Duration, err error) {
-		if err != nil {
-			m.commits.WithLabelValues("error").Inc()
-			return
-		}
-		m.commits.WithLabelValues("ok").Inc()
-		m.commitDur.Observe(took.Seconds())
-	})
+	p.ObserveCommits(m.observeCommit)
 }
 
-// ObserveSecondary feeds the apply latency histogram from s.
-func (m *Metrics) ObserveSecondary(s *secondary.Secondary) {
+// observeCommit counts one commit made through this node.
+func (m *Metrics) observeCommit(_ zodb.Tid, took time.Duration, err error) {
+	if err != nil {
+		m.commits.WithLabelValues("error").Inc()
+		return
+	}
+	m.commits.WithLabelValues("ok").Inc()
+	m.commitDur.Observe(took.Seconds())
+}
+
+// ObserveSecondary feeds the apply latency histogram from s. With
+// ownCommits, the commits made through s once promoted are counted too
+// (zrs_commits_total, zrs_commit_duration_seconds): set it unless s wraps
+// a primary that ObservePrimary already counts (a relay).
+func (m *Metrics) ObserveSecondary(s *secondary.Secondary, ownCommits bool) {
 	s.ObserveApplies(func(_ zodb.Tid, took time.Duration) { m.applyDur.Observe(took.Seconds()) })
+	if ownCommits {
+		s.ObserveOwnCommits(m.observeCommit)
+	}
 }
 
 // statusCollector turns the node's Status into gauges at scrape time.
