@@ -49,8 +49,9 @@ Available commands:
   version
         Print the zrs version.
 
-Not yet available (reserved; they exit with status 2):
-  primary/secondary --blob-dir DIR, and blob_dir in a config file
+Not yet available (reserved):
+  primary/secondary --blob-dir DIR (exit status 2), and blob_dir in a
+  config file (a config error: exit status 1)
 
 Exit status: 0 success, 1 failure, 2 usage error or unavailable command.
 Run 'zrs <command> --help' for the flags of a command.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/zrs-replication/zrs/core/primary"
 
 	"github.com/zrs-replication/zrs/internal/config"
 )
@@ -68,6 +69,9 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	dur, err := durf.check()
 	if err != nil {
 		return err
+	}
+	if dur.Mode == primary.Sync && *to == "" {
+		return usagef("primary: --durability sync needs --replicate-to ADDR: every commit would wait for secondaries that cannot connect, then fail")
 	}
 	log, err := df.check("primary", e.stderr)
 	if err != nil {

@@ -40,8 +40,8 @@ func (z *zeoFlags) register(fset *flag.FlagSet) {
 // check validates the flags (usage errors) without touching files.
 func (z *zeoFlags) check(cmd string) error {
 	if z.addr == "" {
-		if z.msgpack || z.cert != "" || z.key != "" || z.authenticate != "" {
-			return usagef("%s: --zeo-msgpack, --zeo-cert, --zeo-key and --zeo-authenticate need --zeo ADDR", cmd)
+		if z.msgpack || z.cert != "" || z.key != "" || z.authenticate != "" || z.txnTimeout != 0 || z.maxTxnMB != int(zeo.DefaultMaxTxnBytes>>20) {
+			return usagef("%s: --zeo-msgpack, --zeo-cert, --zeo-key, --zeo-authenticate, --zeo-transaction-timeout and --zeo-max-txn-mb need --zeo ADDR", cmd)
 		}
 		return nil
 	}

@@ -146,6 +146,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad quorum", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {quorum: 0}\n", "main.yaml:5: durability.quorum: must be at least 1"},
 		{"bad level", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability:\n  level: eventually\n", `main.yaml:6: durability.level: "eventually": want async or sync`},
 		{"bad on_sync_timeout", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {on_sync_timeout: retry}\n", `durability.on_sync_timeout: "retry": want fail or degrade`},
+		{"sync without replication", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability:\n  level: sync\n", "main.yaml:6: durability.level: sync needs replication.listen"},
 		{"bad sync_timeout", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {sync_timeout: 0s}\n", `durability.sync_timeout: must be positive`},
 		{"empty file", "", "main.yaml: empty config"},
 		{"not a mapping", "- a\n- b\n", "main.yaml:1: want a mapping of keys to values (the file), got a list"},

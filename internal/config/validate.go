@@ -104,6 +104,9 @@ func (v *validator) top() {
 	if c.Role == Secondary && c.Durability != nil {
 		v.add("durability", "only a primary has a durability section")
 	}
+	if c.Role == Primary && c.Durability != nil && c.Durability.Level == "sync" && c.ReplicationListen() == "" {
+		v.add("durability.level", "sync needs replication.listen: every commit would wait for secondaries that cannot connect, then fail")
+	}
 	if c.Role == Secondary && c.ReplicationFrom() == "" {
 		v.add("replication.from", "required on a secondary: the ADDR of its primary")
 	}
