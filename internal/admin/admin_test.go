@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/admin"
 	"github.com/zrs-replication/zrs/internal/netaddr"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // pair is a primary and a secondary replicating over a unix socket, each
@@ -159,6 +161,11 @@ func TestStatusAndMetrics(t *testing.T) {
 	if ss.Role != "secondary" || ss.LastTid != last.Hex() || ss.Upstream == nil || !ss.Upstream.Connected || !ss.Upstream.CaughtUp {
 		t.Errorf("secondary status %+v %+v", ss, ss.Upstream)
 	}
+	// A node that serves secondaries lists them, [] when it has none
+	// (scripts index the key); one that does not, leaves it out.
+	if raw := get(t, ssrv.URL+"/status"); strings.Contains(raw, `"secondaries"`) {
+		t.Errorf("a secondary without a relay lists secondaries: %s", raw)
+	}
 
 	pmet := get(t, psrv.URL+"/metrics")
 	for _, want := range []string{
@@ -193,6 +200,15 @@ func TestStatusAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("promote a primary: %s, want 409", resp.Status)
+	}
+	pr.s.Close()
+	waitFor(t, "the secondary to go", func() bool { return len(pr.p.Status().Secondaries) == 0 })
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(get(t, psrv.URL+"/status")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := doc["secondaries"].([]any); !ok || len(l) != 0 {
+		t.Errorf("a primary without secondaries: secondaries = %#v, want []", doc["secondaries"])
 	}
 }
 
@@ -331,5 +347,36 @@ func TestShutdownEndsClientThatNeverReads(t *testing.T) {
 	case <-writerDone: // the server closed the connection
 	case <-time.After(10 * time.Second):
 		t.Fatal("10 s after Shutdown the server still holds the connection of a client that never reads")
+	}
+}
+
+// The admin endpoint warns when it listens beyond this host (it has no
+// authentication), and a promotion refused to a primary — an operator's
+// mistake — is a warning in the primary's log, not an error.
+func TestAdminLogs(t *testing.T) {
+	pr := startPair(t)
+	var logs testutil.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for addr, warn := range map[string]bool{"127.0.0.1:0": false, "0.0.0.0:0": true} {
+		logs.Reset()
+		srv := admin.NewServer(pr.pn, nil, log)
+		a, err := srv.Listen(context.Background(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "no authentication"); got != warn {
+			t.Errorf("listening on %s: warning %v, want %v:\n%s", addr, got, warn, logs.String())
+		}
+		if addr == "127.0.0.1:0" {
+			resp, err := http.Post("http://"+a.String()+"/promote", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if l := logs.String(); resp.StatusCode != http.StatusConflict || !strings.Contains(l, "level=WARN msg=\"promotion refused") || strings.Contains(l, "level=ERROR") {
+				t.Errorf("promote a primary: %s, log:\n%s", resp.Status, l)
+			}
+		}
+		srv.Shutdown(context.Background())
 	}
 }

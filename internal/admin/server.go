@@ -73,6 +73,10 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 		}
 	}
 	s.log.Info("admin endpoint listening", "addr", ln.Addr().String())
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		s.log.Warn("the admin endpoint listens beyond this host and has no authentication: anyone who reaches it can promote this node; "+
+			"prefer a unix socket or a loopback address, or firewall it", "addr", ln.Addr().String())
+	}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin endpoint failed", "err", err)
@@ -106,7 +110,10 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	if err := s.node.Promote(ctx); err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, ErrNotSecondary) {
-			code = http.StatusConflict
+			// An operator's mistake, not this node's failure.
+			s.log.Warn("promotion refused: this node is not a secondary", "err", err)
+			writeJSON(w, http.StatusConflict, errorBody{Error: err.Error(), Role: s.node.Status().Role})
+			return
 		}
 		s.log.Error("promotion failed", "err", err)
 		writeJSON(w, code, errorBody{Error: err.Error(), Role: s.node.Status().Role})

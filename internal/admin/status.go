@@ -22,7 +22,7 @@ type Status struct {
 	PromotedAt  time.Time    `json:"promoted_at,omitzero"`   // when a former secondary was promoted
 	Upstream    *Upstream    `json:"upstream,omitempty"`     // a secondary's primary
 	Serving     bool         `json:"serving"`                // it serves secondaries (a primary, or a relay)
-	Secondaries []Downstream `json:"secondaries,omitempty"`  // connected secondaries, oldest first
+	Secondaries []Downstream `json:"secondaries,omitzero"`   // connected secondaries, oldest first; [] on a node that serves none yet
 }
 
 // Upstream is a secondary's view of its primary.
@@ -70,7 +70,7 @@ func tidTime(tid zodb.Tid) time.Time {
 
 // downstreams converts a primary's view of its secondaries.
 func downstreams(st primary.Status) []Downstream {
-	var out []Downstream
+	out := []Downstream{} // "secondaries": [] in the JSON, not absent
 	for _, ss := range st.Secondaries {
 		pos := ss.LastSent
 		d := Downstream{
