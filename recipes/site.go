@@ -136,7 +136,7 @@ func (w *walker) parts(n *yaml.Node) ([]*Part, error) {
 // built-in defaults. A section's defaults apply only to a part that has
 // that section, except durability, which every primary gets; and the
 // secondary-only keys (replication.protocol, keep_alive, read_timeout,
-// idle_timeout) go only to secondaries.
+// idle_timeout, compression) go only to secondaries.
 func merge(p, d *Part) {
 	if p.DataDir == "" {
 		p.DataDir = d.DataDir
@@ -174,6 +174,7 @@ func merge(p, d *Part) {
 		inherit(p, d, "replication.keep_alive", &p.Replication.KeepAlive, d.Replication.KeepAlive)
 		inherit(p, d, "replication.read_timeout", &p.Replication.ReadTimeout, d.Replication.ReadTimeout)
 		inherit(p, d, "replication.idle_timeout", &p.Replication.IdleTimeout, d.Replication.IdleTimeout)
+		inherit(p, d, "replication.compression", &p.Replication.Compression, d.Replication.Compression)
 	}
 	if p.Role == config.Primary && d.Durability != nil {
 		if p.Durability == nil {

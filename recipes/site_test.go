@@ -14,7 +14,7 @@ const twoParts = `defaults:
   log_level: warn
   durability: {level: sync, quorum: 2}
   zeo: {msgpack: true}
-  replication: {keep_alive: 30s, read_timeout: 5m}
+  replication: {keep_alive: 30s, read_timeout: 5m, compression: false}
 parts:
   main:
     role: primary
@@ -49,11 +49,11 @@ func TestParseSiteMergesDefaults(t *testing.T) {
 	if d := m.Durability; d == nil || d.Level != "sync" || d.Quorum != 2 || d.SyncTimeout != config.DefaultSyncTimeout || d.OnSyncTimeout != "fail" {
 		t.Errorf("main durability: %+v", m.Durability)
 	}
-	if m.Replication.KeepAlive != 0 || m.Replication.ReadTimeout != 0 {
-		t.Errorf("a primary inherited keep_alive or read_timeout: %+v", m.Replication)
+	if m.Replication.KeepAlive != 0 || m.Replication.ReadTimeout != 0 || m.Replication.Compression != nil {
+		t.Errorf("a primary inherited keep_alive, read_timeout or compression: %+v", m.Replication)
 	}
-	if rr := r.Replication; rr.KeepAlive != 30*time.Second || rr.ReadTimeout != 5*time.Minute {
-		t.Errorf("the secondary did not inherit keep_alive and read_timeout: %+v", rr)
+	if rr := r.Replication; rr.KeepAlive != 30*time.Second || rr.ReadTimeout != 5*time.Minute || rr.Compression == nil || *rr.Compression {
+		t.Errorf("the secondary did not inherit keep_alive, read_timeout and compression: %+v", rr)
 	}
 	if r.Durability != nil {
 		t.Errorf("a secondary inherited durability: %+v", r.Durability)

@@ -131,7 +131,8 @@ func nodeOptionsFrom(c *config.Config, log *slog.Logger) (nodeOptions, error) {
 		return o, err
 	}
 	r := c.Replication
-	o.secondary = secondary.Options{Protocol: p, KeepAlive: r.KeepAlive, ReadTimeout: r.ReadTimeout, IdleTimeout: r.IdleTimeout}
+	o.secondary = secondary.Options{Protocol: p, KeepAlive: r.KeepAlive, ReadTimeout: r.ReadTimeout, IdleTimeout: r.IdleTimeout,
+		NoCompression: r.Compression != nil && !*r.Compression}
 	return o, nil
 }
 

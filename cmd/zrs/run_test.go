@@ -381,7 +381,7 @@ func TestRunConfigErrors(t *testing.T) {
 // key reaches the secondary's options.
 func TestNodeOptionsFromSecondaryConfig(t *testing.T) {
 	c, err := config.Parse("r.yaml", []byte("name: r\nrole: secondary\npath: /x/Data.fs\n"+
-		"replication: {from: '8101', protocol: zrs2, keep_alive: 5s, read_timeout: 2m, idle_timeout: 9s}\n"))
+		"replication: {from: '8101', protocol: zrs2, keep_alive: 5s, read_timeout: 2m, idle_timeout: 9s, compression: false}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,17 @@ func TestNodeOptionsFromSecondaryConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := o.secondary
-	if s.Protocol != secondary.ProtoZRS2 || s.KeepAlive != 5*time.Second || s.ReadTimeout != 2*time.Minute || s.IdleTimeout != 9*time.Second {
+	if s.Protocol != secondary.ProtoZRS2 || s.KeepAlive != 5*time.Second || s.ReadTimeout != 2*time.Minute || s.IdleTimeout != 9*time.Second || !s.NoCompression {
 		t.Errorf("secondary options %+v", s)
+	}
+	// Compression is accepted unless the key says false.
+	for _, yaml := range []string{"", ", compression: true"} {
+		c, err := config.Parse("r.yaml", []byte("name: r\nrole: secondary\npath: /x/Data.fs\nreplication: {from: '8101'"+yaml+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, err := nodeOptionsFrom(c, slog.New(slog.DiscardHandler)); err != nil || o.secondary.NoCompression {
+			t.Errorf("replication {from%s}: NoCompression %v, %v", yaml, o.secondary.NoCompression, err)
+		}
 	}
 }

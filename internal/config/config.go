@@ -76,6 +76,9 @@ type Replication struct {
 	// the defaults (zrs2: wait forever; zrs3: 3 heartbeat intervals).
 	ReadTimeout time.Duration `yaml:"read_timeout,omitempty"`
 	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
+	// Compression (secondary, zrs3): false refuses zstd from the
+	// primary, as --compression=false; unset accepts it.
+	Compression *bool `yaml:"compression,omitempty"`
 }
 
 // Durability is the durability section of a primary.

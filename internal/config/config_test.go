@@ -129,6 +129,8 @@ func TestParseErrors(t *testing.T) {
 		{"protocol on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, protocol: zrs3}\n", "main.yaml:4: replication.protocol: only a secondary"},
 		{"read_timeout on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, read_timeout: 5s}\n", "main.yaml:4: replication.read_timeout: only a secondary"},
 		{"negative idle_timeout", base + "  idle_timeout: -1s\n", "main.yaml:6: replication.idle_timeout: must not be negative"},
+		{"compression on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, compression: false}\n", "main.yaml:4: replication.compression: only a secondary"},
+		{"bad compression", base + "  compression: maybe\n", `main.yaml:6: replication.compression: want true or false, got "maybe"`},
 		{"keep_alive on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, keep_alive: 5s}\n", "main.yaml:4: replication.keep_alive: only a secondary"},
 		{"primary serving nothing", "name: p\nrole: primary\npath: x\n", "main.yaml:2: role: a primary needs zeo.address or replication.listen"},
 		{"blob_dir", base + "blob_dir: /srv/blobs\n", "main.yaml:6: blob_dir: not yet available in this release"},
@@ -208,7 +210,8 @@ func TestLoad(t *testing.T) {
 }
 
 func TestRenderRoundTrip(t *testing.T) {
-	for _, src := range []string{full, base, base + "  listen: 0.0.0.0:8102\n  keep_alive: 10s\n  read_timeout: 1m\nzeo: {address: '8100'}\nadmin: 9000\n"} {
+	for _, src := range []string{full, base, base + "  listen: 0.0.0.0:8102\n  keep_alive: 10s\n  read_timeout: 1m\nzeo: {address: '8100'}\nadmin: 9000\n",
+		base + "  compression: false\n", base + "  compression: true\n"} {
 		c, err := Parse("a.yaml", []byte(src))
 		if err != nil {
 			t.Fatal(err)

@@ -26,6 +26,10 @@ func diff(a, b reflect.Value, path string, out []string) []string {
 		case fa.IsNil() && fb.IsNil():
 		case fa.IsNil() != fb.IsNil():
 			out = append(out, key)
+		case fa.Elem().Kind() != reflect.Struct: // an optional scalar
+			if !fa.Elem().Equal(fb.Elem()) {
+				out = append(out, key)
+			}
 		default:
 			out = diff(fa.Elem(), fb.Elem(), key, out)
 		}

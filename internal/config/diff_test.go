@@ -18,8 +18,19 @@ func TestDiff(t *testing.T) {
 	b.ZEO.Address = "8300"
 	b.ZEO.TLS.Authenticate = ""
 	b.Durability = nil
-	want := []string{"log_level", "zeo.address", "zeo.tls.authenticate", "durability"}
+	off := false
+	b.Replication.Compression = &off // unset in a
+	want := []string{"log_level", "zeo.address", "zeo.tls.authenticate", "replication.compression", "durability"}
 	if d := Diff(a, b); !slices.Equal(d, want) {
 		t.Errorf("diff %q, want %q", d, want)
+	}
+	on := true
+	a.Replication.Compression = &on
+	if d := Diff(a, b); !slices.Contains(d, "replication.compression") {
+		t.Errorf("compression true against false: diff %q", d)
+	}
+	a.Replication.Compression = &off
+	if d := Diff(a, b); slices.Contains(d, "replication.compression") {
+		t.Errorf("compression false against false: diff %q", d)
 	}
 }

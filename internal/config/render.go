@@ -57,6 +57,11 @@ func scalarOrMap(f reflect.Value) (*yaml.Node, error) {
 			return scalar("!!null", "null"), nil
 		}
 		return encode(f.Elem())
+	case f.Kind() == reflect.Pointer: // an optional scalar
+		if f.IsNil() {
+			return scalar("!!null", "null"), nil
+		}
+		return scalarOrMap(f.Elem())
 	case f.Type() == durationType:
 		return scalar("!!str", fmtDuration(f.Int())), nil
 	case f.Kind() == reflect.String:

@@ -134,6 +134,16 @@ func (w *Walker) value(n *yaml.Node, f reflect.Value, path string) error {
 			return err
 		}
 		f.Set(p)
+	case f.Kind() == reflect.Pointer: // an optional scalar: nil when unset
+		if isNull(n) {
+			f.SetZero()
+			return nil
+		}
+		p := reflect.New(f.Type().Elem())
+		if err := w.value(n, p.Elem(), path); err != nil {
+			return err
+		}
+		f.Set(p)
 	case n.Kind != yaml.ScalarNode:
 		return bad()
 	case f.Type() == durationType:

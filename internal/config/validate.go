@@ -156,6 +156,9 @@ func (v *validator) replication(r *Replication) {
 			v.add("replication.protocol", "only a secondary chooses a protocol")
 		}
 	}
+	if r.Compression != nil && !secondary {
+		v.add("replication.compression", "only a secondary accepts or refuses compression")
+	}
 	for _, d := range []struct {
 		key  string
 		val  time.Duration
