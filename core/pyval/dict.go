@@ -67,9 +67,10 @@ func (d *Value) reindex(extra int) error {
 const maxKeyLen = 1 << 16
 
 // canonicalKey returns a string equal for two keys exactly when Python
-// considers them the same dict key, or an error for unhashable keys.
-// NaN keys are given distinct strings only by accident of identity; they
-// do not occur in real data.
+// considers them the same dict key, or an error for unhashable keys. A
+// NaN equals nothing, itself included, but Python finds a key by identity
+// first: NaN keys are the same key only when they are the same object
+// (one value reached twice through the memo).
 func canonicalKey(v *Value, budget *int) (string, error) {
 	if *budget--; *budget < 0 { // before recursing: bounds the depth too
 		return "", fmt.Errorf("dict key too large")
@@ -97,6 +98,9 @@ func canonicalKey1(v *Value, budget *int) (string, error) {
 	case KindBigInt:
 		return "n" + v.big.String(), nil
 	case KindFloat:
+		if math.IsNaN(v.f) {
+			return fmt.Sprintf("nan%p", v), nil
+		}
 		if v.f == math.Trunc(v.f) && math.Abs(v.f) < 1e300 {
 			bf := new(big.Float).SetFloat64(v.f)
 			bi, _ := bf.Int(nil)

@@ -13,10 +13,29 @@ import (
 // rawUnicodeEscape decodes a UNICODE line: bytes are latin-1 code points
 // except \uXXXX and \UXXXXXXXX escapes. Surrogates are kept as
 // surrogatepass UTF-8.
+//
+// As CPython's decoder, a backslash starts an escape only when it ends a
+// run of an odd number of them: a line holding two backslashes and u0041
+// decodes to those seven characters.
 func rawUnicodeEscape(s string) (string, error) {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c == '\\' {
+			run := i
+			for run < len(s) && s[run] == '\\' {
+				run++
+			}
+			// All but an odd run's last backslash are literal.
+			k := run - i
+			if k%2 == 0 || run == len(s) || (s[run] != 'u' && s[run] != 'U') {
+				b = append(b, s[i:run]...)
+				i = run - 1
+				continue
+			}
+			b = append(b, s[i:run-1]...)
+			i = run - 1
+		}
 		if c == '\\' && i+1 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
 			n := 4
 			if s[i+1] == 'U' {

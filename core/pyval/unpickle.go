@@ -94,6 +94,16 @@ type unpickler struct {
 	keyBytes *int
 }
 
+// pyNaN is the bits of CPython's float('nan').
+const pyNaN = 0x7ff8000000000000
+
+func boolBit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // keyBytesPerValue sizes the dict-key budget of a bounded unpickle: real
 // keys are short strings whose bytes are in the input, so this leaves
 // them room many times over, while keys built of shared memoized tuples
@@ -284,6 +294,12 @@ func (u *unpickler) op(op byte) error {
 		x, err := strconv.ParseFloat(l, 64)
 		if err != nil {
 			return err
+		}
+		if math.IsNaN(x) {
+			// Python's float('nan') is the quiet NaN with no payload;
+			// Go's parser sets a payload bit, which re-pickling would
+			// write out.
+			x = math.Float64frombits(pyNaN | uint64(boolBit(strings.HasPrefix(l, "-")))<<63)
 		}
 		u.push(&Value{k: KindFloat, f: x})
 	default:
