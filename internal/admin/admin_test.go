@@ -23,6 +23,8 @@ import (
 	"github.com/zrs-replication/zrs/internal/admin"
 	"github.com/zrs-replication/zrs/internal/netaddr"
 	"github.com/zrs-replication/zrs/internal/testutil"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pair is a primary and a secondary replicating over a unix socket, each
@@ -378,5 +380,39 @@ func TestAdminLogs(t *testing.T) {
 			}
 		}
 		srv.Shutdown(context.Background())
+	}
+}
+
+// failingCollector gathers two series with one label set, as two peers
+// named alike once did.
+type failingCollector struct{}
+
+var failingDesc = prometheus.NewDesc("zrs_test_failing", "a series that fails", []string{"peer"}, nil)
+
+func (failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- failingDesc }
+func (failingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, 1, "same")
+	ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, 2, "same")
+}
+
+// A series that cannot be gathered is left out of the scrape, which
+// serves the rest, and logged: not silently lost.
+func TestMetricsServeTheRestAndLogAFailure(t *testing.T) {
+	m := admin.NewMetrics()
+	m.Registry().MustRegister(failingCollector{})
+	var logs testutil.SyncBuffer
+	srv := httptest.NewServer(admin.NewServer(nil, m, slog.New(slog.NewTextHandler(&logs, nil))).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "go_goroutines") {
+		t.Errorf("scrape with one failing series: %s, the rest served: %v", resp.Status, strings.Contains(string(body), "go_goroutines"))
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "zrs_test_failing") {
+		t.Errorf("the failing series is not in the log: %q", l)
 	}
 }

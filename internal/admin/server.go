@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,8 +50,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /promote", s.handlePromote)
 	if s.metrics != nil {
 		// One bad series must not blank the whole scrape: serve what
-		// could be gathered (the error is in the response's log).
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		// could be gathered, and log what could not.
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{
+			ErrorHandling: promhttp.ContinueOnError, ErrorLog: promLogger{s.log}}))
 	}
 	return mux
 }
@@ -140,4 +142,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// promLogger logs the metrics handler's errors (a series that could not
+// be gathered is left out of the scrape).
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Error("metrics: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 }
