@@ -1,6 +1,7 @@
 package pyval
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"unicode/utf8"
@@ -125,6 +126,16 @@ func (v *Value) SetItem(k, val *Value) {
 	if err := v.setItems([]*Value{k, val}); err != nil {
 		panic("pyval.SetItem: " + err.Error())
 	}
+}
+
+// TrySetItem is SetItem returning an error instead of panicking when k
+// is not hashable or its canonical form is too large (over 64 KiB): for
+// decoders of untrusted input.
+func (v *Value) TrySetItem(k, val *Value) error {
+	if v.k != KindDict {
+		return fmt.Errorf("set item on a %v", v.k)
+	}
+	return v.setItems([]*Value{k, val})
 }
 
 // Kind returns the Python type of v.

@@ -281,7 +281,9 @@ func (d *mpDecoder) dict(depth int) (*pyval.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.SetItem(k, v)
+		if err := m.TrySetItem(k, v); err != nil {
+			return nil, fmt.Errorf("map key %.40v: %w", k, err)
+		}
 	}
 	return m, nil
 }
