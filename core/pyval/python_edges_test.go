@@ -3,6 +3,7 @@ package pyval_test
 import (
 	"bytes"
 	"encoding/hex"
+	"math"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/pyval"
@@ -62,5 +63,25 @@ func TestRawUnicodeEscapeEvenBackslashes(t *testing.T) {
 	}
 	if s, _ := v.AsText(); s != `\\u0041` {
 		t.Errorf("decoded %q, CPython decodes %q", s, `\\u0041`)
+	}
+}
+
+// Protocol-0 float text is read as CPython's float() reads it: signed NaN
+// and any-case infinities accepted, hexadecimal refused.
+func TestTextFloatsAsCPython(t *testing.T) {
+	for text, bits := range map[string]uint64{
+		"nan": 0x7ff8000000000000, "-nan": 0xfff8000000000000, "+NaN": 0x7ff8000000000000,
+		"inf": 0x7ff0000000000000, "-Infinity": 0xfff0000000000000, "1.5": 0x3ff8000000000000,
+	} {
+		v, err := pyval.Unpickle([]byte("F" + text + "\n."))
+		f, ok := v.AsFloat()
+		if err != nil || !ok || math.Float64bits(f) != bits {
+			t.Errorf("F%s: %v %v, want bits %016x", text, v, err, bits)
+		}
+	}
+	for _, text := range []string{"0x1p3", "1_0"} {
+		if v, err := pyval.Unpickle([]byte("F" + text + "\n.")); err == nil {
+			t.Errorf("F%s decoded to %v; CPython refuses it", text, v)
+		}
 	}
 }

@@ -97,6 +97,22 @@ type unpickler struct {
 // pyNaN is the bits of CPython's float('nan').
 const pyNaN = 0x7ff8000000000000
 
+// pyFloat parses the text of a protocol-0 FLOAT as CPython's float()
+// does: decimal, inf/infinity and nan in any case with an optional sign.
+// A NaN gets float('nan')'s bits (Go's parser sets a payload bit, which
+// re-pickling would write out); hexadecimal, which float() refuses, is
+// refused.
+func pyFloat(l string) (float64, error) {
+	t := strings.TrimLeft(l, "+-")
+	if strings.EqualFold(t, "nan") {
+		return math.Float64frombits(pyNaN | uint64(boolBit(strings.HasPrefix(l, "-")))<<63), nil
+	}
+	if strings.ContainsAny(t, "xX_") {
+		return 0, fmt.Errorf("invalid float literal %q", l)
+	}
+	return strconv.ParseFloat(l, 64)
+}
+
 func boolBit(b bool) int {
 	if b {
 		return 1
@@ -291,15 +307,9 @@ func (u *unpickler) op(op byte) error {
 		if err != nil {
 			return err
 		}
-		x, err := strconv.ParseFloat(l, 64)
+		x, err := pyFloat(l)
 		if err != nil {
 			return err
-		}
-		if math.IsNaN(x) {
-			// Python's float('nan') is the quiet NaN with no payload;
-			// Go's parser sets a payload bit, which re-pickling would
-			// write out.
-			x = math.Float64frombits(pyNaN | uint64(boolBit(strings.HasPrefix(l, "-")))<<63)
 		}
 		u.push(&Value{k: KindFloat, f: x})
 	default:
