@@ -38,9 +38,16 @@ func (d *daemonFlags) register(fset *flag.FlagSet) {
 
 // check refuses the options this release does not implement yet and
 // returns the logger the daemon writes to stderr.
-func (d *daemonFlags) check(cmd string, stderr io.Writer) (*slog.Logger, error) {
-	if err := d.zeo.check(cmd); err != nil {
+// fset is the parsed flag set: which flags were given, not only their
+// values, decides some of the refusals.
+func (d *daemonFlags) check(cmd string, fset *flag.FlagSet, stderr io.Writer) (*slog.Logger, error) {
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := d.zeo.check(cmd, set); err != nil {
 		return nil, err
+	}
+	if set["admin"] && set["metrics"] {
+		return nil, usagef("%s: --admin and --metrics name the same endpoint: give one", cmd)
 	}
 	if d.blobDir != "" {
 		return nil, usagef("%s: --blob-dir is not yet available in this release (blobs are not replicated yet)", cmd)

@@ -56,7 +56,9 @@ func TestUsageErrors(t *testing.T) {
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"run", "--config", "a.yaml", "extra"}, {"run", "--bogus"}, {"secondary"},
 		{"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "0"}, {"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "17592186044417"},
 		{"primary", "Data.fs", "--zeo", "8200", "--durability", "sync"}, // no --replicate-to: no secondary could ever acknowledge
-		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-transaction-timeout", "30s"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "-1"}} {
+		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-transaction-timeout", "30s"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "-1"},
+		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "1024"}, // the default, but given: still needs --zeo
+		{"primary", "Data.fs", "--replicate-to", "8100", "--admin", "8300", "--metrics", "8301"}} {
 		code, _, errs := zrs(t, args...)
 		if code != 2 || errs == "" {
 			t.Errorf("%q: code %d, stderr %q", args, code, errs)

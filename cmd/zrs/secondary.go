@@ -72,7 +72,7 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	if *keepAlive < 0 {
 		return usagef("secondary: --keep-alive must not be negative")
 	}
-	log, err := df.check("secondary", e.stderr)
+	log, err := df.check("secondary", fset, e.stderr)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/zeo"
@@ -37,11 +38,14 @@ func (z *zeoFlags) register(fset *flag.FlagSet) {
 	fset.IntVar(&z.maxTxnMB, "zeo-max-txn-mb", int(zeo.DefaultMaxTxnBytes>>20), "largest transaction a ZEO client may send, in `MB`")
 }
 
-// check validates the flags (usage errors) without touching files.
-func (z *zeoFlags) check(cmd string) error {
+// check validates the flags (usage errors) without touching files; set
+// holds the names of the flags given.
+func (z *zeoFlags) check(cmd string, set map[string]bool) error {
 	if z.addr == "" {
-		if z.msgpack || z.cert != "" || z.key != "" || z.authenticate != "" || z.txnTimeout != 0 || z.maxTxnMB != int(zeo.DefaultMaxTxnBytes>>20) {
-			return usagef("%s: --zeo-msgpack, --zeo-cert, --zeo-key, --zeo-authenticate, --zeo-transaction-timeout and --zeo-max-txn-mb need --zeo ADDR", cmd)
+		for name := range set {
+			if strings.HasPrefix(name, "zeo-") {
+				return usagef("%s: --%s needs --zeo ADDR (as every --zeo-* flag)", cmd, name)
+			}
 		}
 		return nil
 	}
