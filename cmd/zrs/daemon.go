@@ -19,7 +19,8 @@ import (
 // SIGINT/SIGTERM, under one deadline: ZEO transactions in progress
 // finishing, connected secondaries receiving what was committed, the
 // storage closing. It stays well under the unit's TimeoutStopSec=90s.
-const shutdownTimeout = 60 * time.Second
+// A variable only so that in-process tests can shorten it.
+var shutdownTimeout = 60 * time.Second
 
 // daemonFlags are the flags shared by "zrs primary" and "zrs secondary".
 type daemonFlags struct {

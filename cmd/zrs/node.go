@@ -263,7 +263,19 @@ func (n *node) runSecondary(ctx context.Context) error {
 	defer cancel()
 	defer n.stopAdmin(sctx)
 	n.stopZEO(sctx)
-	closeErr := closeWithin(sctx, n.sec.Close)
+	var closeErr error
+	if n.prim != nil {
+		// A relay: its secondaries receive what it has within this stop's
+		// deadline, as a primary's do, and then its storage is closed
+		// (the index saved). The relay's own Close would start a deadline
+		// of its own, outlasting this one: the stop would fail first and
+		// the index go unsaved. Closing the secondary is then quick: its
+		// replication has stopped and the relay is closed.
+		n.prim.Shutdown(sctx)
+		closeErr = n.sec.Close()
+	} else {
+		closeErr = closeWithin(sctx, n.sec.Close)
+	}
 	if n.relayDone != nil {
 		select {
 		case <-n.relayDone:
