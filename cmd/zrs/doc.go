@@ -7,7 +7,7 @@
 //
 // Commands:
 //
-//	zrs fs verify [--progress] PATH   check a Data.fs; exit 1 naming the first bad offset
+//	zrs fs verify [--progress] [--strict] PATH   check a Data.fs; exit 1 naming the first bad offset
 //	zrs fs dump [--json] PATH         print a Data.fs like ZODB's fsdump, or as JSON lines
 //	zrs primary PATH --replicate-to ADDR [--zeo ADDR]     serve commits to secondaries (and ZEO clients)
 //	zrs secondary PATH --replicate-from ADDR [--zeo ADDR] replicate a primary (and serve it read-only)

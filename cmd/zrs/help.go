@@ -11,14 +11,15 @@ Usage:
   zrs <command> [flags] [args]
 
 Available commands:
-  fs verify [--progress] PATH
+  fs verify [--progress] [--strict] PATH
         Check a Data.fs: everything ZODB's fstest checks (magic, headers,
         increasing tids, lengths and trailers, no unfinished 'c'
-        transaction, data records tiling each transaction), plus prev
-        pointers and backpointer targets. Prints a summary with counts on
-        success; on damage prints the first problem with its byte offset
-        and exits 1. Progress goes to stderr when it is a terminal or with
-        --progress.
+        transaction before the last, data records tiling each
+        transaction), plus prev pointers and backpointer targets. Prints
+        a summary with counts on success (an unfinished last transaction,
+        a commit in progress, as a note; a problem with --strict); on
+        damage prints the first problem with its byte offset and exits 1.
+        Progress goes to stderr when it is a terminal or with --progress.
   fs dump [--json] PATH
         Print every transaction and data record of a Data.fs, in the line
         format of ZODB's fsdump.py, or with --json one JSON object per

@@ -26,9 +26,10 @@ TLS; --zeo-authenticate also requires client certificates.
 With --admin ADDR (or --metrics ADDR), serve HTTP on ADDR: GET /status
 (what "zrs status" shows), GET /metrics (Prometheus), POST /promote.
 
-Secondaries that speak zrs3 (zrs secondaries) get a zstd-compressed
-stream with heartbeats, and are refused if their file is another
-database or has transactions this primary lacks.
+Secondaries that speak zrs3 (zrs secondaries) get a stream with
+heartbeats, zstd-compressed unless they are on this host (unix socket,
+loopback), and are refused if their file is another database or has
+transactions this primary lacks.
 
 Replication is asynchronous by default: commits never wait for
 secondaries. With --durability sync, each commit also waits until

@@ -13,8 +13,9 @@ const secondaryUsage = `Usage: zrs secondary PATH/Data.fs --replicate-from ADDR 
 
 Open the FileStorage at PATH (creating it if missing) and replicate into
 it everything committed on the primary at ADDR (the native protocol zrs3,
-compressed and acknowledged, with a zrs primary; zrs2.0 with a Python
-zc.zrs primary, detected automatically), resuming from the last transaction in
+acknowledged, and compressed unless the primary is on this host, with a
+zrs primary; zrs2.0 with a Python zc.zrs primary, detected automatically,
+but never after the primary has answered zrs3), resuming from the last transaction in
 PATH and reconnecting after failures with a capped back-off. With
 --replicate-to, also serve what it receives to further secondaries.
 

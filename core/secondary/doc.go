@@ -9,7 +9,8 @@
 // zrs3 lets it refuse a diverged history. With zrs3 it announces its database identity and the
 // digests of its last transaction, so a primary of another database or a
 // diverged history refuses it (and it refuses a primary announcing another
-// database); it receives a zstd-compressed stream with heartbeats,
+// database); it receives the stream with heartbeats, zstd-compressed
+// unless the primary is on the same host (unix socket, loopback),
 // reconnects when even heartbeats stop (Options.IdleTimeout), and
 // acknowledges each transaction once fsynced, which sync primaries wait
 // for. The guarantees below about what zrs2 cannot detect hold for zrs2.0
@@ -17,7 +18,8 @@
 //
 // A Secondary wraps a writable storage (a FileStorage, or a
 // primary.Primary around one to relay to further secondaries). Run
-// connects to the primary, sends "zrs2.0" and the local last tid, and
+// connects to the primary, sends the protocol name ("zrs3", or "zrs2.0")
+// and the local last tid (with zrs3, a hello after it), and
 // applies each transaction it receives with Begin (the primary's tid and
 // status), Restore of every record with its data_txn hint, Vote and
 // Finish. Finish runs on a goroutine of its own while the next
@@ -51,11 +53,13 @@
 //     behind it: that primary refuses it, and nothing is applied. (A zrs
 //     primary also refuses a last tid missing from its never-packed
 //     history; zc.zrs does not.)
-//   - Replication is asynchronous: the secondary lags the primary by the
-//     time to transfer and fsync what was committed; it never slows the
-//     primary's commits.
+//   - The secondary lags the primary by the time to transfer and fsync
+//     what was committed. It slows the primary's commits only when the
+//     primary asks for sync durability, whose commits wait for zrs3
+//     secondaries' acknowledgements.
 //
 // The secondary applies every transaction it is sent; it never writes
 // anything else to the storage and never sends anything to the primary
-// but the handshake and, with Options.KeepAlive, empty keep-alive frames.
+// but the handshake (with zrs3, the hello), zrs3 acknowledgements and,
+// with Options.KeepAlive, empty keep-alive frames.
 package secondary
