@@ -66,8 +66,9 @@ func TestRawUnicodeEscapeEvenBackslashes(t *testing.T) {
 	}
 }
 
-// Protocol-0 float text is read as CPython's float() reads it: signed NaN
-// and any-case infinities accepted, hexadecimal refused.
+// Protocol-0 float text is read as CPython's pickle reads it: NaN with one
+// sign and any-case infinities accepted, hexadecimal and doubled signs
+// refused.
 func TestTextFloatsAsCPython(t *testing.T) {
 	for text, bits := range map[string]uint64{
 		"nan": 0x7ff8000000000000, "-nan": 0xfff8000000000000, "+NaN": 0x7ff8000000000000,
@@ -79,7 +80,7 @@ func TestTextFloatsAsCPython(t *testing.T) {
 			t.Errorf("F%s: %v %v, want bits %016x", text, v, err, bits)
 		}
 	}
-	for _, text := range []string{"0x1p3", "1_0"} {
+	for _, text := range []string{"0x1p3", "1_0", "--nan", "+-nan", "++inf"} {
 		if v, err := pyval.Unpickle([]byte("F" + text + "\n.")); err == nil {
 			t.Errorf("F%s decoded to %v; CPython refuses it", text, v)
 		}

@@ -97,13 +97,16 @@ type unpickler struct {
 // pyNaN is the bits of CPython's float('nan').
 const pyNaN = 0x7ff8000000000000
 
-// pyFloat parses the text of a protocol-0 FLOAT as CPython's float()
-// does: decimal, inf/infinity and nan in any case with an optional sign.
-// A NaN gets float('nan')'s bits (Go's parser sets a payload bit, which
-// re-pickling would write out); hexadecimal, which float() refuses, is
+// pyFloat parses the text of a protocol-0 FLOAT as CPython's pickle does:
+// decimal, inf/infinity and nan in any case with one optional sign. A NaN
+// gets float('nan')'s bits (Go's parser sets a payload bit, which
+// re-pickling would write out); hexadecimal, which pickle refuses, is
 // refused.
 func pyFloat(l string) (float64, error) {
-	t := strings.TrimLeft(l, "+-")
+	t := l
+	if strings.HasPrefix(t, "+") || strings.HasPrefix(t, "-") {
+		t = t[1:]
+	}
 	if strings.EqualFold(t, "nan") {
 		return math.Float64frombits(pyNaN | uint64(boolBit(strings.HasPrefix(l, "-")))<<63), nil
 	}
