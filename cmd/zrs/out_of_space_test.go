@@ -70,9 +70,17 @@ func TestSecondaryOutOfSpaceRetriesAndCatchesUp(t *testing.T) {
 	if fi, err := os.Stat(spath); err != nil || fi.Size() > 1<<20 {
 		t.Fatalf("the secondary's file: %v, %v", fi, err)
 	}
-	// Room again.
-	unlimited := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
-	if err := unix.Prlimit(s.cmd.Process.Pid, unix.RLIMIT_FSIZE, &unlimited, nil); err != nil {
+	// Room again: the soft limit back to the hard one, which the child
+	// inherited from this process.
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max != unix.RLIM_INFINITY && lim.Max < 8<<20 {
+		t.Fatalf("this machine's hard file size limit (%d bytes) is below what the test replicates", lim.Max)
+	}
+	room := unix.Rlimit{Cur: lim.Max, Max: lim.Max}
+	if err := unix.Prlimit(s.cmd.Process.Pid, unix.RLIMIT_FSIZE, &room, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitSameFile(t, ppath, spath, p, s)
