@@ -396,14 +396,17 @@ func (failingCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // A series that cannot be gathered is left out of the scrape, which
-// serves the rest, and logged: not silently lost.
+// serves the rest, and logged: not silently lost, nor once per scrape.
 func TestMetricsServeTheRestAndLogAFailure(t *testing.T) {
 	m := admin.NewMetrics()
 	m.Registry().MustRegister(failingCollector{})
 	var logs testutil.SyncBuffer
 	srv := httptest.NewServer(admin.NewServer(nil, m, slog.New(slog.NewTextHandler(&logs, nil))).Handler())
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
+	if _, err := http.Get(srv.URL + "/metrics"); err != nil { // a first scrape: logged
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "/metrics") // the same failure again: not logged again
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,5 +417,7 @@ func TestMetricsServeTheRestAndLogAFailure(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "zrs_test_failing") {
 		t.Errorf("the failing series is not in the log: %q", l)
+	} else if n := strings.Count(l, "level=ERROR"); n != 1 {
+		t.Errorf("a series failing on every scrape logged %d lines for 2 scrapes, want 1 a minute:\n%s", n, l)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,7 +53,7 @@ func (s *Server) Handler() http.Handler {
 		// One bad series must not blank the whole scrape: serve what
 		// could be gathered, and log what could not.
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{
-			ErrorHandling: promhttp.ContinueOnError, ErrorLog: promLogger{s.log}}))
+			ErrorHandling: promhttp.ContinueOnError, ErrorLog: &promLogger{log: s.log}}))
 	}
 	return mux
 }
@@ -145,9 +146,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // promLogger logs the metrics handler's errors (a series that could not
-// be gathered is left out of the scrape).
-type promLogger struct{ log *slog.Logger }
+// be gathered is left out of the scrape): at most one line a minute, as a
+// failing series fails every scrape, with the count of those not logged.
+type promLogger struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	last    time.Time // when a line was last logged
+	skipped int       // errors since then, not logged
+}
 
-func (l promLogger) Println(v ...any) {
-	l.log.Error("metrics: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+func (l *promLogger) Println(v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && time.Since(l.last) < time.Minute {
+		l.skipped++
+		return
+	}
+	l.log.Error("metrics: "+strings.TrimSuffix(fmt.Sprintln(v...), "\n"), "not_logged_since", l.skipped)
+	l.last, l.skipped = time.Now(), 0
 }
