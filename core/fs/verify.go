@@ -159,12 +159,14 @@ func (v *verifier) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if u := v.unfinishedTail(pos); u != nil {
-			v.rep.Unfinished = u
-			break
-		}
 		next, err := v.txn(pos)
 		if err != nil {
+			// Only a transaction that fails its checks can be the
+			// unfinished tail: its header is read again only then.
+			if u := v.unfinishedTail(pos); u != nil {
+				v.rep.Unfinished = u
+				break
+			}
 			return err
 		}
 		pos = next
