@@ -53,6 +53,10 @@ type fileCRL struct {
 	rl      *x509.RevocationList
 	where   string              // "FILE at offset N", for messages
 	revoked map[string]struct{} // revoked serials (decimal)
+	// signerKey is the public key (SubjectPublicKeyInfo) of the CA of the
+	// file that signed the CRL, checked once at load: a handshake then
+	// matches an issuer to its CRLs without checking signatures again.
+	signerKey []byte
 }
 
 // reasonRemoveFromCRL is the RFC 5280 CRLReason that un-revokes a serial;
@@ -115,9 +119,11 @@ func loadCAs(path string) (*clientCAs, error) {
 		}
 	}
 	for _, c := range cas.crls {
-		if c.signer(cas.certs) == nil {
+		ca := c.signer(cas.certs)
+		if ca == nil {
 			return nil, fmt.Errorf("CRL in %s (issuer %q) is not signed by a CA certificate of the file", c.where, c.rl.Issuer)
 		}
+		c.signerKey = ca.RawSubjectPublicKeyInfo
 	}
 	return cas, nil
 }
@@ -149,15 +155,17 @@ func parseCRL(der []byte, where string) (*fileCRL, error) {
 // signer returns the first of certs that signed the CRL, or nil.
 func (c *fileCRL) signer(certs []*x509.Certificate) *x509.Certificate {
 	for _, ca := range certs {
-		if c.signedBy(ca) {
+		if bytes.Equal(c.rl.RawIssuer, ca.RawSubject) && c.rl.CheckSignatureFrom(ca) == nil {
 			return ca
 		}
 	}
 	return nil
 }
 
-func (c *fileCRL) signedBy(ca *x509.Certificate) bool {
-	return bytes.Equal(c.rl.RawIssuer, ca.RawSubject) && c.rl.CheckSignatureFrom(ca) == nil
+// issuedBy reports whether ca (a certificate with the name and key of the
+// CRL's signer, found at load) issued the CRL.
+func (c *fileCRL) issuedBy(ca *x509.Certificate) bool {
+	return bytes.Equal(c.rl.RawIssuer, ca.RawSubject) && bytes.Equal(c.signerKey, ca.RawSubjectPublicKeyInfo)
 }
 
 func (c *fileCRL) current(now time.Time) bool {
@@ -189,7 +197,7 @@ func (cas *clientCAs) checkLeaf(chain []*x509.Certificate, now time.Time) error 
 	}
 	var best *fileCRL
 	for _, c := range cas.crls {
-		if !c.signedBy(issuer) {
+		if !c.issuedBy(issuer) {
 			continue
 		}
 		if best == nil || c.current(now) && !best.current(now) ||
@@ -237,7 +245,7 @@ func (cas *clientCAs) log(log *slog.Logger, path string) {
 		for _, ca := range cas.certs {
 			has := false
 			for _, c := range cas.crls {
-				has = has || c.signedBy(ca)
+				has = has || c.issuedBy(ca)
 			}
 			if !has {
 				without = append(without, ca.Subject.String())
