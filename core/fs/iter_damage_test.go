@@ -97,22 +97,7 @@ func TestIterateReportsDamageInsideCommittedData(t *testing.T) {
 // iterator stops before it and Unfinished names it; the storage's own
 // iterator does not reach it.
 func TestIterateStopsBeforeCommitInProgress(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s := stOpen(t, path, fs.Options{})
-	for i := range 3 {
-		stCommit(t, s, stWrite{zodb.Oid(i), 0, []byte("data")})
-	}
-	tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Abort()
-	if err := tx.Store(7, 0, []byte("in vote")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Vote(bg); err != nil {
-		t.Fatal(err)
-	}
+	path, s := voteInProgress(t)
 	it, err := s.Iterate(bg, 0, zodb.MaxTid)
 	if err != nil {
 		t.Fatal(err)
@@ -139,4 +124,28 @@ func TestIterateStopsBeforeCommitInProgress(t *testing.T) {
 	if u := fit.Unfinished(); n != 3 || u == nil || !strings.Contains(u.Error(), "status 'c'") {
 		t.Errorf("file iterator during a vote: %d transactions, Unfinished %v; want 3 and the voted one", n, u)
 	}
+}
+
+// voteInProgress opens a storage at a fresh path with 3 transactions,
+// and a fourth voted and not finished (aborted at the test's end): what a
+// live file looks like between a ZEO client's vote and tpc_finish.
+func voteInProgress(t *testing.T) (string, *fs.FileStorage) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	for i := range 3 {
+		stCommit(t, s, stWrite{zodb.Oid(i), 0, []byte("data")})
+	}
+	tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Abort() })
+	if err := tx.Store(7, 0, []byte("in vote")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Vote(bg); err != nil {
+		t.Fatal(err)
+	}
+	return path, s
 }

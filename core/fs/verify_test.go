@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/fs"
@@ -135,22 +134,7 @@ func TestVerifyUnfinishedTail(t *testing.T) {
 // verify runs against a live database: a commit between vote and finish
 // is the unfinished tail, not damage.
 func TestVerifyLiveDatabase(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s := stOpen(t, path, fs.Options{})
-	for i := range 3 {
-		stCommit(t, s, stWrite{zodb.Oid(i), 0, []byte("data")})
-	}
-	tx, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Abort()
-	if err := tx.Store(7, 0, []byte("in vote")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Vote(bg); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := voteInProgress(t)
 	rep, err := fs.Verify(bg, path, fs.VerifyOptions{})
 	if err != nil || rep.Unfinished == nil || rep.Txns != 3 {
 		t.Fatalf("verify during a commit: %+v, %v; want 3 transactions and the voted one unfinished", rep, err)
