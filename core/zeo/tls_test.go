@@ -104,23 +104,7 @@ func TestTLSWithClientCertificates(t *testing.T) {
 // and tls.Conn.Close would first wait up to 5 s to write a close_notify
 // alert, stalling every commit and load meanwhile.
 func TestCloseTLSSessionDoesNotWaitForClient(t *testing.T) {
-	ca := newTestCA(t, "zrs test CA")
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "server", true)}}
-	srv, _, _ := newTestServer(t, Options{TLS: srvCfg})
-	a, b := net.Pipe()
-	defer b.Close()
-	server := tls.Server(a, srvCfg)
-	client := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
-	errc := make(chan error, 1)
-	go func() { errc <- client.Handshake() }()
-	if err := server.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	// The client reads nothing from now on: a pipe has no buffer, so any
-	// write from the server blocks.
+	srv, server := tlsPipeSession(t)
 	ss := newSession(srv, server)
 	done := make(chan struct{})
 	go func() { ss.close(nil); close(done) }()
@@ -135,21 +119,7 @@ func TestCloseTLSSessionDoesNotWaitForClient(t *testing.T) {
 // not read frees the lock at once: its goodbye (error replies, the TLS
 // close_notify, up to 1 + 5 s on a full socket) comes after the abort.
 func TestEndingTLSSessionFreesCommitLockFirst(t *testing.T) {
-	ca := newTestCA(t, "zrs test CA")
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "server", true)}}
-	srv, _, _ := newTestServer(t, Options{TLS: srvCfg})
-	a, b := net.Pipe() // no buffer: every write waits for a reader
-	defer b.Close()
-	server := tls.Server(a, srvCfg)
-	client := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
-	errc := make(chan error, 1)
-	go func() { errc <- client.Handshake() }()
-	if err := server.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	srv, server := tlsPipeSession(t)
 	ss := newSession(srv, server)
 	if err := srv.acquireCommit(context.Background(), ss); err != nil {
 		t.Fatal(err)
@@ -167,4 +137,27 @@ func TestEndingTLSSessionFreesCommitLockFirst(t *testing.T) {
 	if err := srv.acquireCommit(ctx, other); err != nil {
 		t.Fatalf("the commit lock of an ending session was not freed before its goodbye writes: %v", err)
 	}
+}
+
+// tlsPipeSession returns a TLS server and the server side of a TLS
+// connection, handshaken, whose client reads nothing from now on: a pipe
+// has no buffer, so any write from the server blocks.
+func tlsPipeSession(t *testing.T) (*Server, *tls.Conn) {
+	t.Helper()
+	ca := newTestCA(t, "zrs test CA")
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "server", true)}}
+	srv, _, _ := newTestServer(t, Options{TLS: srvCfg})
+	a, b := net.Pipe()
+	t.Cleanup(func() { b.Close() })
+	server := tls.Server(a, srvCfg)
+	client := tls.Client(b, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+	errc := make(chan error, 1)
+	go func() { errc <- client.Handshake() }()
+	if err := server.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return srv, server
 }
