@@ -83,18 +83,7 @@ func bigCommit(t *testing.T, st zodb.Storage, size int) zodb.Tid {
 func TestDownstreamLagFromTheCore(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	pm := admin.NewMetrics()
-	p := primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
-	sock := filepath.Join(dir, "repl.sock")
-	ln, err := netaddr.Listen(ctx, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AddListener(pm.CountListener(ln)); err != nil {
-		t.Fatal(err)
-	}
-	pm.ObservePrimary(p)
-	go p.Serve(ctx)
+	p, pm, sock := servingPrimary(t, dir)
 	g := &gate{}
 	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
 		c, err := netaddr.Dial(ctx, sock)
@@ -181,18 +170,7 @@ func TestDownstreamLagFromTheCore(t *testing.T) {
 func TestTwoUnixSecondariesAreTwoPeers(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	pm := admin.NewMetrics()
-	p := primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
-	sock := filepath.Join(dir, "repl.sock")
-	ln, err := netaddr.Listen(ctx, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AddListener(pm.CountListener(ln)); err != nil {
-		t.Fatal(err)
-	}
-	pm.ObservePrimary(p)
-	go p.Serve(ctx)
+	p, pm, sock := servingPrimary(t, dir)
 	pn := &admin.PrimaryNode{Primary: p, Path: "p.fs"}
 	pm.SetNode(pn)
 	var secs []*secondary.Secondary
@@ -232,4 +210,23 @@ func TestTwoUnixSecondariesAreTwoPeers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /metrics with two secondaries on one unix socket: %s\n%s", resp.Status, body)
 	}
+}
+
+// servingPrimary serves a primary on a unix socket in dir, as the daemon
+// does: counted and observed by the returned metrics.
+func servingPrimary(t *testing.T, dir string) (*primary.Primary, *admin.Metrics, string) {
+	t.Helper()
+	pm := admin.NewMetrics()
+	p := primary.New(openFS(t, filepath.Join(dir, "p.fs")), primary.Options{HeartbeatInterval: 20 * time.Millisecond})
+	sock := filepath.Join(dir, "repl.sock")
+	ln, err := netaddr.Listen(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddListener(pm.CountListener(ln)); err != nil {
+		t.Fatal(err)
+	}
+	pm.ObservePrimary(p)
+	go p.Serve(context.Background())
+	return p, pm, sock
 }
