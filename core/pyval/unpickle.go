@@ -108,19 +108,16 @@ func pyFloat(l string) (float64, error) {
 		t = t[1:]
 	}
 	if strings.EqualFold(t, "nan") {
-		return math.Float64frombits(pyNaN | uint64(boolBit(strings.HasPrefix(l, "-")))<<63), nil
+		bits := uint64(pyNaN)
+		if strings.HasPrefix(l, "-") {
+			bits |= 1 << 63
+		}
+		return math.Float64frombits(bits), nil
 	}
 	if strings.ContainsAny(t, "xX_") {
 		return 0, fmt.Errorf("invalid float literal %q", l)
 	}
 	return strconv.ParseFloat(l, 64)
-}
-
-func boolBit(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // keyBytesPerValue sizes the dict-key budget of a bounded unpickle: real
