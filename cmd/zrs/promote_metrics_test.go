@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/config"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // A secondary without a relay, promoted, counts the commits made through
@@ -76,24 +77,7 @@ func TestPromotedSecondaryCountsItsCommits(t *testing.T) {
 
 func commitOn(t *testing.T, st zodb.Storage, n int) {
 	t.Helper()
-	ctx := context.Background()
 	for range n {
-		txn, err := st.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		oid, err := st.NewOid(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Store(oid, 0, []byte("data")); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := txn.Finish(ctx); err != nil {
-			t.Fatal(err)
-		}
+		testutil.CommitNew(t, st, zodb.TxnMeta{}, zodb.BeginOptions{}, []byte("data"))
 	}
 }

@@ -1,7 +1,6 @@
 package primary
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,30 +8,14 @@ import (
 
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // commitAs commits a small transaction with the given tid and status, as
 // a copy of a packed file would.
 func commitAs(t *testing.T, st zodb.Storage, tid zodb.Tid, status zodb.TxnStatus) {
 	t.Helper()
-	ctx := context.Background()
-	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("copied")}, zodb.BeginOptions{Tid: tid, Status: status})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := st.NewOid(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Store(oid, 0, []byte("data")); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := txn.Finish(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testutil.CommitNew(t, st, zodb.TxnMeta{Description: []byte("copied")}, zodb.BeginOptions{Tid: tid, Status: status}, []byte("data"))
 }
 
 // streamedFrom connects a zrs2.0 secondary at start and returns the tids

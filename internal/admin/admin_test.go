@@ -85,26 +85,9 @@ func startPair(t *testing.T) *pair {
 
 func commit(t *testing.T, st zodb.Storage, n int) zodb.Tid {
 	t.Helper()
-	ctx := context.Background()
 	var tid zodb.Tid
 	for range n {
-		txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("admin test")}, zodb.BeginOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		oid, err := st.NewOid(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Store(oid, 0, []byte("data")); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if tid, err = txn.Finish(ctx); err != nil {
-			t.Fatal(err)
-		}
+		tid = testutil.CommitNew(t, st, zodb.TxnMeta{Description: []byte("admin test")}, zodb.BeginOptions{}, []byte("data"))
 	}
 	return tid
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/admin"
 	"github.com/zrs-replication/zrs/internal/netaddr"
+	"github.com/zrs-replication/zrs/internal/testutil"
 
 	"github.com/prometheus/common/expfmt"
 )
@@ -51,28 +52,9 @@ func (c *gateConn) Read(b []byte) (int, error) {
 
 func bigCommit(t *testing.T, st zodb.Storage, size int) zodb.Tid {
 	t.Helper()
-	ctx := context.Background()
-	txn, err := st.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := st.NewOid(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := make([]byte, size)
 	rand.Read(data)
-	if err := txn.Store(oid, 0, data); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tid, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tid
+	return testutil.CommitNew(t, st, zodb.TxnMeta{}, zodb.BeginOptions{}, data)
 }
 
 // A secondary that falls behind (it stops reading): its lag in

@@ -1,7 +1,7 @@
 // Package testutil holds what several packages' tests need: a log sink
-// safe for a child process's output goroutine and the test at once, and a
+// safe for a child process's output goroutine and the test at once, a
 // listener that records the connections it accepts with a reader of their
-// TCP socket options. Only tests import it.
+// TCP socket options, and a one-transaction commit. Only tests import it.
 package testutil
 
 import (
