@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -117,6 +118,11 @@ func (s *stream) run(ctx context.Context) {
 		})
 	}
 	err = s.send(ctx, start, gentle)
+	// Gone: the secondary left or broke the connection, or the primary
+	// is stopping (ctx ends either way). Any other error is the primary's
+	// own, a transaction it cannot send, and repeats on every reconnection:
+	// it is logged as an error.
+	gone := ctx.Err() != nil || isConnError(err)
 	if err == nil {
 		// Ended after catching up: half-close, so the secondary reads
 		// everything and sees the end, and keep reading its acks until it
@@ -137,11 +143,20 @@ func (s *stream) run(ctx context.Context) {
 	switch {
 	case err == nil:
 		s.log.Info("stream ended", logKeyTid, s.sent())
-	case ctx.Err() != nil:
-		s.log.Info("secondary disconnected", logKeyTid, s.sent())
+	case gone:
+		s.log.Info("secondary disconnected", logKeyTid, s.sent(), logKeyErr, err)
 	default:
-		s.log.Error("stream failed", logKeyTid, s.sent(), logKeyErr, err)
+		s.log.Error("stream failed; the secondary will stop here on every reconnection until this is fixed",
+			logKeyTid, s.sent(), logKeyErr, err)
 	}
+}
+
+// isConnError reports whether err comes from the connection itself: the
+// peer closed or reset it, a write timed out, or it was closed here.
+func isConnError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // contain recovers a panic of one of the stream's goroutines (doing
@@ -361,7 +376,7 @@ func (s *stream) catchUp(ctx context.Context, sw sink, next *zodb.Tid, prog *cat
 			return fmt.Errorf("reading transaction after %s: %w", *next-1, err)
 		}
 		if err := sw.WriteTxn(info); err != nil {
-			return fmt.Errorf("sending transaction %s: %w", info.Tid, err)
+			return fmt.Errorf("sending transaction %s (offset %d): %w", info.Tid, info.Pos, err)
 		}
 		*next = info.Tid + 1
 		prog.sent(info.Pos)

@@ -1,0 +1,90 @@
+package primary
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/core/zrsproto"
+	"github.com/zrs-replication/zrs/internal/testutil"
+)
+
+// A transaction the primary cannot send (here an extension that is not a
+// pickle: damage, or a value no codec can carry) stops every secondary at
+// the same place on every reconnection. The primary must say so as an
+// error naming the transaction and its offset; a secondary that simply
+// leaves is only news.
+func TestStreamFailureIsLoggedAsError(t *testing.T) {
+	st := openTestFS(t)
+	logs := &testutil.SyncBuffer{}
+	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	good := commit(t, p, 10)
+
+	// A secondary that hangs up is not an error.
+	c := dial(t, p.addr, []byte(zrsproto.Proto20), tidBytes(0))
+	waitLog(t, logs, "secondary connected")
+	c.Close()
+	waitLog(t, logs, "secondary disconnected")
+	if line := logLine(logs.String(), "secondary disconnected"); !strings.Contains(line, "level=INFO") {
+		t.Errorf("a secondary leaving is logged as %s", line)
+	}
+
+	ctx := context.Background()
+	txn, err := p.Begin(ctx, zodb.TxnMeta{Extension: []byte("not a pickle")}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, err := p.NewOid(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(oid, 0, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := txn.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c = dial(t, p.addr, []byte(zrsproto.Proto20), tidBytes(0))
+	got, _ := readAll(t, c, 0)
+	if len(got) != 1 || got[0] != good {
+		t.Fatalf("secondary got %v, want only %v", got, good)
+	}
+	waitLog(t, logs, "stream failed")
+	line := logLine(logs.String(), "stream failed")
+	for _, want := range []string{"level=ERROR", "tid=" + good.String(), "sending transaction " + bad.String(), "offset ", "extension"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %q: %s", want, line)
+		}
+	}
+
+}
+
+func waitLog(t *testing.T, logs *testutil.SyncBuffer, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(converge)
+	for !strings.Contains(logs.String(), msg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", msg, logs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// logLine returns the last log line containing msg.
+func logLine(logs, msg string) string {
+	var last string
+	for l := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(l, msg) {
+			last = l
+		}
+	}
+	return last
+}
