@@ -18,10 +18,22 @@ func equal(a, b *Value, depth int) bool {
 		(a.state == nil) != (b.state == nil) {
 		return false
 	}
-	for i := range a.items {
-		if !equal(a.items[i], b.items[i], depth+1) {
+	if !equalAll(a.items, b.items, depth) || (a.state != nil && !equal(a.state, b.state, depth+1)) {
+		return false
+	}
+	ao, bo := a.made(), b.made()
+	return ao.reduce == bo.reduce && equal(ao.args, bo.args, depth+1) &&
+		equalAll(ao.list, bo.list, depth) && equalAll(ao.dict, bo.dict, depth)
+}
+
+func equalAll(a, b []*Value, depth int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !equal(a[i], b[i], depth+1) {
 			return false
 		}
 	}
-	return a.state == nil || equal(a.state, b.state, depth+1)
+	return true
 }

@@ -12,12 +12,14 @@ const MaxExtension = 1<<16 - 1
 // ExtensionDict turns a stored transaction extension (empty, or a pickle
 // of a dict) into the dict. Python 2 strings in it become text when they
 // are ASCII and bytes otherwise, as ZODB's own unpickler (encoding='ASCII',
-// errors='bytes') reads them; object identity is kept.
+// errors='bytes') reads them; object identity is kept. Objects in it (a
+// datetime, a set) are accepted and kept inert (UnpickleOptions.Objects),
+// so that they can be pickled again.
 func ExtensionDict(stored []byte) (*Value, error) {
 	if len(stored) == 0 {
 		return &Value{k: KindDict}, nil
 	}
-	v, err := Unpickle(stored)
+	v, err := UnpickleWith(stored, UnpickleOptions{Objects: true})
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +79,12 @@ func normalize(v *Value, seen map[*Value]*Value) *Value {
 	case KindObject:
 		n := &Value{k: v.k, s: v.s}
 		seen[v] = n
+		if o := v.obj; o != nil {
+			n.obj = &object{reduce: o.reduce, list: normalizeAll(o.list, seen), dict: normalizeAll(o.dict, seen)}
+			if o.args != nil {
+				n.obj.args = normalize(o.args, seen)
+			}
+		}
 		if v.state != nil {
 			n.state = normalize(v.state, seen)
 		}
@@ -84,4 +92,15 @@ func normalize(v *Value, seen map[*Value]*Value) *Value {
 	}
 	seen[v] = v
 	return v
+}
+
+func normalizeAll(vs []*Value, seen map[*Value]*Value) []*Value {
+	if vs == nil {
+		return nil
+	}
+	n := make([]*Value, len(vs))
+	for i, v := range vs {
+		n[i] = normalize(v, seen)
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -78,9 +79,17 @@ type PickleOptions struct {
 
 // Pickle returns the pickle of v, STOP included, byte for byte what
 // CPython's C pickler writes for the same Python object with the same
-// options. Containers reachable from themselves, containers nested deeper
-// than MaxDepth and globals are refused; objects (KindObject) only from
-// protocol 2 on.
+// options. Containers reachable from themselves and containers nested
+// deeper than MaxDepth are refused.
+//
+// Globals and objects (see UnpickleOptions.Objects) are written as
+// CPython's save_global and save_reduce write them: GLOBAL (with Python 2
+// names below protocol 3), then the object made as its pickle said, by
+// REDUCE or NEWOBJ, then its items and state. Below protocol 2 CPython
+// would spell an object made by NEWOBJ with copy_reg._reconstructor; it
+// is written with NEWOBJ at every protocol instead, which every Python
+// unpickler reads whatever the protocol and which makes the object
+// exactly as the original pickle did.
 func Pickle(v *Value, o PickleOptions) ([]byte, error) {
 	if o.Protocol < 1 || o.Protocol > 3 {
 		return nil, fmt.Errorf("pickle protocol %d not supported (1-3)", o.Protocol)
@@ -138,6 +147,8 @@ func (p *pickler) save(v *Value) error {
 	case KindFloat:
 		p.buf = append(p.buf, opBinFloat)
 		p.buf = binary.BigEndian.AppendUint64(p.buf, math.Float64bits(v.f))
+	case KindGlobal:
+		p.saveGlobal(v.s)
 	default:
 		if p.memo != nil {
 			if idx, ok := p.memo[identity(v)]; ok {
@@ -421,27 +432,77 @@ func (p *pickler) saveAll(items []*Value) error {
 	return nil
 }
 
-// saveInstance writes an object the way protocol 2+ pickles an instance of
-// a plain class: cls.__new__(cls) by NEWOBJ, then BUILD with its state.
-func (p *pickler) saveInstance(v *Value) error {
-	if p.proto < 2 {
-		return fmt.Errorf("cannot pickle an object below protocol 2")
-	}
-	if idx, ok := p.memo["g"+v.s]; ok && p.memo != nil {
+// saveGlobal writes a reference to the class or function "module\nname",
+// memoized by name as CPython memoizes the object it names.
+func (p *pickler) saveGlobal(name string) {
+	key := "g" + name
+	if idx, ok := p.memo[key]; ok {
 		p.get(idx)
-	} else {
-		p.buf = append(p.buf, opGlobal)
-		p.buf = append(p.buf, v.s...)
-		p.buf = append(p.buf, '\n')
-		p.put("g" + v.s)
+		return
 	}
-	p.buf = append(p.buf, opEmptyTuple, opNewObj)
+	mod, n, _ := strings.Cut(name, "\n")
+	if p.proto < 3 {
+		mod, n = py2Name(mod, n)
+	}
+	p.buf = append(p.buf, opGlobal)
+	p.buf = append(p.buf, mod...)
+	p.buf = append(p.buf, '\n')
+	p.buf = append(p.buf, n...)
+	p.buf = append(p.buf, '\n')
+	p.put(key)
+}
+
+// saveInstance writes an object as CPython's save_reduce does: the class
+// and arguments then NEWOBJ, or the callable and arguments then REDUCE;
+// the object into the memo; its list items and dict items in batches;
+// BUILD with its state.
+func (p *pickler) saveInstance(v *Value) error {
+	o := v.made()
+	p.saveGlobal(v.s)
+	if err := p.save(o.args); err != nil {
+		return err
+	}
+	if o.reduce {
+		p.buf = append(p.buf, opReduce)
+	} else {
+		p.buf = append(p.buf, opNewObj)
+	}
 	p.put(v)
+	if err := p.batch(o.list, 1, opAppend, opAppends); err != nil {
+		return err
+	}
+	if err := p.batch(o.dict, 2, opSetItem, opSetItems); err != nil {
+		return err
+	}
 	if v.state != nil {
 		if err := p.save(v.state); err != nil {
 			return err
 		}
 		p.buf = append(p.buf, opBuild)
+	}
+	return nil
+}
+
+// batch writes the items added to an object, each of width values (1 for
+// list items, 2 for key and value), as CPython's pickler writes items it
+// gets from an iterator: MARK … multi per batch of batchSize, a lone
+// last item with single instead, and no empty batch.
+func (p *pickler) batch(items []*Value, width int, single, multi byte) error {
+	n := len(items) / width
+	for start := 0; start < n; start += batchSize {
+		end := min(n, start+batchSize)
+		if end-start == 1 {
+			if err := p.saveAll(items[width*start : width*end]); err != nil {
+				return err
+			}
+			p.buf = append(p.buf, single)
+			return nil
+		}
+		p.buf = append(p.buf, opMark)
+		if err := p.saveAll(items[width*start : width*end]); err != nil {
+			return err
+		}
+		p.buf = append(p.buf, multi)
 	}
 	return nil
 }

@@ -35,6 +35,19 @@ type UnpickleOptions struct {
 	// values: nothing is looked up or called.
 	Classes []string
 
+	// Objects accepts any global: a class or function referred to as a
+	// value decodes to KindGlobal, and an object made by REDUCE or
+	// NEWOBJ of any callable or class to KindObject, with what the pickle
+	// then adds to it (BUILD's state, APPEND and SETITEM items). Nothing
+	// is imported or called. Transaction extensions written by
+	// applications that use FileStorage directly can hold such objects
+	// (a datetime, a set, a Decimal); this lets them be carried and
+	// pickled again (see Pickle). Python 2 names (__builtin__, copy_reg)
+	// are read as Python 3 reads them, and copy_reg._reconstructor(cls,
+	// object, None) — how protocols 0 and 1 pickle an instance of a plain
+	// class — as the NEWOBJ that protocol 2 and later write for it.
+	Objects bool
+
 	// MaxValues, if positive, bounds what the pickle may make the
 	// decoder hold: every value pushed on the stack (built, or pushed
 	// again by DUP or a memo GET), every MARK and every memo PUT counts
@@ -57,7 +70,7 @@ func Unpickle(p []byte) (*Value, error) { return UnpickleWith(p, UnpickleOptions
 
 // UnpickleWith is Unpickle accepting instances of o.Classes too.
 func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
-	u := &unpickler{p: p, classes: o.Classes, max: o.MaxValues}
+	u := &unpickler{p: p, classes: o.Classes, objects: o.Objects, max: o.MaxValues}
 	if o.MaxValues > 0 {
 		kb := o.MaxValues * keyBytesPerValue
 		u.keyBytes = &kb
@@ -86,8 +99,10 @@ type unpickler struct {
 	marks   []int
 	memo    map[int64]*Value
 	classes []string
-	max     int // UnpickleOptions.MaxValues: 0 for no bound
-	count   int // values pushed, marks set and memo entries put so far
+	objects bool // UnpickleOptions.Objects
+	proto   int  // the protocol its PROTO opcode gave, 0 without one
+	max     int  // UnpickleOptions.MaxValues: 0 for no bound
+	count   int  // values pushed, marks set and memo entries put so far
 	// keyBytes, with a MaxValues bound, is what is left of the bytes the
 	// canonical forms of dict keys may take in all (keyBytesPerValue
 	// per value allowed); nil without one.
@@ -139,7 +154,7 @@ func (u *unpickler) run() (*Value, error) {
 			if u.pos != len(u.p) {
 				return nil, fmt.Errorf("%d bytes after STOP", len(u.p)-u.pos)
 			}
-			if err := plain(u.stack); err != nil {
+			if err := u.plain(u.stack); err != nil {
 				u.pos = start
 				return nil, err
 			}
@@ -161,8 +176,12 @@ func (u *unpickler) run() (*Value, error) {
 }
 
 // plain refuses a global anywhere but as the callable of a REDUCE or the
-// class of a NEWOBJ: it would be a reference to code, not data.
-func plain(items []*Value) error {
+// class of a NEWOBJ, unless the caller accepts objects: it would be a
+// reference to code, not data.
+func (u *unpickler) plain(items []*Value) error {
+	if u.objects {
+		return nil
+	}
 	for _, it := range items {
 		if it.k == KindGlobal {
 			return fmt.Errorf("global %s used as a value", dotted(it.s))
@@ -209,7 +228,7 @@ func (u *unpickler) popMark() ([]*Value, error) {
 	u.marks = u.marks[:len(u.marks)-1]
 	items := append([]*Value(nil), u.stack[m:]...)
 	u.stack = u.stack[:m]
-	return items, plain(items)
+	return items, u.plain(items)
 }
 
 // popN pops the top n values (within the current mark frame), refusing
@@ -220,7 +239,7 @@ func (u *unpickler) popN(n int) ([]*Value, error) {
 	}
 	items := append([]*Value(nil), u.stack[len(u.stack)-n:]...)
 	u.stack = u.stack[:len(u.stack)-n]
-	return items, plain(items)
+	return items, u.plain(items)
 }
 
 func (u *unpickler) take(n int) ([]byte, error) {
@@ -430,6 +449,12 @@ func (u *unpickler) appendOp(op byte) error {
 	if err != nil {
 		return err
 	}
+	if l.k == KindObject && u.objects {
+		o := l.made()
+		o.list = append(o.list, items...)
+		l.obj = &o
+		return nil
+	}
 	if l.k != KindList {
 		return fmt.Errorf("append to a %v", l.k)
 	}
@@ -452,6 +477,12 @@ func (u *unpickler) setItemOp(op byte) error {
 	if err != nil {
 		return err
 	}
+	if d.k == KindObject && u.objects {
+		o := d.made()
+		o.dict = append(o.dict, items...)
+		d.obj = &o
+		return nil
+	}
 	if d.k != KindDict {
 		return fmt.Errorf("set item on a %v", d.k)
 	}
@@ -468,6 +499,9 @@ func (u *unpickler) otherOp(op byte) error {
 		name, err := u.line()
 		if err != nil {
 			return err
+		}
+		if u.proto < 3 {
+			mod, name = py3Name(mod, name)
 		}
 		u.push(&Value{k: KindGlobal, s: mod + "\n" + name})
 	case '\x93':
@@ -490,6 +524,7 @@ func (u *unpickler) otherOp(op byte) error {
 		if b[0] > 5 {
 			return fmt.Errorf("unsupported protocol %d", b[0])
 		}
+		u.proto = int(b[0])
 	case '\x95':
 		_, err := u.take(8)
 		return err
@@ -524,8 +559,9 @@ func (u *unpickler) stackGlobal() error {
 	return nil
 }
 
-// newObj is cls.__new__(cls): allowed only for the classes the caller
-// listed, and only without arguments. It creates a KindObject value.
+// newObj is cls.__new__(cls, *args): with Objects, of any class;
+// otherwise only of the classes the caller listed, and only without
+// arguments. It creates a KindObject value.
 func (u *unpickler) newObj() error {
 	args, err := u.pop()
 	if err != nil {
@@ -535,8 +571,19 @@ func (u *unpickler) newObj() error {
 	if err != nil {
 		return err
 	}
-	if cls.k != KindGlobal || args.k != KindTuple || len(args.items) != 0 {
+	if cls.k != KindGlobal || args.k != KindTuple {
 		return fmt.Errorf("NEWOBJ of %v with %v", cls.k, args.k)
+	}
+	if u.objects {
+		v := &Value{k: KindObject, s: cls.s}
+		if len(args.items) != 0 {
+			v.obj = &object{args: args}
+		}
+		u.push(v)
+		return nil
+	}
+	if len(args.items) != 0 {
+		return fmt.Errorf("NEWOBJ of %s with arguments", dotted(cls.s))
 	}
 	if !slices.Contains(u.classes, dotted(cls.s)) {
 		return fmt.Errorf("unsupported global %s", dotted(cls.s))
@@ -608,9 +655,24 @@ func (u *unpickler) reduce() error {
 		}
 		u.push(&Value{k: k, items: items})
 	default:
-		return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
+		if !u.objects {
+			return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
+		}
+		u.push(reduced(fn, args))
 	}
 	return nil
+}
+
+// reduced is the inert object fn(*args) makes. copyreg._reconstructor(cls,
+// object, None) is object.__new__(cls): recorded as the NEWOBJ that
+// protocol 2 and later write for it, so it pickles again as CPython
+// pickles such an object at protocol 3.
+func reduced(fn, args *Value) *Value {
+	if a := args.items; fn.s == "copyreg\n_reconstructor" && len(a) == 3 && a[0].k == KindGlobal &&
+		a[1].k == KindGlobal && a[1].s == "builtins\nobject" && a[2].k == KindNone {
+		return &Value{k: KindObject, s: a[0].s}
+	}
+	return &Value{k: KindObject, s: fn.s, obj: &object{reduce: true, args: args}}
 }
 
 // reduceDict decodes dict(), dict(pairs) and dict(mapping): how a dict

@@ -10,9 +10,10 @@ import (
 // Kind is the Python type of a Value.
 type Kind uint8
 
-// The kinds of values. KindGlobal occurs only inside the decoder (the
-// callable of a REDUCE or the class of a NEWOBJ) and KindObject only when
-// UnpickleWith was told to accept a class; neither is plain data.
+// The kinds of values. KindGlobal (a reference to a class or function)
+// and KindObject (an instance, inert: nothing is imported or called)
+// occur only when UnpickleWith was told to accept them (Classes,
+// Objects); neither is plain data.
 const (
 	KindNone   Kind = iota
 	KindBool        // b
@@ -26,7 +27,7 @@ const (
 	KindList        // items
 	KindDict        // items: key0, value0, key1, value1, ... in insertion order
 	KindGlobal      // s: "module\nname"
-	KindObject      // s: "module\nname" of the class; state: what BUILD set (nil if none)
+	KindObject      // s: "module\nname" of the class (or of the callable that made it); state: what BUILD set (nil if none); obj: how it was made
 )
 
 var kindNames = [...]string{"None", "bool", "int", "int", "float", "str", "bytes", "str (Python 2)",
@@ -54,7 +55,23 @@ type Value struct {
 	s     string
 	items []*Value
 	state *Value         // KindObject: the BUILD state
+	obj   *object        // KindObject: how it was made, nil for NEWOBJ without arguments
 	index map[string]int // dicts: canonical key → position in items
+}
+
+// object is how a KindObject was made, as its pickle said: by NEWOBJ
+// (cls.__new__(cls, *args)) or by REDUCE (a callable called with args),
+// then the list items (APPEND, APPENDS) and dict items (SETITEM,
+// SETITEMS) the pickle added to it. Pickled again, an object is written
+// the same way, which is what CPython writes for the object the original
+// pickle made as long as its class reduces it to what made it (true of
+// datetime, Decimal, set, OrderedDict, UUID and classes pickled by
+// copyreg's default rules).
+type object struct {
+	reduce bool     // made by REDUCE; otherwise by NEWOBJ
+	args   *Value   // a tuple; nil for NEWOBJ's empty tuple
+	list   []*Value // appended items
+	dict   []*Value // set items: key, value, key, value, ...
 }
 
 // None returns Python's None.
@@ -372,8 +389,69 @@ func (v *Value) treeSize(limit, depth int) int {
 		}
 		n += it.treeSize(limit-n, depth+1)
 	}
-	if v.state != nil && n <= limit {
-		n += v.state.treeSize(limit-n, depth+1)
+	for _, it := range v.parts() {
+		if n > limit {
+			return n
+		}
+		n += it.treeSize(limit-n, depth+1)
 	}
 	return n
+}
+
+// Plain reports whether v holds only plain data: no class, function or
+// object anywhere inside (see UnpickleOptions.Objects).
+func (v *Value) Plain() bool { return v.plain(make(map[*Value]bool), 0) }
+
+func (v *Value) plain(seen map[*Value]bool, depth int) bool {
+	if v.k == KindGlobal || v.k == KindObject || depth > MaxDepth {
+		return false
+	}
+	if seen[v] {
+		return true
+	}
+	seen[v] = true
+	for _, it := range v.items {
+		if !it.plain(seen, depth+1) {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyArgs is NEWOBJ's empty argument tuple.
+var emptyArgs = &Value{k: KindTuple}
+
+// made returns how an object was made, with NEWOBJ's empty arguments
+// spelled out; the zero object for other kinds.
+func (v *Value) made() object {
+	if v.k != KindObject {
+		return object{}
+	}
+	o := object{args: emptyArgs}
+	if v.obj != nil {
+		o = *v.obj
+		if o.args == nil {
+			o.args = emptyArgs
+		}
+	}
+	return o
+}
+
+// parts returns what an object is made of besides its class: its
+// arguments, added items and state (nil for other kinds).
+func (v *Value) parts() []*Value {
+	if v.k != KindObject {
+		return nil
+	}
+	var ps []*Value
+	if o := v.obj; o != nil {
+		if o.args != nil {
+			ps = append(ps, o.args)
+		}
+		ps = append(append(ps, o.list...), o.dict...)
+	}
+	if v.state != nil {
+		ps = append(ps, v.state)
+	}
+	return ps
 }

@@ -2,6 +2,7 @@ package zeo
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 
@@ -95,6 +96,12 @@ func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	ext, err := pyval.ExtensionDict(t.Extension)
 	if err != nil {
 		return nil, err
+	}
+	if !ext.Plain() {
+		// ZEO clients refuse to unpickle anything but plain data: sent,
+		// this reply would break the client's connection (as it does
+		// with ZEO's own server). An error names the transaction instead.
+		return nil, fmt.Errorf("transaction %s: its extension holds objects, which ZEO clients cannot unpickle: %v", t.Tid, ext)
 	}
 	return pyval.Tuple(tidValue(t.Tid), pyval.Str(string(rune(t.Status))),
 		pyval.Bytes(t.User), pyval.Bytes(t.Description), ext), nil

@@ -288,7 +288,9 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 
 // mergeExtension adds a transaction's extension items to d, as Python
 // storages do for history and undoLog entries. An extension it cannot
-// read adds nothing (see the callers).
+// read adds nothing (see the callers), and an item holding objects is left
+// out: ZEO clients refuse to unpickle them, and the whole reply would be
+// lost (with ZEO's own server, the client's connection breaks).
 func mergeExtension(d *pyval.Value, ext []byte) {
 	if len(ext) == 0 {
 		return
@@ -299,7 +301,9 @@ func mergeExtension(d *pyval.Value, ext []byte) {
 	}
 	kv := e.DictItems()
 	for i := 0; i+1 < len(kv); i += 2 {
-		d.SetItem(kv[i], kv[i+1])
+		if kv[i].Plain() && kv[i+1].Plain() {
+			d.SetItem(kv[i], kv[i+1])
+		}
 	}
 }
 

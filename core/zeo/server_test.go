@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -794,15 +795,17 @@ func TestHistoryRevisionKeysWinOverTheExtension(t *testing.T) {
 }
 
 // A transaction whose extension holds more than plain values (here a
-// datetime, as an application may set with setExtendedInfo in Python)
-// stays in the undo log and in history, without its extension items, as
-// FileStorage's undo log treats an extension it cannot load; neither call
-// is refused.
+// datetime, as an application using FileStorage directly may set with
+// setExtendedInfo in Python) stays in the undo log and in history, with
+// its plain extension items only: ZEO clients refuse to unpickle a
+// datetime, and would lose the whole reply (with ZEO's own server, the
+// client's connection breaks). Iterating it is an error naming the
+// transaction, not a reply the client cannot read.
 func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 	srv, addr, st := newTestServer(t, Options{})
 	ctx := context.Background()
-	// pickle.dumps({'t': datetime.datetime(2020, 1, 1)}, 3)
-	ext, _ := hex.DecodeString("80037d71005801000000747101636461746574696d650a6461746574696d650a7102430a07e401010000000000007103857104527105732e")
+	// pickle.dumps({'t': datetime.datetime(2020, 1, 1), 'user_id': 'alice'}, 3)
+	ext, _ := hex.DecodeString("80037d7100285801000000747101636461746574696d650a6461746574696d650a7102430a07e4010100000000000071038571045271055807000000757365725f696471065805000000616c6963657107752e")
 	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("opaque"), Extension: ext}, zodb.BeginOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -828,7 +831,14 @@ func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 		t.Errorf("undo log entry %s", log[0])
 	}
 	if _, ok := log[0].Lookup("t"); ok {
-		t.Errorf("undo log entry %s carries the extension it cannot represent", log[0])
+		t.Errorf("undo log entry %s carries the datetime ZEO clients cannot unpickle", log[0])
+	}
+	if u, _ := log[0].Lookup("user_id"); u == nil || u.String() != "'alice'" {
+		t.Errorf("undo log entry %s lacks the extension's plain item", log[0])
+	}
+	iid := c.call("iterator_start", pyval.None(), pyval.None())
+	if exc, v := c.callErr("iterator_next", iid); exc == "" || !strings.Contains(v.String(), tid.String()) {
+		t.Errorf("iterator_next: %s %s; want an error naming %s", exc, v, tid)
 	}
 	// history too keeps the revision.
 	h := c.call("history", oidValue(oid), pyval.Int(5)).Items()

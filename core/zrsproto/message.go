@@ -122,7 +122,10 @@ func DecodeControl(p []byte) (any, error) {
 	if m, ok := decodeStoreFast(p); ok {
 		return m, nil
 	}
-	v, err := pyval.Unpickle(p)
+	// Objects: a T message's extension may hold them (a datetime, a set)
+	// when the primary's file was written by an application using
+	// FileStorage directly; the other fields' checks refuse them.
+	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Objects: true})
 	if err != nil {
 		return nil, protoError(err)
 	}

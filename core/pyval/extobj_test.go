@@ -1,0 +1,161 @@
+package pyval_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/pyval"
+)
+
+// extObjVector is one line of testdata/ext-objects.txt.
+type extObjVector struct {
+	name             string
+	stored, t1, back []byte
+}
+
+// readExtObjVectors parses testdata/ext-objects.txt (tests/vectors/gen_extobj.py).
+func readExtObjVectors(t testing.TB) []extObjVector {
+	t.Helper()
+	f, err := os.Open("testdata/ext-objects.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []extObjVector
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, " ")
+		if len(fields) != 5 || fields[0] != "ext" {
+			t.Fatalf("line %d: malformed", n)
+		}
+		v := extObjVector{name: fields[1]}
+		for i, dst := range []*[]byte{&v.stored, &v.t1, &v.back} {
+			if *dst, err = hex.DecodeString(fields[2+i]); err != nil {
+				t.Fatalf("line %d: %v", n, err)
+			}
+		}
+		out = append(out, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 10 {
+		t.Fatalf("only %d vectors", len(out))
+	}
+	return out
+}
+
+// Extensions holding objects (a datetime, a set, a UUID ...), as Python
+// FileStorage stores them and as a zc.zrs primary sends them, go through
+// zrs as they go through Python: the stored bytes decode and pickle back
+// to themselves (a zrs primary serving a zrs secondary); the T form a
+// zc.zrs primary sends pickles to what a Python secondary stores; and the
+// T form zrs writes (for a zc.zrs secondary) is CPython's, except that an
+// object CPython spells with copy_reg._reconstructor is written with
+// NEWOBJ, which reads back to the same object.
+func TestExtensionObjectsAsCPython(t *testing.T) {
+	for _, v := range readExtObjVectors(t) {
+		d, err := pyval.ExtensionDict(v.stored)
+		if err != nil {
+			t.Errorf("%s: stored extension: %v", v.name, err)
+			continue
+		}
+		if got, err := pyval.ExtensionBytes(d); err != nil || !bytes.Equal(got, v.stored) {
+			t.Errorf("%s: stored extension pickles back to\n%q, %v\nwant\n%q", v.name, got, err, v.stored)
+		}
+
+		t1, err := pyval.Pickle(d, pyval.PickleOptions{Protocol: 1, Fast: true})
+		if err != nil {
+			t.Errorf("%s: protocol 1: %v", v.name, err)
+			continue
+		}
+		if !bytes.Equal(t1, v.t1) {
+			if !bytes.Contains(v.t1, []byte("copy_reg\n_reconstructor\n")) {
+				t.Errorf("%s: protocol 1\n%q\nCPython writes\n%q", v.name, t1, v.t1)
+			}
+			ours, err1 := pyval.UnpickleWith(t1, pyval.UnpickleOptions{Objects: true})
+			theirs, err2 := pyval.UnpickleWith(v.t1, pyval.UnpickleOptions{Objects: true})
+			if err1 != nil || err2 != nil || !pyval.Equal(ours, theirs) {
+				t.Errorf("%s: our protocol 1 reads as %v (%v), CPython's as %v (%v)", v.name, ours, err1, theirs, err2)
+			}
+		}
+
+		sent, err := pyval.UnpickleWith(v.t1, pyval.UnpickleOptions{Objects: true})
+		if err != nil {
+			t.Errorf("%s: T form: %v", v.name, err)
+			continue
+		}
+		if got, err := pyval.ExtensionBytes(sent); err != nil || !bytes.Equal(got, v.back) {
+			t.Errorf("%s: T form stored as\n%q, %v\na Python secondary stores\n%q", v.name, got, err, v.back)
+		}
+	}
+}
+
+// Objects stay refused where the caller did not ask for them, and the
+// decoder never calls what it reads.
+func TestObjectsOnlyWhenAsked(t *testing.T) {
+	for _, v := range readExtObjVectors(t) {
+		if _, err := pyval.Unpickle(v.stored); err == nil {
+			t.Errorf("%s: decoded without Objects", v.name)
+		}
+	}
+	// A global as a value, and an object as a dict key, are refused
+	// with Objects too where they cannot be carried.
+	if _, err := pyval.UnpickleWith([]byte("cos\nsystem\n."), pyval.UnpickleOptions{}); err == nil {
+		t.Error("bare global decoded without Objects")
+	}
+	v, err := pyval.UnpickleWith([]byte("\x80\x03}cdatetime\ndate\nC\x04\x07\xe4\x01\x02\x85RK\x01s."), pyval.UnpickleOptions{Objects: true})
+	if err == nil {
+		t.Errorf("object as a dict key decoded: %v", v)
+	}
+}
+
+// FuzzExtensionObjects: no input panics ExtensionDict; an extension that
+// decodes pickles (with the memo, as FileStorage stores it) to bytes that
+// are a fixed point after one round, and its protocol-1 form (a T
+// message's) reads back to the same value.
+func FuzzExtensionObjects(f *testing.F) {
+	for _, v := range readExtObjVectors(f) {
+		f.Add(v.stored)
+		f.Add(v.t1)
+	}
+	objects := pyval.UnpickleOptions{Objects: true}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		d, err := pyval.ExtensionDict(p)
+		if err != nil {
+			return
+		}
+		_ = d.String()
+		if _, ok := d.TreeSize(4*len(p) + 64); !ok {
+			return
+		}
+		b, err := pyval.ExtensionBytes(d)
+		if err != nil || len(b) == 0 {
+			return // a cycle, too deep or too long; or empty
+		}
+		d2, err := pyval.ExtensionDict(b)
+		if err != nil {
+			t.Fatalf("stored form %q of %v does not decode: %v", b, d, err)
+		}
+		if b2, err := pyval.ExtensionBytes(d2); err != nil || !bytes.Equal(b, b2) {
+			t.Fatalf("not a fixed point: %q, %v\nthen %q", b, err, b2)
+		}
+		t1, err := pyval.Pickle(d2, pyval.PickleOptions{Protocol: 1, Fast: true})
+		if err != nil {
+			t.Fatalf("%v: protocol 1: %v", d2, err)
+		}
+		back, err := pyval.UnpickleWith(t1, objects)
+		if err != nil || !pyval.Equal(back, d2) {
+			t.Fatalf("protocol 1 %q of %v read back as %v, %v", t1, d2, back, err)
+		}
+	})
+}
