@@ -36,8 +36,9 @@
 // included. It never imports or calls anything: the only globals it
 // accepts are the two calls Python 3 writes bytes with below protocol 3,
 // and, through UnpickleWith, instances of classes the caller names (ZEO's
-// undoInfo specifications carry ZopeUndo.Prefix objects), which stay
-// inert KindObject values. Python 2 strings decode to KindBinStr, which
+// undoInfo specifications carry ZopeUndo.Prefix objects) or, for
+// transaction extensions, any object (UnpickleOptions.Objects), which
+// stay inert KindObject values that Pickle writes back as CPython does. Python 2 strings decode to KindBinStr, which
 // is text or bytes depending on where it is used; ExtensionDict
 // normalises them as ZODB does on Python 3 (encoding='ASCII',
 // errors='bytes': text when ASCII, bytes otherwise).
@@ -50,9 +51,8 @@
 // writes, and it has no notion of object identity for the memo. Its
 // encoder has no fast mode matching CPython's protocol-1 output and
 // cannot reproduce CPython's memo indexes and batching. So this package
-// carries a small codec (unpickle.go, pickle.go) limited to the types that
-// occur in these protocols. Other values (class instances, sets, ...) are
-// refused with an error; no ZODB application we know of sends them.
+// carries a small codec (unpickle.go, pickle.go) limited to what occurs in
+// these protocols.
 //
 // # Untrusted input
 //

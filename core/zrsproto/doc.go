@@ -48,9 +48,11 @@
 //
 // Both dialects come from package pyval, the hand-written pickle codec zrs
 // shares with its ZEO server; its package doc says why og-rek does not
-// fit. Values other than None, bool, int, float, str, bytes, tuple, list
-// and dict (class instances, sets, ...) in an extension are refused with
-// ErrProtocol; no ZODB application we know of puts them there.
+// fit. Objects in an extension (a datetime, a set: an application using
+// FileStorage directly can put them there) are carried inert and written
+// back as CPython writes them (pyval.UnpickleOptions.Objects); an object
+// made by NEWOBJ is written with NEWOBJ even in a protocol-1 T message,
+// where CPython would spell it with copy_reg._reconstructor.
 //
 // # Native protocol (zrs3)
 //

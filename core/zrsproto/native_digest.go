@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash"
 
+	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
 )
 
@@ -17,9 +18,11 @@ import (
 //     order, the oid, the record tid and the SHA-256 of the data
 //     (resolved through backpointers; nil and empty differ).
 //
-// The extension is digested in the form a replica stores it (the dict
-// re-pickled as a zrs secondary does), so a file written by an old
-// Python ZODB and its replica agree. The data_txn hint is left out: it
+// The extension is digested as its value (digestExtension), not as the
+// bytes a file holds: a file written by an old Python ZODB and its
+// replica agree, and so do a file whose extension shares one object
+// between two keys and a replica that received it from a zc.zrs primary
+// (which sends it without the sharing). The data_txn hint is left out: it
 // describes the file's layout (a backpointer, or the same data inline),
 // not the content. Each field is length-prefixed, so no two different
 // contents share an input. A native primary compares its transaction at a secondary's
@@ -54,7 +57,7 @@ func TxnDigests(info *zodb.TxnInfo) (full, meta Digest) {
 
 func writeMeta(h hash.Hash, info *zodb.TxnInfo) {
 	writeUint(h, uint64(info.Tid))
-	for _, f := range [][]byte{info.User, info.Description, replicaExtension(info.Extension)} {
+	for _, f := range [][]byte{info.User, info.Description, digestExtension(info.Extension)} {
 		writeUint(h, uint64(len(f)))
 		h.Write(f)
 	}
@@ -82,15 +85,20 @@ func PositionOf(info *zodb.TxnInfo) *Position {
 	return &Position{Tid: info.Tid, Full: full, Meta: meta}
 }
 
-// replicaExtension returns the extension bytes a zrs secondary stores for
-// a stored extension: the dict re-pickled. An extension that does not
-// decode (it could not be replicated anyway) is used as it is.
-func replicaExtension(stored []byte) []byte {
-	d, err := extensionDict(stored)
+// digestExtension returns the extension as the digests cover it: its
+// value pickled without the memo (protocol 3, fast mode), which depends
+// only on the value, not on which of its objects the stored pickle
+// shared or on the protocol it was written with. An extension that does
+// not decode or cannot be written out so is used as it is.
+func digestExtension(stored []byte) []byte {
+	d, err := pyval.ExtensionDict(stored)
 	if err != nil {
 		return stored
 	}
-	b, err := extensionBytes(d)
+	if d.Len() == 0 {
+		return nil
+	}
+	b, err := pyval.Pickle(d, pyval.PickleOptions{Protocol: 3, Fast: true, Max: maxExtensionTree})
 	if err != nil {
 		return stored
 	}

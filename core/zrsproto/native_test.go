@@ -281,3 +281,46 @@ func TestNativeFrameNumbersCountHeartbeats(t *testing.T) {
 		t.Fatalf("error %v; want frame 3 named", err)
 	}
 }
+
+// The digests cover an extension's value, not the bytes a file holds: a
+// primary whose extension shares one str between two keys (as
+// pickle.dumps writes it when an application sets the same object
+// twice), the replica a zc.zrs primary made of it (T messages carry no
+// sharing), the replica a zrs primary made, and a Python 2 file's
+// protocol-1 form all agree, so a secondary resuming over zrs3 is not
+// taken for diverged. A different value still differs.
+func TestDigestsCoverTheExtensionValue(t *testing.T) {
+	// pickle.dumps({'a': s, 'b': s}, 3) with s one str object
+	shared := []byte("\x80\x03}q\x00(X\x01\x00\x00\x00aq\x01X\x05\x00\x00\x00aliceq\x02X\x01\x00\x00\x00bq\x03h\x02u.")
+	// the same dict with two equal str objects
+	unshared := []byte("\x80\x03}q\x00(X\x01\x00\x00\x00aq\x01X\x05\x00\x00\x00aliceq\x02X\x01\x00\x00\x00bq\x03X\x05\x00\x00\x00aliceq\x04u.")
+	// Python 2: cPickle.dumps({'a': 'alice', 'b': 'alice'}, 1)
+	py2 := []byte("}q\x00(U\x01aq\x01U\x05aliceq\x02U\x01bq\x03h\x02u.")
+	viaT := func(stored []byte) []byte {
+		b, err := EncodeControl(&TxnBegin{Tid: 5, Status: ' ', Extension: stored})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := DecodeControl(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(TxnBegin).Extension
+	}
+	pos := func(ext []byte) *Position {
+		return PositionOf(&zodb.TxnInfo{Tid: 5, Status: ' ', TxnMeta: zodb.TxnMeta{Extension: ext}})
+	}
+	want := pos(shared)
+	for name, ext := range map[string][]byte{
+		"unshared": unshared, "python 2": py2, "replica of shared": viaT(shared),
+		"replica of python 2": viaT(py2),
+	} {
+		if got := pos(ext); got.Meta != want.Meta || got.Full != want.Full {
+			t.Errorf("%s %q: digests differ from the shared form's", name, ext)
+		}
+	}
+	other := []byte("\x80\x03}q\x00(X\x01\x00\x00\x00aq\x01X\x05\x00\x00\x00aliceq\x02X\x01\x00\x00\x00bq\x03X\x03\x00\x00\x00bobq\x04u.")
+	if pos(other).Meta == want.Meta {
+		t.Error("a different extension has the same digest")
+	}
+}
