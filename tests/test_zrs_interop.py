@@ -136,10 +136,12 @@ def go_primary(zrs_bin, datafs, addr, log_path):
     return d
 
 
-def go_secondary(zrs_bin, datafs, addr, log_path, relay_to=None):
+def go_secondary(zrs_bin, datafs, addr, log_path, relay_to=None, protocol=None):
     argv = ["secondary", datafs, "--replicate-from", addr]
     if relay_to:
         argv += ["--replicate-to", relay_to]
+    if protocol:
+        argv += ["--protocol", protocol]
     d = GoDaemon(zrs_bin, "zrs secondary", argv, log_path)
     d.path = Path(datafs)
     return d
@@ -434,6 +436,65 @@ def test_live_through_zrs_relay(run_zrs, zrs_bin, tmp_path, sock_dir, procs):
     assert_varied(assert_replica(pfs, sfs))
     assert_same_bytes(pfs, rfs)
     assert_same_bytes(pfs, sfs)
+
+
+def test_extension_objects_both_ways(run_zrs, zrs_bin, tmp_path, sock_dir, procs):
+    """Extensions holding objects, which an application using FileStorage
+    directly can write (datetime, Decimal, set, UUID, OrderedDict, deque):
+    zc.zrs -> zrs, then zrs -> zrs over zrs3 and zrs2 and zrs -> zc.zrs, and
+    every replica is byte-identical to the Python-written file.
+    """
+    pfs, from_zc = tmp_path / "primary.fs", tmp_path / "from-zc.fs"
+    primary = start_primary(pfs, str(sock_dir / "p.sock"), tmp_path / "primary.log")
+    procs(primary)
+    primary.ask("commit 3")
+    ext_tid = primary.ask("objext")
+    tid = primary.ask("commit 2")
+    sec = go_secondary(zrs_bin, from_zc, primary.addr, tmp_path / "from-zc.log")
+    procs(sec)
+    wait_go_caught_up(run_zrs, sec, tid)
+    sec.stop()
+    primary.quit()
+    want = python_extension(pfs, ext_tid)
+    assert "Decimal('-12.50')" in want and "UUID(" in want and "OrderedDict(" in want, want
+    assert_same_bytes(pfs, from_zc)
+
+    zrs_primary = go_primary(zrs_bin, pfs, str(sock_dir / "g.sock"), tmp_path / "zrs-primary.log")
+    procs(zrs_primary)
+    replicas = {}
+    for proto in ("zrs3", "zrs2"):
+        d = go_secondary(zrs_bin, tmp_path / f"{proto}.fs", zrs_primary.addr,
+                         tmp_path / f"{proto}.log", protocol=proto)
+        procs(d)
+        replicas[proto] = d
+    zc = start_secondary(tmp_path / "zc.fs", zrs_primary.addr, tmp_path / "zc.log")
+    procs(zc)
+    wait_caught_up(zc, tid)
+    zc.quit()
+    for proto, d in replicas.items():
+        wait_go_caught_up(run_zrs, d, tid)
+        d.stop()
+    zrs_primary.stop()
+    assert "stream failed" not in zrs_primary.log()
+    for name in ("zrs3", "zrs2", "zc"):
+        assert_same_bytes(pfs, tmp_path / f"{name}.fs")
+        assert python_extension(tmp_path / f"{name}.fs", ext_tid) == want
+    check_file(run_zrs, tmp_path / "zrs3.fs")
+
+
+def python_extension(path, tid):
+    """The repr of transaction tid's extension as Python ZODB loads it from path."""
+    script = (
+        "import sys\n"
+        "from ZODB.FileStorage import FileStorage\n"
+        "fs = FileStorage(sys.argv[1], read_only=True)\n"
+        "t = next(iter(fs.iterator(bytes.fromhex(sys.argv[2]))))\n"
+        "print(repr(sorted(t.extension.items())))\n"
+        "fs.close()\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(path), tid],
+                          capture_output=True, text=True, timeout=WAIT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 # --- faults -------------------------------------------------------------------

@@ -12,6 +12,9 @@ address actually bound. Then one command per stdin line, one reply line each:
   undo        undo the most recent undoable transaction; reply: its tid
   delete      create an object, unlink it, then drop it with deleteObject
               in a manual two-phase commit; reply: the last tid
+  objext      commit one change whose transaction extension holds objects
+              (datetime, Decimal, set, UUID, OrderedDict, deque), as an
+              application using FileStorage directly may; reply: its tid
   lasttid     reply: lastTransaction() (hex)
   quit        close the DB (and so the Primary: every connected secondary
               is sent what was committed first); reply: "bye"
@@ -21,7 +24,11 @@ going. Logs go to stderr.
 """
 
 import argparse
+import collections
+import datetime
+import decimal
 import random
+import uuid
 import sys
 import time
 
@@ -95,6 +102,21 @@ class Workload:
             if r.random() < 0.5:
                 t.setExtendedInfo("nested", {"a": [1, (2, "x")], "b": b"\x00\xff",
                                              "f": 1.5, "big": 2**70, "none": None})
+
+    def object_extension(self):
+        self.root["maps"][self.name()] = PersistentMapping({"when": "now"})
+        t = self.tm.get()
+        t.note("objects in the extension")
+        t.setExtendedInfo("when", datetime.datetime(2026, 11, 26, 9, 30, 5, 123456,
+                                                    tzinfo=datetime.timezone.utc))
+        t.setExtendedInfo("day", datetime.date(2026, 11, 26))
+        t.setExtendedInfo("amount", decimal.Decimal("-12.50"))
+        t.setExtendedInfo("tags", {"ops"})
+        t.setExtendedInfo("frozen", frozenset(["x"]))
+        t.setExtendedInfo("request", uuid.UUID(int=2**120 + 7))
+        t.setExtendedInfo("ordered", collections.OrderedDict([("b", 1), ("a", [2, 3])]))
+        t.setExtendedInfo("recent", collections.deque(["x", "y"], maxlen=10))
+        self.tm.commit()
 
     def name(self):
         self.names += 1
@@ -200,6 +222,9 @@ def main(argv):
                 reply(last())
             elif cmd == "delete":
                 work.delete(primary)
+                reply(last())
+            elif cmd == "objext":
+                work.object_extension()
                 reply(last())
             elif cmd == "lasttid":
                 reply(last())
