@@ -119,6 +119,16 @@ func TestLockFileOpenError(t *testing.T) {
 	}
 }
 
+// Opening a storage in a directory that does not exist says so, rather
+// than "open …/Data.fs.lock: no such file or directory".
+func TestOpenInMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	_, err := Open(filepath.Join(dir, "Data.fs"), Options{})
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "directory "+dir+" does not exist") {
+		t.Fatalf("error %v, want one saying that %s does not exist", err, dir)
+	}
+}
+
 // TestLockFileOtherProcess runs this test binary as a child that holds the
 // lock, and checks that we are refused with the child's pid.
 func TestLockFileOtherProcess(t *testing.T) {

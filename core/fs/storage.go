@@ -150,6 +150,9 @@ func Open(path string, opts Options) (*FileStorage, error) {
 // open does the work of Open; on error the caller releases what was taken.
 func (s *FileStorage) open(opts Options) error {
 	if !s.readOnly {
+		if dir := filepath.Dir(s.path); !exists(dir) {
+			return fmt.Errorf("open %s: directory %s does not exist (create it first): %w", s.path, dir, os.ErrNotExist)
+		}
 		l, err := LockFileFor(s.path + lockSuffix)
 		if err != nil {
 			return err
@@ -489,4 +492,12 @@ func (s *FileStorage) FirstTxnMeta(ctx context.Context) (*zodb.TxnInfo, error) {
 		return nil, err
 	}
 	return &zodb.TxnInfo{Tid: h.Tid, Status: h.Status, TxnMeta: meta, Pos: h.Pos}, nil
+}
+
+// exists reports whether path names something (a stat that fails for any
+// other reason than absence counts as existing: the open that follows
+// reports it).
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, os.ErrNotExist)
 }
