@@ -308,7 +308,8 @@ func buildZRS(t *testing.T) string {
 	return zrsBin
 }
 
-// secondaryProc is a running "zrs secondary" process.
+// secondaryProc is a running "zrs secondary" process (or any other zrs
+// daemon startZRSProc started).
 type secondaryProc struct {
 	cmd    *exec.Cmd
 	stderr *testutil.SyncBuffer
@@ -318,7 +319,13 @@ type secondaryProc struct {
 
 func startSecondaryProc(t *testing.T, bin, path, from string) *secondaryProc {
 	t.Helper()
-	s := &secondaryProc{cmd: exec.Command(bin, "secondary", path, "--replicate-from", from),
+	return startZRSProc(t, bin, "secondary", path, "--replicate-from", from)
+}
+
+// startZRSProc starts the zrs binary with args (a daemon command).
+func startZRSProc(t *testing.T, bin string, args ...string) *secondaryProc {
+	t.Helper()
+	s := &secondaryProc{cmd: exec.Command(bin, args...),
 		stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
