@@ -78,7 +78,7 @@ type Replication struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
 	// Compression (secondary, zrs3): false refuses zstd from the
 	// primary, as --compression=false; unset accepts it.
-	Compression *bool `yaml:"compression,omitempty"`
+	Compression *bool `yaml:"compression,omitempty" default:"true"`
 }
 
 // Durability is the durability section of a primary.

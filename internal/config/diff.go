@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 )
 
@@ -25,7 +26,9 @@ func diff(a, b reflect.Value, path string, out []string) []string {
 		switch {
 		case fa.IsNil() && fb.IsNil():
 		case fa.IsNil() != fb.IsNil():
-			out = append(out, key)
+			if !isDefault(a.Type().Field(yf.index), fa, fb) {
+				out = append(out, key)
+			}
 		case fa.Elem().Kind() != reflect.Struct: // an optional scalar
 			if !fa.Elem().Equal(fb.Elem()) {
 				out = append(out, key)
@@ -35,4 +38,19 @@ func diff(a, b reflect.Value, path string, out []string) []string {
 		}
 	}
 	return out
+}
+
+// isDefault reports whether an optional scalar set in only one of two
+// configs is set there to what its absence means (the field's "default"
+// tag), so that both mean the same.
+func isDefault(f reflect.StructField, a, b reflect.Value) bool {
+	def, ok := f.Tag.Lookup("default")
+	if !ok {
+		return false
+	}
+	set := a
+	if set.IsNil() {
+		set = b
+	}
+	return set.Elem().Kind() != reflect.Struct && fmt.Sprint(set.Elem().Interface()) == def
 }

@@ -33,4 +33,12 @@ func TestDiff(t *testing.T) {
 	if d := Diff(a, b); slices.Contains(d, "replication.compression") {
 		t.Errorf("compression false against false: diff %q", d)
 	}
+	// Unset means true: setting it to true changes nothing.
+	a.Replication.Compression, b.Replication.Compression = nil, &on
+	if d := Diff(a, b); slices.Contains(d, "replication.compression") {
+		t.Errorf("compression unset against true: diff %q", d)
+	}
+	if d := Diff(b, a); slices.Contains(d, "replication.compression") {
+		t.Errorf("compression true against unset: diff %q", d)
+	}
 }
