@@ -77,7 +77,9 @@ type Lag struct {
 	// storage cannot tell.
 	Bytes int64
 	// Seconds between the secondary's tid and the primary's last tid (tid
-	// times), 0 when caught up.
+	// times), 0 when caught up. A secondary that has nothing yet lacks
+	// everything from the primary's first transaction on: its lag is
+	// counted from that transaction's tid.
 	Seconds float64
 }
 
@@ -86,7 +88,16 @@ func (p *Primary) lagOf(tid, last zodb.Tid) Lag {
 	if tid >= last {
 		return Lag{}
 	}
-	l := Lag{Transactions: -1, Bytes: -1, Seconds: last.Time().Sub(tid.Time()).Seconds()}
+	from := tid
+	if tid == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		first, err := p.FirstTxnMeta(ctx)
+		cancel()
+		if err == nil && first != nil {
+			from = first.Tid
+		}
+	}
+	l := Lag{Transactions: -1, Bytes: -1, Seconds: last.Time().Sub(from.Time()).Seconds()}
 	if n, ok := p.commits.lagTxns(tid); ok {
 		l.Transactions = n
 	}

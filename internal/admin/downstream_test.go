@@ -212,3 +212,44 @@ func servingPrimary(t *testing.T, dir string) (*primary.Primary, *admin.Metrics,
 	go p.Serve(context.Background())
 	return p, pm, sock
 }
+
+// A secondary that has nothing yet and receives nothing (here it never
+// reads) lacks the primary's whole history: its lag_seconds counts from the
+// primary's first transaction, so an alert on the lag fires for a new
+// secondary stuck at the start, which it did not when the lag read 0.
+func TestEmptySecondaryLagsFromTheFirstTransaction(t *testing.T) {
+	dir := t.TempDir()
+	p, pm, sock := servingPrimary(t, dir)
+	pn := &admin.PrimaryNode{Primary: p, Path: "p.fs"}
+	pm.SetNode(pn)
+	first := commit(t, p, 1)
+	time.Sleep(50 * time.Millisecond)
+	last := commit(t, p, 1)
+
+	g := &gate{shut: make(chan struct{})}
+	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
+		c, err := netaddr.Dial(ctx, sock)
+		if err != nil {
+			return nil, err
+		}
+		return &gateConn{Conn: c, g: g}, nil
+	})
+	s := secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
+		Dialer: dialer, IdleTimeout: time.Hour, ReadTimeout: time.Hour})
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- s.Run(runCtx) }()
+	defer func() {
+		close(g.shut)
+		cancelRun()
+		s.Close()
+		<-runDone
+		p.Close()
+	}()
+	waitFor(t, "the secondary listed", func() bool { return len(pn.Status().Secondaries) == 1 })
+	d := pn.Status().Secondaries[0]
+	want := last.Time().Sub(first.Time()).Seconds()
+	if d.CaughtUp || d.LagSeconds < want-1e-6 || d.LagSeconds > want+1e-6 {
+		t.Errorf("empty secondary: caught_up %v, lag_seconds %v; want not caught up, %v (first to last tid)", d.CaughtUp, d.LagSeconds, want)
+	}
+}

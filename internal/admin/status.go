@@ -52,8 +52,8 @@ type Downstream struct {
 	// else LastSent — is the primary's last tid.
 	CaughtUp bool `json:"caught_up"`
 	// LagSeconds is the time between the position's tid and the
-	// primary's last tid (0 when caught up, or when the secondary has
-	// nothing yet).
+	// primary's last tid (0 when caught up; from the primary's first
+	// transaction when the secondary has nothing yet).
 	LagSeconds float64 `json:"lag_seconds"`
 	// LagTransactions and LagBytes are set when the primary can tell.
 	LagTransactions *int64 `json:"lag_transactions,omitempty"`
@@ -83,7 +83,7 @@ func downstreams(st primary.Status) []Downstream {
 		}
 		// The primary computed the lag from the same position.
 		d.CaughtUp = pos >= st.LastTransaction
-		if !d.CaughtUp && pos != 0 {
+		if !d.CaughtUp {
 			d.LagSeconds = ss.Lag.Seconds
 		}
 		if n := ss.Lag.Transactions; n >= 0 {
