@@ -129,6 +129,13 @@ func canonicalKey1(v *Value, budget *int) (string, error) {
 			sb.WriteString(ck)
 		}
 		return sb.String(), nil
+	case KindGlobal:
+		return "g" + v.s, nil
+	case KindObject:
+		// By identity, as a Python object without __eq__ is: a pickle
+		// CPython wrote holds no two equal keys in one dict, so each
+		// object key is its own.
+		return fmt.Sprintf("o%p", v), nil
 	}
 	return "", fmt.Errorf("unhashable dict key of type %v", v.k)
 }

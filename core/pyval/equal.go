@@ -4,7 +4,9 @@ import "math"
 
 // Equal reports whether a and b are the same tree of values: the same
 // kinds (so 1, 1.0 and True differ), equal contents, dict entries in the
-// same order, floats with the same bits. Sharing is not compared. Meant
+// same order, floats with the same bits, objects made the same way.
+// Sharing is not compared, nor whether an object was read from
+// copyreg._reconstructor or from NEWOBJ (the same object). Meant
 // for tests; values nested deeper than MaxDepth are never equal.
 func Equal(a, b *Value) bool { return equal(a, b, 0) }
 

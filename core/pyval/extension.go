@@ -80,7 +80,7 @@ func normalize(v *Value, seen map[*Value]*Value) *Value {
 		n := &Value{k: v.k, s: v.s}
 		seen[v] = n
 		if o := v.obj; o != nil {
-			n.obj = &object{reduce: o.reduce, list: normalizeAll(o.list, seen), dict: normalizeAll(o.dict, seen)}
+			n.obj = &object{reduce: o.reduce, recon: o.recon, list: normalizeAll(o.list, seen), dict: normalizeAll(o.dict, seen)}
 			if o.args != nil {
 				n.obj.args = normalize(o.args, seen)
 			}

@@ -87,9 +87,12 @@ type PickleOptions struct {
 // names below protocol 3), then the object made as its pickle said, by
 // REDUCE or NEWOBJ, then its items and state. Below protocol 2 CPython
 // would spell an object made by NEWOBJ with copy_reg._reconstructor; it
-// is written with NEWOBJ at every protocol instead, which every Python
-// unpickler reads whatever the protocol and which makes the object
-// exactly as the original pickle did.
+// is written with NEWOBJ at every protocol instead (unless it was read
+// from copy_reg._reconstructor), which every Python unpickler reads
+// whatever the protocol and which makes the object exactly as the
+// original pickle did. Below protocol 3 a builtin exception is written
+// as __builtin__.X where CPython writes exceptions.X; Python 2 and 3
+// load either.
 func Pickle(v *Value, o PickleOptions) ([]byte, error) {
 	if o.Protocol < 1 || o.Protocol > 3 {
 		return nil, fmt.Errorf("pickle protocol %d not supported (1-3)", o.Protocol)
@@ -458,13 +461,26 @@ func (p *pickler) saveGlobal(name string) {
 // BUILD with its state.
 func (p *pickler) saveInstance(v *Value) error {
 	o := v.made()
-	p.saveGlobal(v.s)
-	if err := p.save(o.args); err != nil {
-		return err
-	}
-	if o.reduce {
+	switch {
+	case o.recon && p.proto < 2:
+		// As it was read, and as CPython writes it below protocol 2.
+		p.saveGlobal("copyreg\n_reconstructor")
+		if err := p.save(&Value{k: KindTuple, items: []*Value{
+			{k: KindGlobal, s: v.s}, {k: KindGlobal, s: "builtins\nobject"}, {k: KindNone}}}); err != nil {
+			return err
+		}
 		p.buf = append(p.buf, opReduce)
-	} else {
+	case o.reduce:
+		p.saveGlobal(v.s)
+		if err := p.save(o.args); err != nil {
+			return err
+		}
+		p.buf = append(p.buf, opReduce)
+	default:
+		p.saveGlobal(v.s)
+		if err := p.save(o.args); err != nil {
+			return err
+		}
 		p.buf = append(p.buf, opNewObj)
 	}
 	p.put(v)

@@ -101,8 +101,12 @@ type unpickler struct {
 	classes []string
 	objects bool // UnpickleOptions.Objects
 	proto   int  // the protocol its PROTO opcode gave, 0 without one
-	max     int  // UnpickleOptions.MaxValues: 0 for no bound
-	count   int  // values pushed, marks set and memo entries put so far
+	// With objects: the state-dict keys seen (internKeys), and the one
+	// timezone.utc (reduced).
+	interned map[string]*Value
+	utc      *Value
+	max      int // UnpickleOptions.MaxValues: 0 for no bound
+	count    int // values pushed, marks set and memo entries put so far
 	// keyBytes, with a MaxValues bound, is what is left of the bytes the
 	// canonical forms of dict keys may take in all (keyBytesPerValue
 	// per value allowed); nil without one.
@@ -478,6 +482,9 @@ func (u *unpickler) setItemOp(op byte) error {
 		return err
 	}
 	if d.k == KindObject && u.objects {
+		if len(items)%2 != 0 {
+			return fmt.Errorf("odd number of items (%d) set on an object", len(items))
+		}
 		o := d.made()
 		o.dict = append(o.dict, items...)
 		d.obj = &o
@@ -555,6 +562,9 @@ func (u *unpickler) stackGlobal() error {
 	if mn[0].k != KindStr || mn[1].k != KindStr {
 		return fmt.Errorf("module and name are a %v and a %v", mn[0].k, mn[1].k)
 	}
+	if strings.Contains(mn[0].s, "\n") || strings.Contains(mn[1].s, "\n") {
+		return fmt.Errorf("module or name with a newline")
+	}
 	u.push(&Value{k: KindGlobal, s: mn[0].s + "\n" + mn[1].s})
 	return nil
 }
@@ -606,7 +616,40 @@ func (u *unpickler) build() error {
 		return fmt.Errorf("BUILD on a %v", obj.k)
 	}
 	obj.state = st[0]
+	if u.objects {
+		u.internKeys(st[0])
+	}
 	return nil
+}
+
+// internKeys gives the text keys of a BUILD state dict (or of the dict
+// in a (dict, slots) state) one Value per text for the whole pickle.
+// CPython interns them as it sets them in the instance's __dict__, and
+// __getstate__ methods return dicts keyed by interned literals, so when
+// the objects are pickled again, two instances' attribute names are one
+// object: a memo GET, which the pickle they came from (a T message, in
+// fast mode) did not have.
+func (u *unpickler) internKeys(state *Value) {
+	if state.k == KindTuple && len(state.items) == 2 {
+		state = state.items[0]
+	}
+	if state.k != KindDict {
+		return
+	}
+	for i := 0; i < len(state.items); i += 2 {
+		k := state.items[i]
+		if k.k != KindStr {
+			continue
+		}
+		if u.interned == nil {
+			u.interned = make(map[string]*Value)
+		}
+		if v, ok := u.interned[k.s]; ok {
+			state.items[i] = v
+		} else {
+			u.interned[k.s] = k
+		}
+	}
 }
 
 // reduce handles the two calls Python 3 pickles bytes with below
@@ -658,21 +701,62 @@ func (u *unpickler) reduce() error {
 		if !u.objects {
 			return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
 		}
-		u.push(reduced(fn, args))
+		u.push(u.reduced(fn, args))
 	}
 	return nil
 }
 
-// reduced is the inert object fn(*args) makes. copyreg._reconstructor(cls,
-// object, None) is object.__new__(cls): recorded as the NEWOBJ that
-// protocol 2 and later write for it, so it pickles again as CPython
-// pickles such an object at protocol 3.
-func reduced(fn, args *Value) *Value {
-	if a := args.items; fn.s == "copyreg\n_reconstructor" && len(a) == 3 && a[0].k == KindGlobal &&
+// reduced is the inert object fn(*args) makes.
+//
+// Below protocol 2, copyreg._reconstructor(cls, object, None) is how
+// CPython pickles an instance of a plain class (object.__new__(cls)): it
+// is recorded as the NEWOBJ that protocol 2 and later write for it, so it
+// pickles again at protocol 3 as CPython pickles the object it made, and
+// below protocol 2 as it was. An instance of a tuple subclass
+// (_reconstructor(cls, tuple, items): a namedtuple) is recorded as the
+// NEWOBJ of cls with the items that protocol 2 and later write. Other
+// builtin bases (list, dict, int subclasses) stay as they were read.
+//
+// datetime.timezone(timedelta(0)) is timezone.utc, one object however
+// often a pickle spells it: it is one Value for the whole pickle, so that
+// two aware datetimes in UTC pickle again as CPython pickles them (the
+// second timezone a memo GET).
+func (u *unpickler) reduced(fn, args *Value) *Value {
+	a := args.items
+	if fn.s == "copyreg\n_reconstructor" && u.proto < 2 && len(a) == 3 && a[0].k == KindGlobal &&
 		a[1].k == KindGlobal && a[1].s == "builtins\nobject" && a[2].k == KindNone {
-		return &Value{k: KindObject, s: a[0].s}
+		return &Value{k: KindObject, s: a[0].s, obj: &object{recon: true}}
 	}
-	return &Value{k: KindObject, s: fn.s, obj: &object{reduce: true, args: args}}
+	if fn.s == "copyreg\n_reconstructor" && u.proto < 2 && len(a) == 3 && a[0].k == KindGlobal &&
+		a[1].k == KindGlobal && a[1].s == "builtins\ntuple" && a[2].k == KindTuple {
+		// A tuple subclass (a namedtuple): tuple.__new__(cls, items),
+		// which protocol 2 and later write as NEWOBJ of cls with the
+		// items as arguments.
+		return &Value{k: KindObject, s: a[0].s, obj: &object{args: a[2]}}
+	}
+	v := &Value{k: KindObject, s: fn.s, obj: &object{reduce: true, args: args}}
+	if fn.s == "datetime\ntimezone" && len(a) == 1 && isZeroDelta(a[0]) {
+		if u.utc == nil {
+			u.utc = v
+		}
+		return u.utc
+	}
+	return v
+}
+
+// isZeroDelta reports whether v is datetime.timedelta(0) as pickled:
+// timedelta(0, 0, 0).
+func isZeroDelta(v *Value) bool {
+	if v.k != KindObject || v.s != "datetime\ntimedelta" || v.obj == nil || !v.obj.reduce ||
+		v.state != nil || v.obj.list != nil || v.obj.dict != nil || v.obj.args == nil {
+		return false
+	}
+	for _, x := range v.obj.args.items {
+		if x.k != KindInt || x.i != 0 {
+			return false
+		}
+	}
+	return len(v.obj.args.items) == 3
 }
 
 // reduceDict decodes dict(), dict(pairs) and dict(mapping): how a dict

@@ -69,6 +69,7 @@ type Value struct {
 // copyreg's default rules).
 type object struct {
 	reduce bool     // made by REDUCE; otherwise by NEWOBJ
+	recon  bool     // NEWOBJ without arguments, read from copyreg._reconstructor(cls, object, None)
 	args   *Value   // a tuple; nil for NEWOBJ's empty tuple
 	list   []*Value // appended items
 	dict   []*Value // set items: key, value, key, value, ...

@@ -25,6 +25,14 @@ from zodbpickle import pickle as zpickle
 
 WHEN = datetime.datetime(2026, 11, 26, 9, 30, 5, 123456)
 SHARED = datetime.date(2020, 1, 2)
+UTC = WHEN.replace(tzinfo=datetime.timezone.utc)
+
+
+class Job:
+    """A plain class: pickled by copyreg's default rules (__main__.Job)."""
+
+    def __init__(self, state):
+        self.state = state
 
 CASES = [
     ('datetime', {'when': WHEN}),
@@ -43,6 +51,18 @@ CASES = [
     ('deque1001', {'q': collections.deque(range(1001))}),
     ('class_as_value', {'cls': decimal.Decimal, 'fn': len}),
     ('nested', {'x': {'y': (WHEN, [decimal.Decimal('-0')])}, 'z': 'plain'}),
+    # CPython shares these again after loading: timezone.utc is one object,
+    # state-dict keys are interned.
+    ('two_utc', {'start': UTC, 'end': UTC + datetime.timedelta(hours=1)}),
+    ('two_uuid', {'a': uuid.UUID(int=5), 'b': uuid.UUID(int=6)}),
+    ('two_instances', {'a': Job('done'), 'b': Job('failed')}),
+    # Objects and classes as dict keys.
+    ('object_keys', {'per_day': {datetime.date(2020, 1, 2): 3, datetime.date(2020, 1, 3): 4}, 'cls': {int: 'x'}}),
+    # A namedtuple: copy_reg._reconstructor(cls, tuple, items) below protocol 2.
+    ('namedtuple', {'dt': decimal.Decimal('1.50').as_tuple()}),
+    # Written below protocol 3 under Python 2 names: exceptions, UserDict.
+    ('exception', {'error': KeyError('k')}),
+    ('userdict', {'u': collections.UserDict({'k': 1})}),
 ]
 
 
