@@ -18,8 +18,8 @@ import (
 //     order, the oid, the record tid and the SHA-256 of the data
 //     (resolved through backpointers; nil and empty differ).
 //
-// The extension is digested as its value (digestExtension), not as the
-// bytes a file holds: a file written by an old Python ZODB and its
+// The extension is digested as its plain value (digestExtension), not
+// as the bytes a file holds: a file written by an old Python ZODB and its
 // replica agree, and so do a file whose extension shares one object
 // between two keys and a replica that received it from a zc.zrs primary
 // (which sends it without the sharing). The data_txn hint is left out: it
@@ -86,19 +86,34 @@ func PositionOf(info *zodb.TxnInfo) *Position {
 }
 
 // digestExtension returns the extension as the digests cover it: its
-// value pickled without the memo (protocol 3, fast mode), which depends
-// only on the value, not on which of its objects the stored pickle
-// shared or on the protocol it was written with. An extension that does
-// not decode or cannot be written out so is used as it is.
+// plain items (key and value holding no object) pickled without the memo
+// (protocol 3, fast mode). That depends only on the values, not on which
+// of them the stored pickle shared or on the protocol it was written
+// with. Items holding objects (a datetime) are left out: how they are
+// pickled depends on their classes, which a node that received them
+// re-pickled without (a Python secondary re-pickles the real objects,
+// zrs the inert form), so two nodes holding the same transaction could
+// disagree on their bytes. The records' data and the rest of the metadata
+// still tell transactions apart. An extension that does not decode, or
+// cannot be written out so, is used as it is.
 func digestExtension(stored []byte) []byte {
 	d, err := pyval.ExtensionDict(stored)
 	if err != nil {
 		return stored
 	}
-	if d.Len() == 0 {
+	plain := pyval.Dict()
+	kv := d.DictItems()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i].Plain() && kv[i+1].Plain() {
+			if plain.TrySetItem(kv[i], kv[i+1]) != nil {
+				return stored
+			}
+		}
+	}
+	if plain.Len() == 0 {
 		return nil
 	}
-	b, err := pyval.Pickle(d, pyval.PickleOptions{Protocol: 3, Fast: true, Max: maxExtensionTree})
+	b, err := pyval.Pickle(plain, pyval.PickleOptions{Protocol: 3, Fast: true, Max: maxExtensionTree})
 	if err != nil {
 		return stored
 	}

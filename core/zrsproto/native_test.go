@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -322,5 +323,62 @@ func TestDigestsCoverTheExtensionValue(t *testing.T) {
 	other := []byte("\x80\x03}q\x00(X\x01\x00\x00\x00aq\x01X\x05\x00\x00\x00aliceq\x02X\x01\x00\x00\x00bq\x03X\x03\x00\x00\x00bobq\x04u.")
 	if pos(other).Meta == want.Meta {
 		t.Error("a different extension has the same digest")
+	}
+}
+
+// For every extension holding objects in core/pyval's CPython vectors,
+// the nodes that can hold one transaction compute the same digests: a
+// zrs primary on the file Python wrote, a zrs secondary of a zc.zrs
+// primary (from the T message CPython writes), a zrs secondary of a zrs
+// primary, and a Python secondary promoted (what CPython stores after
+// loading T). Otherwise a zrs3 secondary would be refused as diverged.
+func TestDigestsAgreeForExtensionObjects(t *testing.T) {
+	f, err := os.ReadFile("../pyval/testdata/ext-objects.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := func(tmsg []byte) []byte {
+		m, err := DecodeControl(tmsg)
+		if err != nil {
+			t.Fatalf("DecodeControl: %v", err)
+		}
+		return m.(TxnBegin).Extension
+	}
+	pos := func(ext []byte) *Position {
+		return PositionOf(&zodb.TxnInfo{Tid: 5, Status: ' ', TxnMeta: zodb.TxnMeta{Extension: ext}})
+	}
+	n := 0
+	for line := range strings.SplitSeq(string(f), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) != 5 || fields[0] != "ext" {
+			continue
+		}
+		n++
+		name := fields[1]
+		stored, t1, back := unhex(t, fields[2]), unhex(t, fields[3]), unhex(t, fields[4])
+		// The T message a zc.zrs primary sends, in fast mode: its
+		// empty-extension form with the dict CPython pickled in place of
+		// the empty one.
+		empty, err := EncodeControl(&TxnBegin{Tid: 5, Status: ' '})
+		if err != nil || !bytes.HasSuffix(empty, []byte("}tt.")) {
+			t.Fatalf("T with no extension: %q, %v", empty, err)
+		}
+		zcT := append(append(bytes.TrimSuffix(empty, []byte("}tt.")), t1[:len(t1)-1]...), "tt."...)
+		ownT, err := EncodeControl(&TxnBegin{Tid: 5, Status: ' ', Extension: stored})
+		if err != nil {
+			t.Errorf("%s: EncodeControl: %v", name, err)
+			continue
+		}
+		want := pos(stored)
+		for from, ext := range map[string][]byte{
+			"zrs secondary of zc.zrs": replica(zcT), "zrs secondary of zrs": replica(ownT), "python secondary": back,
+		} {
+			if got := pos(ext); got.Meta != want.Meta || got.Full != want.Full {
+				t.Errorf("%s: a %s has other digests than the primary", name, from)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d vectors", n)
 	}
 }
