@@ -20,6 +20,9 @@ const maxIterators = 1024
 type txnIter struct {
 	it   zodb.TxnIterator
 	last *zodb.TxnInfo
+	// err, once a transaction could not be sent, is the answer to every
+	// later iterator_next: going on would skip that transaction silently.
+	err error
 }
 
 // recIter walks the records of one transaction.
@@ -83,6 +86,9 @@ func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	if ti == nil {
 		return nil, unknownIterator(id)
 	}
+	if ti.err != nil {
+		return nil, ti.err
+	}
 	t, err := ti.it.Next(ss.ctx)
 	if errors.Is(err, errEOF) {
 		ti.it.Close()
@@ -94,14 +100,15 @@ func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	}
 	ti.last = t
 	ext, err := pyval.ExtensionDict(t.Extension)
-	if err != nil {
-		return nil, err
-	}
-	if !ext.Plain() {
+	if err == nil && !ext.Plain() {
 		// ZEO clients refuse to unpickle anything but plain data: sent,
 		// this reply would break the client's connection (as it does
 		// with ZEO's own server). An error names the transaction instead.
-		return nil, fmt.Errorf("transaction %s: its extension holds objects, which ZEO clients cannot unpickle: %v", t.Tid, ext)
+		err = fmt.Errorf("transaction %s: its extension holds objects, which ZEO clients cannot unpickle: %v", t.Tid, ext)
+	}
+	if err != nil {
+		ti.err = err
+		return nil, err
 	}
 	return pyval.Tuple(tidValue(t.Tid), pyval.Str(string(rune(t.Status))),
 		pyval.Bytes(t.User), pyval.Bytes(t.Description), ext), nil
