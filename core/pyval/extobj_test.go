@@ -1,11 +1,8 @@
 package pyval_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/pyval"
@@ -20,33 +17,16 @@ type extObjVector struct {
 // readExtObjVectors parses testdata/ext-objects.txt (tests/vectors/gen_extobj.py).
 func readExtObjVectors(t testing.TB) []extObjVector {
 	t.Helper()
-	f, err := os.Open("testdata/ext-objects.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []extObjVector
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.Split(line, " ")
-		if len(fields) != 5 || fields[0] != "ext" {
-			t.Fatalf("line %d: malformed", n)
-		}
-		v := extObjVector{name: fields[1]}
+	for _, l := range vectorLines(t, "testdata/ext-objects.txt", "ext", 5) {
+		v := extObjVector{name: l.fields[1]}
 		for i, dst := range []*[]byte{&v.stored, &v.t1, &v.back} {
-			if *dst, err = hex.DecodeString(fields[2+i]); err != nil {
-				t.Fatalf("line %d: %v", n, err)
+			var err error
+			if *dst, err = hex.DecodeString(l.fields[2+i]); err != nil {
+				t.Fatalf("line %d: %v", l.n, err)
 			}
 		}
 		out = append(out, v)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	if len(out) < 10 {
 		t.Fatalf("only %d vectors", len(out))

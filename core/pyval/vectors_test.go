@@ -22,32 +22,50 @@ type zeoVector struct {
 // readZeoVectors parses testdata/zeo-pickles.txt (tests/vectors/gen_pyval.py).
 func readZeoVectors(t testing.TB) []zeoVector {
 	t.Helper()
-	f, err := os.Open("testdata/zeo-pickles.txt")
+	var out []zeoVector
+	for _, l := range vectorLines(t, "testdata/zeo-pickles.txt", "pickle", 4) {
+		p, err := hex.DecodeString(l.fields[2])
+		if err != nil {
+			t.Fatalf("line %d: %v", l.n, err)
+		}
+		v, err := pyvaltest.FromJSON([]byte(l.fields[3]))
+		if err != nil {
+			t.Fatalf("line %d: %v", l.n, err)
+		}
+		out = append(out, zeoVector{l.fields[1], p, v})
+	}
+	return out
+}
+
+// vectorLine is one line of a vector file: its number and its fields.
+type vectorLine struct {
+	n      int
+	fields []string
+}
+
+// vectorLines returns the lines of a vector file, each split into n
+// space-separated fields of which the first is kind; comments and blank
+// lines are skipped.
+func vectorLines(t testing.TB, path, kind string, n int) []vectorLine {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []zeoVector
+	var out []vectorLine
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 4<<20)
-	for n := 1; sc.Scan(); n++ {
+	for i := 1; sc.Scan(); i++ {
 		line := sc.Text()
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		fields := strings.SplitN(line, " ", 4)
-		if len(fields) != 4 || fields[0] != "pickle" {
-			t.Fatalf("line %d: malformed", n)
+		fields := strings.SplitN(line, " ", n)
+		if len(fields) != n || fields[0] != kind {
+			t.Fatalf("%s line %d: malformed", path, i)
 		}
-		p, err := hex.DecodeString(fields[2])
-		if err != nil {
-			t.Fatalf("line %d: %v", n, err)
-		}
-		v, err := pyvaltest.FromJSON([]byte(fields[3]))
-		if err != nil {
-			t.Fatalf("line %d: %v", n, err)
-		}
-		out = append(out, zeoVector{fields[1], p, v})
+		out = append(out, vectorLine{i, fields})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,17 @@ func (c *gateConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
+// dialer dials sock and puts the connection behind the gate.
+func (g *gate) dialer(sock string) secondary.DialFunc {
+	return func(ctx context.Context) (net.Conn, error) {
+		c, err := netaddr.Dial(ctx, sock)
+		if err != nil {
+			return nil, err
+		}
+		return &gateConn{Conn: c, g: g}, nil
+	}
+}
+
 func bigCommit(t *testing.T, st zodb.Storage, size int) zodb.Tid {
 	t.Helper()
 	data := make([]byte, size)
@@ -67,15 +78,8 @@ func TestDownstreamLagFromTheCore(t *testing.T) {
 	ctx := context.Background()
 	p, pm, sock := servingPrimary(t, dir)
 	g := &gate{}
-	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
-		c, err := netaddr.Dial(ctx, sock)
-		if err != nil {
-			return nil, err
-		}
-		return &gateConn{Conn: c, g: g}, nil
-	})
 	s := secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
-		Dialer: dialer, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Dialer: g.dialer(sock), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		IdleTimeout: time.Hour})
 	runDone := make(chan error, 1)
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -227,15 +231,8 @@ func TestEmptySecondaryLagsFromTheFirstTransaction(t *testing.T) {
 	last := commit(t, p, 1)
 
 	g := &gate{shut: make(chan struct{})}
-	dialer := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
-		c, err := netaddr.Dial(ctx, sock)
-		if err != nil {
-			return nil, err
-		}
-		return &gateConn{Conn: c, g: g}, nil
-	})
 	s := secondary.New(openFS(t, filepath.Join(dir, "s.fs")), sock, secondary.Options{
-		Dialer: dialer, IdleTimeout: time.Hour, ReadTimeout: time.Hour})
+		Dialer: g.dialer(sock), IdleTimeout: time.Hour, ReadTimeout: time.Hour})
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.Run(runCtx) }()
