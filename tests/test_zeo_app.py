@@ -25,7 +25,9 @@ from BTrees.OOBTree import OOBTree
 from persistent.mapping import PersistentMapping
 from ZEO.asyncio.marshal import decoder, encoder
 from ZEO.Exceptions import ClientDisconnected
+from ZODB._compat import dumps
 from ZODB.Connection import TransactionMetaData
+from ZODB.FileStorage import FileStorage
 from ZODB.POSException import ConflictError
 from ZODB.tests.MinPO import MinPO
 from ZODB.tests.StorageTestBase import zodb_pickle
@@ -419,6 +421,34 @@ def test_history_keys_of_the_revision_win_over_the_extension(zeo, codec):
     assert (h["tid"], h["description"], h["kept"]) == (tid, "", 1), h
     assert isinstance(h["size"], int) and h["size"] > 0, h
     db.close()
+
+
+def test_sets_in_the_extension(zeo):
+    # ZEO's server accepts sets in a transaction extension (they come from
+    # builtins); so does zrs, and stores what FileStorage stores for them.
+    # Its clients cannot unpickle them: undoLog and history leave them
+    # out (ZEO's own server sends them, and the client's reply is lost).
+    srv = zeo()
+    db = srv.db()
+    tm, conn = opened(db)
+    with tm as t:
+        t.setExtendedInfo("tags", {"ops"})
+        t.setExtendedInfo("frozen", frozenset(["x"]))
+        t.setExtendedInfo("kept", 1)
+        conn.root()["m"] = PersistentMapping()
+    tid = db.storage.lastTransaction()
+    if srv.kind == "zrs":
+        entry = db.undoLog(0, 1)[0]  # the newest: this transaction
+        assert entry["kept"] == 1 and "tags" not in entry, entry
+    db.close()
+    srv.stop()
+    fs = FileStorage(str(srv.datafs), read_only=True)
+    try:
+        (rec,) = [r for r in fs.iterator(tid, tid)]
+        assert rec.extension == {"tags": {"ops"}, "frozen": frozenset(["x"]), "kept": 1}
+        assert rec.extension_bytes == dumps(rec.extension, 3)
+    finally:
+        fs.close()
 
 
 def store_raw(storage, records, user=b"", description=b"", ext=None):

@@ -48,6 +48,11 @@ type UnpickleOptions struct {
 	// class — as the NEWOBJ that protocol 2 and later write for it.
 	Objects bool
 
+	// Globals, with Objects, says which globals ("module.name") may be
+	// used: called, instantiated, or referred to as a value. Others are
+	// refused as without Objects. Nil allows every global.
+	Globals func(name string) bool
+
 	// MaxValues, if positive, bounds what the pickle may make the
 	// decoder hold: every value pushed on the stack (built, or pushed
 	// again by DUP or a memo GET), every MARK and every memo PUT counts
@@ -70,7 +75,7 @@ func Unpickle(p []byte) (*Value, error) { return UnpickleWith(p, UnpickleOptions
 
 // UnpickleWith is Unpickle accepting instances of o.Classes too.
 func UnpickleWith(p []byte, o UnpickleOptions) (*Value, error) {
-	u := &unpickler{p: p, classes: o.Classes, objects: o.Objects, max: o.MaxValues}
+	u := &unpickler{p: p, classes: o.Classes, objects: o.Objects, globals: o.Globals, max: o.MaxValues}
 	if o.MaxValues > 0 {
 		kb := o.MaxValues * keyBytesPerValue
 		u.keyBytes = &kb
@@ -100,7 +105,8 @@ type unpickler struct {
 	memo    map[int64]*Value
 	classes []string
 	objects bool // UnpickleOptions.Objects
-	proto   int  // the protocol its PROTO opcode gave, 0 without one
+	globals func(string) bool
+	proto   int // the protocol its PROTO opcode gave, 0 without one
 	// With objects: the state-dict keys seen (internKeys), and the one
 	// timezone.utc (reduced).
 	interned map[string]*Value
@@ -183,15 +189,21 @@ func (u *unpickler) run() (*Value, error) {
 // class of a NEWOBJ, unless the caller accepts objects: it would be a
 // reference to code, not data.
 func (u *unpickler) plain(items []*Value) error {
-	if u.objects {
+	if u.objects && u.globals == nil {
 		return nil
 	}
 	for _, it := range items {
-		if it.k == KindGlobal {
+		if it.k == KindGlobal && !u.allows(it.s) {
 			return fmt.Errorf("global %s used as a value", dotted(it.s))
 		}
 	}
 	return nil
+}
+
+// allows reports whether the global "module\nname" may make an object or
+// be a value (UnpickleOptions.Objects and Globals).
+func (u *unpickler) allows(name string) bool {
+	return u.objects && (u.globals == nil || u.globals(dotted(name)))
 }
 
 func (u *unpickler) push(v *Value) {
@@ -584,7 +596,7 @@ func (u *unpickler) newObj() error {
 	if cls.k != KindGlobal || args.k != KindTuple {
 		return fmt.Errorf("NEWOBJ of %v with %v", cls.k, args.k)
 	}
-	if u.objects {
+	if u.allows(cls.s) {
 		v := &Value{k: KindObject, s: cls.s}
 		if len(args.items) != 0 {
 			v.obj = &object{args: args}
@@ -698,7 +710,7 @@ func (u *unpickler) reduce() error {
 		}
 		u.push(&Value{k: k, items: items})
 	default:
-		if !u.objects {
+		if !u.allows(fn.s) {
 			return fmt.Errorf("unsupported global %s", strings.ReplaceAll(fn.s, "\n", "."))
 		}
 		u.push(u.reduced(fn, args))

@@ -12,6 +12,15 @@ import (
 // specifications. They decode to inert pyval objects; nothing is called.
 var pickleClasses = []string{"ZopeUndo.Prefix.Prefix"}
 
+// extensionGlobals are the classes besides plain data that a
+// transaction extension may hold in a tpc_begin, as ZEO's own server
+// accepts them from its builtins: sets. They stay inert pyval objects and
+// are stored as Python FileStorage stores them. Anything else that ZEO's
+// server would also accept from builtins (a call of eval, say) is
+// refused: stored, it would run in every Python process that later reads
+// the transaction's extension.
+var extensionGlobals = map[string]bool{"builtins.set": true, "builtins.frozenset": true}
+
 // maxExpansion bounds what a decoded message may grow to when written out
 // again without sharing (see pyval.Value.TreeSize): a fast-mode pickle,
 // which is what every ZEO peer sends, never grows, so 4x is lenient while
@@ -41,13 +50,16 @@ func encodePickle(m *Message) ([]byte, error) {
 }
 
 // Decode accepts any pickle of protocols 0-4 (memo included) of plain
-// data and ZopeUndo.Prefix objects; other globals are refused, as the
-// Python server refuses globals outside its short allowed list.
+// data, ZopeUndo.Prefix objects and sets; other globals are refused, as
+// the Python server refuses globals outside its short allowed list (which
+// also lets through other builtins, zrs does not: see extensionGlobals).
 func (pickleCodec) Decode(p []byte) (*Message, error) { return decodePickle(p) }
 
 // decodePickle is pickleCodec.Decode.
 func decodePickle(p []byte) (*Message, error) {
-	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{Classes: pickleClasses, MaxValues: maxValues(len(p))})
+	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{
+		Classes: pickleClasses, Objects: true, Globals: func(name string) bool { return extensionGlobals[name] },
+		MaxValues: maxValues(len(p))})
 	if err != nil {
 		var pe *pyval.Error
 		if errors.As(err, &pe) {

@@ -484,3 +484,34 @@ func TestDecodeSharedKeyBudget(t *testing.T) {
 		t.Errorf("%.0f bytes allocated per byte of frame, want at most 200", perByte)
 	}
 }
+
+// A tpc_begin whose extension holds a set or a frozenset decodes (ZEO's
+// server accepts them from builtins, and so does zrs), and the extension
+// is stored as Python FileStorage stores it; any other builtin call, which
+// ZEO's server would also make, is refused: stored, it would run wherever
+// Python later reads the extension.
+func TestPickleCodecSetsOnly(t *testing.T) {
+	// zodbpickle, protocol 3, fast: (0, True, 'tpc_begin', (7, b'', b'', {'tags': {'ops'}, 'f': frozenset(['x'])}, None, ' '))
+	p := []byte("\x80\x03(K\x00\x88X\t\x00\x00\x00tpc_begin(K\x07C\x00C\x00}(X\x04\x00\x00\x00tagscbuiltins\nset\n]X\x03\x00\x00\x00opsa\x85RX\x01\x00\x00\x00fcbuiltins\nfrozenset\n]X\x01\x00\x00\x00xa\x85RuNX\x01\x00\x00\x00 tt.")
+	m, err := PickleCodec.Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := pyval.ExtensionBytes(m.Args.Items()[3])
+	// zodbpickle.dumps({'tags': {'ops'}, 'f': frozenset(['x'])}, 3)
+	want := "\x80\x03}q\x00(X\x04\x00\x00\x00tagsq\x01cbuiltins\nset\nq\x02]q\x03X\x03\x00\x00\x00opsq\x04a\x85q\x05Rq\x06X\x01\x00\x00\x00fq\x07cbuiltins\nfrozenset\nq\x08]q\tX\x01\x00\x00\x00xq\na\x85q\x0bRq\x0cu."
+	if err != nil || string(ext) != want {
+		t.Errorf("stored extension %q, %v\nwant %q", ext, err, want)
+	}
+	for _, call := range []string{
+		"cbuiltins\neval\nX\x01\x00\x00\x001\x85R",    // eval('1')
+		"cos\nsystem\nX\x02\x00\x00\x00ls\x85R",       // os.system('ls')
+		"cdatetime\ndate\nC\x04\x07\xe4\x01\x02\x85R", // not from builtins
+	} {
+		// (0, True, 'tpc_begin', (7, b'', b'', {'x': <call>}, None, ' '))
+		bad := "\x80\x03(K\x00\x88X\t\x00\x00\x00tpc_begin(K\x07C\x00C\x00}X\x01\x00\x00\x00x" + call + "sNX\x01\x00\x00\x00 tt."
+		if m, err := PickleCodec.Decode([]byte(bad)); err == nil {
+			t.Errorf("%q decoded to %v", bad, m.Args)
+		}
+	}
+}
