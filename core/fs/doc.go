@@ -15,7 +15,11 @@
 // finish flips the status byte to ' ' and fsyncs the file before the commit
 // is reported. An open in read-write mode cuts off a trailing 'c' or torn
 // transaction (saving the bytes to Data.fs.trN) exactly as Python does, so
-// a crash at any instant leaves a file both implementations open.
+// a crash at any instant leaves a file both implementations open. It then
+// fsyncs Data.fs before serving anything: transactions whose writer died
+// waiting for their fsync are marked committed but may be in the page
+// cache only. (A Data.fs.index it rebuilds is saved after that; failing to
+// save it is a warning, since the index is a cache of the file.)
 //
 // Commits are grouped: Finish releases the commit lock once the status
 // byte is written, and waits for an fsync that covers its transaction. The

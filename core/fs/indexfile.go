@@ -389,7 +389,7 @@ func writeSynced(f *os.File, pos int64, idx *Index) error {
 		err = w.Flush()
 	}
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

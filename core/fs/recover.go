@@ -41,23 +41,39 @@ func (s *FileStorage) loadIndex() error {
 	if err := s.scan(idx, pos, tid, size); err != nil {
 		return err
 	}
+	if s.readOnly {
+		return nil
+	}
+	// The process that wrote the file may have died while its last
+	// transactions waited for their fsync: marked committed, they may be
+	// in the page cache only, and no Finish returned for them. They are
+	// served from here on (loads, iterators, replication), so they are
+	// made durable first, before an index that covers them, too.
+	if err := s.fsync(); err != nil {
+		return fmt.Errorf("%s: fsync after recovery: %w", s.path, err)
+	}
 	switch {
-	case s.readOnly:
 	case !ok:
 		s.log.Info("rebuilt index, saving it", logKeyPos, s.end, "objects", s.index.Len())
-		if err := s.saveIndex(); err != nil {
-			return err
-		}
+		s.saveIndexOnOpen()
 	case s.end-pos >= saveScannedIndex:
 		// Python saves only a rebuilt index; saving after a long forward
 		// scan too (after a crash: the index is written at a clean close)
 		// spares the next open the same scan if this process dies again.
 		s.log.Info("scanned past the saved index, saving it", "from", pos, logKeyPos, s.end, "objects", s.index.Len())
-		if err := s.saveIndex(); err != nil {
-			return err
-		}
+		s.saveIndexOnOpen()
 	}
 	return nil
+}
+
+// saveIndexOnOpen saves the index an open rebuilt or extended. The index
+// is a cache of the file: failing to save it (a full disk, a directory
+// not writable) costs the next open a scan, so it is a warning, not a
+// reason to refuse the storage.
+func (s *FileStorage) saveIndexOnOpen() {
+	if err := s.saveIndex(); err != nil {
+		s.log.Warn("cannot save the index; the next open will scan the file again", logKeyFile, s.path+indexSuffix, "err", err)
+	}
 }
 
 // saveScannedIndex: a forward scan at least this long saves the index.

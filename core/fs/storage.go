@@ -36,7 +36,8 @@ const (
 	logKeyFile = "file"
 )
 
-// syncFile is how a commit makes Data.fs durable: fsync(2) of the file.
+// syncFile is how a commit makes Data.fs durable, and an index save its
+// temporary file: fsync(2) of the file.
 // A variable only so that a test can see which file is synced, and when.
 var syncFile = (*os.File).Sync
 

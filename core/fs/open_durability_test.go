@@ -1,0 +1,74 @@
+package fs_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+)
+
+// The index is a cache of the file: when an open rebuilds it and cannot
+// save it (here its temporary name is taken by a directory, as a full
+// disk or a read-only directory would refuse it), the storage still
+// opens, as Python's does, and serves every object.
+func TestOpenSurvivesAnIndexItCannotSave(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("root")})
+	s.Close()
+	if err := os.Remove(path + ".index"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+".index.index_tmp", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatalf("open refused for want of an index save: %v", err)
+	}
+	defer s2.Close()
+	if data, _, err := s2.Load(bg, 0); err != nil || string(data) != "root" {
+		t.Fatalf("load: %q, %v", data, err)
+	}
+}
+
+// A process killed while its last transactions waited for their fsync
+// leaves them marked committed, perhaps in the page cache only. The next
+// read-write open serves them (to loads, iterators, replication), so it
+// fsyncs Data.fs first, and before it saves an index that covers them.
+func TestOpenFsyncsWhatItWillServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("root")})
+	s.Close()
+	if err := os.Remove(path + ".index"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var synced []string
+	fs.SetSyncFile(t, func(real func(*os.File) error, f *os.File) error {
+		mu.Lock()
+		synced = append(synced, filepath.Base(f.Name()))
+		mu.Unlock()
+		return real(f)
+	})
+	s2 := stOpen(t, path, fs.Options{})
+	defer s2.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	data, index := -1, -1
+	for i, name := range synced {
+		switch {
+		case name == "Data.fs" && data < 0:
+			data = i
+		case strings.HasPrefix(name, "Data.fs.index") && index < 0:
+			index = i
+		}
+	}
+	if data < 0 || index < 0 || data > index {
+		t.Fatalf("fsyncs during the open: %q; want Data.fs before the index it saves", synced)
+	}
+}
