@@ -99,16 +99,16 @@ func (ss *session) iteratorNext(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		return nil, err
 	}
 	ti.last = t
-	ext, err := pyval.ExtensionDict(t.Extension)
+	ext, err := extensionValue(t.Extension)
 	if err == nil && !ext.Plain() {
 		// ZEO clients refuse to unpickle anything but plain data: sent,
 		// this reply would break the client's connection (as it does
 		// with ZEO's own server). An error names the transaction instead.
-		err = fmt.Errorf("transaction %s: its extension holds objects, which ZEO clients cannot unpickle: %v", t.Tid, ext)
+		err = fmt.Errorf("its extension holds objects, which ZEO clients cannot unpickle: %v", ext)
 	}
 	if err != nil {
-		ti.err = err
-		return nil, err
+		ti.err = fmt.Errorf("transaction %s: %w", t.Tid, err)
+		return nil, ti.err
 	}
 	return pyval.Tuple(tidValue(t.Tid), pyval.Str(string(rune(t.Status))),
 		pyval.Bytes(t.User), pyval.Bytes(t.Description), ext), nil

@@ -286,6 +286,22 @@ func (ss *session) history(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	return pyval.List(out...), nil
 }
 
+// extensionValue decodes a stored extension for a reply. ZEO replies are
+// pickled without the memo, so an extension whose pickle shares objects
+// many times over would be written out in full; past a few times what an
+// extension can hold (a file written by a local program, not by ZODB),
+// it is refused.
+func extensionValue(ext []byte) (*pyval.Value, error) {
+	e, err := pyval.ExtensionDict(ext)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := e.TreeSize(4 * pyval.MaxExtension); !ok {
+		return nil, fmt.Errorf("the extension's shared objects expand past %d bytes", 4*pyval.MaxExtension)
+	}
+	return e, nil
+}
+
 // mergeExtension adds a transaction's extension items to d, as Python
 // storages do for history and undoLog entries. An extension it cannot
 // read adds nothing (see the callers), and an item holding objects is left
@@ -295,7 +311,7 @@ func mergeExtension(d *pyval.Value, ext []byte) {
 	if len(ext) == 0 {
 		return
 	}
-	e, err := pyval.ExtensionDict(ext)
+	e, err := extensionValue(ext)
 	if err != nil {
 		return
 	}

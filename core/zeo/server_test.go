@@ -1025,3 +1025,60 @@ func TestGetTidOfBackpointerToUndoneCreation(t *testing.T) {
 		t.Fatalf("getTid after the third undo: %s, want %s (as Python's getTid)", got, u3)
 	}
 }
+
+// An extension whose pickle shares one list many times over (22 levels
+// of [a, a]: millions of leaves written out, as ZEO replies are pickled
+// without the memo) — which only a local program writing the file could
+// store — is left out of undoLog entries and refused by iterator_next,
+// rather than expanded into a reply.
+func TestExtensionSharedTooManyTimesOver(t *testing.T) {
+	srv, addr, st := newTestServer(t, Options{})
+	ctx := context.Background()
+	// {'k': l22} where l0 = 'x' and l(i+1) = [li, li], each level put in
+	// the memo and popped, the last one fetched back.
+	ext := []byte("\x80\x03}q\x00X\x01\x00\x00\x00kq\x01X\x01\x00\x00\x00xq\x020")
+	for i := range 22 {
+		ext = append(ext, '(', 'h', byte(i+2), 'h', byte(i+2), 'l', 'q', byte(i+3), '0')
+	}
+	ext = append(ext, 'h', 24, 's', '.')
+	if _, ok := mustExtension(t, ext).TreeSize(1 << 20); ok {
+		t.Fatal("test set-up: the extension does not expand")
+	}
+	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("shared"), Extension: ext}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, _ := st.NewOid(ctx)
+	if err := txn.Store(oid, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tid, err := txn.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Invalidate(tid, []zodb.Oid{oid})
+	c := dialRegistered(t, addr)
+	log := c.call("undoLog", pyval.Int(0), pyval.Int(10)).Items()
+	if len(log) != 1 {
+		t.Fatalf("undo log %s", pyval.List(log...))
+	}
+	if _, ok := log[0].Lookup("k"); ok {
+		t.Error("the undo log entry carries the expanded extension")
+	}
+	iid := c.call("iterator_start", pyval.None(), pyval.None())
+	if exc, v := c.callErr("iterator_next", iid); exc == "" || !strings.Contains(v.String(), tid.String()) {
+		t.Errorf("iterator_next: %s %s; want an error naming %s", exc, v, tid)
+	}
+}
+
+func mustExtension(t *testing.T, ext []byte) *pyval.Value {
+	t.Helper()
+	v, err := pyval.ExtensionDict(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
