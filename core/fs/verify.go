@@ -185,8 +185,10 @@ func (v *verifier) run(ctx context.Context) error {
 // its header's bytes are there to read a status. That is what a live
 // database shows while a commit is between vote and finish (ZODB writes
 // the header with 'c' first), and what a crash leaves. A transaction with
-// any other status that runs past the end is a truncated file: damage,
-// which the ordinary checks report.
+// any other status that runs past the end is unfinished too when the file
+// has grown since its size was taken (that commit finished while verify
+// read what came before it); in a file that has not grown it is a
+// truncated file: damage, which the ordinary checks report.
 func (v *verifier) unfinishedTail(pos int64) *VerifyWarning {
 	if v.opts.Strict {
 		return nil
@@ -197,11 +199,28 @@ func (v *verifier) unfinishedTail(pos int64) *VerifyWarning {
 		return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: %d bytes of its header", n)}
 	}
 	tlen := int64(binary.BigEndian.Uint64(buf[8:16]))
-	if buf[16] != byte(zodb.StatusCheckpoint) || tlen < 0 || pos+tlen+TrailerSize < v.size {
+	if tlen < 0 || pos+tlen+TrailerSize < v.size {
 		return nil
 	}
-	return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: status 'c', %d of %d bytes written",
-		v.size-pos, tlen+TrailerSize)}
+	if buf[16] == byte(zodb.StatusCheckpoint) {
+		return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: status 'c', %d of %d bytes written",
+			v.size-pos, tlen+TrailerSize)}
+	}
+	if pos+tlen+TrailerSize > v.size && v.grew() {
+		// Finished by now, but not written whole when the size was
+		// taken: a commit in progress then, on a live database.
+		return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: %d of %d bytes written when verify began (the file has grown since)",
+			v.size-pos, tlen+TrailerSize)}
+	}
+	return nil
+}
+
+// grew reports whether the file holds bytes past the size verify took:
+// it is being written.
+func (v *verifier) grew() bool {
+	var b [1]byte
+	n, _ := v.r.ReadAt(b[:], v.size)
+	return n == 1
 }
 
 func (v *verifier) progress(pos int64) {

@@ -95,8 +95,10 @@ func TestVerifyDamage(t *testing.T) {
 
 // Without Strict, an unfinished last transaction — what a live database
 // shows between vote and finish, or a crash leaves — is a note, not a
-// problem; a 'c' before the last, or a finished transaction cut short,
-// still is.
+// problem; so is one that was unfinished when verify took the file's size
+// and finished (' ') by the time verify reached it, the file having grown
+// meanwhile. A 'c' before the last, or a finished transaction cut short
+// in a file that has not grown, still is.
 func TestVerifyUnfinishedTail(t *testing.T) {
 	txns := synthHistory(12)
 	f := synthBuild(txns)
@@ -105,16 +107,22 @@ func TestVerifyUnfinishedTail(t *testing.T) {
 		name       string
 		damage     func(b []byte) []byte
 		unfinished bool
+		size       int64 // the size verify took, if not the file's
 	}{
-		{"voted", func(b []byte) []byte { b[last+16] = 'c'; return b }, true},
-		{"voted, half written", func(b []byte) []byte { b[last+16] = 'c'; return b[:last+30] }, true},
-		{"header half written", func(b []byte) []byte { return b[:last+10] }, true},
-		{"finished, cut short", func(b []byte) []byte { return b[:len(b)-3] }, false},
-		{"voted before the last", func(b []byte) []byte { b[f.TxnPos[10]+16] = 'c'; return b }, false},
+		{"finished while verify read the rest", func(b []byte) []byte { return b }, true, last + 30},
+		{"voted", func(b []byte) []byte { b[last+16] = 'c'; return b }, true, 0},
+		{"voted, half written", func(b []byte) []byte { b[last+16] = 'c'; return b[:last+30] }, true, 0},
+		{"header half written", func(b []byte) []byte { return b[:last+10] }, true, 0},
+		{"finished, cut short", func(b []byte) []byte { return b[:len(b)-3] }, false, 0},
+		{"voted before the last", func(b []byte) []byte { b[f.TxnPos[10]+16] = 'c'; return b }, false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.damage(bytes.Clone(f.Bytes))
-			rep, err := fs.VerifyReader(context.Background(), bytes.NewReader(b), "Data.fs", int64(len(b)), fs.VerifyOptions{})
+			size := int64(len(b))
+			if c.size != 0 {
+				size = c.size
+			}
+			rep, err := fs.VerifyReader(context.Background(), bytes.NewReader(b), "Data.fs", size, fs.VerifyOptions{})
 			if !c.unfinished {
 				if err == nil {
 					t.Fatalf("no problem reported (unfinished: %v)", rep.Unfinished)
