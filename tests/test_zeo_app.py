@@ -424,8 +424,9 @@ def test_history_keys_of_the_revision_win_over_the_extension(zeo, codec):
 
 
 def test_sets_in_the_extension(zeo):
-    # ZEO's server accepts sets in a transaction extension (they come from
-    # builtins); so does zrs, and stores what FileStorage stores for them.
+    # ZEO's server accepts sets (and bytearray, complex) in a transaction
+    # extension: they come from builtins; so does zrs, and stores what
+    # FileStorage stores for them.
     # Its clients cannot unpickle them: undoLog and history leave them
     # out (ZEO's own server sends them, and the client's reply is lost).
     srv = zeo()
@@ -434,6 +435,8 @@ def test_sets_in_the_extension(zeo):
     with tm as t:
         t.setExtendedInfo("tags", {"ops"})
         t.setExtendedInfo("frozen", frozenset(["x"]))
+        t.setExtendedInfo("buf", bytearray(b"ab"))
+        t.setExtendedInfo("z", complex(1, 2))
         t.setExtendedInfo("kept", 1)
         conn.root()["m"] = PersistentMapping()
     tid = db.storage.lastTransaction()
@@ -445,7 +448,8 @@ def test_sets_in_the_extension(zeo):
     fs = FileStorage(str(srv.datafs), read_only=True)
     try:
         (rec,) = [r for r in fs.iterator(tid, tid)]
-        assert rec.extension == {"tags": {"ops"}, "frozen": frozenset(["x"]), "kept": 1}
+        assert rec.extension == {"tags": {"ops"}, "frozen": frozenset(["x"]), "buf": bytearray(b"ab"),
+                                 "z": complex(1, 2), "kept": 1}
         assert rec.extension_bytes == dumps(rec.extension, 3)
     finally:
         fs.close()

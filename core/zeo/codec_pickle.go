@@ -14,12 +14,15 @@ var pickleClasses = []string{"ZopeUndo.Prefix.Prefix"}
 
 // extensionGlobals are the classes besides plain data that a
 // transaction extension may hold in a tpc_begin, as ZEO's own server
-// accepts them from its builtins: sets. They stay inert pyval objects and
-// are stored as Python FileStorage stores them. Anything else that ZEO's
-// server would also accept from builtins (a call of eval, say) is
-// refused: stored, it would run in every Python process that later reads
-// the transaction's extension.
-var extensionGlobals = map[string]bool{"builtins.set": true, "builtins.frozenset": true}
+// accepts them from its builtins: the data types set, frozenset,
+// bytearray and complex. They stay inert pyval objects and are stored as
+// Python FileStorage stores them. Anything else that ZEO's server would
+// also accept from builtins (a call of eval, say) is refused: stored, it
+// would run in every Python process that later reads the transaction's
+// extension.
+var extensionGlobals = map[string]bool{
+	"builtins.set": true, "builtins.frozenset": true, "builtins.bytearray": true, "builtins.complex": true,
+}
 
 // maxExpansion bounds what a decoded message may grow to when written out
 // again without sharing (see pyval.Value.TreeSize): a fast-mode pickle,
@@ -50,7 +53,7 @@ func encodePickle(m *Message) ([]byte, error) {
 }
 
 // Decode accepts any pickle of protocols 0-4 (memo included) of plain
-// data, ZopeUndo.Prefix objects and sets; other globals are refused, as
+// data, ZopeUndo.Prefix objects and extensionGlobals; other globals are refused, as
 // the Python server refuses globals outside its short allowed list (which
 // also lets through other builtins, zrs does not: see extensionGlobals).
 func (pickleCodec) Decode(p []byte) (*Message, error) { return decodePickle(p) }
