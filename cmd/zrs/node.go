@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
@@ -122,6 +127,7 @@ func (n *node) startSecondary(ctx context.Context) error {
 	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) { return netaddr.Dial(ctx, from) })
 	sopts := o.secondary
 	sopts.Logger, sopts.Dialer = o.log, n.metrics.CountDialer(dial)
+	sopts.NodeID = nodeID(o.path)
 	sopts.OnPromote = func() {
 		if n.zeo != nil { // set before the admin endpoint, which promotes, starts
 			n.zeo.StorageWritable()
@@ -289,4 +295,20 @@ func (n *node) runSecondary(ctx context.Context) error {
 		n.o.log.Info("secondary stopped", "last", n.st.LastTransaction())
 	}
 	return closeErr
+}
+
+// nodeID names this secondary to its primary, the same across restarts
+// (see secondary.Options.NodeID): a digest of the machine (its
+// /etc/machine-id when readable, and its host name) and of the file's
+// absolute path.
+func nodeID(path string) string {
+	h := sha256.New()
+	machine, _ := os.ReadFile("/etc/machine-id")
+	host, _ := os.Hostname()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	fmt.Fprintf(h, "%s\n%s\n%s", bytes.TrimSpace(machine), host, abs)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

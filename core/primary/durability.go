@@ -47,8 +47,8 @@ const (
 	Fail TimeoutAction = iota
 	// Degrade: Finish succeeds, the primary logs at error level that it
 	// is now replicating asynchronously, and later commits do not wait
-	// until Quorum secondaries have caught up with the commit that timed
-	// out (logged as well).
+	// until Quorum secondaries have caught up: acknowledged every commit
+	// before the one starting to wait again (logged as well).
 	Degrade
 )
 
@@ -120,6 +120,7 @@ type durabilityState struct {
 	mu           sync.Mutex
 	degraded     bool      // Degrade happened and secondaries have not caught up; guarded by mu
 	degradedAt   zodb.Tid  // the commit that timed out; guarded by mu
+	asyncLast    zodb.Tid  // the last commit that did not wait, being degraded; guarded by mu
 	lastFailLog  time.Time // rate-limits the Fail logs; guarded by mu
 	failsNotLogd int       // failures since the last log; guarded by mu
 }
@@ -131,7 +132,7 @@ func (p *Primary) waitReplicated(ctx context.Context, tid zodb.Tid) error {
 	if d.Mode != Sync {
 		return nil
 	}
-	if p.stillDegraded() {
+	if p.stillDegraded(tid) {
 		return nil
 	}
 	timer := time.NewTimer(d.Timeout)
@@ -184,16 +185,20 @@ func (p *Primary) syncTimedOut(tid zodb.Tid, n int) error {
 	return fmt.Errorf("primary: commit %s: %w (%d of %d acknowledgements in %v)", tid, ErrNotReplicated, n, d.Quorum, d.Timeout)
 }
 
-// stillDegraded reports whether sync mode is degraded; it ends the
-// degradation (with a log) once Quorum secondaries have acknowledged the
-// commit that timed out.
-func (p *Primary) stillDegraded() bool {
+// stillDegraded reports, for the commit of tid, whether sync mode is
+// degraded; it ends the degradation (with a log) once Quorum secondaries
+// have acknowledged the commit that timed out and every commit that did
+// not wait since: caught up, not merely past the commit that timed out.
+// A secondary still behind would make the next commit wait the whole
+// timeout and degrade again, one stall after another.
+func (p *Primary) stillDegraded(tid zodb.Tid) bool {
 	p.dur.mu.Lock()
 	defer p.dur.mu.Unlock()
 	if !p.dur.degraded {
 		return false
 	}
-	if p.countAcked(p.dur.degradedAt) < p.opts.Durability.Quorum {
+	if p.countAcked(max(p.dur.degradedAt, p.dur.asyncLast)) < p.opts.Durability.Quorum {
+		p.dur.asyncLast = max(p.dur.asyncLast, tid)
 		return true
 	}
 	p.dur.degraded = false
@@ -210,17 +215,49 @@ func (p *Primary) Degraded() bool {
 }
 
 // countAcked returns how many connected native secondaries sending
-// acknowledgements have acknowledged tid or later.
+// acknowledgements have acknowledged tid or later. A node is counted once
+// however many connections it has (Hello.Node): one that reconnected
+// while its old connection is not yet known dead must not count twice.
 func (p *Primary) countAcked(tid zodb.Tid) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
+	nodes := make(map[string]bool)
 	for s := range p.streams {
 		s.mu.Lock()
 		if s.native != nil && s.native.acks && s.acked >= tid {
-			n++
+			switch node := s.native.node; {
+			case node == "":
+				n++
+			case !nodes[node]:
+				nodes[node] = true
+				n++
+			}
 		}
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// dropStale closes the other connections of the node that s comes from:
+// the node reconnected, so they are dead, though perhaps not known to be
+// yet (a path that vanished without a reset).
+func (p *Primary) dropStale(s *stream, node string) {
+	p.mu.Lock()
+	var stale []*stream
+	for o := range p.streams {
+		if o == s {
+			continue
+		}
+		o.mu.Lock()
+		if o.native != nil && o.native.node == node {
+			stale = append(stale, o)
+		}
+		o.mu.Unlock()
+	}
+	p.mu.Unlock()
+	for _, o := range stale {
+		s.log.Info("closing this secondary's previous connection", "previous", o.peer)
+		o.conn.Close()
+	}
 }

@@ -24,6 +24,7 @@ type nativeConn struct {
 	compression string         // "" or zrsproto.CompressionZstd
 	terms       zrsproto.Terms // compression and checksum of the stream
 	acks        bool           // the secondary sends acknowledgements
+	node        string         // zrsproto.Hello.Node: "" for a node of its own
 }
 
 // identity returns the primary's database identity, the zero Identity
@@ -104,8 +105,11 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	}
 	s.mu.Lock()
 	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
-	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks}
+	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks, node: h.Node}
 	s.mu.Unlock()
+	if h.Node != "" {
+		s.p.dropStale(s, h.Node)
+	}
 	if h.Acks {
 		// Its start tid counts as acknowledged (countAcked): wake the
 		// sync commits that may be waiting for it.

@@ -337,7 +337,7 @@ func isReset(err error) bool {
 
 // hello describes the local file: its identity and its last transaction.
 func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello, error) {
-	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true}
+	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true, Node: s.opts.NodeID}
 	h.Checksums = []string{zrsproto.ChecksumXXH64}
 	if !s.opts.NoCompression {
 		h.Compression = []string{zrsproto.CompressionZstd}

@@ -2,6 +2,7 @@ package secondary
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -109,6 +110,12 @@ type Options struct {
 	ReadTimeout time.Duration
 	// NoCompression: do not offer zstd compression (zrs3).
 	NoCompression bool
+	// NodeID names this secondary to its primary (zrsproto.Hello.Node),
+	// the same on every connection, so that its acknowledgements count
+	// once towards a sync quorum. A daemon derives it from its host and
+	// file, stable across restarts; empty, New picks a random one for
+	// the life of the Secondary.
+	NodeID string
 }
 
 // Secondary applies the transactions streamed by a primary to a local
@@ -153,6 +160,9 @@ func New(st Storage, addr string, opts Options) *Secondary {
 		opts.MaxBackoff = DefaultMaxBackoff
 	}
 	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	if opts.NodeID == "" {
+		opts.NodeID = rand.Text()
+	}
 	s := &Secondary{st: st, addr: addr, opts: opts, dialer: opts.Dialer,
 		log: log.With("component", "secondary", logKeyPrimary, addr)}
 	if s.dialer == nil {

@@ -52,6 +52,12 @@ type Hello struct {
 	// Checksums lists the stream checksums the secondary accepts besides
 	// MD5, in order of preference (ChecksumXXH64).
 	Checksums []string `json:"checksums,omitempty"`
+	// Node names the secondary node, the same on each of its connections
+	// (and, from a daemon, across its restarts): a primary counts the
+	// acknowledgements of one node once, however many connections it has
+	// (an old one may not be known dead yet). Empty: every connection is
+	// a node of its own.
+	Node string `json:"node,omitempty"`
 }
 
 // Welcome is the native primary's answer to a Hello: either a refusal
