@@ -11,6 +11,8 @@ import (
 type Status struct {
 	LastTransaction zodb.Tid          // the wrapped storage's last committed tid
 	Secondaries     []SecondaryStatus // connected secondaries that completed the handshake, oldest first
+	Durability      Durability        // as configured (with defaults filled in)
+	Degraded        bool              // sync mode degraded to asynchronous after a timeout (Degraded)
 }
 
 // SecondaryStatus describes one connected secondary.
@@ -35,7 +37,7 @@ type SecondaryStatus struct {
 // LastSent says what was handed to the connection, not what the secondary
 // has applied: zrs2 has no acknowledgements.
 func (p *Primary) Status() Status {
-	st := Status{LastTransaction: p.st.LastTransaction()}
+	st := Status{LastTransaction: p.st.LastTransaction(), Durability: p.opts.Durability, Degraded: p.Degraded()}
 	p.mu.Lock()
 	for s := range p.streams {
 		if ss, ok := s.status(); ok {

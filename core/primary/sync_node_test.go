@@ -15,6 +15,7 @@ import (
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/admin"
 )
 
 // blackholeProxy forwards one connection to target until blackhole is
@@ -211,6 +212,14 @@ func TestDegradeEndsOnlyWhenCaughtUp(t *testing.T) {
 	if !p.Degraded() {
 		t.Error("not degraded while the secondary is behind")
 	}
+	// Operators see it: /status and zrs_sync_degraded.
+	pn := &admin.PrimaryNode{Primary: p, Path: "p.fs"}
+	if as := pn.Status(); !as.SyncDegraded || as.Durability != "sync ANY 1, timeout 300ms, degrade" {
+		t.Errorf("/status: durability %q, sync_degraded %v", as.Durability, as.SyncDegraded)
+	}
+	if v := degradedGauge(t, pn); v != 1 {
+		t.Errorf("zrs_sync_degraded = %v while degraded", v)
+	}
 
 	st.block.Store(false)
 	st.release <- struct{}{} // the Begin already waiting
@@ -221,4 +230,25 @@ func TestDegradeEndsOnlyWhenCaughtUp(t *testing.T) {
 	if _, err := commit(ctx, p, 10); err != nil || p.Degraded() {
 		t.Errorf("once caught up: commit %v, degraded %v; want sync again", err, p.Degraded())
 	}
+	if v := degradedGauge(t, pn); v != 0 {
+		t.Errorf("zrs_sync_degraded = %v once restored", v)
+	}
+}
+
+// degradedGauge scrapes zrs_sync_degraded from the metrics of n.
+func degradedGauge(t *testing.T, n admin.Node) float64 {
+	t.Helper()
+	m := admin.NewMetrics()
+	m.SetNode(n)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "zrs_sync_degraded" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no zrs_sync_degraded")
+	return 0
 }

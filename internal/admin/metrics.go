@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,10 +135,12 @@ var (
 	descLagBytes  = prometheus.NewDesc("zrs_secondary_lag_bytes", "Bytes of this node's file a secondary is behind (when known).", []string{"peer"}, nil)
 	descUpConn    = prometheus.NewDesc("zrs_upstream_connected", "1 if this secondary is connected to its primary.", nil, nil)
 	descCaughtUp  = prometheus.NewDesc("zrs_upstream_caught_up", "1 if this secondary is connected and has applied all its primary sent.", nil, nil)
+	descDegraded  = prometheus.NewDesc("zrs_sync_degraded",
+		"1 while a sync primary replicates asynchronously after a sync timeout (on_sync_timeout: degrade); 0 otherwise. Only for sync primaries.", nil, nil)
 )
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRole, descLastTid, descLastTime, descConnected, descLagSec, descLagTxn, descLagBytes, descUpConn, descCaughtUp} {
+	for _, d := range []*prometheus.Desc{descRole, descLastTid, descLastTime, descConnected, descLagSec, descLagTxn, descLagBytes, descUpConn, descCaughtUp, descDegraded} {
 		ch <- d
 	}
 }
@@ -178,6 +181,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	if up := st.Upstream; up != nil {
 		gauge(descUpConn, b2f(up.Connected))
 		gauge(descCaughtUp, b2f(up.CaughtUp))
+	}
+	if strings.HasPrefix(st.Durability, "sync") {
+		gauge(descDegraded, b2f(st.SyncDegraded))
 	}
 }
 

@@ -32,6 +32,7 @@ func (n *PrimaryNode) Status() Status {
 		Role: RolePrimary, Path: n.Path,
 		LastTid: ps.LastTransaction.Hex(), LastTidTime: tidTime(ps.LastTransaction),
 		Serving: true, Secondaries: downstreams(ps),
+		Durability: ps.Durability.String(), SyncDegraded: ps.Degraded,
 	}
 }
 

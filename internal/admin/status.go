@@ -23,6 +23,11 @@ type Status struct {
 	Upstream    *Upstream    `json:"upstream,omitempty"`     // a secondary's primary
 	Serving     bool         `json:"serving"`                // it serves secondaries (a primary, or a relay)
 	Secondaries []Downstream `json:"secondaries,omitzero"`   // connected secondaries, oldest first; [] on a node that serves none yet
+	// Durability is a primary's replication guarantee: "async", or e.g.
+	// "sync ANY 1, timeout 5s, degrade"; SyncDegraded is true while such
+	// a sync primary replicates asynchronously after a timeout.
+	Durability   string `json:"durability,omitempty"`
+	SyncDegraded bool   `json:"sync_degraded,omitempty"`
 }
 
 // Upstream is a secondary's view of its primary.
