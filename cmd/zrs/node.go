@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/primary"
@@ -299,8 +300,9 @@ func (n *node) runSecondary(ctx context.Context) error {
 
 // nodeID names this secondary to its primary, the same across restarts
 // (see secondary.Options.NodeID): a digest of the machine (its
-// /etc/machine-id when readable, and its host name) and of the file's
-// absolute path.
+// /etc/machine-id when readable, and its host name) and of the file (its
+// absolute path, device and inode), so that containers sharing a host
+// name and a machine id but not a volume still differ.
 func nodeID(path string) string {
 	h := sha256.New()
 	machine, _ := os.ReadFile("/etc/machine-id")
@@ -309,6 +311,12 @@ func nodeID(path string) string {
 	if err != nil {
 		abs = path
 	}
-	fmt.Fprintf(h, "%s\n%s\n%s", bytes.TrimSpace(machine), host, abs)
+	var dev, ino uint64
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			dev, ino = uint64(st.Dev), st.Ino
+		}
+	}
+	fmt.Fprintf(h, "%s\n%s\n%s\n%d:%d", bytes.TrimSpace(machine), host, abs, dev, ino)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -12,8 +12,9 @@ func TestNodeIDStableAndDistinct(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a", "Data.fs")
 	t.Chdir(dir)
-	if nodeID(a) != nodeID(a) || nodeID(a) != nodeID(filepath.Join("a", "Data.fs")) {
-		t.Errorf("node id of %s not stable: %s, %s", a, nodeID(a), nodeID(filepath.Join("a", "Data.fs")))
+	first, again, relative := nodeID(a), nodeID(a), nodeID(filepath.Join("a", "Data.fs"))
+	if first != again || first != relative {
+		t.Errorf("node id of %s not stable: %s, %s, %s", a, first, again, relative)
 	}
 	if nodeID(a) == nodeID(filepath.Join(dir, "b", "Data.fs")) {
 		t.Error("two files, one node id")

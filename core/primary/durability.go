@@ -47,8 +47,8 @@ const (
 	Fail TimeoutAction = iota
 	// Degrade: Finish succeeds, the primary logs at error level that it
 	// is now replicating asynchronously, and later commits do not wait
-	// until Quorum secondaries have caught up: acknowledged every commit
-	// before the one starting to wait again (logged as well).
+	// until Quorum secondaries have caught up to within half the timeout
+	// (logged as well; see recovered).
 	Degrade
 )
 
@@ -186,38 +186,56 @@ func (p *Primary) syncTimedOut(tid zodb.Tid, n int) error {
 }
 
 // stillDegraded reports, for the commit of tid, whether sync mode is
-// degraded; it ends the degradation (with a log) once Quorum secondaries
-// have acknowledged the commit that timed out and every commit that did
-// not wait since: caught up, not merely past the commit that timed out.
-// A secondary still behind would make the next commit wait the whole
-// timeout and degrade again, one stall after another.
+// degraded (see recovered); a commit that finds it so does not wait, and
+// becomes one the secondaries must catch up with.
 func (p *Primary) stillDegraded(tid zodb.Tid) bool {
 	p.dur.mu.Lock()
 	defer p.dur.mu.Unlock()
-	if !p.dur.degraded {
+	if !p.dur.degraded || p.recovered() {
 		return false
 	}
-	if p.countAcked(max(p.dur.degradedAt, p.dur.asyncLast)) < p.opts.Durability.Quorum {
-		p.dur.asyncLast = max(p.dur.asyncLast, tid)
-		return true
+	p.dur.asyncLast = max(p.dur.asyncLast, tid)
+	return true
+}
+
+// recovered ends a degradation (with a log) once Quorum secondaries have
+// caught up: acknowledged the commit that timed out, and every commit
+// that did not wait since, except those of the last half sync timeout. A
+// secondary behind by more would make the next commit wait the whole
+// timeout and degrade again, a stall after another; one that keeps up
+// within that is never more than a few commits behind under a steady
+// load, and would otherwise leave the primary asynchronous as long as the
+// load lasts. The next commit's wait covers those commits too
+// (acknowledgements are cumulative). The caller holds p.dur.mu and has
+// seen p.dur.degraded.
+func (p *Primary) recovered() bool {
+	d := p.opts.Durability
+	recent := zodb.TidFromTime(time.Now().Add(-d.Timeout / 2))
+	if p.countAcked(max(p.dur.degradedAt, min(p.dur.asyncLast, recent))) < d.Quorum {
+		return false
 	}
 	p.dur.degraded = false
-	p.log.Warn("sync replication restored: commits wait for secondaries again", "quorum", p.opts.Durability.Quorum)
-	return false
+	p.log.Warn("sync replication restored: commits wait for secondaries again", "quorum", d.Quorum)
+	return true
 }
 
 // Degraded reports whether sync replication degraded to asynchronous
-// after a timeout (Durability.OnTimeout Degrade) and has not recovered.
+// after a timeout (Durability.OnTimeout Degrade) and has not recovered
+// (checked now, so that a quiet primary whose secondaries caught up does
+// not go on reporting it).
 func (p *Primary) Degraded() bool {
 	p.dur.mu.Lock()
 	defer p.dur.mu.Unlock()
-	return p.dur.degraded
+	return p.dur.degraded && !p.recovered()
 }
 
 // countAcked returns how many connected native secondaries sending
 // acknowledgements have acknowledged tid or later. A node is counted once
 // however many connections it has (Hello.Node): one that reconnected
 // while its old connection is not yet known dead must not count twice.
+// The old connection is left to end by itself (a write timeout, TCP):
+// closing it here could close a live one, if a late handshake of an
+// abandoned connection came last, or if two secondaries shared a name.
 func (p *Primary) countAcked(tid zodb.Tid) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -237,27 +255,4 @@ func (p *Primary) countAcked(tid zodb.Tid) int {
 		s.mu.Unlock()
 	}
 	return n
-}
-
-// dropStale closes the other connections of the node that s comes from:
-// the node reconnected, so they are dead, though perhaps not known to be
-// yet (a path that vanished without a reset).
-func (p *Primary) dropStale(s *stream, node string) {
-	p.mu.Lock()
-	var stale []*stream
-	for o := range p.streams {
-		if o == s {
-			continue
-		}
-		o.mu.Lock()
-		if o.native != nil && o.native.node == node {
-			stale = append(stale, o)
-		}
-		o.mu.Unlock()
-	}
-	p.mu.Unlock()
-	for _, o := range stale {
-		s.log.Info("closing this secondary's previous connection", "previous", o.peer)
-		o.conn.Close()
-	}
 }

@@ -107,9 +107,6 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
 	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks, node: h.Node}
 	s.mu.Unlock()
-	if h.Node != "" {
-		s.p.dropStale(s, h.Node)
-	}
 	if h.Acks {
 		// Its start tid counts as acknowledged (countAcked): wake the
 		// sync commits that may be waiting for it.
