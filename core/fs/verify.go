@@ -186,9 +186,10 @@ func (v *verifier) run(ctx context.Context) error {
 // database shows while a commit is between vote and finish (ZODB writes
 // the header with 'c' first), and what a crash leaves. A transaction with
 // any other status that runs past the end is unfinished too when the file
-// has grown since its size was taken (that commit finished while verify
-// read what came before it); in a file that has not grown it is a
-// truncated file: damage, which the ordinary checks report.
+// has grown since its size was taken and holds it whole now, its trailer
+// in place (that commit finished while verify read what came before it);
+// otherwise it is a truncated file or a damaged length: damage, which the
+// ordinary checks report.
 func (v *verifier) unfinishedTail(pos int64) *VerifyWarning {
 	if v.opts.Strict {
 		return nil
@@ -206,13 +207,22 @@ func (v *verifier) unfinishedTail(pos int64) *VerifyWarning {
 		return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: status 'c', %d of %d bytes written",
 			v.size-pos, tlen+TrailerSize)}
 	}
-	if pos+tlen+TrailerSize > v.size && v.grew() {
+	if pos+tlen+TrailerSize > v.size && v.grew() && v.wholeNow(pos, tlen) {
 		// Finished by now, but not written whole when the size was
 		// taken: a commit in progress then, on a live database.
 		return &VerifyWarning{Pos: pos, Msg: fmt.Sprintf("unfinished transaction at the end: %d of %d bytes written when verify began (the file has grown since)",
 			v.size-pos, tlen+TrailerSize)}
 	}
 	return nil
+}
+
+// wholeNow reports whether the transaction at pos, of length tlen, is
+// there whole now, past the size verify took: its trailer repeats its
+// length. A damaged length field would not find one.
+func (v *verifier) wholeNow(pos, tlen int64) bool {
+	var b [TrailerSize]byte
+	n, _ := v.r.ReadAt(b[:], pos+tlen)
+	return n == TrailerSize && int64(binary.BigEndian.Uint64(b[:])) == tlen
 }
 
 // grew reports whether the file holds bytes past the size verify took:

@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"testing"
@@ -136,6 +137,22 @@ func TestVerifyUnfinishedTail(t *testing.T) {
 				t.Errorf("unfinished %v after %d transactions, want the one at %d after 11", rep.Unfinished, rep.Txns, last)
 			}
 		})
+	}
+}
+
+// A damaged length field in the middle of the file is damage even while
+// the file grows (a live primary appending during verify): the
+// transaction it describes is not there whole, its trailer not in place.
+func TestVerifyDamagedLengthInGrowingFile(t *testing.T) {
+	f := synthBuild(synthHistory(12))
+	b := bytes.Clone(f.Bytes)
+	mid := f.TxnPos[4]
+	tlen := binary.BigEndian.Uint64(b[mid+8 : mid+16])
+	binary.BigEndian.PutUint64(b[mid+8:mid+16], tlen|1<<32)
+	size := int64(len(b))
+	grown := append(b, bytes.Repeat([]byte{0}, 100)...)
+	if rep, err := fs.VerifyReader(context.Background(), bytes.NewReader(grown), "Data.fs", size, fs.VerifyOptions{}); err == nil {
+		t.Fatalf("damaged length at %d passed as the unfinished tail: %d transactions, note %v", mid, rep.Txns, rep.Unfinished)
 	}
 }
 
