@@ -419,6 +419,49 @@ func (v *Value) plain(seen map[*Value]bool, depth int) bool {
 	return true
 }
 
+// Made describes how an object was made, for a caller that accepts only
+// some shapes: by REDUCE (reduce true) or NEWOBJ, with args (a tuple), and
+// whether the pickle added items or a BUILD state to it afterwards. ok is
+// false for other kinds.
+func (v *Value) Made() (reduce bool, args *Value, added bool, ok bool) {
+	if v.k != KindObject {
+		return false, nil, false, false
+	}
+	o := v.made()
+	return o.reduce, o.args, len(o.list) > 0 || len(o.dict) > 0 || v.state != nil, true
+}
+
+// Walk calls fn on v and on everything inside it (items, an object's
+// arguments, items and state), each node once, depth first, stopping at
+// the first error fn returns or past MaxDepth.
+func (v *Value) Walk(fn func(*Value) error) error {
+	return v.walk(fn, make(map[*Value]bool), 0)
+}
+
+func (v *Value) walk(fn func(*Value) error, seen map[*Value]bool, depth int) error {
+	if seen[v] {
+		return nil
+	}
+	if depth > MaxDepth {
+		return fmt.Errorf("nested deeper than %d", MaxDepth)
+	}
+	seen[v] = true
+	if err := fn(v); err != nil {
+		return err
+	}
+	for _, it := range v.items {
+		if err := it.walk(fn, seen, depth+1); err != nil {
+			return err
+		}
+	}
+	for _, it := range v.parts() {
+		if err := it.walk(fn, seen, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // emptyArgs is NEWOBJ's empty argument tuple.
 var emptyArgs = &Value{k: KindTuple}
 

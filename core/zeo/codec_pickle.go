@@ -24,6 +24,34 @@ var extensionGlobals = map[string]bool{
 	"builtins.set": true, "builtins.frozenset": true, "builtins.bytearray": true, "builtins.complex": true,
 }
 
+// checkObjects refuses objects of extensionGlobals in any shape but the
+// one CPython writes for them at protocol 3 — set and frozenset of a
+// list, bytearray of bytes, complex of two floats, by REDUCE with nothing
+// added — so that what is stored is what any Python can load (ZEO's
+// server makes the call, and a bad one fails there).
+func checkObjects(v *pyval.Value) error {
+	return v.Walk(func(o *pyval.Value) error {
+		if o.Kind() != pyval.KindObject || !extensionGlobals[o.Class()] {
+			return nil
+		}
+		reduce, args, added, _ := o.Made()
+		a := args.Items()
+		ok := reduce && !added
+		switch o.Class() {
+		case "builtins.set", "builtins.frozenset":
+			ok = ok && len(a) == 1 && a[0].Kind() == pyval.KindList
+		case "builtins.bytearray":
+			ok = ok && len(a) == 1 && a[0].Kind() == pyval.KindBytes
+		case "builtins.complex":
+			ok = ok && len(a) == 2 && a[0].Kind() == pyval.KindFloat && a[1].Kind() == pyval.KindFloat
+		}
+		if !ok {
+			return fmt.Errorf("%s not as Python pickles one: %v", o.Class(), args)
+		}
+		return nil
+	})
+}
+
 // maxExpansion bounds what a decoded message may grow to when written out
 // again without sharing (see pyval.Value.TreeSize): a fast-mode pickle,
 // which is what every ZEO peer sends, never grows, so 4x is lenient while
@@ -68,6 +96,9 @@ func decodePickle(p []byte) (*Message, error) {
 		if errors.As(err, &pe) {
 			return nil, &DecodeError{Codec: "Z", Offset: pe.Pos, Err: pe.Err}
 		}
+		return nil, &DecodeError{Codec: "Z", Err: err}
+	}
+	if err := checkObjects(v); err != nil {
 		return nil, &DecodeError{Codec: "Z", Err: err}
 	}
 	if _, ok := v.TreeSize(maxExpansion(len(p))); !ok {

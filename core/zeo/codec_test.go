@@ -507,6 +507,16 @@ func TestPickleCodecSetsOnly(t *testing.T) {
 		"cbuiltins\neval\nX\x01\x00\x00\x001\x85R",    // eval('1')
 		"cos\nsystem\nX\x02\x00\x00\x00ls\x85R",       // os.system('ls')
 		"cdatetime\ndate\nC\x04\x07\xe4\x01\x02\x85R", // not from builtins
+		// Allowed types called otherwise than CPython pickles them,
+		// which would store what Python cannot load (or a 1 TiB
+		// bytearray for every reader):
+		"cbuiltins\nset\nK\x05\x85R",                                    // set(5)
+		"cbuiltins\nfrozenset\nK\x05\x85R",                              // frozenset(5)
+		"cbuiltins\ncomplex\nX\x01\x00\x00\x00aX\x01\x00\x00\x00b\x86R", // complex('a', 'b')
+		"cbuiltins\nbytearray\n\x8a\x06\x00\x00\x00\x00\x00\x01\x85R",   // bytearray(2**40)
+		"cbuiltins\nset\n)\x81}X\x01\x00\x00\x00aK\x01sb",               // set.__new__(set) + BUILD
+		"cbuiltins\nset\n]\x85R}X\x01\x00\x00\x00aK\x01sb",              // set([]) + BUILD
+		"cbuiltins\nset\n]\x85R(K\x01K\x02u",                            // set([]) + SETITEMS
 	} {
 		// (0, True, 'tpc_begin', (7, b'', b'', {'x': <call>}, None, ' '))
 		bad := "\x80\x03(K\x00\x88X\t\x00\x00\x00tpc_begin(K\x07C\x00C\x00}X\x01\x00\x00\x00x" + call + "sNX\x01\x00\x00\x00 tt."
