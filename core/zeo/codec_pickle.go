@@ -88,9 +88,14 @@ func (pickleCodec) Decode(p []byte) (*Message, error) { return decodePickle(p) }
 
 // decodePickle is pickleCodec.Decode.
 func decodePickle(p []byte) (*Message, error) {
+	objects := false // an allowed global was used: checkObjects has work
 	v, err := pyval.UnpickleWith(p, pyval.UnpickleOptions{
-		Classes: pickleClasses, Objects: true, Globals: func(name string) bool { return extensionGlobals[name] },
-		MaxValues: maxValues(len(p))})
+		Classes: pickleClasses, Objects: true, MaxValues: maxValues(len(p)),
+		Globals: func(name string) bool {
+			ok := extensionGlobals[name]
+			objects = objects || ok
+			return ok
+		}})
 	if err != nil {
 		var pe *pyval.Error
 		if errors.As(err, &pe) {
@@ -98,8 +103,10 @@ func decodePickle(p []byte) (*Message, error) {
 		}
 		return nil, &DecodeError{Codec: "Z", Err: err}
 	}
-	if err := checkObjects(v); err != nil {
-		return nil, &DecodeError{Codec: "Z", Err: err}
+	if objects {
+		if err := checkObjects(v); err != nil {
+			return nil, &DecodeError{Codec: "Z", Err: err}
+		}
 	}
 	if _, ok := v.TreeSize(maxExpansion(len(p))); !ok {
 		return nil, &DecodeError{Codec: "Z", Err: fmt.Errorf(
