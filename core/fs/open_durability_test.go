@@ -15,13 +15,7 @@ import (
 // disk or a read-only directory would refuse it), the storage still
 // opens, as Python's does, and serves every object.
 func TestOpenSurvivesAnIndexItCannotSave(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s := stOpen(t, path, fs.Options{})
-	stCommit(t, s, stWrite{0, 0, []byte("root")})
-	s.Close()
-	if err := os.Remove(path + ".index"); err != nil {
-		t.Fatal(err)
-	}
+	path := withoutIndex(t)
 	if err := os.Mkdir(path+".index.index_tmp", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -40,13 +34,7 @@ func TestOpenSurvivesAnIndexItCannotSave(t *testing.T) {
 // read-write open serves them (to loads, iterators, replication), so it
 // fsyncs Data.fs first, and before it saves an index that covers them.
 func TestOpenFsyncsWhatItWillServe(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s := stOpen(t, path, fs.Options{})
-	stCommit(t, s, stWrite{0, 0, []byte("root")})
-	s.Close()
-	if err := os.Remove(path + ".index"); err != nil {
-		t.Fatal(err)
-	}
+	path := withoutIndex(t)
 	var mu sync.Mutex
 	var synced []string
 	fs.SetSyncFile(t, func(real func(*os.File) error, f *os.File) error {
@@ -71,4 +59,19 @@ func TestOpenFsyncsWhatItWillServe(t *testing.T) {
 	if data < 0 || index < 0 || data > index {
 		t.Fatalf("fsyncs during the open: %q; want Data.fs before the index it saves", synced)
 	}
+}
+
+// withoutIndex returns a closed Data.fs holding one object ("root", oid
+// 0) whose Data.fs.index is gone, so that the next open rebuilds and
+// saves it.
+func withoutIndex(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("root")})
+	s.Close()
+	if err := os.Remove(path + ".index"); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

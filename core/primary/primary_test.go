@@ -14,6 +14,7 @@ import (
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/core/zrsproto"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 const converge = 30 * time.Second
@@ -65,26 +66,8 @@ func serveStorage(t *testing.T, st Storage, opts Options) *served {
 // commit stores size bytes in a new object and returns the tid.
 func commit(t *testing.T, st zodb.Storage, size int) zodb.Tid {
 	t.Helper()
-	ctx := context.Background()
-	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("test")}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := st.NewOid(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Store(oid, 0, append([]byte("data"), make([]byte, size)...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tid, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tid
+	return testutil.CommitNew(t, st, zodb.TxnMeta{Description: []byte("test")}, zodb.BeginOptions{},
+		append([]byte("data"), make([]byte, size)...))
 }
 
 // dial connects a raw client and sends the given handshake frames.

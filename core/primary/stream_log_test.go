@@ -1,7 +1,6 @@
 package primary
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,25 +31,7 @@ func TestStreamFailureIsLoggedAsError(t *testing.T) {
 		t.Errorf("a secondary leaving is logged as %s", line)
 	}
 
-	ctx := context.Background()
-	txn, err := p.Begin(ctx, zodb.TxnMeta{Extension: []byte("not a pickle")}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := p.NewOid(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Store(oid, 0, []byte("data")); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bad, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := testutil.CommitNew(t, p, zodb.TxnMeta{Extension: []byte("not a pickle")}, zodb.BeginOptions{}, []byte("data"))
 
 	c = dial(t, p.addr, []byte(zrsproto.Proto20), tidBytes(0))
 	got, _ := readAll(t, c, 0)

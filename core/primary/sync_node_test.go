@@ -22,6 +22,8 @@ import (
 // called; from then on it drops everything in both directions and never
 // closes the primary's side (a path that died without a FIN/RST reaching
 // the primary: a switch, a NAT, a firewall, a host that vanished).
+// internal/faultproxy's Stall cannot stand in: it passes a half-close
+// on, and a write to a closed client closes the server side.
 type blackholeProxy struct {
 	ln     net.Listener
 	target string

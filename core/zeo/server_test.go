@@ -14,6 +14,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 func TestRegisterInfoAndEmptyLoad(t *testing.T) {
@@ -803,25 +804,9 @@ func TestHistoryRevisionKeysWinOverTheExtension(t *testing.T) {
 // transaction, not a reply the client cannot read.
 func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 	srv, addr, st := newTestServer(t, Options{})
-	ctx := context.Background()
 	// pickle.dumps({'t': datetime.datetime(2020, 1, 1), 'user_id': 'alice'}, 3)
 	ext, _ := hex.DecodeString("80037d7100285801000000747101636461746574696d650a6461746574696d650a7102430a07e4010100000000000071038571045271055807000000757365725f696471065805000000616c6963657107752e")
-	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("opaque"), Extension: ext}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, _ := st.NewOid(ctx)
-	if err := txn.Store(oid, 0, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tid, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Invalidate(tid, []zodb.Oid{oid})
+	oid, tid := commitBehind(t, srv, st, zodb.TxnMeta{Description: []byte("opaque"), Extension: ext})
 	c := dialRegistered(t, addr)
 	log := c.call("undoLog", pyval.Int(0), pyval.Int(10)).Items()
 	if len(log) != 1 {
@@ -1033,7 +1018,6 @@ func TestGetTidOfBackpointerToUndoneCreation(t *testing.T) {
 // rather than expanded into a reply.
 func TestExtensionSharedTooManyTimesOver(t *testing.T) {
 	srv, addr, st := newTestServer(t, Options{})
-	ctx := context.Background()
 	// {'k': l22} where l0 = 'x' and l(i+1) = [li, li], each level put in
 	// the memo and popped, the last one fetched back.
 	ext := []byte("\x80\x03}q\x00X\x01\x00\x00\x00kq\x01X\x01\x00\x00\x00xq\x020")
@@ -1044,22 +1028,7 @@ func TestExtensionSharedTooManyTimesOver(t *testing.T) {
 	if _, ok := mustExtension(t, ext).TreeSize(1 << 20); ok {
 		t.Fatal("test set-up: the extension does not expand")
 	}
-	txn, err := st.Begin(ctx, zodb.TxnMeta{Description: []byte("shared"), Extension: ext}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, _ := st.NewOid(ctx)
-	if err := txn.Store(oid, 0, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tid, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Invalidate(tid, []zodb.Oid{oid})
+	_, tid := commitBehind(t, srv, st, zodb.TxnMeta{Description: []byte("shared"), Extension: ext})
 	c := dialRegistered(t, addr)
 	log := c.call("undoLog", pyval.Int(0), pyval.Int(10)).Items()
 	if len(log) != 1 {
@@ -1072,6 +1041,15 @@ func TestExtensionSharedTooManyTimesOver(t *testing.T) {
 	if exc, v := c.callErr("iterator_next", iid); exc == "" || !strings.Contains(v.String(), tid.String()) {
 		t.Errorf("iterator_next: %s %s; want an error naming %s", exc, v, tid)
 	}
+}
+
+// commitBehind commits one new object with meta straight to the server's
+// storage and publishes it, as a commit behind the server's back.
+func commitBehind(t *testing.T, srv *Server, st zodb.Storage, meta zodb.TxnMeta) (zodb.Oid, zodb.Tid) {
+	t.Helper()
+	oid, tid := testutil.CommitNewObject(t, st, meta, zodb.BeginOptions{}, []byte("x"))
+	srv.Invalidate(tid, []zodb.Oid{oid})
+	return oid, tid
 }
 
 func mustExtension(t *testing.T, ext []byte) *pyval.Value {

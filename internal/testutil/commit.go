@@ -12,6 +12,13 @@ import (
 // the test.
 func CommitNew(t testing.TB, st zodb.Storage, meta zodb.TxnMeta, opts zodb.BeginOptions, data []byte) zodb.Tid {
 	t.Helper()
+	_, tid := CommitNewObject(t, st, meta, opts, data)
+	return tid
+}
+
+// CommitNewObject is CommitNew returning the new oid too.
+func CommitNewObject(t testing.TB, st zodb.Storage, meta zodb.TxnMeta, opts zodb.BeginOptions, data []byte) (zodb.Oid, zodb.Tid) {
+	t.Helper()
 	ctx := context.Background()
 	txn, err := st.Begin(ctx, meta, opts)
 	if err != nil {
@@ -31,5 +38,5 @@ func CommitNew(t testing.TB, st zodb.Storage, meta zodb.TxnMeta, opts zodb.Begin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tid
+	return oid, tid
 }

@@ -16,12 +16,13 @@ stores after loading T1: zodbpickle.dumps(pickle.loads(T1), 3).
 import collections
 import datetime
 import decimal
-import io
 import importlib.metadata
 import pickle
 import uuid
 
 from zodbpickle import pickle as zpickle
+
+from gen_zrs import fast1  # pickles as a zc.zrs primary pickles T messages
 
 WHEN = datetime.datetime(2026, 11, 26, 9, 30, 5, 123456)
 SHARED = datetime.date(2020, 1, 2)
@@ -64,15 +65,6 @@ CASES = [
     ('exception', {'error': KeyError('k')}),
     ('userdict', {'u': collections.UserDict({'k': 1})}),
 ]
-
-
-def fast1(obj):
-    """Pickle obj as zc.zrs pickles control messages: protocol 1, fast mode."""
-    f = io.BytesIO()
-    p = pickle.Pickler(f, 1)
-    p.fast = True
-    p.dump(obj)
-    return f.getvalue()
 
 
 def main():
