@@ -90,11 +90,12 @@ func (p *Primary) lagOf(tid, last zodb.Tid) Lag {
 	}
 	from := tid
 	if tid == 0 {
+		// The database identity holds the first tid, read once.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		first, err := p.FirstTxnMeta(ctx)
+		id, err := p.identity(ctx)
 		cancel()
-		if err == nil && first != nil {
-			from = first.Tid
+		if err == nil && !id.IsZero() {
+			from = id.First
 		}
 	}
 	l := Lag{Transactions: -1, Bytes: -1, Seconds: last.Time().Sub(from.Time()).Seconds()}

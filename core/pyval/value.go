@@ -1,6 +1,7 @@
 package pyval
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -401,22 +402,29 @@ func (v *Value) treeSize(limit, depth int) int {
 
 // Plain reports whether v holds only plain data: no class, function or
 // object anywhere inside (see UnpickleOptions.Objects).
-func (v *Value) Plain() bool { return v.plain(make(map[*Value]bool), 0) }
+func (v *Value) Plain() bool {
+	return v.Walk(func(x *Value) error {
+		if x.k == KindGlobal || x.k == KindObject {
+			return errNotPlain
+		}
+		return nil
+	}) == nil
+}
 
-func (v *Value) plain(seen map[*Value]bool, depth int) bool {
-	if v.k == KindGlobal || v.k == KindObject || depth > MaxDepth {
-		return false
-	}
-	if seen[v] {
-		return true
-	}
-	seen[v] = true
-	for _, it := range v.items {
-		if !it.plain(seen, depth+1) {
-			return false
+var errNotPlain = errors.New("not plain data")
+
+// PlainItems returns the entries of a dict whose key and value are both
+// Plain, keys and values alternating in insertion order; nil for other
+// kinds. (A transaction extension's items that ZEO clients can unpickle,
+// and that every node pickles alike.)
+func (v *Value) PlainItems() []*Value {
+	var kv []*Value
+	for i := 0; i+1 < len(v.DictItems()); i += 2 {
+		if k, x := v.items[i], v.items[i+1]; k.Plain() && x.Plain() {
+			kv = append(kv, k, x)
 		}
 	}
-	return true
+	return kv
 }
 
 // Made describes how an object was made, for a caller that accepts only

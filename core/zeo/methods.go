@@ -315,11 +315,9 @@ func mergeExtension(d *pyval.Value, ext []byte) {
 	if err != nil {
 		return
 	}
-	kv := e.DictItems()
+	kv := e.PlainItems()
 	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i].Plain() && kv[i+1].Plain() {
-			d.SetItem(kv[i], kv[i+1])
-		}
+		d.SetItem(kv[i], kv[i+1])
 	}
 }
 

@@ -102,12 +102,10 @@ func digestExtension(stored []byte) []byte {
 		return stored
 	}
 	plain := pyval.Dict()
-	kv := d.DictItems()
+	kv := d.PlainItems()
 	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i].Plain() && kv[i+1].Plain() {
-			if plain.TrySetItem(kv[i], kv[i+1]) != nil {
-				return stored
-			}
+		if plain.TrySetItem(kv[i], kv[i+1]) != nil {
+			return stored
 		}
 	}
 	if plain.Len() == 0 {
