@@ -243,27 +243,43 @@ func (t *txn) appendRecord(oid zodb.Oid, serial zodb.Tid, prev int64, data []byt
 // (header, metadata, data records, trailer), after checking the
 // CheckCurrentSerial requests. The write is not fsynced: until Finish
 // flips the status, a crash leaves a 'c' transaction that the next
-// read-write open cuts off. On error the file is truncated back.
+// read-write open cuts off. On error the file is truncated back; if that
+// fails too, the storage closes itself (see Failed), since the file's
+// state is then unknown: the next transaction would be written over the
+// start of the one left behind, and the rest of it would stay past the
+// file's logical end, where readers of the live file (repozo, fstail,
+// verify) take it for a transaction. The next open cuts it.
 func (t *txn) Vote(ctx context.Context) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.state != txnOpen {
+		t.mu.Unlock()
 		return fmt.Errorf("%w: transaction %s already voted or ended", zodb.ErrTransaction, t.tid)
 	}
 	if err := t.checkSerials(); err != nil {
+		t.mu.Unlock()
 		return err
 	}
-	if err := t.write(); err != nil {
-		if !errors.Is(err, zodb.ErrTransaction) {
-			if terr := t.s.file.Truncate(t.pos); terr != nil && !errors.Is(terr, os.ErrClosed) {
-				// The next open cuts the 'c' transaction left behind.
-				t.s.log.Error("cannot cut a transaction whose vote failed", logKeyTid, t.tid, logKeyPos, t.pos, "err", terr)
-			}
-		}
+	err := t.write()
+	if err == nil {
+		t.state = txnVoted
+		t.mu.Unlock()
+		return nil
+	}
+	if errors.Is(err, zodb.ErrTransaction) {
+		t.mu.Unlock()
 		return err
 	}
-	t.state = txnVoted
-	return nil
+	terr := t.s.cut(t.pos)
+	if terr == nil || errors.Is(terr, os.ErrClosed) {
+		t.mu.Unlock()
+		return err
+	}
+	// The commit lock passes with failClose; Abort then has nothing to do.
+	t.state = txnDone
+	t.mu.Unlock()
+	cerr := fmt.Errorf("%s: cannot cut transaction %s back to %d after its vote failed: %w", t.s.path, t.tid, t.pos, terr)
+	t.s.failClose(t, "a failed vote could not be cut", cerr)
+	return fmt.Errorf("%w; %w", err, cerr)
 }
 
 // checkSerials verifies CheckCurrentSerial requests. The caller holds t.mu.
@@ -341,7 +357,7 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	t.state = txnDone
 	if err != nil {
 		t.mu.Unlock()
-		s.failClose(t, err)
+		s.failClose(t, "finish failed", err)
 		return 0, err
 	}
 	end := t.pos + t.hlen + int64(len(t.buf)) + TrailerSize
@@ -443,13 +459,14 @@ func (s *FileStorage) failSync(err error) {
 	s.failOnce.Do(func() { close(s.failed) })
 }
 
-// failClose closes the storage after a failed finish. The transaction's
-// bytes stay in the file; whether they are committed is decided by the
-// next open. The caller holds the commit lock, so nothing else writes; it
-// takes syncMu so that no fsync is under way when the file closes, and
-// leaves the error for Close to return.
-func (s *FileStorage) failClose(t *txn, err error) {
-	s.log.Error("finish failed, closing the storage", logKeyTid, t.tid, logKeyPos, t.pos, "err", err)
+// failClose closes the storage after a failed finish, or a voted
+// transaction's failed cut. The transaction's bytes stay in the file;
+// whether they are committed is decided by the next open. The caller
+// holds the commit lock (which failClose passes on) but not t.mu, so
+// nothing else writes; it takes syncMu so that no fsync is under way when
+// the file closes, and leaves the error for Close to return.
+func (s *FileStorage) failClose(t *txn, what string, err error) {
+	s.log.Error(what+", closing the storage", logKeyTid, t.tid, logKeyPos, t.pos, "err", err)
 	s.mu.Lock()
 	s.closed, s.cur = true, nil
 	s.mu.Unlock()
@@ -465,24 +482,33 @@ func (s *FileStorage) failClose(t *txn, err error) {
 
 // Abort discards the transaction: after Vote the file is truncated back to
 // where the transaction started (not fsynced: the cut bytes were a 'c'
-// transaction, which an open cuts anyway). It is idempotent.
+// transaction, which an open cuts anyway). If that truncation fails the
+// storage closes itself, as a failed cut after a failed vote does (see
+// Vote). It is idempotent.
 func (t *txn) Abort() error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.state == txnDone {
+		t.mu.Unlock()
 		return nil
 	}
 	s := t.s
 	var err error
 	if t.state == txnVoted {
-		if terr := s.file.Truncate(t.pos); terr != nil && !errors.Is(terr, os.ErrClosed) {
-			err = fmt.Errorf("%s: truncating aborted transaction %s: %w", s.path, t.tid, terr)
+		if terr := s.cut(t.pos); terr != nil && !errors.Is(terr, os.ErrClosed) {
+			err = fmt.Errorf("%s: truncating aborted transaction %s back to %d: %w", s.path, t.tid, t.pos, terr)
 		}
 	}
 	t.state = txnDone
 	buf := t.buf
 	t.buf, t.tindex = nil, nil
+	t.mu.Unlock()
 	s.mu.Lock()
+	closing := s.closed // failSync aborts the transaction it interrupts, holding syncMu
+	if err != nil && !closing {
+		s.mu.Unlock()
+		s.failClose(t, "an aborted transaction could not be cut", err)
+		return err
+	}
 	if s.cur == t {
 		s.cur = nil
 	}

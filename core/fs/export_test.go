@@ -24,3 +24,10 @@ func SetWriteAt(s *FileStorage, fn func(real func([]byte, int64) (int, error), p
 	real := s.writeAt
 	s.writeAt = func(p []byte, off int64) (int, error) { return fn(real, p, off) }
 }
+
+// SetCut replaces the truncation of Data.fs after a failed vote or an
+// abort with fn, which gets the real one to call.
+func SetCut(s *FileStorage, fn func(real func(int64) error, size int64) error) {
+	real := s.cut
+	s.cut = func(size int64) error { return fn(real, size) }
+}

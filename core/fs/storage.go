@@ -103,6 +103,7 @@ type FileStorage struct {
 	syncErr error                            // the failure (an fsync, a status write) that closed the storage; guarded by syncMu
 	fsync   func() error                     // fsyncs Data.fs (a test may slow it down)
 	writeAt func([]byte, int64) (int, error) // a commit's writes: vote, status byte (a test may pause or fail them)
+	cut     func(int64) error                // truncates Data.fs after a failed vote or an abort (a test may fail it)
 	fsyncs  atomic.Int64                     // fsyncs made by commits
 
 	releaseOnce sync.Once
@@ -138,6 +139,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 	}
 	s.fsync = func() error { return syncFile(s.file) }
 	s.writeAt = func(p []byte, off int64) (int, error) { return s.file.WriteAt(p, off) }
+	s.cut = func(size int64) error { return s.file.Truncate(size) }
 	if err := s.open(opts); err != nil {
 		s.release()
 		return nil, err
@@ -430,7 +432,8 @@ func (s *FileStorage) Close() error {
 }
 
 // Failed returns a channel that is closed when the storage closes itself
-// after a failed write or fsync at commit: the file's state is then left
+// after a failed write or fsync at commit, or a failed cut of a voted
+// transaction it will not finish: the file's state is then left
 // to the next open, which recovers it, so a daemon should stop (Close
 // returns the failure). It is never closed by Close.
 func (s *FileStorage) Failed() <-chan struct{} { return s.failed }

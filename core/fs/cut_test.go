@@ -1,0 +1,105 @@
+package fs_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+var errCut = errors.New("simulated truncate error")
+
+// A transaction written at vote and then abandoned must be cut off before
+// the next one is written where it started: otherwise the rest of it
+// follows the next, shorter transaction as garbage. When the cut fails
+// (after a failed vote write, or at an abort) the storage closes itself,
+// as after a failed finish, and the next open cuts what was left.
+func TestFailedCutClosesTheStorage(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T, s *fs.FileStorage, t0 zodb.Tid) error // ends the transaction, returns the error that closed the storage
+	}{
+		{"vote write fails", func(t *testing.T, s *fs.FileStorage, t0 zodb.Tid) error {
+			// The vote's write stops half way, as a full disk stops it.
+			fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+				if len(p) > 1000 {
+					n, _ := real(p[:len(p)/2], off)
+					return n, errDisk
+				}
+				return real(p, off)
+			})
+			tx := begin(t, s)
+			if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
+				t.Fatal(err)
+			}
+			err := tx.Vote(bg)
+			if !errors.Is(err, errDisk) || !errors.Is(err, errCut) {
+				t.Fatalf("vote: %v; want the write error and the cut's", err)
+			}
+			if aerr := tx.Abort(); aerr != nil {
+				t.Fatalf("abort after the failed vote: %v", aerr)
+			}
+			return err
+		}},
+		{"abort after vote", func(t *testing.T, s *fs.FileStorage, t0 zodb.Tid) error {
+			tx := begin(t, s)
+			if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Vote(bg); err != nil {
+				t.Fatal(err)
+			}
+			err := tx.Abort()
+			if !errors.Is(err, errCut) {
+				t.Fatalf("abort: %v; want the cut's error", err)
+			}
+			if again := tx.Abort(); again != nil {
+				t.Fatalf("second abort: %v", again)
+			}
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "Data.fs")
+			s := stOpen(t, path, fs.Options{})
+			defer s.Close()
+			t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs.SetCut(s, func(func(int64) error, int64) error { return errCut })
+			c.run(t, s, t0)
+			select {
+			case <-s.Failed():
+			default:
+				t.Fatal("the storage goes on after a transaction it could not cut")
+			}
+			if _, err := s.Begin(bg, zodb.TxnMeta{}, zodb.BeginOptions{}); !errors.Is(err, zodb.ErrClosed) {
+				t.Fatalf("begin after the failed cut: %v; want ErrClosed", err)
+			}
+			if err := s.Close(); !errors.Is(err, errCut) {
+				t.Fatalf("close: %v; want the cut's error", err)
+			}
+			s2 := stOpen(t, path, fs.Options{})
+			defer s2.Close()
+			if last := s2.LastTransaction(); last != t0 {
+				t.Fatalf("last transaction after reopen %s, want %s", last, t0)
+			}
+			if after, err := os.Stat(path); err != nil || after.Size() != st.Size() {
+				t.Fatalf("Data.fs after reopen: %v, %v; want %d bytes", after, err, st.Size())
+			}
+			stCommit(t, s2, stWrite{2, 0, []byte("b")})
+			if err := s2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.Verify(bg, path, fs.VerifyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
