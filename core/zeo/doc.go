@@ -85,5 +85,8 @@
 //
 // A transaction's data calls are kept in memory up to Options.SpillBytes
 // and in an unlinked temporary file after that, until vote; a
-// transaction larger than Options.MaxTxnBytes is refused.
+// transaction larger than Options.MaxTxnBytes is refused. One message may
+// be as large as that (plus FrameOverhead), so that a single object of
+// any size the transaction limit allows can be stored; a longer one
+// closes the connection.
 package zeo

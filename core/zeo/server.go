@@ -47,9 +47,11 @@ type Oidser interface {
 
 // Defaults for Options.
 const (
-	DefaultStorageName  = "1"
-	DefaultMaxFrame     = 256 << 20
-	DefaultMaxTxnBytes  = 1 << 30
+	DefaultStorageName = "1"
+	DefaultMaxTxnBytes = 1 << 30
+	// FrameOverhead is what a message may carry beyond its data: a
+	// storea's oid, serial and transaction id, pickled.
+	FrameOverhead       = 1 << 20
 	DefaultMaxQueue     = 256 << 20
 	DefaultSpillBytes   = 16 << 20
 	defaultHandshakeTTL = 30 * time.Second
@@ -73,7 +75,10 @@ type Options struct {
 	// tls.RequireAndVerifyClientCert to refuse clients without a
 	// certificate signed by ClientCAs (ZEO's <ssl> authenticate).
 	TLS *tls.Config
-	// MaxFrame bounds one incoming message; 0 means DefaultMaxFrame.
+	// MaxFrame bounds one incoming message; 0 means MaxTxnBytes plus
+	// FrameOverhead, so that a transaction the server accepts may hold an
+	// object of any size up to it, as Python's server allows. A longer
+	// message closes the connection (the client sees ClientDisconnected).
 	MaxFrame int
 	// MaxTxnBytes bounds the data one transaction may send before vote;
 	// 0 means DefaultMaxTxnBytes.
@@ -172,11 +177,11 @@ func NewServer(st Storage, opts Options) *Server {
 	if opts.Name == "" {
 		opts.Name = DefaultStorageName
 	}
-	if opts.MaxFrame <= 0 {
-		opts.MaxFrame = DefaultMaxFrame
-	}
 	if opts.MaxTxnBytes <= 0 {
 		opts.MaxTxnBytes = DefaultMaxTxnBytes
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = int(min(opts.MaxTxnBytes+FrameOverhead, maxPayload))
 	}
 	if opts.SpillBytes <= 0 {
 		opts.SpillBytes = DefaultSpillBytes

@@ -3,8 +3,11 @@ package zeo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -1059,4 +1062,52 @@ func mustExtension(t *testing.T, ext []byte) *pyval.Value {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// One message may be as large as the largest transaction the server
+// accepts (an application storing one big object, which Python's server
+// takes): the message limit follows --zeo-max-txn-mb. A message over it
+// closes the connection with a log that says which setting to raise.
+func TestMessageLimitFollowsTheTransactionLimit(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	_, addr, _ := newTestServer(t, Options{MaxTxnBytes: 512 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	// closed declares a message of n bytes, sends a few of them and ends
+	// its side; it returns the server's log line about the connection.
+	closed := func(i int, n uint32) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(testTimeout))
+		if _, err := ReadFrame(conn, 64); err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(AppendFrame(nil, []byte("Z5")))
+		hdr := binary.BigEndian.AppendUint32(nil, n)
+		conn.Write(append(hdr, "\x80\x03(K\x01"...))
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn) // until the server closes
+		for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			var ends []string
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "closing connection") {
+					ends = append(ends, l)
+				}
+			}
+			if len(ends) > i {
+				return ends[i]
+			}
+		}
+		t.Fatalf("no log of the connection's end: %s", logs)
+		return ""
+	}
+	if line := closed(0, 300<<20); strings.Contains(line, "too large") {
+		t.Fatalf("a 300 MiB message refused under a 512 MiB transaction limit: %s", line)
+	}
+	line := closed(1, 512<<20+FrameOverhead+1)
+	if !strings.Contains(line, "too large") || !strings.Contains(line, "--zeo-max-txn-mb") {
+		t.Fatalf("a message over the limit: %s; want it refused, naming --zeo-max-txn-mb", line)
+	}
 }

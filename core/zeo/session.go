@@ -181,6 +181,10 @@ func (ss *session) readLoop() error {
 			ss.drain()
 		}
 		p, err := ReadFrame(br, ss.srv.opts.MaxFrame)
+		if errors.Is(err, ErrFrameTooLarge) {
+			return fmt.Errorf("%w: a message larger than the largest transaction this server accepts "+
+				"(%d bytes; raise it with --zeo-max-txn-mb)", err, ss.srv.opts.MaxTxnBytes)
+		}
 		if err != nil {
 			return err
 		}
