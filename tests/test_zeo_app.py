@@ -110,6 +110,28 @@ def test_register_reply_and_unknown_storage(zeo, codec):
         assert exc == "builtins.ValueError", exc
 
 
+def test_named_storage(zeo):
+    """A server whose storage is named (runzeo's <filestorage catalog>, zrs
+    --zeo-storage catalog) serves clients that ask for that name, and
+    refuses the default name "1"."""
+    srv = zeo(storage="catalog")
+    db = srv.db(storage="catalog")
+    with db.transaction("named") as conn:
+        conn.root()["where"] = "catalog"
+    db.close()
+    db = srv.db(storage="catalog")
+    with db.transaction() as conn:
+        assert conn.root()["where"] == "catalog"
+    db.close()
+    with raw_connect(srv.addr) as sock:
+        proto = recv_frame(sock)
+        send_frame(sock, proto)
+        send_frame(sock, encoder(proto)(1, False, "register", ("1", False)))
+        msgid, flags, name, (exc, args) = decoder(proto)(recv_frame(sock))
+        assert (msgid, flags, name) == (1, 2, ".reply")
+        assert exc == "builtins.ValueError", (exc, args)
+
+
 # --- application ------------------------------------------------------------------
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])

@@ -233,13 +233,14 @@ class ZeoServer:
 
     def __init__(self, kind, datafs, workdir, *, listen, codec="pickle", pki=None,
                  replicate=False, role="primary", upstream=None, zrs_bin=None, name=None,
-                 admin=None):
+                 admin=None, storage="1"):
         assert codec in CODECS, codec
         self.kind, self.datafs, self.workdir = kind, Path(datafs), Path(workdir)
         self.listen, self.codec, self.pki = listen, codec, pki
         self.replicate, self.role, self.upstream = replicate, role, upstream
         self.zrs_bin = zrs_bin
         self.admin = admin  # zrs --admin ADDR (a unix socket path), None for none
+        self.storage = storage  # the storage name clients ask for
         self.name = name or f"{kind} {role}"
         self.log_path = self.workdir / f"{self.name.replace(' ', '-')}.log"
         self.proc = None
@@ -325,6 +326,8 @@ class ZeoServer:
             argv.append("--zeo-msgpack")
         if self.admin:
             argv += ["--admin", self.admin]
+        if self.storage != "1":
+            argv += ["--zeo-storage", self.storage]
         if self.pki:
             argv += ["--zeo-cert", self.pki.server_cert, "--zeo-key", self.pki.server_key,
                      "--zeo-authenticate", self.pki.ca]
@@ -342,10 +345,11 @@ class ZeoServer:
                            f"    authenticate {self.pki.ca}\n  </ssl>\n")
         if self.role == "secondary":
             up = self.upstream
-            storage = f"<zeoclient 1>\n  server {up.addr_text}\n  read-only true\n</zeoclient>\n"
+            storage = (f"<zeoclient {self.storage}>\n  server {up.addr_text}\n"
+                       f"  storage {up.storage}\n  read-only true\n</zeoclient>\n")
             read_only = "true"
         else:
-            storage = f"<filestorage 1>\n  path {self.datafs}\n</filestorage>\n"
+            storage = f"<filestorage {self.storage}>\n  path {self.datafs}\n</filestorage>\n"
             read_only = "false"
         conf = self.workdir / f"{self.name.replace(' ', '-')}.conf"
         conf.write_text(
@@ -435,11 +439,11 @@ class Servers:
         return str(self._sock_dir / f"{name}.sock")
 
     def __call__(self, codec="pickle", transport="tcp", pki=None, replicate=False, datafs=None,
-                 name="primary"):
+                 name="primary", storage="1"):
         datafs = Path(datafs) if datafs else self._tmp / name / "Data.fs"
         srv = ZeoServer(self.kind, datafs, self._tmp, listen=self._listen(transport, name),
                         codec=codec, pki=pki, replicate=replicate, zrs_bin=self._zrs_bin(),
-                        name=f"{self.kind} {name}")
+                        name=f"{self.kind} {name}", storage=storage)
         self.started.append(srv)
         return srv.start()
 

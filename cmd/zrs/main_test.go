@@ -54,6 +54,8 @@ func TestUsageErrors(t *testing.T) {
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--zeo", "8200", "--zeo-authenticate", "ca.pem"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--blob-dir", "b"}, {"secondary", "Data.fs", "--replicate-from", "x:y"},
 		{"secondary", "Data.fs", "--replicate-from", "8100", "--replicate-to", "localhost:8100"}, {"status"}, {"status", "a", "b"}, {"promote"}, {"promote", "x:y"}, {"primary", "Data.fs", "--replicate-to", "8100", "--admin", "x:y"}, {"run"}, {"run", "--config", "a.yaml", "extra"}, {"run", "--bogus"}, {"secondary"},
+		{"primary", "Data.fs", "--zeo", "8200", "--zeo-storage", ""}, {"primary", "Data.fs", "--zeo", "8200", "--zeo-storage", "a b"},
+		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-storage", "main"},
 		{"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "0"}, {"primary", "Data.fs", "--zeo", "8200", "--zeo-max-txn-mb", "17592186044417"},
 		{"primary", "Data.fs", "--zeo", "8200", "--durability", "sync"}, // no --replicate-to: no secondary could ever acknowledge
 		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-transaction-timeout", "30s"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "-1"},

@@ -16,10 +16,10 @@ zc.zrs protocol (zrs2.0/zrs2.1; Python zc.zrs secondaries can connect).
 ADDR is a port (8100), host:port, or a unix socket path containing '/'.
 At least one of --replicate-to and --zeo is needed.
 
-With --zeo ADDR, serve the storage (name "1") to ZEO 5/6 clients:
-unmodified Python applications open ZODB.DB(ClientStorage(ADDR)) and
-read and write through this primary; every commit also streams to the
-secondaries. Write conflicts are resolved by the clients (BTrees,
+With --zeo ADDR, serve the storage (name "1", or --zeo-storage NAME as
+in a runzeo config's <filestorage NAME>) to ZEO 5/6 clients: unmodified
+Python applications open ZODB.DB(ClientStorage(ADDR)) and read and write
+through this primary; every commit also streams to the secondaries. Write conflicts are resolved by the clients (BTrees,
 Length and application classes live there). --zeo-cert/--zeo-key serve
 TLS; --zeo-authenticate also requires client certificates.
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/core/zeo"
 	"github.com/zrs-replication/zrs/internal/config"
 )
 
@@ -101,7 +102,10 @@ func nodeOptionsFrom(c *config.Config, log *slog.Logger) (nodeOptions, error) {
 		replicateTo: c.ReplicationListen(), replicateFrom: c.ReplicationFrom(),
 	}
 	if z := c.ZEO; z != nil {
-		o.zeo = zeoFlags{addr: z.Address, msgpack: z.Msgpack, maxTxnMB: z.MaxTransactionMB, txnTimeout: z.TransactionTimeout}
+		o.zeo = zeoFlags{addr: z.Address, storage: z.Storage, msgpack: z.Msgpack, maxTxnMB: z.MaxTransactionMB, txnTimeout: z.TransactionTimeout}
+		if o.zeo.storage == "" {
+			o.zeo.storage = zeo.DefaultStorageName
+		}
 		if t := z.TLS; t != nil {
 			o.zeo.cert, o.zeo.key, o.zeo.authenticate = t.Certificate, t.Key, t.Authenticate
 		}

@@ -404,3 +404,20 @@ func TestNodeOptionsFromSecondaryConfig(t *testing.T) {
 		}
 	}
 }
+
+// zeo.storage reaches the ZEO server's name; without it the name is "1".
+func TestNodeOptionsFromZEOStorageName(t *testing.T) {
+	for yaml, want := range map[string]string{"": "1", ", storage: catalog": "catalog"} {
+		c, err := config.Parse("m.yaml", []byte("name: m\nrole: primary\npath: /x/Data.fs\nzeo: {address: '8100'"+yaml+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := nodeOptionsFrom(c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.zeo.storage != want {
+			t.Errorf("zeo {address%s}: storage %q, want %q", yaml, o.zeo.storage, want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 // zeoFlags are the ZEO server flags of "zrs primary" and "zrs secondary".
 type zeoFlags struct {
 	addr         string
+	storage      string
 	msgpack      bool
 	cert, key    string
 	authenticate string
@@ -29,7 +30,8 @@ type zeoFlags struct {
 }
 
 func (z *zeoFlags) register(fset *flag.FlagSet) {
-	fset.StringVar(&z.addr, "zeo", "", "serve ZEO clients (ZODB.DB(ClientStorage(...)), storage name \"1\") on `ADDR`")
+	fset.StringVar(&z.addr, "zeo", "", "serve ZEO clients (ZODB.DB(ClientStorage(...))) on `ADDR`")
+	fset.StringVar(&z.storage, "zeo-storage", zeo.DefaultStorageName, "the storage `NAME` ZEO clients ask for (ClientStorage's storage argument; the <filestorage NAME> of a runzeo config)")
 	fset.BoolVar(&z.msgpack, "zeo-msgpack", false, "announce msgpack (M5) instead of pickles (Z5) to ZEO clients; ZEO 5.0 clients cannot use it")
 	fset.StringVar(&z.cert, "zeo-cert", "", "serve ZEO over TLS with the certificate in `FILE` (PEM)")
 	fset.StringVar(&z.key, "zeo-key", "", "private key `FILE` (PEM) of --zeo-cert")
@@ -57,6 +59,9 @@ func (z *zeoFlags) check(cmd string, set map[string]bool) error {
 	}
 	if z.authenticate != "" && z.cert == "" {
 		return usagef("%s: --zeo-authenticate needs --zeo-cert and --zeo-key (client certificates are checked inside TLS)", cmd)
+	}
+	if err := config.CheckStorageName(z.storage); err != nil {
+		return usagef("%s: --zeo-storage: %v", cmd, err)
 	}
 	if z.txnTimeout < 0 {
 		return usagef("%s: --zeo-transaction-timeout must not be negative", cmd)
@@ -123,6 +128,7 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 	cas.log(log, z.authenticate)
 	srv = zeo.NewServer(st, zeo.Options{
 		Logger:             log,
+		Name:               z.storage,
 		Msgpack:            z.msgpack,
 		TLS:                tcfg,
 		MaxTxnBytes:        int64(z.maxTxnMB) << 20,
@@ -155,7 +161,7 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 		codec = "msgpack (M5)"
 	}
 	for _, addr := range addrs {
-		log.Info("serving ZEO", "addr", addr.String(), "storage", zeo.DefaultStorageName,
+		log.Info("serving ZEO", "addr", addr.String(), "storage", z.storage,
 			"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
 	}
 	return srv, func(sctx context.Context) {

@@ -50,7 +50,8 @@ type Config struct {
 // ZEO is the zeo section: the flags --zeo, --zeo-msgpack, ... of the
 // primary and secondary commands.
 type ZEO struct {
-	Address            string        `yaml:"address"` // ADDR; socket name "zeo"
+	Address            string        `yaml:"address"`           // ADDR; socket name "zeo"
+	Storage            string        `yaml:"storage,omitempty"` // the storage name clients ask for; "" means "1"
 	Msgpack            bool          `yaml:"msgpack"`
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"` // 0: wait forever
 	MaxTransactionMB   int           `yaml:"max_transaction_mb"`  // largest transaction a client may send, MiB

@@ -18,6 +18,7 @@ log_level: debug
 admin: /run/zrs/main.admin
 zeo:
   address: 127.0.0.1:8100
+  storage: catalog
   msgpack: true
   transaction_timeout: 30s
   max_transaction_mb: 64
@@ -42,15 +43,15 @@ func TestParseEveryField(t *testing.T) {
 	want := &Config{
 		Name: "main", Role: Primary, Path: "/var/lib/zrs/main/Data.fs", LogLevel: "debug",
 		Admin: "/run/zrs/main.admin",
-		ZEO: &ZEO{Address: "127.0.0.1:8100", Msgpack: true, TransactionTimeout: 30 * time.Second,
+		ZEO: &ZEO{Address: "127.0.0.1:8100", Storage: "catalog", Msgpack: true, TransactionTimeout: 30 * time.Second,
 			MaxTransactionMB: 64, TLS: &TLS{Certificate: "/etc/zrs/tls/main.pem",
 				Key: "/etc/zrs/tls/main.key", Authenticate: "/etc/zrs/tls/clients-ca.pem"}},
 		Replication: &Replication{Listen: "127.0.0.1:8101"},
 		Durability:  &Durability{Level: "sync", Quorum: 2, SyncTimeout: 10 * time.Second, OnSyncTimeout: "degrade"},
 	}
 	assertSame(t, c, want)
-	if c.File() != "main.yaml" || c.lines["zeo.tls.key"] != 13 {
-		t.Errorf("file %q, line of zeo.tls.key %d: want main.yaml, 13", c.File(), c.lines["zeo.tls.key"])
+	if c.File() != "main.yaml" || c.lines["zeo.tls.key"] != 14 {
+		t.Errorf("file %q, line of zeo.tls.key %d: want main.yaml, 14", c.File(), c.lines["zeo.tls.key"])
 	}
 }
 
@@ -136,6 +137,7 @@ func TestParseErrors(t *testing.T) {
 		{"blob_dir", base + "blob_dir: /srv/blobs\n", "main.yaml:6: blob_dir: not yet available in this release"},
 		{"zeo without address", base + "zeo: {msgpack: true}\n", "main.yaml:6: zeo.address: required in a zeo section"},
 		{"tls without key", base + "zeo:\n  address: 1\n  tls: {certificate: c}\n", "main.yaml:8: zeo.tls.key: required in a tls section"},
+		{"storage name with a space", base + "zeo: {address: 1, storage: \"my db\"}\n", `main.yaml:6: zeo.storage: "my db": no spaces or control characters (a ZConfig section name has none)`},
 		{"max txn zero", base + "zeo: {address: 1, max_transaction_mb: 0}\n", "main.yaml:6: zeo.max_transaction_mb: must be between 1 and 1048576 (MiB)"},
 		{"max txn huge", base + "zeo: {address: 1, max_transaction_mb: 17592186044417}\n", "main.yaml:6: zeo.max_transaction_mb: must be between 1 and 1048576 (MiB)"},
 		{"negative timeout", base + "zeo: {address: 1, transaction_timeout: -1s}\n", "main.yaml:6: zeo.transaction_timeout: must not be negative"},
@@ -201,7 +203,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(p)
-	if err == nil || err.Error() != p+":22: zeo2: unknown field" {
+	if err == nil || err.Error() != p+":23: zeo2: unknown field" {
 		t.Errorf("got %v", err)
 	}
 	if _, err := Load(p + ".missing"); !errors.Is(err, os.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode"
 
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
@@ -118,6 +119,11 @@ func (v *validator) zeo(z *ZEO) {
 	} else {
 		v.addr("zeo.address", z.Address)
 	}
+	if z.Storage != "" {
+		if err := CheckStorageName(z.Storage); err != nil {
+			v.add("zeo.storage", "%v", err)
+		}
+	}
 	if z.TransactionTimeout < 0 {
 		v.add("zeo.transaction_timeout", "must not be negative")
 	}
@@ -215,4 +221,23 @@ func orList(s []string) string {
 		out += x
 	}
 	return out + " or " + s[len(s)-1]
+}
+
+// CheckStorageName checks a ZEO storage name (zeo.storage, --zeo-storage):
+// what ClientStorage's storage argument or a ZEO client config's
+// "storage" key says, the name of the server's <filestorage NAME> section
+// in a runzeo config.
+func CheckStorageName(name string) error {
+	if name == "" {
+		return fmt.Errorf("must not be empty (ZEO's default is \"1\")")
+	}
+	if len(name) > 255 {
+		return fmt.Errorf("%d bytes; at most 255", len(name))
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return fmt.Errorf("%q: no spaces or control characters (a ZConfig section name has none)", name)
+		}
+	}
+	return nil
 }
