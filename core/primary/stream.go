@@ -99,7 +99,7 @@ func (s *stream) run(ctx context.Context) {
 	hsMu.Unlock()
 	close(handshaken)
 	if err != nil {
-		s.log.Error("refusing secondary", logKeyErr, err)
+		s.p.refusals.refused(s.log, s.conn, err)
 		return
 	}
 	s.log.Info("secondary connected", logKeyTid, start, logKeyLast, s.p.st.LastTransaction())
