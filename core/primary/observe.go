@@ -29,6 +29,17 @@ func (p *Primary) observeCommit(start time.Time, tid zodb.Tid, err error) {
 	}
 }
 
+// ObserveRefusals sets fn to be called each time a secondary's handshake
+// is refused (another database, a diverged history, a protocol error; the
+// log says which, rate-limited); nil removes it. Metrics use it.
+func (p *Primary) ObserveRefusals(fn func()) {
+	if fn == nil {
+		p.refusalObs.Store(nil)
+		return
+	}
+	p.refusalObs.Store(&fn)
+}
+
 // ObserveInternalErrors sets fn to be called each time a stream ends on
 // an internal error (a panic in zrs, logged with its stack; see
 // stream.contain); nil removes it. Metrics use it.

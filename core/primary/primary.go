@@ -92,6 +92,7 @@ type Primary struct {
 	ident       atomic.Pointer[zrsproto.Identity] // the database identity, once known
 	ackSignal   *headSignal                       // notified when a native secondary acknowledges
 	internalObs atomic.Pointer[func()]            // ObserveInternalErrors
+	refusalObs  atomic.Pointer[func()]            // ObserveRefusals
 	dur         durabilityState
 	commits     commitRing   // recent commits, for lag
 	unixSeq     atomic.Int64 // numbers the unix-socket secondaries' peer names

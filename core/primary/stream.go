@@ -99,6 +99,9 @@ func (s *stream) run(ctx context.Context) {
 	hsMu.Unlock()
 	close(handshaken)
 	if err != nil {
+		if fn := s.p.refusalObs.Load(); fn != nil {
+			(*fn)()
+		}
 		s.p.refusals.refused(s.log, s.conn, err)
 		return
 	}

@@ -36,6 +36,7 @@ type pair struct {
 	sm   *admin.Metrics
 	pn   *admin.PrimaryNode
 	sn   *admin.SecondaryNode
+	sock string // the primary's replication socket
 	stop func()
 }
 
@@ -71,6 +72,7 @@ func startPair(t *testing.T) *pair {
 	runDone := make(chan error, 1)
 	go func() { runDone <- pr.s.Run(ctx) }()
 	pr.pn = &admin.PrimaryNode{Primary: pr.p, Path: "p.fs"}
+	pr.sock = sock
 	pr.sn = &admin.SecondaryNode{Secondary: pr.s, Path: "s.fs"}
 	pr.pm.SetNode(pr.pn)
 	pr.sm.SetNode(pr.sn)
@@ -152,6 +154,17 @@ func TestStatusAndMetrics(t *testing.T) {
 		t.Errorf("a secondary without a relay lists secondaries: %s", raw)
 	}
 
+	// A secondary with a handshake the primary refuses is counted.
+	c, err := netaddr.Dial(context.Background(), pr.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("\x00\x00\x00\x06zrs9.9"))
+	io.Copy(io.Discard, c) // until the primary closes it
+	c.Close()
+	waitFor(t, "the refusal counted", func() bool {
+		return strings.Contains(get(t, psrv.URL+"/metrics"), "zrs_replication_refusals_total 1\n")
+	})
 	pmet := get(t, psrv.URL+"/metrics")
 	for _, want := range []string{
 		`zrs_role{role="primary"} 1`, `zrs_secondaries_connected 1`, `zrs_commits_total{result="ok"} 5`,

@@ -31,6 +31,7 @@ type Metrics struct {
 	// Bytes exchanged with secondaries (down) and the primary (up).
 	downRead, downWritten, upRead, upWritten atomic.Int64
 	replInternal                             atomic.Int64 // replication streams ended by an internal error
+	replRefused                              atomic.Int64 // secondaries refused at the handshake
 
 	connects  prometheus.Counter
 	commits   *prometheus.CounterVec
@@ -66,6 +67,7 @@ func NewMetrics() *Metrics {
 		counter("replication_secondary_received_bytes_total", "Bytes received from secondaries (handshakes, keep-alives, acknowledgements).", &m.downRead),
 		counter("replication_primary_sent_bytes_total", "Bytes sent to the primary (handshakes, keep-alives, acknowledgements).", &m.upWritten),
 		counter("replication_internal_errors_total", "Streams to secondaries ended by an internal error (a bug in zrs; the log has its stack).", &m.replInternal),
+		counter("replication_refusals_total", "Secondaries refused at the handshake: another database, a diverged history, a protocol error (the log says which).", &m.replRefused),
 		statusCollector{m},
 	)
 	m.commits.WithLabelValues("ok")
@@ -93,10 +95,12 @@ func (m *Metrics) status() (Status, bool) {
 	return n.Status(), true
 }
 
-// ObservePrimary feeds the commit counters, the latency histogram and the
-// count of streams ended by an internal error from p.
+// ObservePrimary feeds the commit counters, the latency histogram, the
+// count of streams ended by an internal error and that of refused
+// secondaries from p.
 func (m *Metrics) ObservePrimary(p *primary.Primary) {
 	p.ObserveInternalErrors(func() { m.replInternal.Add(1) })
+	p.ObserveRefusals(func() { m.replRefused.Add(1) })
 	p.ObserveCommits(m.observeCommit)
 }
 
