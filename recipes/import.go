@@ -413,19 +413,18 @@ func sanitize(s string) string {
 }
 
 // applyZEO gives the <zeo> section to the first part: a zrs instance
-// serves one storage, under the name "1".
+// serves one storage, under its name (zeo.storage, written when not "1").
 func (im *importer) applyZEO() {
 	for i, p := range im.parts {
-		if p.storage != "1" {
-			p.addNote(fmt.Sprintf("NOTE the ZEO storage was called %q: zrs serves it as \"1\", so clients open ClientStorage(ADDR, storage=\"1\") (the default)", p.storage))
-		}
-		if im.zeo == nil {
+		if im.zeo != nil && i == 0 {
+			p.zeo = im.zeo
 			continue
 		}
-		if i == 0 {
-			p.zeo = im.zeo
-		} else {
+		if im.zeo != nil {
 			p.addNote(fmt.Sprintf("NOTE <zeo> (%s line %d) served this storage too: a zrs instance serves one storage, so give this part its own zeo.address", im.file, im.zeoLine))
+		}
+		if p.storage != "1" {
+			p.addNote(fmt.Sprintf("NOTE the ZEO storage was called %q: with a zeo section here, add storage: %s to it so that clients keep asking for that name", p.storage, scalar(p.storage)))
 		}
 	}
 }
@@ -460,6 +459,9 @@ func (p *importedPart) emit(b *bytes.Buffer) {
 	if z := p.zeo; z != nil {
 		b.WriteString("    zeo:\n")
 		fmt.Fprintf(b, "      address: %s\n", scalar(z.address))
+		if p.storage != "1" {
+			fmt.Fprintf(b, "      storage: %s\n", scalar(p.storage))
+		}
 		if z.msgpack != nil {
 			fmt.Fprintf(b, "      msgpack: %t\n", *z.msgpack)
 		}

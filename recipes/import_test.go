@@ -127,7 +127,7 @@ func TestImportSeveralStorages(t *testing.T) {
 		"      address: 127.0.0.1:8100\n      msgpack: true\n",
 		"      listen: /run/zrs/one.sock\n",
 		"# NOTE zeo.conf line 10: blob-dir /srv/blobs: zrs does not replicate blobs",
-		`# NOTE the ZEO storage was called "catalog": zrs serves it as "1", so`,
+		`# NOTE the ZEO storage was called "catalog": with a zeo section here,`,
 		"# NOTE <zeo> (zeo.conf line 2) served this storage too",
 	} {
 		if !strings.Contains(text, want) {
@@ -227,4 +227,25 @@ func FuzzImport(f *testing.F) {
 			t.Fatalf("the import is not YAML: %v\n%s", err, out)
 		}
 	})
+}
+
+// A named storage served by the <zeo> section keeps its name: clients
+// that ask for it need no change.
+func TestImportKeepsTheStorageName(t *testing.T) {
+	conf := "%import zc.zrs\n<zeo>\n  address 8100\n</zeo>\n<zrs catalog>\n  replicate-to 8101\n" +
+		"  <filestorage>\n    path /srv/catalog.fs\n  </filestorage>\n</zrs>\n"
+	out, err := Import("zeo.conf", []byte(conf), "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSite("site.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if p := s.Parts[0]; p.ZEO == nil || p.ZEO.Storage != "catalog" {
+		t.Fatalf("part %s zeo %+v; want storage catalog:\n%s", p.Name, p.ZEO, out)
+	}
+	if strings.Contains(string(out), "NOTE the ZEO storage") {
+		t.Errorf("a note about the storage name that zeo.storage keeps:\n%s", out)
+	}
 }

@@ -158,6 +158,7 @@ func merge(p, d *Part) {
 		p.LogLevel = config.DefaultLogLevel
 	}
 	if p.ZEO != nil && d.ZEO != nil {
+		inherit(p, d, "zeo.storage", &p.ZEO.Storage, d.ZEO.Storage)
 		inherit(p, d, "zeo.msgpack", &p.ZEO.Msgpack, d.ZEO.Msgpack)
 		inherit(p, d, "zeo.transaction_timeout", &p.ZEO.TransactionTimeout, d.ZEO.TransactionTimeout)
 		inherit(p, d, "zeo.max_transaction_mb", &p.ZEO.MaxTransactionMB, d.ZEO.MaxTransactionMB)

@@ -13,7 +13,7 @@ const twoParts = `defaults:
   data_dir: /srv/zrs
   log_level: warn
   durability: {level: sync, quorum: 2}
-  zeo: {msgpack: true}
+  zeo: {msgpack: true, storage: zodb}
   replication: {keep_alive: 30s, read_timeout: 5m, compression: false}
 parts:
   main:
@@ -28,6 +28,7 @@ parts:
     zeo:
       address: 127.0.0.1:8200
       msgpack: false
+      storage: replica
     user: zodb
 `
 
@@ -43,8 +44,11 @@ func TestParseSiteMergesDefaults(t *testing.T) {
 	if m.Path != "/srv/zrs/main/Data.fs" || m.LogLevel != "warn" || m.User != "zrs" || m.DataDir != "/srv/zrs" {
 		t.Errorf("main: %+v", m)
 	}
-	if !m.ZEO.Msgpack || m.ZEO.MaxTransactionMB != config.DefaultMaxTransactionMB {
+	if !m.ZEO.Msgpack || m.ZEO.MaxTransactionMB != config.DefaultMaxTransactionMB || m.ZEO.Storage != "zodb" {
 		t.Errorf("main zeo: %+v", m.ZEO)
+	}
+	if r.ZEO.Msgpack || r.ZEO.Storage != "replica" {
+		t.Errorf("replica zeo, its own keys first: %+v", r.ZEO)
 	}
 	if d := m.Durability; d == nil || d.Level != "sync" || d.Quorum != 2 || d.SyncTimeout != config.DefaultSyncTimeout || d.OnSyncTimeout != "fail" {
 		t.Errorf("main durability: %+v", m.Durability)

@@ -92,7 +92,8 @@ ZConfig syntax of zeo.conf (sections, "key value" lines, comments,
                   primary's; replicate-to and keep-alive-delay as in <zrs>
   <filestorage>   path becomes the part's path (a relative path, which
                   was relative to where runzeo ran, is left to the
-                  default DATA_DIR/NAME/Data.fs)
+                  default DATA_DIR/NAME/Data.fs); a section name other
+                  than 1 (<filestorage catalog>) becomes zeo.storage
   <eventlog>      level becomes defaults.log_level
 
 Whatever has no equivalent (blob directories, logging handlers, zdaemon's
