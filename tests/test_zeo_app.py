@@ -101,13 +101,18 @@ def test_register_reply_and_unknown_storage(zeo, codec):
     reg, reply = raw_call(srv.addr, "lastTransaction", ())
     assert reg[0] == 1 and reg[1] == 0 and reg[2] == ".reply" and reg[3] == z64, reg
     assert reply[3] == z64, reply
+    assert_register_refused(srv, "nosuch")
+
+
+def assert_register_refused(srv, storage):
+    """register(storage) is answered with a ValueError reply."""
     with raw_connect(srv.addr) as sock:
         proto = recv_frame(sock)
         send_frame(sock, proto)
-        send_frame(sock, encoder(proto)(1, False, "register", ("nosuch", False)))
-        msgid, flags, name, (exc, _) = decoder(proto)(recv_frame(sock))
+        send_frame(sock, encoder(proto)(1, False, "register", (storage, False)))
+        msgid, flags, name, (exc, args) = decoder(proto)(recv_frame(sock))
         assert (msgid, flags, name) == (1, 2, ".reply")
-        assert exc == "builtins.ValueError", exc
+        assert exc == "builtins.ValueError", (exc, args)
 
 
 def test_named_storage(zeo):
@@ -123,13 +128,7 @@ def test_named_storage(zeo):
     with db.transaction() as conn:
         assert conn.root()["where"] == "catalog"
     db.close()
-    with raw_connect(srv.addr) as sock:
-        proto = recv_frame(sock)
-        send_frame(sock, proto)
-        send_frame(sock, encoder(proto)(1, False, "register", ("1", False)))
-        msgid, flags, name, (exc, args) = decoder(proto)(recv_frame(sock))
-        assert (msgid, flags, name) == (1, 2, ".reply")
-        assert exc == "builtins.ValueError", (exc, args)
+    assert_register_refused(srv, "1")
 
 
 # --- application ------------------------------------------------------------------
