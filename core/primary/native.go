@@ -178,9 +178,7 @@ func (s *stream) readAcks(cancel context.CancelFunc) {
 	for {
 		b, err := zrsproto.ReadFrame(s.conn, zrsproto.AckLimit)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("reading from secondary", logKeyErr, err)
-			}
+			s.readFailed(err)
 			return
 		}
 		if len(b) == 0 {

@@ -42,6 +42,7 @@ type stream struct {
 	native  *nativeConn // non-nil for a zrs3 stream; set at the handshake, guarded by mu
 	acked   zodb.Tid    // native: the last tid the secondary acknowledged; guarded by mu
 	ackedAt time.Time   // when it did; guarded by mu
+	readErr error       // why reading from the secondary ended, if it went away; guarded by mu
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
@@ -147,6 +148,11 @@ func (s *stream) run(ctx context.Context) {
 	case err == nil:
 		s.log.Info("stream ended", logKeyTid, s.sent())
 	case gone:
+		s.mu.Lock()
+		if s.readErr != nil && !isConnError(err) {
+			err = s.readErr // the send saw only the cancellation it caused
+		}
+		s.mu.Unlock()
 		s.log.Info("secondary disconnected", logKeyTid, s.sent(), logKeyErr, err)
 	default:
 		s.log.Error("stream failed; the secondary will stop here on every reconnection until this is fixed",
@@ -282,14 +288,26 @@ func (s *stream) readKeepAlives(cancel context.CancelFunc, gentle chan struct{})
 		case err == nil:
 			s.log.Error("too many messages: secondary sent a non-empty frame after the handshake; closing after catching up", "len", len(b))
 			close(gentle)
-		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-			cancel()
 		default:
-			s.log.Error("reading from secondary", logKeyErr, err)
+			s.readFailed(err)
 			cancel()
 		}
 		return
 	}
+}
+
+// readFailed notes why reading from the secondary failed. The secondary
+// going away (a closed or reset connection) is no error of the primary's:
+// the stream's end logs it as a disconnection, with this as the reason.
+// Anything else (a frame over its limit) is logged as an error here.
+func (s *stream) readFailed(err error) {
+	if isConnError(err) {
+		s.mu.Lock()
+		s.readErr = err
+		s.mu.Unlock()
+		return
+	}
+	s.log.Error("reading from secondary", logKeyErr, err)
 }
 
 // send streams every committed transaction after start, then waits for

@@ -1,7 +1,9 @@
 package primary
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +70,44 @@ func logLine(logs, msg string) string {
 		}
 	}
 	return last
+}
+
+// A secondary whose connection is reset (its host rebooted, a firewall
+// dropped it) went away: no error of the primary's. The disconnection is
+// logged once, as news, with the reset as its reason.
+func TestResetSecondaryIsNotAnError(t *testing.T) {
+	st := openTestFS(t)
+	first := commit(t, st, 10)
+	logs := &testutil.SyncBuffer{}
+	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	db, err := p.identity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0) // close with a reset
+		c.Close()
+	}
+	c, nr := nativeDial(t, p.Primary, p.addr, 0, db)
+	if got := nextTxn(t, nr); got.Tid != first {
+		t.Fatalf("got %s, want %s", got.Tid, first)
+	}
+	reset(c)
+	waitLog(t, logs, "secondary disconnected")
+	c = dial(t, p.addr, []byte(zrsproto.Proto20), tidBytes(0))
+	readAll(t, c, 1)
+	reset(c)
+	for deadline := time.Now().Add(converge); strings.Count(logs.String(), "secondary disconnected") < 2; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the zrs2 secondary's reset was not logged:\n%s", logs)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("a reset secondary logged as an error:\n%s", logs)
+	}
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "secondary disconnected") && !strings.Contains(l, "reset") && !strings.Contains(l, "EOF") {
+			t.Errorf("the disconnection does not say why: %s", l)
+		}
+	}
 }
