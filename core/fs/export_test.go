@@ -31,3 +31,11 @@ func SetCut(s *FileStorage, fn func(real func(int64) error, size int64) error) {
 	real := s.cut
 	s.cut = func(size int64) error { return fn(real, size) }
 }
+
+// SetSyncDir replaces the fsync(2) of a directory (after a file is created
+// or renamed in it) for the test's duration; fn gets the real one to call.
+func SetSyncDir(t interface{ Cleanup(func()) }, fn func(real func(string) error, dir string) error) {
+	real := syncDir
+	syncDir = func(dir string) error { return fn(real, dir) }
+	t.Cleanup(func() { syncDir = real })
+}

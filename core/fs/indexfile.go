@@ -397,8 +397,12 @@ func writeSynced(f *os.File, pos int64, idx *Index) error {
 	return err
 }
 
-// syncDir fsyncs a directory, making a rename in it durable.
-func syncDir(dir string) error {
+// syncDir fsyncs a directory, making a new name or a rename in it
+// durable. A variable only so that a test can see which directory is
+// synced, and when.
+var syncDir = fsyncDir
+
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

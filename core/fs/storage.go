@@ -36,8 +36,9 @@ const (
 	logKeyFile = "file"
 )
 
-// syncFile is how a commit makes Data.fs durable, and an index save its
-// temporary file: fsync(2) of the file.
+// syncFile is how a commit makes Data.fs durable, an index save its
+// temporary file, and a recovery its Data.fs.trN copy: fsync(2) of the
+// file.
 // A variable only so that a test can see which file is synced, and when.
 var syncFile = (*os.File).Sync
 
@@ -201,7 +202,10 @@ func (s *FileStorage) openFile(create bool) error {
 			return err
 		}
 	}
-	if fresh || create {
+	// A file this open created, or an empty one an earlier open created
+	// and failed to fill (its directory entry was then never fsynced),
+	// is about to hold commits: its name must survive a power loss.
+	if fresh || create || st.Size() == 0 {
 		return syncDir(filepath.Dir(s.path))
 	}
 	return nil
@@ -396,7 +400,8 @@ func (s *FileStorage) Pack(ctx context.Context, t time.Time) error {
 // what it lacks).
 //
 // Durability: transactions finished but not yet fsynced are fsynced; the
-// index is written to a temp file, fsynced and renamed.
+// index is written to a temp file, fsynced and renamed. An index that
+// cannot be saved is logged as a warning: the file holds every commit.
 func (s *FileStorage) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -420,9 +425,14 @@ func (s *FileStorage) Close() error {
 	if !s.readOnly && s.file != nil {
 		// Transactions finished but not yet fsynced (their Finish is on
 		// its way to syncTo) become durable now, before the index that
-		// covers them is saved.
+		// covers them is saved. The index is a cache of the file: once
+		// every commit is durable, failing to save it (a full disk) is a
+		// warning, as at open, not a failed close.
 		if err = s.syncTo(wend); err == nil {
-			err = s.saveIndex()
+			if ierr := s.saveIndex(); ierr != nil {
+				s.log.Warn("cannot save the index; every commit is in Data.fs, and the next open scans what the old index does not cover",
+					logKeyFile, s.path+indexSuffix, "err", ierr)
+			}
 		}
 	}
 	if rerr := s.release(); err == nil {
