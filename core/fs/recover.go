@@ -374,7 +374,10 @@ func (s *FileStorage) truncate(pos int64, save bool) error {
 }
 
 // saveTail copies Data.fs from pos to its end into the first unused
-// Data.fs.trN.
+// Data.fs.trN. A copy that fails is removed: an open retried after each
+// failure (a service manager restarting zrs on a full disk) would
+// otherwise leave a partial .trN each time, eating the space freed for
+// the one that succeeds, and looking like saved transactions.
 func (s *FileStorage) saveTail(pos int64) error {
 	for n := 0; ; n++ {
 		name := s.path + ".tr" + strconv.Itoa(n)
@@ -388,7 +391,7 @@ func (s *FileStorage) saveTail(pos int64) error {
 		s.log.Warn("writing truncated data", logKeyFile, name, logKeyPos, pos)
 		_, err = io.Copy(out, io.NewSectionReader(s.file, pos, 1<<62))
 		if err == nil {
-			err = out.Sync()
+			err = syncFile(out)
 		}
 		if cerr := out.Close(); err == nil {
 			err = cerr
@@ -399,7 +402,14 @@ func (s *FileStorage) saveTail(pos int64) error {
 			err = syncDir(filepath.Dir(name))
 		}
 		if err != nil {
-			return fmt.Errorf("saving truncated data to %s: %w", name, err)
+			if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				s.log.Warn("cannot remove a partial copy of truncated data", logKeyFile, name, "err", rerr)
+			}
+			tail := "the bytes"
+			if st, serr := s.file.Stat(); serr == nil {
+				tail = strconv.FormatInt(st.Size()-pos, 10) + " bytes"
+			}
+			return fmt.Errorf("saving truncated data (%s from offset %d) to %s: %w", tail, pos, name, err)
 		}
 		return nil
 	}

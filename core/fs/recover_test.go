@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/zrs-replication/zrs/core/fs"
@@ -106,6 +107,42 @@ func TestCheckpointStatusIsCut(t *testing.T) {
 	stOpen(t, path, fs.Options{}).Close()
 	if _, err := os.Stat(path + ".tr1"); err != nil {
 		t.Errorf("second truncation: %v", err)
+	}
+}
+
+// An open that cannot save the unfinished tail (here its fsync fails, as
+// a full disk fails the copy) refuses to cut it, and removes its partial
+// copy: retried opens (a service manager restarting zrs) must not leave a
+// .trN each, and the one that succeeds saves to .tr0.
+func TestFailedTailSaveLeavesNoCopy(t *testing.T) {
+	full, last := rcBuild(t)
+	b := bytes.Clone(full)
+	b[last+16] = 'c'
+	failing := true
+	fs.SetSyncFile(t, func(real func(*os.File) error, f *os.File) error {
+		if failing && filepath.Ext(f.Name()) == ".tr0" {
+			return errDisk
+		}
+		return real(f)
+	})
+	path, _, err := rcOpen(t, b, fs.Options{})
+	for range 3 {
+		if !errors.Is(err, errDisk) || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes from offset %d", len(b)-int(last), last)) {
+			t.Fatalf("open with a tail it cannot save: %v", err)
+		}
+		if trs, _ := filepath.Glob(path + ".tr*"); len(trs) != 0 {
+			t.Fatalf("the failed save left %v", trs)
+		}
+		if fileSize(t, path) != int64(len(b)) {
+			t.Fatal("the tail was cut without a copy")
+		}
+		_, err = fs.Open(path, fs.Options{})
+	}
+	failing = false
+	stOpen(t, path, fs.Options{}).Close()
+	trs, _ := filepath.Glob(path + ".tr*")
+	if tr0, _ := os.ReadFile(path + ".tr0"); len(trs) != 1 || !bytes.Equal(tr0, b[last:]) {
+		t.Fatalf("after the failures, %v (tr0 %d bytes)", trs, len(tr0))
 	}
 }
 
