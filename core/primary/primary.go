@@ -2,6 +2,7 @@ package primary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -237,6 +238,19 @@ func (p *Primary) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginO
 type txn struct {
 	zodb.Txn
 	p *Primary
+}
+
+// Vote votes the wrapped transaction. A vote that fails for another
+// reason than a conflict (which the client resolves or retries) is a
+// failed commit for the commit observer: a full disk fails commits at
+// the vote, and monitoring must see them.
+func (t *txn) Vote(ctx context.Context) error {
+	start := time.Now()
+	err := t.Txn.Vote(ctx)
+	if err != nil && !errors.Is(err, zodb.ErrConflict) {
+		t.p.observeCommit(start, 0, err)
+	}
+	return err
 }
 
 // Finish finishes the wrapped transaction (fsynced on this host), then
