@@ -39,8 +39,12 @@ func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	// daemon's stop, which waits for handlers) forever: every response
 	// is written within WriteTimeout, which leaves a promotion its
 	// promoteTimeout.
+	// The server's own messages (accept errors when out of file
+	// descriptors, TLS handshake noise) go to the daemon's log, in its
+	// format, not to the standard logger.
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout: promoteTimeout + 10*time.Second, IdleTimeout: time.Minute}
+		WriteTimeout: promoteTimeout + 10*time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	return s
 }
 
