@@ -183,11 +183,11 @@ func (s *Secondary) fallBack() {
 // transactions and acknowledge them until something fails. Like cycle,
 // it always returns a non-nil error.
 func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable func()) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var wg sync.WaitGroup
 	defer func() {
-		cancel()
+		cancel(nil)
 		stop()
 		conn.Close()
 		wg.Wait()
@@ -268,7 +268,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 // silence is what the primary sent before a timeout.
 func (s *Secondary) readError(ctx context.Context, err error, ir *idleReader, silence string) error {
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return context.Cause(ctx) // a failed write to the primary says why
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if ir.stalled {
@@ -402,7 +402,7 @@ func (s *Secondary) txnFrom(ctx context.Context, from zodb.Tid) (*zodb.TxnInfo, 
 // handshake: an acknowledgement of the last applied tid whenever ackc
 // fires (several commits in between are coalesced into one), and empty
 // keep-alives every Options.KeepAlive. A failed write cancels the cycle.
-func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelFunc, conn net.Conn, acked *atomic.Uint64, ackc <-chan struct{}) {
+func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelCauseFunc, conn net.Conn, acked *atomic.Uint64, ackc <-chan struct{}) {
 	var keep <-chan time.Time
 	if s.opts.KeepAlive > 0 {
 		t := time.NewTicker(s.opts.KeepAlive)
@@ -425,10 +425,11 @@ func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelFunc,
 			sent, frame = tid, zrsproto.EncodeAck(zodb.Tid(tid))
 		}
 		if err := zrsproto.WriteFrame(conn, frame); err != nil {
-			if ctx.Err() == nil {
-				s.log.Debug("writing to primary failed", logKeyErr, err)
+			what := "an acknowledgement"
+			if len(frame) == 0 {
+				what = "a keep-alive"
 			}
-			cancel()
+			cancel(fmt.Errorf("sending %s to the primary: %w", what, err))
 			return
 		}
 	}

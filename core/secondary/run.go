@@ -128,11 +128,11 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 		return s.nativeCycle(ctx, conn, markStable)
 	}
 	s.nat.setProto(zrsproto.Proto20)
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var wg sync.WaitGroup
 	defer func() {
-		cancel()
+		cancel(nil)
 		stop()
 		conn.Close()
 		wg.Wait()
@@ -187,8 +187,9 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 }
 
 // keepAlive sends an empty frame every KeepAlive until ctx ends. A failed
-// write means the path is dead: it cancels the cycle.
-func (s *Secondary) keepAlive(ctx context.Context, cancel context.CancelFunc, conn net.Conn) {
+// write means the path is dead: it cancels the cycle, with the write's
+// error as the cause the cycle returns.
+func (s *Secondary) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, conn net.Conn) {
 	t := time.NewTicker(s.opts.KeepAlive)
 	defer t.Stop()
 	for {
@@ -198,10 +199,7 @@ func (s *Secondary) keepAlive(ctx context.Context, cancel context.CancelFunc, co
 		case <-t.C:
 		}
 		if err := zrsproto.WriteFrame(conn, nil); err != nil {
-			if ctx.Err() == nil {
-				s.log.Debug("keep-alive failed", logKeyErr, err)
-			}
-			cancel()
+			cancel(fmt.Errorf("sending a keep-alive to the primary: %w", err))
 			return
 		}
 	}
