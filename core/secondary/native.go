@@ -49,10 +49,19 @@ func ParseProtocol(s string) (Protocol, error) {
 // Native protocol defaults.
 const (
 	// NativeRetry is how long a secondary in ProtoAuto keeps using zrs2.0
-	// for a primary that refused zrs3 before trying zrs3 again (at its next
-	// connection, or sooner when a zrs2.0 connection is closed before
-	// anything was received: a zrs primary refusing it says why over zrs3).
+	// for a primary that refused zrs3 before trying zrs3 again, sooner
+	// when a zrs2.0 connection is closed before anything was received (a
+	// zrs primary refusing it says why over zrs3). A zrs2.0 connection
+	// still open then is ended: a zrs primary that closed two handshakes
+	// while restarting must not be spoken zrs2.0 to (no heartbeats, no
+	// acknowledgements for sync durability) for as long as a connection
+	// lives. Each fall-back in a row doubles the period, up to
+	// maxNativeRetryShift doublings, so that a zc.zrs primary sees a zrs3
+	// handshake ever less often.
 	NativeRetry = 10 * time.Minute
+	// maxNativeRetryShift caps the doublings of NativeRetry (10 min up to
+	// about 5 h).
+	maxNativeRetryShift = 5
 	// IdleHeartbeats: with Options.IdleTimeout zero, a native secondary
 	// reconnects after this many of the primary's heartbeat intervals
 	// without receiving anything.
@@ -73,6 +82,7 @@ type nativeState struct {
 	mu            sync.Mutex
 	fallbackUntil time.Time // use zrs2.0 until then; guarded by mu
 	fellBack      bool      // the fall-back was logged; guarded by mu
+	fallbacks     int       // fall-backs in a row since zrs3 was last answered; guarded by mu
 	closedOnce    bool      // the last zrs3 handshake was closed unanswered; guarded by mu
 	spokeNative   bool      // the primary answered a zrs3 handshake in this process; guarded by mu
 	heldNative    bool      // staying on zrs3 after closed handshakes was logged; guarded by mu
@@ -108,6 +118,17 @@ func (n *nativeState) retryNative() {
 	n.fallbackUntil = time.Time{}
 	n.mu.Unlock()
 }
+
+// fallbackEnd is when the current fall-back to zrs2.0 ends (zero if none).
+func (n *nativeState) fallbackEnd() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fallbackUntil
+}
+
+// errRetryNative ends a zrs2.0 connection when its fall-back period is
+// over, so that the next connection tries zrs3.
+var errRetryNative = errors.New("the zrs2.0 fall-back period is over; reconnecting to try zrs3")
 
 func (n *nativeState) setProto(p string) {
 	n.mu.Lock()
@@ -167,15 +188,21 @@ func (s *Secondary) fallBack() {
 		return
 	}
 	n.closedOnce = false
-	n.fallbackUntil = time.Now().Add(NativeRetry)
+	retry := s.opts.NativeRetry
+	if retry <= 0 {
+		retry = NativeRetry
+	}
+	retry <<= min(n.fallbacks, maxNativeRetryShift)
+	n.fallbacks++
+	n.fallbackUntil = time.Now().Add(retry)
 	first := !n.fellBack
 	n.fellBack = true
 	n.mu.Unlock()
 	if first {
 		s.log.Warn("the primary does not speak zrs3 (a zc.zrs primary?); replicating with zrs2.0 "+
-			"(no identity or divergence check, no compression, no acknowledgements)", "retry_native_after", NativeRetry)
+			"(no identity or divergence check, no compression, no acknowledgements)", "retry_native_after", retry)
 	} else {
-		s.log.Debug("the primary still does not speak zrs3; using zrs2.0")
+		s.log.Debug("the primary still does not speak zrs3; using zrs2.0", "retry_native_after", retry)
 	}
 }
 
@@ -305,6 +332,7 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	s.nat.mu.Lock()
 	s.nat.closedOnce = false
 	s.nat.spokeNative, s.nat.heldNative = true, false
+	s.nat.fallbacks = 0
 	s.nat.fallbackUntil = time.Time{}
 	s.nat.mu.Unlock()
 	if wel.Refused != "" {

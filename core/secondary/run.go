@@ -72,6 +72,10 @@ func (s *Secondary) Run(ctx context.Context) error {
 			return s.stopped()
 		}
 		once.Do(func() {}) // a late timer must not mark this cycle stable
+		if errors.Is(err, errRetryNative) {
+			s.log.Info("the zrs2.0 fall-back period is over: reconnecting to try zrs3", logKeyTid, s.st.LastTransaction())
+			continue
+		}
 		s.setErr(err)
 		if errors.Is(err, zodb.ErrClosed) {
 			// Not Close (it stops Run first): the storage closed itself
@@ -150,6 +154,10 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	defer timer.Stop()
 	if s.opts.KeepAlive > 0 {
 		wg.Go(func() { s.keepAlive(ctx, cancel, conn) })
+	}
+	if until := s.nat.fallbackEnd(); s.opts.Protocol == ProtoAuto && !until.IsZero() {
+		retry := time.AfterFunc(time.Until(until), func() { cancel(errRetryNative) })
+		defer retry.Stop()
 	}
 
 	ir := newIdleReader(conn, s.opts.ReadTimeout)

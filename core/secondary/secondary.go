@@ -108,6 +108,10 @@ type Options struct {
 	// primary sends nothing while no commits happen, so set it only above
 	// the longest quiet period.
 	ReadTimeout time.Duration
+	// NativeRetry (ProtoAuto) is how long a fall-back to zrs2.0 lasts
+	// before zrs3 is tried again; zero means NativeRetry. Each fall-back
+	// in a row doubles it, up to 32 times.
+	NativeRetry time.Duration
 	// NoCompression: do not offer zstd compression (zrs3).
 	NoCompression bool
 	// NodeID names this secondary to its primary (zrsproto.Hello.Node),
