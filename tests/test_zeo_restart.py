@@ -133,3 +133,38 @@ def test_connected_client_reconnects_after_restart(zeo, codec):
         assert conn.root()["v"] == "after"
         conn.root()["w"] = 1
     db.close()
+
+
+def test_new_oids_survive_restart(zeo):
+    """ClientStorage keeps the batch of new oids it fetched and did not use
+    across a reconnection. After a server restart, another client's new
+    objects must not take those oids: zrs records the oids it handed out
+    (Data.fs.oid). Python's server starts again from the greatest oid in
+    the file, and the first client's next new object fails: a ConflictError,
+    or, when its connection already holds the other object, "A different
+    object already has the same oid"."""
+    from ZODB.POSException import ConflictError
+
+    srv = zeo()
+    first = srv.db()
+    with first.transaction() as conn:
+        conn.root()["a"] = PersistentMapping()  # fetches a batch of oids, uses one
+    srv.restart()
+    other = srv.db()
+    with other.transaction() as conn:
+        conn.root()["b"] = PersistentMapping()
+    other.close()
+    try:
+        with first.transaction() as conn:
+            conn.root()["c"] = PersistentMapping()
+        conflict = None
+    except (ConflictError, ValueError) as e:
+        conflict = e
+    if srv.kind == "runzeo":
+        assert conflict is not None, "runzeo handed the same oid out twice and nothing failed"
+    else:
+        assert conflict is None, f"a new object failed after a restart: {conflict!r}"
+        with first.transaction() as conn:
+            root = conn.root()
+            assert root["a"]._p_oid != root["b"]._p_oid != root["c"]._p_oid != root["a"]._p_oid
+    first.close()

@@ -30,6 +30,10 @@
 // fsync; on a disk whose fsync is slow, concurrent committers are where
 // the difference shows.
 //
+// New oids are reserved in blocks recorded in Data.fs.oid, zrs's own file
+// (see oids.go), so that a reopened storage never hands out an oid a ZEO
+// client may still hold from before.
+//
 // # Errors
 //
 // Damage is reported as a *RecordError naming the file, the record and its

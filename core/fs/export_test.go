@@ -39,3 +39,6 @@ func SetSyncDir(t interface{ Cleanup(func()) }, fn func(real func(string) error,
 	syncDir = func(dir string) error { return fn(real, dir) }
 	t.Cleanup(func() { syncDir = real })
 }
+
+// OidBlock is how many oids NewOid reserves at a time.
+const OidBlock = oidBlock

@@ -100,6 +100,9 @@ type FileStorage struct {
 	clock   *zodb.TidClock // used under the commit lock only
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 
+	oidMu   sync.Mutex // serializes NewOid's reservations (see oids.go)
+	oidHigh zodb.Oid   // greatest oid reserved in Data.fs.oid; guarded by oidMu
+
 	syncMu  sync.Mutex                       // one fsync at a time; see syncTo
 	syncErr error                            // the failure (an fsync, a status write) that closed the storage; guarded by syncMu
 	fsync   func() error                     // fsyncs Data.fs (a test may slow it down)
@@ -144,6 +147,9 @@ func Open(path string, opts Options) (*FileStorage, error) {
 	if err := s.open(opts); err != nil {
 		s.release()
 		return nil, err
+	}
+	if !s.readOnly {
+		s.loadOidHigh(opts.Create)
 	}
 	s.rd = newMapReader(s.file, s.end)
 	s.clock = zodb.NewTidClock(max(s.lastTid, s.seenTid), opts.Now)
@@ -338,24 +344,6 @@ func (s *FileStorage) Oids() []zodb.Oid {
 		return true
 	})
 	return oids
-}
-
-// NewOid allocates an oid greater than every oid in the index and every oid
-// handed out before.
-func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
-	if s.readOnly {
-		return 0, zodb.ErrReadOnly
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return 0, zodb.ErrClosed
-	}
-	if m, ok := s.index.MaxOid(); ok && m > s.oid {
-		s.oid = m
-	}
-	s.oid++
-	return s.oid, nil
 }
 
 // noteOid raises the allocation floor to oid (a stored or restored oid).

@@ -1,0 +1,136 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+// Data.fs.oid records the greatest oid this storage may have handed out
+// (NewOid), so that a reopened storage never hands one out again.
+//
+// ZEO clients fetch new oids in batches and keep what they have not used
+// across a reconnection. A server that restarts (cleanly or not) and
+// starts again from the greatest oid in the file hands the same oids to
+// other clients; the first of each pair to commit wins and the other's
+// transactions fail with ConflictError until its batch is used up — tens
+// to hundreds of failed commits after every restart. Python's FileStorage
+// behaves so. zrs reserves oids in blocks of oidBlock, writing the block's
+// end here before handing out the first of them.
+//
+// The file is zrs's own (Python ignores it) and only a hint: a missing or
+// unreadable one is the file's greatest oid, as Python has it, and a
+// reservation that cannot be written (a full disk) is a warning, not a
+// failed NewOid.
+//
+// Format: the oid as 16 hexadecimal digits and a newline.
+const (
+	oidSuffix = ".oid"
+	oidBlock  = 4096
+	// oidMaxAhead bounds how far the recorded oid may lie beyond the
+	// file's greatest: more is taken for damage and ignored.
+	oidMaxAhead = 1 << 40
+)
+
+// NewOid returns an oid that was never handed out nor used: past the
+// greatest in the file and the greatest this storage (or an earlier
+// process on the same file) reserved. Read-only storages refuse it.
+func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
+	if s.readOnly {
+		return 0, zodb.ErrReadOnly
+	}
+	s.oidMu.Lock()
+	defer s.oidMu.Unlock()
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return 0, zodb.ErrClosed
+		}
+		if m, ok := s.index.MaxOid(); ok && m > s.oid {
+			s.oid = m
+		}
+		next := s.oid + 1
+		if next <= s.oidHigh {
+			s.oid = next
+			s.mu.Unlock()
+			return next, nil
+		}
+		s.mu.Unlock()
+		// Reserve the next block before handing out its first oid. Not
+		// under mu: the save fsyncs, and loads wait for nothing.
+		high := next + oidBlock - 1
+		if err := s.saveOidHigh(high); err != nil {
+			s.log.Warn("cannot record the new oids handed out; after a restart ZEO clients may get conflicts on new objects",
+				logKeyFile, s.path+oidSuffix, "err", err)
+		}
+		s.oidHigh = high
+	}
+}
+
+// saveOidHigh durably records high in Data.fs.oid: a temporary file,
+// fsynced, renamed over it, and the directory fsynced.
+func (s *FileStorage) saveOidHigh(high zodb.Oid) error {
+	name := s.path + oidSuffix
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%016x\n", uint64(high))
+	if err == nil {
+		err = syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil {
+		return syncDir(filepath.Dir(name))
+	}
+	os.Remove(tmp)
+	return err
+}
+
+// loadOidHigh reads Data.fs.oid at a read-write open: NewOid continues
+// after it. A missing file is nothing; an unreadable or implausible one
+// (beyond oidMaxAhead past the file's greatest oid) is a warning.
+func (s *FileStorage) loadOidHigh(create bool) {
+	name := s.path + oidSuffix
+	if create {
+		// A new database: the old one's reservations mean nothing.
+		if err := os.Remove(name); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			s.log.Warn("cannot remove the old database's oid record", logKeyFile, name, "err", err)
+		}
+		return
+	}
+	b, err := os.ReadFile(name)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return
+	}
+	var high uint64
+	if err == nil {
+		high, err = strconv.ParseUint(string(bytes.TrimSpace(b)), 16, 64)
+	}
+	maxOid, _ := s.index.MaxOid()
+	if err == nil && high > uint64(maxOid)+oidMaxAhead {
+		err = fmt.Errorf("%016x is more than 2^40 past the greatest oid in the file, %s", high, maxOid)
+	}
+	if err != nil {
+		s.log.Warn("ignoring the record of oids handed out", logKeyFile, name, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.oid = max(s.oid, zodb.Oid(high))
+	s.oidHigh = zodb.Oid(high)
+	s.mu.Unlock()
+}

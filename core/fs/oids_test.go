@@ -1,0 +1,106 @@
+package fs_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/zodb"
+)
+
+func newOids(t *testing.T, s *fs.FileStorage, n int) []zodb.Oid {
+	t.Helper()
+	var out []zodb.Oid
+	for range n {
+		oid, err := s.NewOid(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, oid)
+	}
+	return out
+}
+
+// ZEO clients keep the new oids they fetched and did not use across a
+// server restart. A reopened storage — after a clean close, or after a
+// crash (here: a copy of the files taken while the storage was open) —
+// must not hand them out again, or the clients' new objects conflict.
+func TestNewOidsAreNotHandedOutTwice(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("root")})
+	var synced []string
+	fs.SetSyncFile(t, func(real func(*os.File) error, f *os.File) error {
+		synced = append(synced, filepath.Base(f.Name()))
+		return real(f)
+	})
+	before := newOids(t, s, 3)
+	if strings.Join(synced, " ") != "Data.fs.oid.tmp" {
+		t.Fatalf("fsyncs before the first new oid was handed out: %q; want the oid record's", synced)
+	}
+	// A crash now: the files as they are on disk.
+	crash := filepath.Join(t.TempDir(), "Data.fs")
+	for _, suffix := range []string{"", ".oid"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crash+suffix, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := stOpen(t, crash, fs.Options{})
+	if got := newOids(t, c, 1)[0]; got <= before[2] {
+		t.Fatalf("after a crash, new oid %s; %v were handed out before it", got, before)
+	}
+	c.Close()
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := stOpen(t, path, fs.Options{})
+	after := newOids(t, s2, fs.OidBlock+1) // past the reserved block too
+	if after[0] <= before[2] {
+		t.Fatalf("after a reopen, new oid %s; %v were handed out before it", after[0], before)
+	}
+	for i := 1; i < len(after); i++ {
+		if after[i] != after[i-1]+1 {
+			t.Fatalf("new oids %s then %s", after[i-1], after[i])
+		}
+	}
+	s2.Close()
+	// Create starts a new database: the old record goes with it.
+	s3 := stOpen(t, path, fs.Options{Create: true})
+	defer s3.Close()
+	if got := newOids(t, s3, 1)[0]; got != 1 {
+		t.Fatalf("first new oid of a created database: %s", got)
+	}
+}
+
+// The record is a hint: a damaged one is a warning, and oids continue
+// after the greatest in the file, as Python's do.
+func TestDamagedOidRecordIsIgnored(t *testing.T) {
+	for _, content := range []string{"not hex\n", "ffffffffffffffff\n"} {
+		path := filepath.Join(t.TempDir(), "Data.fs")
+		s := stOpen(t, path, fs.Options{})
+		stCommit(t, s, stWrite{5, 0, []byte("five")})
+		s.Close()
+		if err := os.WriteFile(path+".oid", []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		s2 := stOpen(t, path, fs.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if got := newOids(t, s2, 1)[0]; got != 6 {
+			t.Errorf("record %q: new oid %s, want 6", content, got)
+		}
+		if !strings.Contains(logs.String(), "ignoring the record of oids handed out") {
+			t.Errorf("record %q: no warning in %s", content, logs.String())
+		}
+		s2.Close()
+	}
+}
