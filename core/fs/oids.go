@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,6 +58,10 @@ func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
 		if m, ok := s.index.MaxOid(); ok && m > s.oid {
 			s.oid = m
 		}
+		if s.oid == zodb.Oid(math.MaxUint64) {
+			s.mu.Unlock()
+			return 0, fmt.Errorf("%s: %w: every oid is used (the greatest, %s, is in use)", s.path, zodb.ErrNotSupported, s.oid)
+		}
 		next := s.oid + 1
 		if next <= s.oidHigh {
 			s.oid = next
@@ -65,8 +70,10 @@ func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
 		}
 		s.mu.Unlock()
 		// Reserve the next block before handing out its first oid. Not
-		// under mu: the save fsyncs, and loads wait for nothing.
-		high := next + oidBlock - 1
+		// under mu: the save fsyncs, and loads wait for nothing. A block
+		// ends at the last oid at most (an oid that near the end comes
+		// from a store or a restore: nothing counts up to it).
+		high := next + min(oidBlock-1, zodb.Oid(math.MaxUint64)-next)
 		if err := s.saveOidHigh(high); err != nil {
 			s.log.Warn("cannot record the new oids handed out; after a restart ZEO clients may get conflicts on new objects",
 				logKeyFile, s.path+oidSuffix, "err", err)
@@ -103,7 +110,9 @@ func (s *FileStorage) saveOidHigh(high zodb.Oid) error {
 
 // loadOidHigh reads Data.fs.oid at a read-write open: NewOid continues
 // after it. A missing file is nothing; an unreadable or implausible one
-// (beyond oidMaxAhead past the file's greatest oid) is a warning.
+// (beyond oidMaxAhead past the file's greatest oid) is a warning. For a
+// new database (created by this open, or Options.Create), an old record is
+// removed.
 func (s *FileStorage) loadOidHigh(create bool) {
 	name := s.path + oidSuffix
 	if create {

@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,22 @@ func TestDamagedOidRecordIsIgnored(t *testing.T) {
 			t.Errorf("record %q: no warning in %s", content, logs.String())
 		}
 		s2.Close()
+	}
+}
+
+// A stored oid near the end of the oid space (a client may store any oid)
+// leaves a short last block: new oids go up to the greatest and then
+// fail, never wrapping around to the root's oid 0.
+func TestNewOidsAtTheEndOfTheOidSpace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	defer s.Close()
+	const last = zodb.Oid(math.MaxUint64)
+	stCommit(t, s, stWrite{last - 3, 0, []byte("near the end")})
+	if got := newOids(t, s, 3); got[0] != last-2 || got[2] != last {
+		t.Fatalf("new oids %v, want up to %s", got, last)
+	}
+	if oid, err := s.NewOid(bg); err == nil {
+		t.Fatalf("new oid %s past the last", oid)
 	}
 }
