@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -101,5 +102,49 @@ func TestFailedCutClosesTheStorage(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Close while a vote is writing, and the vote fails and cannot cut
+// itself: the storage closed itself for that, so Close returns that
+// failure (the daemon must not exit 0), and it writes no index once the
+// lock is released.
+func TestCloseDuringAFailedCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	writing, release := make(chan struct{}), make(chan struct{})
+	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+		if len(p) > 1000 {
+			close(writing)
+			<-release
+			n, _ := real(p[:len(p)/2], off)
+			return n, errDisk
+		}
+		return real(p, off)
+	})
+	fs.SetCut(s, func(func(int64) error, int64) error { return errCut })
+	tx := begin(t, s)
+	if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
+		t.Fatal(err)
+	}
+	voted := make(chan error, 1)
+	go func() { voted <- tx.Vote(bg) }()
+	<-writing
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	time.Sleep(20 * time.Millisecond) // let Close reach the abort of the voting transaction
+	if err := os.Remove(path + ".index"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-voted; !errors.Is(err, errCut) {
+		t.Fatalf("vote: %v", err)
+	}
+	if err := <-closed; !errors.Is(err, errCut) {
+		t.Fatalf("close: %v; want the failed cut", err)
+	}
+	if _, err := os.Stat(path + ".index"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an index was written after the storage closed itself: %v", err)
 	}
 }

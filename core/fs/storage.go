@@ -79,6 +79,7 @@ type FileStorage struct {
 	file     *os.File
 	rd       *mapReader // reads of committed data; set once Open has recovered the file
 	readOnly bool
+	created  bool // this open created the file, or emptied it (Options.Create)
 	magic    [4]byte
 	log      *slog.Logger
 	lock     *LockFile // nil when read-only
@@ -149,7 +150,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		return nil, err
 	}
 	if !s.readOnly {
-		s.loadOidHigh(opts.Create)
+		s.loadOidHigh(s.created)
 	}
 	s.rd = newMapReader(s.file, s.end)
 	s.clock = zodb.NewTidClock(max(s.lastTid, s.seenTid), opts.Now)
@@ -211,6 +212,7 @@ func (s *FileStorage) openFile(create bool) error {
 	// A file this open created, or an empty one an earlier open created
 	// and failed to fill (its directory entry was then never fsynced),
 	// is about to hold commits: its name must survive a power loss.
+	s.created = fresh || create
 	if fresh || create || st.Size() == 0 {
 		return syncDir(filepath.Dir(s.path))
 	}
@@ -416,12 +418,20 @@ func (s *FileStorage) Close() error {
 		// covers them is saved. The index is a cache of the file: once
 		// every commit is durable, failing to save it (a full disk) is a
 		// warning, as at open, not a failed close.
-		if err = s.syncTo(wend); err == nil {
+		err = s.syncTo(wend)
+		// Under syncMu: a failure that closed the storage meanwhile (the
+		// transaction aborted above failing to cut itself) released the
+		// lock, and is what Close returns; nothing is written after it.
+		s.syncMu.Lock()
+		if s.syncErr != nil {
+			err = s.syncErr
+		} else if err == nil {
 			if ierr := s.saveIndex(); ierr != nil {
 				s.log.Warn("cannot save the index; every commit is in Data.fs, and the next open scans what the old index does not cover",
 					logKeyFile, s.path+indexSuffix, "err", ierr)
 			}
 		}
+		s.syncMu.Unlock()
 	}
 	if rerr := s.release(); err == nil {
 		err = rerr
@@ -436,9 +446,15 @@ func (s *FileStorage) Close() error {
 // returns the failure). It is never closed by Close.
 func (s *FileStorage) Failed() <-chan struct{} { return s.failed }
 
-// release closes the file and the lock, once.
+// release closes the file and the lock, once. It waits for a NewOid
+// reservation under way (oidMu), so that Data.fs.oid is never written
+// once another process may hold the lock; callers must not hold mu.
 func (s *FileStorage) release() error {
-	s.releaseOnce.Do(func() { s.releaseErr = s.releaseFiles() })
+	s.releaseOnce.Do(func() {
+		s.oidMu.Lock()
+		defer s.oidMu.Unlock()
+		s.releaseErr = s.releaseFiles()
+	})
 	return s.releaseErr
 }
 
