@@ -9,14 +9,14 @@ import (
 // CommitObserver is told of each transaction finished through the
 // primary: its tid (0 on failure), how long Finish took (the local write
 // and fsync, and in sync mode the wait for acknowledgements), and Finish's
-// error; and of each vote that failed for another reason than a conflict
-// (tid 0, the vote's time and error). It runs in the committing
+// error; and of each vote that failed in the storage, not for the
+// client's own reasons (tid 0, the vote's time and error; see txn.Vote). It runs in the committing
 // goroutine: keep it short.
 type CommitObserver func(tid zodb.Tid, took time.Duration, err error)
 
 // ObserveCommits sets fn to be called after each Finish through the
-// primary, and after each Vote that fails for another reason than a
-// conflict (tid 0; nil removes it). Metrics use it.
+// primary, and after each Vote that fails in the storage (tid 0; nil
+// removes it). Metrics use it.
 func (p *Primary) ObserveCommits(fn CommitObserver) {
 	if fn == nil {
 		p.commitObs.Store(nil)

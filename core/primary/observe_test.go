@@ -83,6 +83,7 @@ func TestObserveFailedVotes(t *testing.T) {
 	}{
 		{errors.New("write Data.fs: no space left on device"), true},
 		{&zodb.ConflictError{Oid: 1}, false},
+		{&zodb.NotFoundError{Oid: 7}, false}, // checkCurrentSerialInTransaction of a missing object
 	} {
 		st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{})
 		if err != nil {

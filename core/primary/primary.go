@@ -240,17 +240,30 @@ type txn struct {
 	p *Primary
 }
 
-// Vote votes the wrapped transaction. A vote that fails for another
-// reason than a conflict (which the client resolves or retries) is a
-// failed commit for the commit observer: a full disk fails commits at
-// the vote, and monitoring must see them.
+// Vote votes the wrapped transaction. A vote that fails in the storage
+// (a full disk fails commits at the vote, and monitoring must see them) is
+// a failed commit for the commit observer; one refused for the client's
+// own reasons is not: a conflict (which the client resolves or retries),
+// a missing object (checkCurrentSerialInTransaction), a misuse of the
+// protocol, a read-only storage, an undo that cannot be done.
 func (t *txn) Vote(ctx context.Context) error {
 	start := time.Now()
 	err := t.Txn.Vote(ctx)
-	if err != nil && !errors.Is(err, zodb.ErrConflict) {
+	if err != nil && !isClientError(err) {
 		t.p.observeCommit(start, 0, err)
 	}
 	return err
+}
+
+// isClientError reports whether a failed vote is the client's to handle
+// rather than the storage's failure.
+func isClientError(err error) bool {
+	for _, e := range []error{zodb.ErrConflict, zodb.ErrNotFound, zodb.ErrTransaction, zodb.ErrReadOnly, zodb.ErrUndo} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Finish finishes the wrapped transaction (fsynced on this host), then

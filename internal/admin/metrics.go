@@ -46,7 +46,7 @@ func NewMetrics() *Metrics {
 	m.connects = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "upstream_connects_total", Help: "Connections made to the primary (reconnects are this minus one)."})
 	m.commits = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace,
-		Name: "commits_total", Help: "Transactions committed through the primary layer, by result: ok, or error (a failed finish, or a vote that failed for another reason than a conflict, such as a full disk)."},
+		Name: "commits_total", Help: "Transactions committed through the primary layer, by result: ok, or error (a failed finish, or a vote that failed in the storage, such as on a full disk; not a conflict)."},
 		[]string{"result"})
 	m.commitDur = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
 		Name: "commit_duration_seconds", Help: "Time of a commit's finish: local write and fsync, plus the wait for acknowledgements in sync mode.",
