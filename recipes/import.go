@@ -149,12 +149,13 @@ func (im *importer) origin(s *zsection) string {
 }
 
 // storageName is the ZEO storage name of a storage section: its section
-// name, "1" when it has none.
+// name in lower case, as ZConfig hands it to runzeo (<filestorage Catalog>
+// is served as "catalog"), "1" when it has none.
 func storageName(s *zsection) string {
 	if s.Name == "" {
 		return "1"
 	}
-	return s.Name
+	return strings.ToLower(s.Name)
 }
 
 // readZEO reads <zeo>.

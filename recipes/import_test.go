@@ -229,10 +229,11 @@ func FuzzImport(f *testing.F) {
 	})
 }
 
-// A named storage served by the <zeo> section keeps its name: clients
-// that ask for it need no change.
+// A named storage served by the <zeo> section keeps its name, in lower
+// case as ZConfig gives it to runzeo (<zrs Catalog> is served as
+// "catalog"): clients that ask for it need no change.
 func TestImportKeepsTheStorageName(t *testing.T) {
-	conf := "%import zc.zrs\n<zeo>\n  address 8100\n</zeo>\n<zrs catalog>\n  replicate-to 8101\n" +
+	conf := "%import zc.zrs\n<zeo>\n  address 8100\n</zeo>\n<zrs Catalog>\n  replicate-to 8101\n" +
 		"  <filestorage>\n    path /srv/catalog.fs\n  </filestorage>\n</zrs>\n"
 	out, err := Import("zeo.conf", []byte(conf), "main")
 	if err != nil {
