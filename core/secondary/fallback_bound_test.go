@@ -2,7 +2,9 @@ package secondary_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/faultproxy"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // fallenBack starts a secondary (ProtoAuto, fall-back period retry)
@@ -71,5 +74,30 @@ func TestFallbackEndRestoresSyncCommits(t *testing.T) {
 		if _, err := txn.Finish(ctx); err != nil {
 			t.Fatalf("sync commit %d with the only secondary fallen back: %v", i, err)
 		}
+	}
+}
+
+// Against a healthy zc.zrs primary the fall-back's end is routine: zrs3
+// is tried again, closed, and zrs2.0 resumes, without a warning or a new
+// error in the status each period.
+func TestFallbackEndIsQuietWithZcZrs(t *testing.T) {
+	dir := t.TempDir()
+	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
+	w := newWorkload(t, p)
+	w.run(3)
+	logs := &testutil.SyncBuffer{}
+	s := startSecondary(t, filepath.Join(dir, "secondary.fs"), zcLikePrimary(t, p.addr), secondary.Options{
+		NativeRetry: 100 * time.Millisecond,
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	waitCaughtUp(t, p, s)
+	startup, startErr := strings.Count(logs.String(), "level=WARN"), s.Status().LastError
+	waitFor(t, "three fall-back periods", func() bool {
+		return strings.Count(logs.String(), "the zrs2.0 fall-back period is over") >= 3
+	})
+	w.run(1)
+	waitCaughtUp(t, p, s)
+	if n := strings.Count(logs.String(), "level=WARN"); n != startup || s.Status().LastError != startErr {
+		t.Fatalf("%d WARN lines after the first %d, last_error %q (was %q):\n%s", n-startup, startup, s.Status().LastError, startErr, logs)
 	}
 }

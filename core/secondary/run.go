@@ -57,6 +57,10 @@ func (s *Secondary) Run(ctx context.Context) error {
 
 	b := backoff{min: s.opts.MinBackoff, max: s.opts.MaxBackoff}
 	var fl failureLog
+	// probing: the zrs2.0 fall-back period ended and zrs3 is being tried
+	// again. A zc.zrs primary closes those handshakes, as expected: they
+	// are not failures to warn about (the fall-back is logged once).
+	probing := false
 	for {
 		var once sync.Once
 		stable := false
@@ -74,8 +78,19 @@ func (s *Secondary) Run(ctx context.Context) error {
 		once.Do(func() {}) // a late timer must not mark this cycle stable
 		if errors.Is(err, errRetryNative) {
 			s.log.Info("the zrs2.0 fall-back period is over: reconnecting to try zrs3", logKeyTid, s.st.LastTransaction())
+			probing = true
 			continue
 		}
+		if probing && errors.Is(err, errNotNative) {
+			s.log.Debug("the primary still closes zrs3 handshakes", logKeyErr, err)
+			select {
+			case <-time.After(b.next()):
+			case <-ctx.Done():
+				return s.stopped()
+			}
+			continue
+		}
+		probing = false
 		s.setErr(err)
 		if errors.Is(err, zodb.ErrClosed) {
 			// Not Close (it stops Run first): the storage closed itself
