@@ -131,7 +131,7 @@ func (s *FileStorage) loadOidHigh(create bool) {
 		high, err = strconv.ParseUint(string(bytes.TrimSpace(b)), 16, 64)
 	}
 	maxOid, _ := s.index.MaxOid()
-	if err == nil && high > uint64(maxOid)+oidMaxAhead {
+	if err == nil && high > uint64(maxOid) && high-uint64(maxOid) > oidMaxAhead {
 		err = fmt.Errorf("%016x is more than 2^40 past the greatest oid in the file, %s", high, maxOid)
 	}
 	if err != nil {

@@ -122,3 +122,23 @@ func TestNewOidsAtTheEndOfTheOidSpace(t *testing.T) {
 		t.Fatalf("new oid %s past the last", oid)
 	}
 }
+
+// Oids handed out from the short last block (ending at the greatest oid)
+// are not handed out again after a reopen: the record's plausibility
+// bound must not overflow there.
+func TestOidRecordAtTheEndSurvivesAReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	const last = zodb.Oid(math.MaxUint64)
+	stCommit(t, s, stWrite{last - 3, 0, []byte("near the end")})
+	before := newOids(t, s, 1)[0] // last-2; the block reserved ends at last
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s2 := stOpen(t, path, fs.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	got, err := s2.NewOid(bg)
+	if err == nil && got <= before {
+		t.Fatalf("after a reopen, new oid %s; %s was handed out before it\nlog: %s", got, before, logs.String())
+	}
+}
