@@ -2,9 +2,12 @@ package fs_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +149,71 @@ func TestCloseDuringAFailedCut(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".index"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("an index was written after the storage closed itself: %v", err)
+	}
+}
+
+// blockingHandler holds the storage's Error record (failClose logs before
+// it takes syncMu) until release is closed: the scheduler delaying the
+// voting goroutine between t.mu.Unlock and failClose's syncMu.Lock.
+type blockingHandler struct {
+	slog.Handler
+	release chan struct{}
+}
+
+func (h blockingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelError && strings.Contains(r.Message, "could not be cut") {
+		select {
+		case <-h.release:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
+}
+
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// As TestCloseDuringAFailedCut, with the voting goroutine slow to record
+// its failure (its error log is held): Close still returns it.
+func TestCloseDuringAFailedCutSlowFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	release := make(chan struct{})
+	s := stOpen(t, path, fs.Options{Logger: slog.New(blockingHandler{slog.DiscardHandler, release})})
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	writing, wrelease := make(chan struct{}), make(chan struct{})
+	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+		if len(p) > 1000 {
+			close(writing)
+			<-wrelease
+			n, _ := real(p[:len(p)/2], off)
+			return n, errDisk
+		}
+		return real(p, off)
+	})
+	fs.SetCut(s, func(func(int64) error, int64) error { return errCut })
+	tx := begin(t, s)
+	if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
+		t.Fatal(err)
+	}
+	voted := make(chan error, 1)
+	go func() { voted <- tx.Vote(bg) }()
+	<-writing
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	time.Sleep(20 * time.Millisecond) // Close waits in the abort of the voting transaction
+	close(wrelease)
+	cerr := <-closed
+	close(release)
+	if err := <-voted; !errors.Is(err, errCut) {
+		t.Fatalf("vote: %v", err)
+	}
+	select {
+	case <-s.Failed():
+	case <-time.After(time.Second):
+		t.Fatal("the storage did not close itself")
+	}
+	if !errors.Is(cerr, errCut) {
+		t.Fatalf("close: %v; want the failed cut (the storage closed itself: Failed() is closed)", cerr)
 	}
 }

@@ -406,6 +406,10 @@ func (s *FileStorage) Close() error {
 	if cur != nil {
 		_ = cur.Abort()
 	}
+	// A vote or finish that failed and is closing the storage holds the
+	// commit lock until failClose has recorded its failure: wait for it.
+	s.commitSem <- struct{}{}
+	<-s.commitSem
 	// No transaction can begin now, and cur has ended (aborted, or
 	// finished by a Finish that won the race): wend is final.
 	s.mu.RLock()
