@@ -394,8 +394,8 @@ func (im *importer) name(name string) {
 	used := map[string]bool{}
 	for i, p := range im.parts {
 		n := name + "-" + sanitize(p.storage)
-		if used[n] {
-			n = name + "-" + strconv.Itoa(i+1)
+		for k := i + 1; used[n]; k++ {
+			n = name + "-" + strconv.Itoa(k) // the part's number, or the next free one
 		}
 		used[n] = true
 		p.name = n

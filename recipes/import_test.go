@@ -250,3 +250,25 @@ func TestImportKeepsTheStorageName(t *testing.T) {
 		t.Errorf("a note about the storage name that zeo.storage keeps:\n%s", out)
 	}
 }
+
+// Storage names that sanitize to the same part name, and a fall-back name
+// taken by another storage ("3"), still give every part its own name.
+func TestImportPartNamesAreUnique(t *testing.T) {
+	conf := "<zeo>\n  address 8100\n</zeo>\n" +
+		"<filestorage 3>\n  path /srv/c.fs\n</filestorage>\n" +
+		"<filestorage a/b>\n  path /srv/d.fs\n</filestorage>\n" +
+		"<filestorage a_b>\n  path /srv/e.fs\n</filestorage>\n"
+	out, err := Import("zeo.conf", []byte(conf), "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "  main-") && strings.HasSuffix(l, ":") {
+			names[l] = true
+		}
+	}
+	if len(names) != 3 {
+		t.Fatalf("part names %v, want 3 different ones:\n%s", names, out)
+	}
+}
