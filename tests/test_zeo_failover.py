@@ -13,6 +13,7 @@ import time
 
 import transaction
 import ZODB
+from persistent.mapping import PersistentMapping
 from ZEO.ClientStorage import ClientStorage
 from ZODB.POSException import ReadOnlyError
 from ZEO.Exceptions import ClientDisconnected
@@ -49,6 +50,9 @@ def test_read_only_fallback_client_writes_after_promotion(zrs_bin, tmp_path):
         conn = db.open(transaction_manager=tm)
         with tm:
             conn.root()["where"] = "primary"
+            # The client fetches a batch of new oids from the primary and
+            # keeps what it did not use through the failover.
+            conn.root()["before"] = PersistentMapping()
         wait_until("the secondary catching up", lambda: _last_tid(secondary) == storage.lastTransaction())
 
         primary.kill()  # lost: no clean stop
@@ -82,6 +86,19 @@ def test_read_only_fallback_client_writes_after_promotion(zrs_bin, tmp_path):
                     f"{type(e).__name__} (read_only={storage.is_read_only()})")
                 time.sleep(0.1)
         assert not storage.is_read_only()
+
+        # Another client's new objects on the promoted secondary must not
+        # take the oids the first client still holds from the old primary.
+        other = ZODB.DB(ClientStorage(secondary.addr, wait_timeout=WAIT))
+        with other.transaction() as c:
+            c.root()["other"] = PersistentMapping()
+        other.close()
+        tm.begin()
+        conn.root()["mine"] = PersistentMapping()
+        tm.commit()
+        tm.begin()
+        oids = {conn.root()[k]._p_oid for k in ("before", "other", "mine")}
+        assert len(oids) == 3, oids
         db.close()
 
         check = ZODB.DB(ClientStorage(secondary.addr, wait_timeout=WAIT))

@@ -143,3 +143,36 @@ func (s *FileStorage) loadOidHigh(create bool) {
 	s.oidHigh = zodb.Oid(high)
 	s.mu.Unlock()
 }
+
+// SkipOids moves the next new oid at least n past every oid the storage
+// holds, handed out or reserved, and records it in Data.fs.oid before it
+// returns. A secondary calls it when it is promoted: ZEO clients of the
+// old primary hold new oids that primary reserved, which this file never
+// saw; they lie past the greatest oid replicated here by far less than a
+// large n. Near the end of the oid space it stops at the last oid.
+func (s *FileStorage) SkipOids(n uint64) error {
+	if s.readOnly {
+		return zodb.ErrReadOnly
+	}
+	s.oidMu.Lock()
+	defer s.oidMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return zodb.ErrClosed
+	}
+	base := max(s.oid, s.oidHigh)
+	if m, ok := s.index.MaxOid(); ok {
+		base = max(base, m)
+	}
+	s.mu.Unlock()
+	target := base + zodb.Oid(min(n, math.MaxUint64-uint64(base)))
+	if err := s.saveOidHigh(target); err != nil {
+		return fmt.Errorf("%s: recording new oids past %s: %w", s.path, target, err)
+	}
+	s.oidHigh = target
+	s.mu.Lock()
+	s.oid = max(s.oid, target)
+	s.mu.Unlock()
+	return nil
+}

@@ -142,3 +142,30 @@ func TestOidRecordAtTheEndSurvivesAReopen(t *testing.T) {
 		t.Fatalf("after a reopen, new oid %s; %s was handed out before it\nlog: %s", got, before, logs.String())
 	}
 }
+
+// SkipOids (a promotion) moves new oids n past everything the storage
+// holds or reserved, durably, and stops at the last oid near the end.
+func TestSkipOids(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{9, 0, []byte("nine")})
+	if err := s.SkipOids(1000); err != nil {
+		t.Fatal(err)
+	}
+	if got := newOids(t, s, 1)[0]; got != 1010 {
+		t.Fatalf("new oid after skipping 1000 past 9: %s", got)
+	}
+	s.Close()
+	s = stOpen(t, path, fs.Options{})
+	defer s.Close()
+	if got := newOids(t, s, 1)[0]; got <= 1010 {
+		t.Fatalf("after a reopen, new oid %s", got)
+	}
+	stCommit(t, s, stWrite{zodb.Oid(math.MaxUint64 - 5), 0, []byte("near the end")})
+	if err := s.SkipOids(1 << 24); err != nil {
+		t.Fatal(err)
+	}
+	if oid, err := s.NewOid(bg); err == nil {
+		t.Fatalf("new oid %s past the last", oid)
+	}
+}

@@ -202,6 +202,15 @@ func (p *Primary) Oids() []zodb.Oid {
 // NewOid delegates to the wrapped storage.
 func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) { return p.st.NewOid(ctx) }
 
+// SkipOids passes a promoted relay's oid skip (see fs.FileStorage.SkipOids)
+// to the wrapped storage, if it has one.
+func (p *Primary) SkipOids(n uint64) error {
+	if sk, ok := p.st.(interface{ SkipOids(uint64) error }); ok {
+		return sk.SkipOids(n)
+	}
+	return nil
+}
+
 // ReadOnly delegates to the wrapped storage.
 func (p *Primary) ReadOnly() bool { return p.st.ReadOnly() }
 

@@ -12,6 +12,14 @@ import (
 // ErrPromoted is returned by Run on a promoted secondary.
 var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 
+// PromoteOidGap is how far past its greatest oid a promoted secondary
+// starts handing out new oids (2^24). The old primary's ZEO clients keep
+// the new oids they fetched and did not use, and reconnect to the new
+// primary with them; the old primary handed them out past the greatest oid
+// replicated here by the objects the secondary had not received and the
+// oids its clients fetched, used or wasted: far fewer than this.
+const PromoteOidGap = 1 << 24
+
 // Promote turns the secondary into a primary without a restart: it stops
 // replicating (Run's loop is cancelled and the connection closed; a
 // transaction not yet received whole is dropped, and those received whole
@@ -51,6 +59,14 @@ func (s *Secondary) Promote(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			return fmt.Errorf("secondary: promote: waiting for replication to stop: %w", ctx.Err())
+		}
+	}
+	// New oids start far past the replicated ones, before any is handed
+	// out: the old primary's clients hold oids it reserved. A storage that
+	// cannot record it still gets promoted (the record is a hint).
+	if sk, ok := s.st.(interface{ SkipOids(uint64) error }); ok {
+		if err := sk.SkipOids(PromoteOidGap); err != nil {
+			s.log.Warn("promoting: cannot move new oids past the old primary's; its ZEO clients may meet conflicts on new objects", logKeyErr, err)
 		}
 	}
 	s.obs.promotedAt = time.Now()

@@ -205,3 +205,52 @@ func TestPromoteWritesTransactionReceivedWhole(t *testing.T) {
 		t.Fatalf("promoted at %s; the transaction received whole, %s, was dropped", got, tid)
 	}
 }
+
+// The old primary's ZEO clients keep the new oids it handed out and did
+// not use, and bring them to the promoted secondary: its own new oids
+// start far past them (PromoteOidGap), and stay past them after a
+// restart. The relay's storage, under its primary layer, is promoted the
+// same way.
+func TestPromotedSecondaryDoesNotReuseTheOldPrimarysOids(t *testing.T) {
+	for _, relay := range []bool{false, true} {
+		dir := t.TempDir()
+		ctx := context.Background()
+		p := startPrimary(t, filepath.Join(dir, "p.fs"), "127.0.0.1:0")
+		newWorkload(t, p).run(5)
+		var held zodb.Oid // the greatest oid a client of p holds
+		for range 300 {
+			oid, err := p.NewOid(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = oid
+		}
+		path := filepath.Join(dir, "s.fs")
+		var st secondary.Storage = openFS(t, path)
+		if relay {
+			st = primary.New(st.(*fs.FileStorage), primary.Options{})
+		}
+		s := startSecondaryOn(t, st, p.addr, secondary.Options{})
+		waitCaughtUp(t, p, s)
+		if err := s.Promote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if runErr := <-s.done; runErr != nil && !errors.Is(runErr, secondary.ErrPromoted) {
+			t.Fatal(runErr)
+		}
+		s.done <- nil // for the cleanup
+		oid, err := s.NewOid(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oid <= held {
+			t.Fatalf("relay %v: the promoted secondary's new oid %s; the old primary's clients hold oids up to %s", relay, oid, held)
+		}
+		s.close()
+		s2 := openFS(t, path)
+		if again, err := s2.NewOid(ctx); err != nil || again <= oid {
+			t.Fatalf("relay %v: after a restart, new oid %s (%v); %s was handed out before", relay, again, err, oid)
+		}
+		s2.Close()
+	}
+}
