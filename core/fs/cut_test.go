@@ -108,14 +108,12 @@ func TestFailedCutClosesTheStorage(t *testing.T) {
 	}
 }
 
-// Close while a vote is writing, and the vote fails and cannot cut
-// itself: the storage closed itself for that, so Close returns that
-// failure (the daemon must not exit 0), and it writes no index once the
-// lock is released.
-func TestCloseDuringAFailedCut(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Data.fs")
-	s := stOpen(t, path, fs.Options{})
-	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+// closeDuringFailingVote has a vote fail half way through its write and
+// fail to cut itself, and calls Close while the write is under way; it
+// returns the vote's and Close's results. midway runs while Close waits
+// in the abort of the voting transaction, before the write fails.
+func closeDuringFailingVote(t *testing.T, s *fs.FileStorage, t0 zodb.Tid, midway func()) (voted, closed <-chan error) {
+	t.Helper()
 	writing, release := make(chan struct{}), make(chan struct{})
 	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
 		if len(p) > 1000 {
@@ -131,16 +129,29 @@ func TestCloseDuringAFailedCut(t *testing.T) {
 	if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
 		t.Fatal(err)
 	}
-	voted := make(chan error, 1)
-	go func() { voted <- tx.Vote(bg) }()
+	v, c := make(chan error, 1), make(chan error, 1)
+	go func() { v <- tx.Vote(bg) }()
 	<-writing
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
+	go func() { c <- s.Close() }()
 	time.Sleep(20 * time.Millisecond) // let Close reach the abort of the voting transaction
-	if err := os.Remove(path + ".index"); err != nil {
-		t.Fatal(err)
-	}
+	midway()
 	close(release)
+	return v, c
+}
+
+// Close while a vote is writing, and the vote fails and cannot cut
+// itself: the storage closed itself for that, so Close returns that
+// failure (the daemon must not exit 0), and it writes no index once the
+// lock is released.
+func TestCloseDuringAFailedCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	voted, closed := closeDuringFailingVote(t, s, t0, func() {
+		if err := os.Remove(path + ".index"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if err := <-voted; !errors.Is(err, errCut) {
 		t.Fatalf("vote: %v", err)
 	}
@@ -181,30 +192,12 @@ func TestCloseDuringAFailedCutSlowFailure(t *testing.T) {
 	release := make(chan struct{})
 	s := stOpen(t, path, fs.Options{Logger: slog.New(blockingHandler{slog.DiscardHandler, release})})
 	t0 := stCommit(t, s, stWrite{1, 0, []byte("a0")})
-	writing, wrelease := make(chan struct{}), make(chan struct{})
-	fs.SetWriteAt(s, func(real func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
-		if len(p) > 1000 {
-			close(writing)
-			<-wrelease
-			n, _ := real(p[:len(p)/2], off)
-			return n, errDisk
-		}
-		return real(p, off)
-	})
-	fs.SetCut(s, func(func(int64) error, int64) error { return errCut })
-	tx := begin(t, s)
-	if err := tx.Store(1, t0, bytes.Repeat([]byte("x"), 4000)); err != nil {
-		t.Fatal(err)
-	}
-	voted := make(chan error, 1)
-	go func() { voted <- tx.Vote(bg) }()
-	<-writing
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	time.Sleep(20 * time.Millisecond) // Close waits in the abort of the voting transaction
-	close(wrelease)
+	voted, closed := closeDuringFailingVote(t, s, t0, func() {})
+	go func() {
+		time.Sleep(50 * time.Millisecond) // Close must still be waiting then
+		close(release)
+	}()
 	cerr := <-closed
-	close(release)
 	if err := <-voted; !errors.Is(err, errCut) {
 		t.Fatalf("vote: %v", err)
 	}
