@@ -146,7 +146,8 @@ func (s *FileStorage) loadOidHigh(create bool) {
 
 // SkipOids moves the next new oid at least n past every oid the storage
 // holds, handed out or reserved, and records it in Data.fs.oid before it
-// returns. A secondary calls it when it is promoted: ZEO clients of the
+// returns; if the record fails, the skip still holds in memory, for this
+// process, and the error says the record is lost. A secondary calls it when it is promoted: ZEO clients of the
 // old primary hold new oids that primary reserved, which this file never
 // saw; they lie past the greatest oid replicated here by far less than a
 // large n. Near the end of the oid space it stops at the last oid.
@@ -167,12 +168,15 @@ func (s *FileStorage) SkipOids(n uint64) error {
 	}
 	s.mu.Unlock()
 	target := base + zodb.Oid(min(n, math.MaxUint64-uint64(base)))
-	if err := s.saveOidHigh(target); err != nil {
-		return fmt.Errorf("%s: recording new oids past %s: %w", s.path, target, err)
-	}
+	err := s.saveOidHigh(target)
+	// Skip in memory even if the record failed: this process's new oids
+	// must still start past the old primary's clients'.
 	s.oidHigh = target
 	s.mu.Lock()
 	s.oid = max(s.oid, target)
 	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: recording new oids past %s: %w", s.path, target, err)
+	}
 	return nil
 }

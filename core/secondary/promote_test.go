@@ -3,6 +3,7 @@ package secondary_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -252,5 +253,42 @@ func TestPromotedSecondaryDoesNotReuseTheOldPrimarysOids(t *testing.T) {
 			t.Fatalf("relay %v: after a restart, new oid %s (%v); %s was handed out before", relay, again, err, oid)
 		}
 		s2.Close()
+	}
+}
+
+// When Data.fs.oid cannot be written at promotion (here Data.fs.oid.tmp is
+// in the way; a full disk or a read-only directory does the same), Promote
+// goes on, and this process still skips past the old primary's clients'
+// oids: only the record for a restart is lost.
+func TestPromoteSkipsOidsEvenIfItCannotRecordIt(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := startPrimary(t, filepath.Join(dir, "p.fs"), "127.0.0.1:0")
+	newWorkload(t, p).run(5)
+	var held zodb.Oid
+	for range 100 { // a ZEO client of p fetches a batch
+		oid, err := p.NewOid(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = oid
+	}
+	path := filepath.Join(dir, "s.fs")
+	s := startSecondary(t, path, p.addr, secondary.Options{})
+	waitCaughtUp(t, p, s)
+	if err := os.Mkdir(path+".oid.tmp", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.done <- nil
+	got, err := s.NewOid(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got <= held {
+		t.Fatalf("promoted secondary hands out %s; the old primary's clients hold oids up to %s", got, held)
 	}
 }
