@@ -361,40 +361,43 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Errors are *IndexFileError: a negative pos, a position in idx that does
 // not fit in the file's 48 bits, or an I/O error.
 func WriteIndexFile(path string, pos int64, idx *Index) error {
-	fail := func(err error) error { return &IndexFileError{Path: path, Offset: -1, Err: err} }
-	tmp := path + indexTmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	err := replaceFile(path, path+indexTmpSuffix, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 256<<10)
+		if err := encodeIndex(w, pos, idx); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
 	if err != nil {
-		return fail(err)
-	}
-	if err := writeSynced(f, pos, idx); err != nil {
-		_ = os.Remove(tmp)
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fail(err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fail(err)
+		return &IndexFileError{Path: path, Offset: -1, Err: err}
 	}
 	return nil
 }
 
-// writeSynced encodes the index into f, fsyncs and closes it.
-func writeSynced(f *os.File, pos int64, idx *Index) error {
-	w := bufio.NewWriterSize(f, 256<<10)
-	err := encodeIndex(w, pos, idx)
-	if err == nil {
-		err = w.Flush()
+// replaceFile replaces path durably: write fills tmp, which is fsynced,
+// closed and renamed over path, and the directory is fsynced. After a
+// crash at any point path holds the old content or the new, never a torn
+// one. On an error before the rename tmp is removed and path untouched.
+func replaceFile(path, tmp string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
 	}
+	err = write(f)
 	if err == nil {
 		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir fsyncs a directory, making a new name or a rename in it

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -82,46 +82,30 @@ func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
 	}
 }
 
-// saveOidHigh durably records high in Data.fs.oid: a temporary file,
-// fsynced, renamed over it, and the directory fsynced.
+// saveOidHigh durably records high in Data.fs.oid (see replaceFile).
 func (s *FileStorage) saveOidHigh(high zodb.Oid) error {
 	name := s.path + oidSuffix
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	return replaceFile(name, name+".tmp", func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%016x\n", uint64(high))
 		return err
+	})
+}
+
+// dropOidHigh removes Data.fs.oid when an open starts a new database (a
+// file it creates, or Options.Create): the old one's reservations mean
+// nothing for it.
+func (s *FileStorage) dropOidHigh() {
+	name := s.path + oidSuffix
+	if err := os.Remove(name); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		s.log.Warn("cannot remove the old database's oid record", logKeyFile, name, "err", err)
 	}
-	_, err = fmt.Fprintf(f, "%016x\n", uint64(high))
-	if err == nil {
-		err = syncFile(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err == nil {
-		return syncDir(filepath.Dir(name))
-	}
-	os.Remove(tmp)
-	return err
 }
 
 // loadOidHigh reads Data.fs.oid at a read-write open: NewOid continues
 // after it. A missing file is nothing; an unreadable or implausible one
-// (beyond oidMaxAhead past the file's greatest oid) is a warning. For a
-// new database (created by this open, or Options.Create), an old record is
-// removed.
-func (s *FileStorage) loadOidHigh(create bool) {
+// (beyond oidMaxAhead past the file's greatest oid) is a warning.
+func (s *FileStorage) loadOidHigh() {
 	name := s.path + oidSuffix
-	if create {
-		// A new database: the old one's reservations mean nothing.
-		if err := os.Remove(name); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-			s.log.Warn("cannot remove the old database's oid record", logKeyFile, name, "err", err)
-		}
-		return
-	}
 	b, err := os.ReadFile(name)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return
@@ -147,10 +131,11 @@ func (s *FileStorage) loadOidHigh(create bool) {
 // SkipOids moves the next new oid at least n past every oid the storage
 // holds, handed out or reserved, and records it in Data.fs.oid before it
 // returns; if the record fails, the skip still holds in memory, for this
-// process, and the error says the record is lost. A secondary calls it when it is promoted: ZEO clients of the
-// old primary hold new oids that primary reserved, which this file never
-// saw; they lie past the greatest oid replicated here by far less than a
-// large n. Near the end of the oid space it stops at the last oid.
+// process, and the error says the record is lost. A secondary calls it
+// when it is promoted: ZEO clients of the old primary hold new oids that
+// primary reserved, which this file never saw; they lie past the greatest
+// oid replicated here by far less than a large n. Near the end of the oid
+// space it stops at the last oid.
 func (s *FileStorage) SkipOids(n uint64) error {
 	if s.readOnly {
 		return zodb.ErrReadOnly

@@ -79,7 +79,6 @@ type FileStorage struct {
 	file     *os.File
 	rd       *mapReader // reads of committed data; set once Open has recovered the file
 	readOnly bool
-	created  bool // this open created the file, or emptied it (Options.Create)
 	magic    [4]byte
 	log      *slog.Logger
 	lock     *LockFile // nil when read-only
@@ -150,7 +149,7 @@ func Open(path string, opts Options) (*FileStorage, error) {
 		return nil, err
 	}
 	if !s.readOnly {
-		s.loadOidHigh(s.created)
+		s.loadOidHigh()
 	}
 	s.rd = newMapReader(s.file, s.end)
 	s.clock = zodb.NewTidClock(max(s.lastTid, s.seenTid), opts.Now)
@@ -212,7 +211,9 @@ func (s *FileStorage) openFile(create bool) error {
 	// A file this open created, or an empty one an earlier open created
 	// and failed to fill (its directory entry was then never fsynced),
 	// is about to hold commits: its name must survive a power loss.
-	s.created = fresh || create
+	if fresh || create {
+		s.dropOidHigh()
+	}
 	if fresh || create || st.Size() == 0 {
 		return syncDir(filepath.Dir(s.path))
 	}
