@@ -240,7 +240,7 @@ func (p *Primary) countAcked(tid zodb.Tid) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	nodes := make(map[string]bool)
+	var nodes map[string]bool // allocated only once a named node acknowledged
 	for s := range p.streams {
 		s.mu.Lock()
 		if s.native != nil && s.native.acks && s.acked >= tid {
@@ -248,6 +248,9 @@ func (p *Primary) countAcked(tid zodb.Tid) int {
 			case node == "":
 				n++
 			case !nodes[node]:
+				if nodes == nil {
+					nodes = make(map[string]bool)
+				}
 				nodes[node] = true
 				n++
 			}

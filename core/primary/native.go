@@ -173,12 +173,13 @@ func (p *Primary) txnAt(ctx context.Context, tid zodb.Tid) (*zodb.TxnInfo, error
 // readAcks reads what a native secondary sends after the handshake:
 // acknowledgements and empty keep-alives. Anything else, or a read error,
 // cuts the stream.
-func (s *stream) readAcks(cancel context.CancelFunc) {
-	defer cancel()
+func (s *stream) readAcks(fail context.CancelCauseFunc) {
+	defer fail(nil)
 	for {
 		b, err := zrsproto.ReadFrame(s.conn, zrsproto.AckLimit)
 		if err != nil {
 			s.readFailed(err)
+			fail(err)
 			return
 		}
 		if len(b) == 0 {

@@ -42,7 +42,6 @@ type stream struct {
 	native  *nativeConn // non-nil for a zrs3 stream; set at the handshake, guarded by mu
 	acked   zodb.Tid    // native: the last tid the secondary acknowledged; guarded by mu
 	ackedAt time.Time   // when it did; guarded by mu
-	readErr error       // why reading from the secondary ended, if it went away; guarded by mu
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
@@ -73,7 +72,9 @@ func (s *stream) status() (SecondaryStatus, bool) {
 // protocol, or the primary shuts down (after catching up). Problems are
 // logged here; they end this stream only.
 func (s *stream) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
+	// A reader that ends the stream gives its reason as the cause.
+	ctx, fail := context.WithCancelCause(ctx)
+	cancel := func() { fail(nil) }
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
 	defer stop()
@@ -113,12 +114,12 @@ func (s *stream) run(ctx context.Context) {
 	if s.isNative() {
 		wg.Go(func() {
 			defer s.contain("reading acknowledgements", cancel)
-			s.readAcks(cancel)
+			s.readAcks(fail)
 		})
 	} else {
 		wg.Go(func() {
 			defer s.contain("reading keep-alives", cancel)
-			s.readKeepAlives(cancel, gentle)
+			s.readKeepAlives(fail, gentle)
 		})
 	}
 	err = s.send(ctx, start, gentle)
@@ -148,11 +149,9 @@ func (s *stream) run(ctx context.Context) {
 	case err == nil:
 		s.log.Info("stream ended", logKeyTid, s.sent())
 	case gone:
-		s.mu.Lock()
-		if s.readErr != nil && !isConnError(err) {
-			err = s.readErr // the send saw only the cancellation it caused
+		if c := context.Cause(ctx); c != nil && !isConnError(err) {
+			err = c // the send saw only the cancellation a reader caused
 		}
-		s.mu.Unlock()
 		s.log.Info("secondary disconnected", logKeyTid, s.sent(), logKeyErr, err)
 	default:
 		s.log.Error("stream failed; the secondary will stop here on every reconnection until this is fixed",
@@ -278,7 +277,7 @@ func (s *stream) checkHistory(ctx context.Context, start zodb.Tid) error {
 // empty keep-alive frames are allowed. Anything else ends the stream
 // gently (catch up, then close: close(gentle)); a read error (the
 // secondary went away) cuts it (cancel).
-func (s *stream) readKeepAlives(cancel context.CancelFunc, gentle chan struct{}) {
+func (s *stream) readKeepAlives(fail context.CancelCauseFunc, gentle chan struct{}) {
 	for {
 		b, err := zrsproto.ReadFrame(s.conn, zrsproto.HandshakeLimit)
 		switch {
@@ -290,24 +289,20 @@ func (s *stream) readKeepAlives(cancel context.CancelFunc, gentle chan struct{})
 			close(gentle)
 		default:
 			s.readFailed(err)
-			cancel()
+			fail(err)
 		}
 		return
 	}
 }
 
-// readFailed notes why reading from the secondary failed. The secondary
-// going away (a closed or reset connection) is no error of the primary's:
-// the stream's end logs it as a disconnection, with this as the reason.
-// Anything else (a frame over its limit) is logged as an error here.
+// readFailed logs why reading from the secondary failed, unless the
+// secondary went away (a closed or reset connection): that is no error of
+// the primary's, and the stream's end logs it as a disconnection, with
+// the read error (the cancellation's cause) as its reason.
 func (s *stream) readFailed(err error) {
-	if isConnError(err) {
-		s.mu.Lock()
-		s.readErr = err
-		s.mu.Unlock()
-		return
+	if !isConnError(err) {
+		s.log.Error("reading from secondary", logKeyErr, err)
 	}
-	s.log.Error("reading from secondary", logKeyErr, err)
 }
 
 // send streams every committed transaction after start, then waits for
