@@ -188,11 +188,7 @@ func (s *Secondary) fallBack() {
 		return
 	}
 	n.closedOnce = false
-	retry := s.opts.NativeRetry
-	if retry <= 0 {
-		retry = NativeRetry
-	}
-	retry <<= min(n.fallbacks, maxNativeRetryShift)
+	retry := s.opts.NativeRetry << min(n.fallbacks, maxNativeRetryShift)
 	n.fallbacks++
 	n.fallbackUntil = time.Now().Add(retry)
 	first := !n.fellBack

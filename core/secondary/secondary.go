@@ -167,6 +167,9 @@ func New(st Storage, addr string, opts Options) *Secondary {
 	if opts.NodeID == "" {
 		opts.NodeID = rand.Text()
 	}
+	if opts.NativeRetry <= 0 {
+		opts.NativeRetry = NativeRetry
+	}
 	s := &Secondary{st: st, addr: addr, opts: opts, dialer: opts.Dialer,
 		log: log.With("component", "secondary", logKeyPrimary, addr)}
 	if s.dialer == nil {
