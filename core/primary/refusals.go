@@ -58,11 +58,11 @@ func (r *refusalLog) refused(log *slog.Logger, conn net.Conn, err error) {
 	}
 	r.seen[k] = &refusalSeen{logged: now, lastSeen: now}
 	r.mu.Unlock()
+	attrs := []any{logKeyErr, err}
 	if repeats > 0 {
-		log.Error("refusing secondary", logKeyErr, err, "refused_since_last_logged", repeats)
-		return
+		attrs = append(attrs, "refused_since_last_logged", repeats)
 	}
-	log.Error("refusing secondary", logKeyErr, err)
+	log.Error("refusing secondary", attrs...)
 }
 
 // peerHost names where a connection comes from, without the port a

@@ -419,8 +419,9 @@ var errNotPlain = errors.New("not plain data")
 // and that every node pickles alike.)
 func (v *Value) PlainItems() []*Value {
 	var kv []*Value
-	for i := 0; i+1 < len(v.DictItems()); i += 2 {
-		if k, x := v.items[i], v.items[i+1]; k.Plain() && x.Plain() {
+	items := v.DictItems()
+	for i := 0; i+1 < len(items); i += 2 {
+		if k, x := items[i], items[i+1]; k.Plain() && x.Plain() {
 			kv = append(kv, k, x)
 		}
 	}
