@@ -391,34 +391,43 @@ func TestDecodeBudget(t *testing.T) {
 }
 
 // TestDenseFrameBeforeRegister: a dense frame sent right after the
-// handshake closes the session with an error naming the frame, its
-// size and the budget.
+// handshake (as long as a client that did not register writable may
+// send), or by a writable client, closes the session with an error naming
+// the frame, its size and the budget.
 func TestDenseFrameBeforeRegister(t *testing.T) {
 	codecs(t, func(t *testing.T, mp bool) {
-		logs := &testutil.SyncBuffer{}
-		_, addr, _ := newTestServer(t, Options{Msgpack: mp, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		c := dialTest(t, addr, nil)
-		var p []byte
-		for _, f := range denseFrames(1 << 20) {
-			if f.codec == c.codec && (f.name == "msgpack nil" || f.name == "pickle None") {
-				p = f.p
+		for _, writable := range []bool{false, true} {
+			logs := &testutil.SyncBuffer{}
+			_, addr, _ := newTestServer(t, Options{Msgpack: mp, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			c := dialTest(t, addr, nil)
+			n := 1 << 20
+			if writable {
+				c.register(false)
+			} else {
+				n = FrameOverhead - 16
 			}
-		}
-		if _, err := c.conn.Write(AppendFrame(nil, p)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-c.closed:
-		case <-time.After(testTimeout):
-			t.Fatal("the server kept the connection")
-		}
-		want := fmt.Sprintf("undecodable message (%d bytes)", len(p))
-		deadline := time.Now().Add(testTimeout)
-		for !strings.Contains(logs.String(), want) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if l := logs.String(); !strings.Contains(l, want) || !strings.Contains(l, pyval.ErrTooManyValues.Error()) {
-			t.Errorf("log lacks %q and %q:\n%s", want, pyval.ErrTooManyValues, l)
+			var p []byte
+			for _, f := range denseFrames(n) {
+				if f.codec == c.codec && (f.name == "msgpack nil" || f.name == "pickle None") {
+					p = f.p
+				}
+			}
+			if _, err := c.conn.Write(AppendFrame(nil, p)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.closed:
+			case <-time.After(testTimeout):
+				t.Fatal("the server kept the connection")
+			}
+			want := fmt.Sprintf("undecodable message (%d bytes)", len(p))
+			deadline := time.Now().Add(testTimeout)
+			for !strings.Contains(logs.String(), want) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if l := logs.String(); !strings.Contains(l, want) || !strings.Contains(l, pyval.ErrTooManyValues.Error()) {
+				t.Errorf("writable %v: log lacks %q and %q:\n%s", writable, want, pyval.ErrTooManyValues, l)
+			}
 		}
 	})
 }

@@ -88,5 +88,7 @@
 // transaction larger than Options.MaxTxnBytes is refused. One message may
 // be as large as that (plus FrameOverhead), so that a single object of
 // any size the transaction limit allows can be stored; a longer one
-// closes the connection.
+// closes the connection. Clients that did not register writable (read-only
+// ones, and every client before its register) may send at most
+// FrameOverhead in one message.
 package zeo

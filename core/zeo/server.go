@@ -79,6 +79,10 @@ type Options struct {
 	// FrameOverhead, so that a transaction the server accepts may hold an
 	// object of any size up to it, as Python's server allows. A longer
 	// message closes the connection (the client sees ClientDisconnected).
+	// It applies to clients registered writable; before that, and to
+	// read-only clients, which store nothing, a message is at most
+	// FrameOverhead long, so that no one can make a read-only server
+	// buffer a gigabyte.
 	MaxFrame int
 	// MaxTxnBytes bounds the data one transaction may send before vote;
 	// 0 means DefaultMaxTxnBytes.

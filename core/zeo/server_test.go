@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -1066,29 +1065,36 @@ func mustExtension(t *testing.T, ext []byte) *pyval.Value {
 
 // One message may be as large as the largest transaction the server
 // accepts (an application storing one big object, which Python's server
-// takes): the message limit follows --zeo-max-txn-mb. A message over it
-// closes the connection with a log that says which setting to raise.
+// takes): the message limit of a writable client follows
+// --zeo-max-txn-mb. A message over it closes the connection with a log
+// that says which setting to raise. A client that did not register
+// writable stores nothing: past FrameOverhead its message is refused, so
+// that a read-only server never buffers one as large.
 func TestMessageLimitFollowsTheTransactionLimit(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	_, addr, _ := newTestServer(t, Options{MaxTxnBytes: 512 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	// closed declares a message of n bytes, sends a few of them and ends
-	// its side; it returns the server's log line about the connection.
-	closed := func(i int, n uint32) string {
+	const (
+		none = iota
+		readOnly
+		writable
+	)
+	// closed registers as told, declares a message of n bytes, sends a
+	// few of them and ends its side; it returns the server's log line
+	// about the connection.
+	closed := func(i int, reg int, n uint32) string {
 		t.Helper()
-		conn, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
+		c := dialTest(t, addr, nil)
+		if reg != none {
+			c.register(reg == readOnly)
 		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(testTimeout))
-		if _, err := ReadFrame(conn, 64); err != nil {
-			t.Fatal(err)
-		}
-		conn.Write(AppendFrame(nil, []byte("Z5")))
 		hdr := binary.BigEndian.AppendUint32(nil, n)
-		conn.Write(append(hdr, "\x80\x03(K\x01"...))
-		conn.(*net.TCPConn).CloseWrite()
-		io.Copy(io.Discard, conn) // until the server closes
+		c.conn.Write(append(hdr, "\x80\x03(K\x01"...))
+		c.conn.(*net.TCPConn).CloseWrite()
+		select {
+		case <-c.closed: // the server closed its side
+		case <-time.After(testTimeout):
+			t.Fatal("the server did not close the connection")
+		}
 		for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			var ends []string
 			for _, l := range strings.Split(logs.String(), "\n") {
@@ -1103,11 +1109,20 @@ func TestMessageLimitFollowsTheTransactionLimit(t *testing.T) {
 		t.Fatalf("no log of the connection's end: %s", logs)
 		return ""
 	}
-	if line := closed(0, 300<<20); strings.Contains(line, "too large") {
+	if line := closed(0, writable, 300<<20); strings.Contains(line, "too large") {
 		t.Fatalf("a 300 MiB message refused under a 512 MiB transaction limit: %s", line)
 	}
-	line := closed(1, 512<<20+FrameOverhead+1)
+	line := closed(1, writable, 512<<20+FrameOverhead+1)
 	if !strings.Contains(line, "too large") || !strings.Contains(line, "--zeo-max-txn-mb") {
 		t.Fatalf("a message over the limit: %s; want it refused, naming --zeo-max-txn-mb", line)
+	}
+	if line := closed(2, readOnly, FrameOverhead); strings.Contains(line, "too large") {
+		t.Fatalf("a read-only client's message of FrameOverhead bytes refused: %s", line)
+	}
+	for i, reg := range []int{readOnly, none} {
+		line := closed(3+i, reg, FrameOverhead+1)
+		if !strings.Contains(line, "too large") || !strings.Contains(line, "before a writable register") {
+			t.Fatalf("a message of FrameOverhead+1 bytes from a client registered %d: %s; want it refused", reg, line)
+		}
 	}
 }

@@ -180,7 +180,16 @@ func (ss *session) readLoop() error {
 		if br.Buffered() == 0 {
 			ss.drain()
 		}
-		p, err := ReadFrame(br, ss.srv.opts.MaxFrame)
+		writer := ss.registered && !ss.readOnly
+		limit := ss.srv.opts.MaxFrame
+		if !writer {
+			limit = min(limit, FrameOverhead)
+		}
+		p, err := ReadFrame(br, limit)
+		if errors.Is(err, ErrFrameTooLarge) && !writer {
+			return fmt.Errorf("%w: a message over %d bytes before a writable register "+
+				"(a read-only or unregistered client has nothing that long to send)", err, limit)
+		}
 		if errors.Is(err, ErrFrameTooLarge) {
 			return fmt.Errorf("%w: a message larger than the largest transaction this server accepts "+
 				"(%d bytes; raise it with --zeo-max-txn-mb)", err, ss.srv.opts.MaxTxnBytes)
