@@ -165,3 +165,45 @@ func (s *FileStorage) SkipOids(n uint64) error {
 	}
 	return nil
 }
+
+// OidReservation returns the greatest oid this storage may have handed
+// out as a new oid (the end of its reserved block), or the greatest
+// NoteOidReservation recorded: 0 when there is none. A primary tells its
+// native secondaries (zrsproto.Heartbeat.Oids).
+func (s *FileStorage) OidReservation() zodb.Oid {
+	s.oidMu.Lock()
+	defer s.oidMu.Unlock()
+	return s.oidHigh
+}
+
+// NoteOidReservation records in Data.fs.oid that the primary this
+// storage replicates may have handed out new oids up to high, so that
+// this storage, once it is a primary itself (promoted, or restarted as
+// one), hands out none of them: it starts past high, as after its own
+// reservation. It does nothing for a high not above what is recorded.
+// As with NewOid, the skip holds in memory even if the record fails.
+func (s *FileStorage) NoteOidReservation(high zodb.Oid) error {
+	if s.readOnly {
+		return zodb.ErrReadOnly
+	}
+	s.oidMu.Lock()
+	defer s.oidMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return zodb.ErrClosed
+	}
+	s.mu.Unlock()
+	if high <= s.oidHigh {
+		return nil
+	}
+	err := s.saveOidHigh(high)
+	s.oidHigh = high
+	s.mu.Lock()
+	s.oid = max(s.oid, high)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: recording the primary's new oids up to %s: %w", s.path, high, err)
+	}
+	return nil
+}

@@ -169,3 +169,49 @@ func TestSkipOids(t *testing.T) {
 		t.Fatalf("new oid %s past the last", oid)
 	}
 }
+
+// A secondary notes its primary's reservation (NoteOidReservation): as a
+// primary later — promoted, or reopened — it hands out oids past it only,
+// and reports it to its own secondaries (OidReservation). A lower note
+// changes nothing.
+func TestNoteOidReservation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	stCommit(t, s, stWrite{0, 0, []byte("root")})
+	if got := s.OidReservation(); got != 0 {
+		t.Fatalf("reservation of a storage that handed out nothing: %s", got)
+	}
+	if err := s.NoteOidReservation(50_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NoteOidReservation(40_000); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.OidReservation(); got != 50_000 {
+		t.Fatalf("reservation after notes of 50000 and 40000: %s", got)
+	}
+	s.Close()
+	s = stOpen(t, path, fs.Options{})
+	if got := s.OidReservation(); got != 50_000 {
+		t.Fatalf("reservation after a reopen: %s", got)
+	}
+	if got := newOids(t, s, 1)[0]; got != 50_001 {
+		t.Fatalf("new oid after a note of 50000 and a reopen: %s", got)
+	}
+	if got := s.OidReservation(); got <= 50_001 {
+		t.Fatalf("reservation after handing out 50001: %s", got)
+	}
+	if err := s.SkipOids(1000); err != nil {
+		t.Fatal(err)
+	}
+	// Past the block reserved from 50001 on, and 1000 more.
+	if got, want := newOids(t, s, 1)[0], zodb.Oid(50_000+fs.OidBlock+1000+1); got != want {
+		t.Fatalf("new oid after a skip of 1000: %s, want %s", got, want)
+	}
+	s.Close()
+	ro := stOpen(t, path, fs.Options{ReadOnly: true})
+	defer ro.Close()
+	if err := ro.NoteOidReservation(1 << 30); err == nil {
+		t.Fatal("a read-only storage recorded a reservation")
+	}
+}

@@ -97,6 +97,7 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	if slices.Contains(h.Checksums, zrsproto.ChecksumXXH64) {
 		wel.Checksum = zrsproto.ChecksumXXH64
 	}
+	wel.Oids = h.Oids
 	s.conn.SetWriteDeadline(time.Now().Add(s.p.opts.HandshakeTimeout))
 	err = zrsproto.WriteWelcome(s.conn, wel)
 	s.conn.SetWriteDeadline(time.Time{})
@@ -202,9 +203,48 @@ func (s *stream) readAcks(fail context.CancelCauseFunc) {
 	}
 }
 
-// heartbeat returns what an idle stream tells its secondary.
-func (p *Primary) heartbeat() zrsproto.Heartbeat {
-	return zrsproto.Heartbeat{Last: p.st.LastTransaction(), Time: time.Now()}
+// heartbeat returns what the stream tells its secondary between
+// transactions, and notes the oid reservation it carries.
+func (s *stream) heartbeat() zrsproto.Heartbeat {
+	h := zrsproto.Heartbeat{Last: s.p.st.LastTransaction(), Time: time.Now(), Oids: s.p.OidReservation()}
+	s.oidsSent.Store(uint64(h.Oids))
+	return h
+}
+
+// oidsGrew reports whether the primary reserved new oids since the last
+// heartbeat told a secondary that reads them.
+func (s *stream) oidsGrew() bool {
+	s.mu.Lock()
+	oids := s.native != nil && s.native.terms.Oids
+	s.mu.Unlock()
+	return oids && uint64(s.p.OidReservation()) > s.oidsSent.Load()
+}
+
+// oidReserver is a storage that records the new oids it hands out
+// (fs.FileStorage): a primary tells its native secondaries, which record
+// the reservation in turn.
+type oidReserver interface {
+	OidReservation() zodb.Oid
+	NoteOidReservation(high zodb.Oid) error
+}
+
+// OidReservation returns the greatest oid the wrapped storage may have
+// handed out or was told of (0 when it does not record them).
+func (p *Primary) OidReservation() zodb.Oid {
+	if r, ok := p.st.(oidReserver); ok {
+		return r.OidReservation()
+	}
+	return 0
+}
+
+// NoteOidReservation passes a relay's upstream reservation (see
+// fs.FileStorage.NoteOidReservation) to the wrapped storage, if it
+// records them; the relay's own secondaries then hear of it.
+func (p *Primary) NoteOidReservation(high zodb.Oid) error {
+	if r, ok := p.st.(oidReserver); ok {
+		return r.NoteOidReservation(high)
+	}
+	return nil
 }
 
 // sink is where a stream writes: zrs2 frames straight to the connection,

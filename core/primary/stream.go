@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,10 @@ type stream struct {
 	native  *nativeConn // non-nil for a zrs3 stream; set at the handshake, guarded by mu
 	acked   zodb.Tid    // native: the last tid the secondary acknowledged; guarded by mu
 	ackedAt time.Time   // when it did; guarded by mu
+
+	// oidsSent is the oid reservation the last heartbeat carried (native
+	// streams whose terms carry oids).
+	oidsSent atomic.Uint64
 }
 
 func newStream(p *Primary, conn net.Conn) *stream {
@@ -336,6 +341,13 @@ func (s *stream) send(ctx context.Context, start zodb.Tid, gentle <-chan struct{
 			return err
 		}
 		prog.caughtUp()
+		if s.oidsGrew() {
+			// Between transactions: the secondary records the new
+			// reservation now, not at the next idle heartbeat.
+			if err := out.Heartbeat(s.heartbeat()); err != nil {
+				return fmt.Errorf("writing to secondary: %w", err)
+			}
+		}
 		if err := out.Flush(); err != nil {
 			return fmt.Errorf("writing to secondary: %w", err)
 		}
@@ -359,7 +371,7 @@ func (s *stream) wait(ctx context.Context, out sink, wake, gentle <-chan struct{
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-beat:
-			if err := out.Heartbeat(s.p.heartbeat()); err != nil {
+			if err := out.Heartbeat(s.heartbeat()); err != nil {
 				return fmt.Errorf("writing to secondary: %w", err)
 			}
 			continue
@@ -435,7 +447,7 @@ func (b *readBeats) beat() {
 	if !b.reading || b.err != nil {
 		return
 	}
-	if b.err = b.sw.Heartbeat(b.s.p.heartbeat()); b.err == nil {
+	if b.err = b.sw.Heartbeat(b.s.heartbeat()); b.err == nil {
 		b.err = b.sw.Flush()
 	}
 	if b.err == nil {

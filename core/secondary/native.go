@@ -271,6 +271,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		ir.progressed()
 		if hb != nil {
 			s.nat.heard(hb.Last)
+			s.noteOids(hb.Oids)
 			// A heartbeat comes only between transactions: having
 			// received the primary's last tid means nothing more is
 			// coming (caught up once it is committed here).
@@ -284,6 +285,29 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		received = info.Tid
 		ir.progressed() // applying is not the stream's idleness
 		markStable()
+	}
+}
+
+// oidNoter is a storage that records its primary's oid reservation
+// (fs.FileStorage, and a relay's primary.Primary).
+type oidNoter interface {
+	NoteOidReservation(high zodb.Oid) error
+}
+
+// noteOids records the primary's oid reservation from a heartbeat (0: the
+// heartbeat carries none), so that this node, as a primary after a
+// promotion or a restart, hands none of those oids out again. The primary
+// sends it again with every heartbeat; a failed record is logged once
+// per reservation. The storage records only a reservation that grew.
+func (s *Secondary) noteOids(high zodb.Oid) {
+	n, ok := s.st.(oidNoter)
+	if !ok || high == 0 || high == s.oidsNoted {
+		return
+	}
+	s.oidsNoted = high
+	if err := n.NoteOidReservation(high); err != nil {
+		s.log.Warn("cannot record the primary's new oids; if this node becomes a primary, ZEO clients of the old one may meet conflicts on new objects",
+			"oids", high, logKeyErr, err)
 	}
 }
 
@@ -361,7 +385,8 @@ func isReset(err error) bool {
 
 // hello describes the local file: its identity and its last transaction.
 func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello, error) {
-	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true, Node: s.opts.NodeID}
+	_, oids := s.st.(oidNoter)
+	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true, Node: s.opts.NodeID, Oids: oids}
 	h.Checksums = []string{zrsproto.ChecksumXXH64}
 	if !s.opts.NoCompression {
 		h.Compression = []string{zrsproto.CompressionZstd}

@@ -143,7 +143,8 @@ type Secondary struct {
 
 	firstConnect sync.Once // logs the first connection
 
-	nat nativeState // the primary's protocol (native.go)
+	nat       nativeState // the primary's protocol (native.go)
+	oidsNoted zodb.Oid    // the primary's last oid reservation passed to st (noteOids); the receiving goroutine's
 
 	obs observers // metrics hooks and promotion state (observe.go, promote.go)
 }

@@ -58,6 +58,9 @@ type Hello struct {
 	// (an old one may not be known dead yet). Empty: every connection is
 	// a node of its own.
 	Node string `json:"node,omitempty"`
+	// Oids: the secondary reads heartbeats that carry the primary's oid
+	// reservation (Heartbeat.Oids).
+	Oids bool `json:"oids,omitempty"`
 }
 
 // Welcome is the native primary's answer to a Hello: either a refusal
@@ -80,6 +83,9 @@ type Welcome struct {
 	// HeartbeatMillis is the primary's heartbeat interval: when idle it
 	// sends a heartbeat at least this often.
 	HeartbeatMillis int64 `json:"heartbeat_ms"`
+	// Oids: the stream's heartbeats carry the primary's oid reservation
+	// (the secondary offered it).
+	Oids bool `json:"oids,omitempty"`
 }
 
 // Identity identifies a database by its first transaction: its tid and a
@@ -212,39 +218,57 @@ func decodeJSON(p []byte, v any, what string) error {
 // pickle starts with, so a reader can tell them from a transaction's T
 // at a transaction boundary.
 const (
-	heartbeatLetter = 'H'
-	heartbeatLen    = 1 + 8 + 8
-	ackLetter       = 'A'
-	ackLen          = 1 + 8
+	heartbeatLetter  = 'H'
+	heartbeatLen     = 1 + 8 + 8
+	heartbeatOidsLen = heartbeatLen + 8
+	ackLetter        = 'A'
+	ackLen           = 1 + 8
 )
 
 // Heartbeat is sent by a native primary between transactions when it has
-// nothing else to send for a heartbeat interval: its last committed tid
-// and its clock. It is not part of the stream checksum.
+// nothing else to send for a heartbeat interval (and, on a stream whose
+// terms carry oids, when its oid reservation grew): its last committed
+// tid and its clock. It is not part of the stream checksum.
 type Heartbeat struct {
 	Last zodb.Tid
 	Time time.Time
+	// Oids is the greatest oid the primary may have handed out to its
+	// clients as a new oid (its reservation, 0 when it has none); only
+	// heartbeats of a stream with the Oids term carry it. A secondary
+	// records it, so that as a primary it never hands those oids out again.
+	Oids zodb.Oid
 }
 
 // EncodeHeartbeat returns the 17-byte payload 'H' + last tid + Unix time
-// in nanoseconds (both big-endian).
+// in nanoseconds (both big-endian). It leaves h.Oids out.
 func EncodeHeartbeat(h Heartbeat) []byte {
-	b := make([]byte, heartbeatLen)
+	b := make([]byte, heartbeatLen, heartbeatOidsLen)
 	b[0] = heartbeatLetter
 	binary.BigEndian.PutUint64(b[1:], uint64(h.Last))
 	binary.BigEndian.PutUint64(b[9:], uint64(h.Time.UnixNano()))
 	return b
 }
 
-// DecodeHeartbeat decodes an EncodeHeartbeat payload.
+// EncodeHeartbeatOids returns the 25-byte payload of a stream with the
+// Oids term: EncodeHeartbeat's, then h.Oids (big-endian).
+func EncodeHeartbeatOids(h Heartbeat) []byte {
+	return binary.BigEndian.AppendUint64(EncodeHeartbeat(h), uint64(h.Oids))
+}
+
+// DecodeHeartbeat decodes an EncodeHeartbeat or EncodeHeartbeatOids
+// payload.
 func DecodeHeartbeat(p []byte) (Heartbeat, error) {
-	if len(p) != heartbeatLen || p[0] != heartbeatLetter {
+	if len(p) != heartbeatLen && len(p) != heartbeatOidsLen || p[0] != heartbeatLetter {
 		return Heartbeat{}, protoErrorf("not a heartbeat: %d bytes starting %q", len(p), firstByte(p))
 	}
-	return Heartbeat{
+	h := Heartbeat{
 		Last: zodb.Tid(binary.BigEndian.Uint64(p[1:])),
 		Time: time.Unix(0, int64(binary.BigEndian.Uint64(p[9:]))),
-	}, nil
+	}
+	if len(p) == heartbeatOidsLen {
+		h.Oids = zodb.Oid(binary.BigEndian.Uint64(p[17:]))
+	}
+	return h, nil
 }
 
 // EncodeAck returns the 9-byte acknowledgement payload 'A' + tid: the
@@ -335,5 +359,5 @@ func (w *Welcome) String() string {
 	if w.Refused != "" {
 		return "refused: " + w.Refused
 	}
-	return fmt.Sprintf("database %s, last %s, compression %q, checksum %q, heartbeat %dms", w.Database, w.Last, w.Compression, w.Checksum, w.HeartbeatMillis)
+	return fmt.Sprintf("database %s, last %s, compression %q, checksum %q, heartbeat %dms, oids %v", w.Database, w.Last, w.Compression, w.Checksum, w.HeartbeatMillis, w.Oids)
 }

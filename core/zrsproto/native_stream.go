@@ -23,19 +23,23 @@ const nativeBuffer = 64 << 10
 // checksum chain) interleaved with heartbeat frames, optionally through
 // one zstd stream flushed at every Flush. Not safe for concurrent use.
 type NativeWriter struct {
-	bw *bufio.Writer
-	zw *zstd.Encoder // nil without compression
-	sw *StreamWriter
+	bw   *bufio.Writer
+	zw   *zstd.Encoder // nil without compression
+	sw   *StreamWriter
+	oids bool // heartbeats carry the oid reservation
 }
 
 // Terms are what a Welcome fixes for the stream that follows it.
 type Terms struct {
 	Compression string // "" or CompressionZstd
 	Checksum    string // "" (MD5) or ChecksumXXH64
+	Oids        bool   // heartbeats carry the primary's oid reservation
 }
 
 // Terms returns the stream terms the welcome announces.
-func (w *Welcome) Terms() Terms { return Terms{Compression: w.Compression, Checksum: w.Checksum} }
+func (w *Welcome) Terms() Terms {
+	return Terms{Compression: w.Compression, Checksum: w.Checksum, Oids: w.Oids}
+}
 
 // NewNativeWriter returns a writer for a connection whose handshake named
 // start, with the welcome's terms: zstd when t.Compression is
@@ -45,7 +49,7 @@ func NewNativeWriter(w io.Writer, start zodb.Tid, t Terms) (*NativeWriter, error
 	if err != nil {
 		return nil, err
 	}
-	nw := &NativeWriter{}
+	nw := &NativeWriter{oids: t.Oids}
 	switch compression := t.Compression; compression {
 	case "":
 	case CompressionZstd:
@@ -66,8 +70,12 @@ func NewNativeWriter(w io.Writer, start zodb.Tid, t Terms) (*NativeWriter, error
 // WriteTxn writes one transaction (buffered until Flush).
 func (nw *NativeWriter) WriteTxn(info *zodb.TxnInfo) error { return nw.sw.WriteTxn(info) }
 
-// WriteHeartbeat writes a heartbeat frame (buffered until Flush).
+// WriteHeartbeat writes a heartbeat frame (buffered until Flush), with
+// h.Oids if the terms carry oids.
 func (nw *NativeWriter) WriteHeartbeat(h Heartbeat) error {
+	if nw.oids {
+		return WriteFrame(nw.bw, EncodeHeartbeatOids(h))
+	}
 	return WriteFrame(nw.bw, EncodeHeartbeat(h))
 }
 
@@ -98,9 +106,10 @@ func (nw *NativeWriter) Close() error {
 // welcome. Not safe for concurrent use; after an error the connection
 // must be dropped.
 type NativeReader struct {
-	zr *zstd.Decoder // nil without compression
-	br *bufio.Reader
-	sr *StreamReader
+	zr     *zstd.Decoder // nil without compression
+	br     *bufio.Reader
+	sr     *StreamReader
+	hbSize uint32 // the length of a heartbeat frame under the terms
 }
 
 // NewNativeReader returns a reader for a connection whose handshake named
@@ -110,7 +119,10 @@ func NewNativeReader(r io.Reader, start zodb.Tid, t Terms) (*NativeReader, error
 	if err != nil {
 		return nil, err
 	}
-	nr := &NativeReader{}
+	nr := &NativeReader{hbSize: heartbeatLen}
+	if t.Oids {
+		nr.hbSize = heartbeatOidsLen
+	}
 	switch compression := t.Compression; compression {
 	case "":
 	case CompressionZstd:
@@ -134,11 +146,11 @@ func NewNativeReader(r io.Reader, start zodb.Tid, t Terms) (*NativeReader, error
 // end between transactions.
 func (nr *NativeReader) Next() (*zodb.TxnInfo, *Heartbeat, error) {
 	hdr, err := nr.br.Peek(5)
-	if err == nil && binary.BigEndian.Uint32(hdr) == heartbeatLen && hdr[4] == heartbeatLetter {
+	if err == nil && binary.BigEndian.Uint32(hdr) == nr.hbSize && hdr[4] == heartbeatLetter {
 		// Heartbeats are frames of the connection too: counted, so that
 		// an error's frame number is its place in the stream.
 		nr.sr.frames++
-		p, err := ReadFrame(nr.br, heartbeatLen)
+		p, err := ReadFrame(nr.br, nr.hbSize)
 		if err != nil {
 			return nil, nil, &FrameError{Frame: nr.sr.frames, Kind: "heartbeat", Err: err}
 		}

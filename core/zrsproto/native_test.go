@@ -3,6 +3,7 @@ package zrsproto
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -32,9 +33,9 @@ func nativeTxns(n int) []*zodb.TxnInfo {
 }
 
 func TestNativeStreamRoundTrip(t *testing.T) {
-	for _, terms := range []Terms{{}, {Compression: CompressionZstd}, {Checksum: ChecksumXXH64}, {Compression: CompressionZstd, Checksum: ChecksumXXH64}} {
+	for _, terms := range []Terms{{}, {Compression: CompressionZstd}, {Checksum: ChecksumXXH64}, {Compression: CompressionZstd, Checksum: ChecksumXXH64, Oids: true}, {Oids: true}} {
 		comp := terms.Compression
-		t.Run("compression="+comp+",checksum="+terms.Checksum, func(t *testing.T) {
+		t.Run(fmt.Sprintf("compression=%s,checksum=%s,oids=%v", comp, terms.Checksum, terms.Oids), func(t *testing.T) {
 			var buf bytes.Buffer
 			start := zodb.Tid(42)
 			nw, err := NewNativeWriter(&buf, start, terms)
@@ -42,7 +43,11 @@ func TestNativeStreamRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			txns := nativeTxns(50)
-			hb := Heartbeat{Last: 7, Time: time.Unix(1700000000, 123)}
+			hb := Heartbeat{Last: 7, Time: time.Unix(1700000000, 123), Oids: 0x1234_5678_9abc}
+			wantOids := zodb.Oid(0) // without the term, heartbeats leave the oids out
+			if terms.Oids {
+				wantOids = hb.Oids
+			}
 			for i, info := range txns {
 				if err := nw.WriteTxn(info); err != nil {
 					t.Fatal(err)
@@ -75,7 +80,7 @@ func TestNativeStreamRoundTrip(t *testing.T) {
 				}
 				if h != nil {
 					beats++
-					if h.Last != hb.Last || !h.Time.Equal(hb.Time) {
+					if h.Last != hb.Last || !h.Time.Equal(hb.Time) || h.Oids != wantOids {
 						t.Errorf("heartbeat %+v, want %+v", h, hb)
 					}
 					continue
@@ -158,7 +163,15 @@ func TestAckHeartbeatCodec(t *testing.T) {
 	if tid, err := DecodeAck(EncodeAck(0x1234)); err != nil || tid != 0x1234 {
 		t.Fatalf("ack: %v %v", tid, err)
 	}
-	for _, bad := range [][]byte{nil, {'A'}, append([]byte{'B'}, make([]byte, 8)...), make([]byte, 10)} {
+	h := Heartbeat{Last: 5, Time: time.Unix(0, 77), Oids: 1 << 40}
+	if got, err := DecodeHeartbeat(EncodeHeartbeatOids(h)); err != nil || got != h {
+		t.Fatalf("heartbeat with oids: %+v %v, want %+v", got, err, h)
+	}
+	if got, err := DecodeHeartbeat(EncodeHeartbeat(h)); err != nil || got.Oids != 0 || got.Last != h.Last {
+		t.Fatalf("heartbeat without oids: %+v %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {'A'}, append([]byte{'B'}, make([]byte, 8)...), make([]byte, 10),
+		append([]byte{'H'}, make([]byte, 20)...), append([]byte{'H'}, make([]byte, 25)...)} {
 		if _, err := DecodeAck(bad); !errors.Is(err, ErrProtocol) {
 			t.Errorf("ack %x: %v", bad, err)
 		}
