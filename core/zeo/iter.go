@@ -234,20 +234,41 @@ func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error)
 		}
 		return i, nil, 0, nil
 	}
-	i, data, serial, err := live(i)
-	if err != nil {
-		return nil, err
+	// The object this call returns was loaded by the previous call, to
+	// tell the client the next oid, unless a commit came in between.
+	ahead := ss.recAhead
+	ss.recAhead = recordAhead{}
+	var data []byte
+	var serial zodb.Tid
+	if !fresh && ahead.data != nil && ahead.limit == limit && i < len(oids) && oids[i] == ahead.oid {
+		data, serial = ahead.data, ahead.serial
+	} else {
+		var err error
+		if i, data, serial, err = live(i); err != nil {
+			return nil, err
+		}
 	}
 	if i == len(oids) {
 		return nil, &zodb.NotFoundError{Oid: next}
 	}
-	j, _, _, err := live(i + 1)
+	j, nextData, nextSerial, err := live(i + 1)
 	if err != nil {
 		return nil, err
 	}
 	nextOid := pyval.None()
 	if j < len(oids) {
 		nextOid = oidValue(oids[j])
+		ss.recAhead = recordAhead{oid: oids[j], limit: limit, data: nextData, serial: nextSerial}
 	}
 	return pyval.Tuple(oidValue(oids[i]), tidValue(serial), pyval.Bytes(data), nextOid), nil
+}
+
+// recordAhead is the object record_iternext loaded to name the next oid:
+// the next call returns it without loading it again, if it asks for that
+// oid and nothing was published in between (limit is the same).
+type recordAhead struct {
+	oid    zodb.Oid
+	limit  zodb.Tid
+	data   []byte
+	serial zodb.Tid
 }

@@ -6,14 +6,18 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/testutil"
@@ -1124,5 +1128,59 @@ func TestMessageLimitFollowsTheTransactionLimit(t *testing.T) {
 		if !strings.Contains(line, "too large") || !strings.Contains(line, "before a writable register") {
 			t.Fatalf("a message of FrameOverhead+1 bytes from a client registered %d: %s; want it refused", reg, line)
 		}
+	}
+}
+
+// countingLoads counts the storage's LoadBefore calls.
+type countingLoads struct {
+	*fs.FileStorage
+	loads atomic.Int64
+}
+
+func (c *countingLoads) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	c.loads.Add(1)
+	return c.FileStorage.LoadBefore(ctx, oid, before)
+}
+
+// record_iternext loads each object once over a whole iteration (the
+// record it loaded ahead to name the next oid is the next call's answer),
+// and a commit between two calls is seen: the record loaded ahead is
+// loaded again.
+func TestRecordIternextLoadsEachObjectOnce(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cl := &countingLoads{FileStorage: st}
+	_, addr := serveTest(t, cl, Options{})
+	c := dialRegistered(t, addr)
+	const n = 20
+	var stores []store
+	for i := range n {
+		stores = append(stores, store{c.newOid(), 0, []byte(fmt.Sprint("v", i))})
+	}
+	tid := c.commit(1, stores...)
+	cl.loads.Store(0)
+	var got []string
+	next := pyval.None()
+	for i := 0; ; i++ {
+		if i == n/2 {
+			// Change the record the last call loaded ahead.
+			oid := mustOid(t, next)
+			c.commit(2, store{oid, tid, []byte("changed")})
+		}
+		it := c.call("record_iternext", next).Items()
+		got = append(got, string(mustBytes(t, it[2])))
+		if next = it[3]; next.IsNone() {
+			break
+		}
+	}
+	if len(got) != n || got[n/2] != "changed" || got[n/2-1] != fmt.Sprint("v", n/2-1) || got[n-1] != fmt.Sprint("v", n-1) {
+		t.Fatalf("records %q; want v0..v%d with the %dth changed", got, n-1, n/2)
+	}
+	// One load per object, and one more for the record the commit made stale.
+	if loads := cl.loads.Load(); loads != n+1 {
+		t.Fatalf("%d loads for %d objects", loads, n)
 	}
 }

@@ -72,7 +72,8 @@ type session struct {
 
 	// oids is record_iternext's snapshot, used by the reader goroutine
 	// only (record_iternext runs under pub, so it must not take tmu).
-	oids []zodb.Oid
+	oids     []zodb.Oid
+	recAhead recordAhead // the next record, loaded ahead; reader goroutine only
 }
 
 func newSession(s *Server, c net.Conn) *session {
