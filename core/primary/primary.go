@@ -281,13 +281,29 @@ func isClientError(err error) bool {
 // time, the transaction stays committed here and the error wraps
 // ErrNotReplicated (OnTimeout Fail), or the primary degrades to
 // asynchronous replication with a loud log (OnTimeout Degrade).
-func (t *txn) Finish(ctx context.Context) (tid zodb.Tid, err error) {
-	defer func(start time.Time) { t.p.observeCommit(start, tid, err) }(time.Now())
-	tid, err = t.Txn.Finish(ctx)
+func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
+	tid, wait, err := t.FinishDurable(ctx)
 	if err != nil {
 		return tid, err
 	}
+	return tid, wait(ctx)
+}
+
+// FinishDurable is Finish up to the wait for the secondaries, which it
+// returns (zodb.SplitFinisher): the commit is fsynced here and streamed;
+// the wait applies Durability and observes the commit.
+func (t *txn) FinishDurable(ctx context.Context) (zodb.Tid, func(context.Context) error, error) {
+	start := time.Now()
+	tid, err := t.Txn.Finish(ctx)
+	if err != nil {
+		t.p.observeCommit(start, tid, err)
+		return tid, nil, err
+	}
 	t.p.recordCommit(tid)
 	t.p.head.Notify()
-	return tid, t.p.waitReplicated(ctx, tid)
+	return tid, func(ctx context.Context) error {
+		err := t.p.waitReplicated(ctx, tid)
+		t.p.observeCommit(start, tid, err)
+		return err
+	}, nil
 }

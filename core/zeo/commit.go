@@ -555,6 +555,12 @@ func (t *transaction) abort() {
 
 // tpcFinish(id) → tid. The commit is published (invalidations queued for
 // every other client) before the reply, atomically with respect to loads.
+// A storage whose Finish then waits for more (zodb.SplitFinisher: a
+// primary's sync durability waiting for its secondaries) is waited for in
+// a goroutine of its own, as a vote waits for the commit lock: the
+// client's other requests — the loads of an application's other threads
+// sharing its connection — are served meanwhile. The commit is published
+// after that wait, in commit order, as when Finish waits.
 func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	a.count(1, 2)
 	tid := a.get(0)
@@ -580,10 +586,16 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	// in commit order: each finisher publishes after the one before it.
 	prev, mine := s.pubTurn, make(chan struct{})
 	s.pubTurn = mine
-	defer close(mine)
 	t.locked = false
 	s.releaseCommit()
-	committed, err := st.Finish(ss.ctx)
+	var committed zodb.Tid
+	var wait func(context.Context) error
+	var err error
+	if sf, ok := st.(zodb.SplitFinisher); ok {
+		committed, wait, err = sf.FinishDurable(ss.ctx)
+	} else {
+		committed, err = st.Finish(ss.ctx)
+	}
 	if committed == 0 {
 		st.Abort()
 	}
@@ -591,26 +603,52 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	t.state = stDone
 	t.release()
 	ss.txn = nil
-	s.endActive(ss)
 	changed := t.changed
-	ss.tmu.Unlock()
-	<-prev
 	if committed == 0 {
+		s.endActive(ss)
+		ss.tmu.Unlock()
+		<-prev
+		close(mine)
 		s.stats.aborts.Add(1)
 		return nil, fmt.Errorf("tpc_finish: %w", err)
 	}
-	s.stats.commits.Add(1)
-	// The transaction is in the storage, even if err says it was not
-	// confirmed (sync replication timed out): publish it to everyone. A
-	// panic until it is published would leave the other clients' caches
-	// stale for good: contain treats it as fatal.
+	ss.finishing = true
+	ss.tmu.Unlock()
+	// The transaction is in the storage from here, even if the wait says
+	// it was not confirmed (sync replication timed out): it is published
+	// to everyone. A panic until it is published would leave the other
+	// clients' caches stale for good: contain treats it as fatal.
 	ss.unpublished.Store(uint64(committed))
-	info := pyval.Dict(pyval.Str("length"), pyval.Int(int64(s.st.Len())), pyval.Str("size"), pyval.Int(s.size()))
-	s.publish(committed, changed, ss, func() {
-		ss.send(oneWay("info", info))
-		ss.answer(id, tidValue(committed), err)
-	})
-	ss.unpublished.Store(0)
+	publish := func() {
+		defer close(mine)
+		if wait != nil {
+			err = wait(ss.ctx)
+		}
+		<-prev
+		s.stats.commits.Add(1)
+		info := pyval.Dict(pyval.Str("length"), pyval.Int(int64(s.st.Len())), pyval.Str("size"), pyval.Int(s.size()))
+		s.publish(committed, changed, ss, func() {
+			ss.send(oneWay("info", info))
+			ss.answer(id, tidValue(committed), err)
+		})
+		ss.unpublished.Store(0)
+		// The transaction ends when it is answered: a server draining
+		// for shutdown closes the connection only after that.
+		ss.tmu.Lock()
+		ss.finishing = false
+		s.endActive(ss)
+		ss.tmu.Unlock()
+	}
+	if wait == nil {
+		publish()
+		return nil, errReplied
+	}
+	s.wg.Add(1) // the session's goroutine holds one: Close waits for this too
+	go func() {
+		defer s.wg.Done()
+		defer ss.contain("finishing", nil)
+		publish()
+	}()
 	return nil, errReplied
 }
 

@@ -347,7 +347,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ss := range conns {
 		ss.tmu.Lock()
-		if ss.txn == nil {
+		if ss.txn == nil && !ss.finishing {
 			ss.stopReading("the server is shutting down")
 		}
 		ss.tmu.Unlock()

@@ -64,11 +64,15 @@ type session struct {
 
 	// tmu guards the transaction and iterators: the reader goroutine and
 	// a vote waiting for the commit lock both use them.
-	tmu      sync.Mutex
-	txn      *transaction
-	iters    map[int64]*txnIter
-	recIters map[int64]*recIter
-	nextIter int64
+	tmu sync.Mutex
+	txn *transaction
+	// finishing: a finished transaction of this session waits in a
+	// goroutine (tpcFinish) to be published and answered; Shutdown lets
+	// the session read until it is.
+	finishing bool
+	iters     map[int64]*txnIter
+	recIters  map[int64]*recIter
+	nextIter  int64
 
 	// oids is record_iternext's snapshot, used by the reader goroutine
 	// only (record_iternext runs under pub, so it must not take tmu).

@@ -154,6 +154,18 @@ type Txn interface {
 	Abort() error
 }
 
+// SplitFinisher is implemented by transactions whose Finish, once the
+// transaction is committed and durable on this host, waits for more: a
+// primary in sync durability waits for its secondaries' acknowledgements.
+// FinishDurable does the first part and returns the wait (nil when there
+// is none) for the caller to run where it holds up nothing else — a ZEO
+// server keeps serving the client's other requests meanwhile. The wait's
+// error is what Finish would have returned with the tid. FinishDurable
+// then the wait is Finish; a caller that has neither calls Finish.
+type SplitFinisher interface {
+	FinishDurable(ctx context.Context) (tid Tid, wait func(context.Context) error, err error)
+}
+
 // TxnIterator walks committed transactions in tid order.
 type TxnIterator interface {
 	// Next returns the next transaction with its records, or io.EOF.
