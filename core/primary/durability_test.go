@@ -273,3 +273,42 @@ func checkPrefix(t *testing.T, s *secondary.Secondary, ppath string) {
 		}
 	}
 }
+
+// A primary's transaction finishes in two parts (zodb.SplitFinisher) so
+// that a ZEO server waits for the secondaries off the client's
+// connection: with async durability there is nothing to wait for (nil,
+// and the server answers at once, as before); with sync the wait gives
+// what Finish would have (here, ErrNotReplicated: no secondary), and the
+// commit is durable and visible before it.
+func TestFinishDurableSplitsTheSyncWait(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []primary.Durability{{}, {Mode: primary.Sync, Quorum: 1, Timeout: 50 * time.Millisecond}} {
+		p, _ := startPrimary(t, filepath.Join(t.TempDir(), "p.fs"), d)
+		txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Store(0, 0, []byte("root")); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tid, wait, err := txn.(zodb.SplitFinisher).FinishDurable(ctx)
+		if err != nil || tid == 0 || p.LastTransaction() != tid {
+			t.Fatalf("%v: FinishDurable: %s %v (last %s)", d.Mode, tid, err, p.LastTransaction())
+		}
+		if d.Mode != primary.Sync {
+			if wait != nil {
+				t.Fatal("async durability returns a wait")
+			}
+			continue
+		}
+		if wait == nil {
+			t.Fatal("sync durability returns no wait")
+		}
+		if err := wait(ctx); !errors.Is(err, primary.ErrNotReplicated) {
+			t.Fatalf("sync wait with no secondary: %v, want ErrNotReplicated", err)
+		}
+	}
+}

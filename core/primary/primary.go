@@ -283,7 +283,7 @@ func isClientError(err error) bool {
 // asynchronous replication with a loud log (OnTimeout Degrade).
 func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 	tid, wait, err := t.FinishDurable(ctx)
-	if err != nil {
+	if err != nil || wait == nil {
 		return tid, err
 	}
 	return tid, wait(ctx)
@@ -291,7 +291,8 @@ func (t *txn) Finish(ctx context.Context) (zodb.Tid, error) {
 
 // FinishDurable is Finish up to the wait for the secondaries, which it
 // returns (zodb.SplitFinisher): the commit is fsynced here and streamed;
-// the wait applies Durability and observes the commit.
+// the wait, nil unless Durability.Mode is Sync, applies Durability and
+// observes the commit.
 func (t *txn) FinishDurable(ctx context.Context) (zodb.Tid, func(context.Context) error, error) {
 	start := time.Now()
 	tid, err := t.Txn.Finish(ctx)
@@ -301,6 +302,10 @@ func (t *txn) FinishDurable(ctx context.Context) (zodb.Tid, func(context.Context
 	}
 	t.p.recordCommit(tid)
 	t.p.head.Notify()
+	if t.p.opts.Durability.Mode != Sync {
+		t.p.observeCommit(start, tid, nil)
+		return tid, nil, nil
+	}
 	return tid, func(ctx context.Context) error {
 		err := t.p.waitReplicated(ctx, tid)
 		t.p.observeCommit(start, tid, err)
