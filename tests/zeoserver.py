@@ -233,7 +233,7 @@ class ZeoServer:
 
     def __init__(self, kind, datafs, workdir, *, listen, codec="pickle", pki=None,
                  replicate=False, role="primary", upstream=None, zrs_bin=None, name=None,
-                 admin=None, storage="1"):
+                 admin=None, storage="1", extra_args=()):
         assert codec in CODECS, codec
         self.kind, self.datafs, self.workdir = kind, Path(datafs), Path(workdir)
         self.listen, self.codec, self.pki = listen, codec, pki
@@ -241,6 +241,7 @@ class ZeoServer:
         self.zrs_bin = zrs_bin
         self.admin = admin  # zrs --admin ADDR (a unix socket path), None for none
         self.storage = storage  # the storage name clients ask for
+        self.extra_args = list(extra_args)  # more zrs flags
         self.name = name or f"{kind} {role}"
         self.log_path = self.workdir / f"{self.name.replace(' ', '-')}.log"
         self.proc = None
@@ -331,7 +332,7 @@ class ZeoServer:
         if self.pki:
             argv += ["--zeo-cert", self.pki.server_cert, "--zeo-key", self.pki.server_key,
                      "--zeo-authenticate", self.pki.ca]
-        return argv
+        return argv + self.extra_args
 
     def _runzeo_command(self):
         listen = self._listen_arg()
