@@ -40,7 +40,11 @@
 // (Options.TransactionTimeout bounds it). tpc_finish hands it on before
 // the storage's fsync (group commit, see core/fs): the next transaction
 // writes behind this one while it waits, and finished transactions are
-// published strictly in commit order, each after its fsync.
+// published strictly in commit order, each after its fsync. A storage
+// whose Finish waits for more after the fsync (zodb.SplitFinisher: a
+// primary with sync durability, waiting for its secondaries) has that
+// wait, the publication and the reply run in a goroutine of their own,
+// so that the connection's other requests are served meanwhile.
 //
 // # Invalidations and ordering
 //
