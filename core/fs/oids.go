@@ -137,33 +137,52 @@ func (s *FileStorage) loadOidHigh() {
 // oid replicated here by far less than a large n. Near the end of the oid
 // space it stops at the last oid.
 func (s *FileStorage) SkipOids(n uint64) error {
-	if s.readOnly {
-		return zodb.ErrReadOnly
+	if err := s.lockOids(); err != nil {
+		return err
 	}
-	s.oidMu.Lock()
 	defer s.oidMu.Unlock()
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return zodb.ErrClosed
-	}
 	base := max(s.oid, s.oidHigh)
 	if m, ok := s.index.MaxOid(); ok {
 		base = max(base, m)
 	}
 	s.mu.Unlock()
 	target := base + zodb.Oid(min(n, math.MaxUint64-uint64(base)))
-	err := s.saveOidHigh(target)
 	// Skip in memory even if the record failed: this process's new oids
 	// must still start past the old primary's clients'.
+	if err := s.reserveOids(target); err != nil {
+		return fmt.Errorf("%s: recording new oids past %s: %w", s.path, target, err)
+	}
+	return nil
+}
+
+// lockOids takes oidMu to move the reservation; a read-only or closed
+// storage refuses.
+func (s *FileStorage) lockOids() error {
+	if s.readOnly {
+		return zodb.ErrReadOnly
+	}
+	s.oidMu.Lock()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		s.oidMu.Unlock()
+		return zodb.ErrClosed
+	}
+	return nil
+}
+
+// reserveOids records target in Data.fs.oid and moves new oids past it.
+// The move holds in memory even if the record fails (its error). The
+// caller holds oidMu.
+func (s *FileStorage) reserveOids(target zodb.Oid) error {
+	err := s.saveOidHigh(target)
 	s.oidHigh = target
 	s.mu.Lock()
 	s.oid = max(s.oid, target)
 	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("%s: recording new oids past %s: %w", s.path, target, err)
-	}
-	return nil
+	return err
 }
 
 // OidReservation returns the greatest oid this storage may have handed
@@ -180,29 +199,27 @@ func (s *FileStorage) OidReservation() zodb.Oid {
 // storage replicates may have handed out new oids up to high, so that
 // this storage, once it is a primary itself (promoted, or restarted as
 // one), hands out none of them: it starts past high, as after its own
-// reservation. It does nothing for a high not above what is recorded.
-// As with NewOid, the skip holds in memory even if the record fails.
+// reservation. It does nothing for a high not above what is recorded,
+// and refuses one more than 2^40 past the greatest oid in the file (which
+// a reopen would ignore). As with NewOid, the skip holds in memory even
+// if the record fails.
 func (s *FileStorage) NoteOidReservation(high zodb.Oid) error {
-	if s.readOnly {
-		return zodb.ErrReadOnly
+	if err := s.lockOids(); err != nil {
+		return err
 	}
-	s.oidMu.Lock()
 	defer s.oidMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return zodb.ErrClosed
-	}
-	s.mu.Unlock()
 	if high <= s.oidHigh {
 		return nil
 	}
-	err := s.saveOidHigh(high)
-	s.oidHigh = high
 	s.mu.Lock()
-	s.oid = max(s.oid, high)
+	maxOid, _ := s.index.MaxOid()
 	s.mu.Unlock()
-	if err != nil {
+	if high > maxOid && uint64(high-maxOid) > oidMaxAhead {
+		// What loadOidHigh would ignore at the next open: not recorded,
+		// so that memory and file agree (and no bad value ends new oids).
+		return fmt.Errorf("%s: the primary's new oids up to %s lie more than 2^40 past the greatest oid here, %s; not recorded", s.path, high, maxOid)
+	}
+	if err := s.reserveOids(high); err != nil {
 		return fmt.Errorf("%s: recording the primary's new oids up to %s: %w", s.path, high, err)
 	}
 	return nil

@@ -190,6 +190,9 @@ func TestNoteOidReservation(t *testing.T) {
 	if got := s.OidReservation(); got != 50_000 {
 		t.Fatalf("reservation after notes of 50000 and 40000: %s", got)
 	}
+	if err := s.NoteOidReservation(math.MaxUint64); err == nil || s.OidReservation() != 50_000 {
+		t.Fatalf("a note of the last oid, 2^64 past the greatest here: %v, reservation %s", err, s.OidReservation())
+	}
 	s.Close()
 	s = stOpen(t, path, fs.Options{})
 	if got := s.OidReservation(); got != 50_000 {
