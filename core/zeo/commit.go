@@ -612,19 +612,22 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 		s.stats.aborts.Add(1)
 		return nil, fmt.Errorf("tpc_finish: %w", err)
 	}
-	ss.finishing = true
+	ss.finishing++
 	ss.tmu.Unlock()
 	// The transaction is in the storage from here, even if the wait says
 	// it was not confirmed (sync replication timed out): it is published
-	// to everyone. A panic until it is published would leave the other
-	// clients' caches stale for good: contain treats it as fatal.
-	ss.unpublished.Store(uint64(committed))
+	// to everyone, after the wait. The wait does not end with the client's
+	// connection — a commit is published once replicated or timed out,
+	// whoever waits for the answer — only with the server.
 	publish := func() {
 		defer close(mine)
 		if wait != nil {
-			err = wait(ss.ctx)
+			err = wait(s.life)
 		}
 		<-prev
+		// A panic until it is published would leave the other clients'
+		// caches stale for good: contain treats it as fatal.
+		ss.unpublished.Store(uint64(committed))
 		s.stats.commits.Add(1)
 		info := pyval.Dict(pyval.Str("length"), pyval.Int(int64(s.st.Len())), pyval.Str("size"), pyval.Int(s.size()))
 		s.publish(committed, changed, ss, func() {
@@ -635,7 +638,7 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 		// The transaction ends when it is answered: a server draining
 		// for shutdown closes the connection only after that.
 		ss.tmu.Lock()
-		ss.finishing = false
+		ss.finishing--
 		s.endActive(ss)
 		ss.tmu.Unlock()
 	}
@@ -646,8 +649,17 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	s.wg.Add(1) // the session's goroutine holds one: Close waits for this too
 	go func() {
 		defer s.wg.Done()
+		published := false
 		defer ss.contain("finishing", nil)
+		defer func() {
+			// A panic before the publication (in the wait): the commit
+			// will never be published, which contain must know.
+			if !published {
+				ss.unpublished.Store(uint64(committed))
+			}
+		}()
 		publish()
+		published = true
 	}()
 	return nil, errReplied
 }

@@ -159,6 +159,11 @@ type Server struct {
 	// error (see contain); defaultCheckWithin unless a test shortens it.
 	checkWithin time.Duration
 
+	// life ends with Close: what outlives a client's connection (a
+	// finished commit waiting for its secondaries) waits on it.
+	life    context.Context
+	endLife context.CancelFunc
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*session]bool // every open session, registered or not
@@ -214,6 +219,7 @@ func NewServer(st Storage, opts Options) *Server {
 		commit:      make(chan struct{}, 1),
 		conns:       make(map[*session]bool),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	if opts.Msgpack {
 		s.codec = MsgpackCodec
 	}
@@ -318,6 +324,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.endLife()
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
@@ -347,7 +354,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ss := range conns {
 		ss.tmu.Lock()
-		if ss.txn == nil && !ss.finishing {
+		if ss.txn == nil && ss.finishing == 0 {
 			ss.stopReading("the server is shutting down")
 		}
 		ss.tmu.Unlock()
@@ -366,10 +373,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // endActive counts the end of a transaction of ss; while the server
-// drains, ss then stops reading. The caller holds ss.tmu.
+// drains, ss then stops reading, unless it still has a transaction open
+// or finishing. The caller holds ss.tmu.
 func (s *Server) endActive(ss *session) {
 	s.stats.active.Add(-1)
-	if s.draining.Load() {
+	if s.draining.Load() && ss.finishing == 0 && (ss.txn == nil || ss.txn.state == stDone) {
 		ss.stopReading("the server is shutting down")
 	}
 }

@@ -66,10 +66,10 @@ type session struct {
 	// a vote waiting for the commit lock both use them.
 	tmu sync.Mutex
 	txn *transaction
-	// finishing: a finished transaction of this session waits in a
-	// goroutine (tpcFinish) to be published and answered; Shutdown lets
-	// the session read until it is.
-	finishing bool
+	// finishing counts the finished transactions of this session waiting
+	// in a goroutine (tpcFinish) to be published and answered; Shutdown
+	// lets the session read until none is.
+	finishing int
 	iters     map[int64]*txnIter
 	recIters  map[int64]*recIter
 	nextIter  int64

@@ -2,13 +2,17 @@ package zeo
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/pyval"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // gatedStorage's transactions finish in two parts (zodb.SplitFinisher),
@@ -122,4 +126,163 @@ func TestFinishWaitDoesNotHoldTheConnection(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With sync durability and no secondary, a commit is published to the
+// other clients only once the sync timeout has passed, also when the
+// committing client disconnects during the wait: the wait does not end
+// with the client's connection.
+func TestDisconnectDuringSyncWaitDoesNotPublishEarly(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const syncTimeout = 5 * time.Second
+	p := primary.New(st, primary.Options{Durability: primary.Durability{Mode: primary.Sync, Quorum: 1, Timeout: syncTimeout}})
+	defer p.Close()
+	_, addr := serveTest(t, p, Options{})
+	c1 := dialRegistered(t, addr)
+	c2 := dialRegistered(t, addr)
+	oid := c1.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
+	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	c1.start("tpc_finish", pyval.Int(1))
+	time.Sleep(300 * time.Millisecond) // the commit is in the storage and waits for acks
+	t0 := time.Now()
+	c1.conn.Close() // the committing client goes away (killed, its own timeout)
+	select {
+	case m := <-c2.oneways:
+		t.Fatalf("%s reached another client %v after the committer disconnected, %v before the sync timeout: "+
+			"a commit no secondary acknowledged is visible", m.Name, time.Since(t0).Round(time.Millisecond), syncTimeout-time.Since(t0))
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// panicGated is gatedStorage (transactions that finish in two parts) whose
+// loads panic on demand, as a bug in zrs would; loads take the generic path.
+type panicGated struct {
+	Storage
+	g          *gatedStorage
+	loadPanics atomic.Bool
+}
+
+func (p *panicGated) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	return p.g.Begin(ctx, meta, opts)
+}
+
+func (p *panicGated) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.Tid) ([]byte, zodb.Tid, zodb.Tid, error) {
+	if p.loadPanics.Load() {
+		panic("injected fault in LoadBefore")
+	}
+	return p.Storage.LoadBefore(ctx, oid, before)
+}
+
+// A session's reader serves requests while its commit waits for its
+// secondaries; an internal error in one of them is contained as any
+// other (the server goes on), and the commit is published when its wait
+// ends, although its connection is gone.
+func TestPanicDuringSyncWaitIsContained(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+	ps := &panicGated{Storage: st, g: g}
+	logs := &testutil.SyncBuffer{}
+	fatal := make(chan error, 4)
+	srv := NewServer(ps, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Fatal: func(err error) { fatal <- err }})
+	srv.checkWithin = 3 * time.Second
+	addr, err := srv.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c1 := dialRegistered(t, addr)
+	oid := c1.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
+	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	c2 := dialRegistered(t, addr)
+	c1.start("tpc_finish", pyval.Int(1))
+	<-g.waiting
+	ps.loadPanics.Store(true)
+	c1.start("loadBefore", oidValue(oid), tidValue(zodb.MaxTid))
+	select {
+	case err := <-fatal:
+		t.Fatalf("a contained panic in a load during a commit's sync wait was fatal to the server: %v", err)
+	case <-c1.closed:
+	case <-time.After(testTimeout):
+		t.Fatal("the connection with the internal error stays open")
+	}
+	select {
+	case err := <-fatal:
+		t.Fatalf("a contained panic in a load during a commit's sync wait was fatal to the server: %v", err)
+	case <-time.After(time.Second):
+	}
+	ps.loadPanics.Store(false)
+	g.release <- struct{}{}
+	c2.expect("invalidateTransaction")
+}
+
+// A client may begin a second transaction while its first waits for its
+// secondaries (ClientStorage does not, a ZEO client may): a Shutdown then
+// closes the connection only once both commits are answered.
+func TestShutdownAnswersEveryPipelinedFinish(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 2), release: make(chan struct{}, 2)}
+	srv, addr := serveTest(t, g, Options{})
+	c1 := dialRegistered(t, addr)
+	oid1, oid2 := c1.newOid(), c1.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(oid1), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
+	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	f1 := c1.start("tpc_finish", pyval.Int(1))
+	<-g.waiting
+	c1.begin(2)
+	c1.oneWay("storea", oidValue(oid2), tidValue(0), pyval.Bytes([]byte("two")), pyval.Int(2))
+	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	f2 := c1.start("tpc_finish", pyval.Int(2))
+	<-g.waiting
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	g.release <- struct{}{} // the first commit's wait ends
+	if m := c1.wait(f1, "tpc_finish 1"); m.Flags == FlagError {
+		t.Fatalf("tpc_finish 1: %s", m.Args)
+	}
+	time.Sleep(200 * time.Millisecond)
+	g.release <- struct{}{} // then the second's
+	select {
+	case m := <-f2:
+		if m.Flags == FlagError {
+			t.Fatalf("tpc_finish 2: %s", m.Args)
+		}
+	case <-c1.closed:
+		select {
+		case <-f2:
+		default:
+			t.Fatal("the server closed the connection before answering the second tpc_finish (its commit is in the storage)")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no answer to tpc_finish 2")
+	}
+	<-shut
 }
