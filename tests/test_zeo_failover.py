@@ -18,16 +18,9 @@ from ZEO.ClientStorage import ClientStorage
 from ZODB.POSException import ReadOnlyError
 from ZEO.Exceptions import ClientDisconnected
 
-from zeoserver import ZeoServer
+from zeoserver import ZeoServer, wait_until
 
 WAIT = 20  # seconds for each step before the test fails
-
-
-def wait_until(what, cond):
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        assert time.monotonic() < deadline, f"{what}: not within {WAIT}s"
-        time.sleep(0.05)
 
 
 def test_read_only_fallback_client_writes_after_promotion(zrs_bin, tmp_path):

@@ -18,17 +18,10 @@ import ZODB
 from persistent.mapping import PersistentMapping
 from ZEO.ClientStorage import ClientStorage
 
-from zeoserver import ZeoServer
+from zeoserver import ZeoServer, wait_until
 
 WAIT = 20  # seconds for each step before the test fails
 SYNC_TIMEOUT = 8  # seconds a commit waits for the secondary
-
-
-def wait_until(what, cond):
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        assert time.monotonic() < deadline, f"{what}: not within {WAIT}s"
-        time.sleep(0.05)
 
 
 def test_sync_commit_does_not_hold_the_other_threads(zrs_bin, tmp_path):

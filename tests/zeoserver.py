@@ -78,6 +78,14 @@ class Pki:
         return ctx
 
 
+def wait_until(what, cond, timeout=20):
+    """Poll cond every 50 ms; fail the test naming what if it is not true within timeout s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.05)
+
+
 def _openssl(*args, cwd):
     proc = subprocess.run(["openssl", *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=60)
