@@ -78,7 +78,7 @@ func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
 			s.log.Warn("cannot record the new oids handed out; after a restart ZEO clients may get conflicts on new objects",
 				logKeyFile, s.path+oidSuffix, "err", err)
 		}
-		s.oidHigh = high
+		s.setOidHigh(high)
 	}
 }
 
@@ -124,7 +124,7 @@ func (s *FileStorage) loadOidHigh() {
 	}
 	s.mu.Lock()
 	s.oid = max(s.oid, zodb.Oid(high))
-	s.oidHigh = zodb.Oid(high)
+	s.setOidHigh(zodb.Oid(high))
 	s.mu.Unlock()
 }
 
@@ -178,7 +178,7 @@ func (s *FileStorage) lockOids() error {
 // caller holds oidMu.
 func (s *FileStorage) reserveOids(target zodb.Oid) error {
 	err := s.saveOidHigh(target)
-	s.oidHigh = target
+	s.setOidHigh(target)
 	s.mu.Lock()
 	s.oid = max(s.oid, target)
 	s.mu.Unlock()
@@ -188,11 +188,14 @@ func (s *FileStorage) reserveOids(target zodb.Oid) error {
 // OidReservation returns the greatest oid this storage may have handed
 // out as a new oid (the end of its reserved block), or the greatest
 // NoteOidReservation recorded: 0 when there is none. A primary tells its
-// native secondaries (zrsproto.Heartbeat.Oids).
-func (s *FileStorage) OidReservation() zodb.Oid {
-	s.oidMu.Lock()
-	defer s.oidMu.Unlock()
-	return s.oidHigh
+// native secondaries (zrsproto.Heartbeat.Oids). It does not wait for a
+// reservation being recorded (NewOid's fsync).
+func (s *FileStorage) OidReservation() zodb.Oid { return zodb.Oid(s.oidHighSeen.Load()) }
+
+// setOidHigh moves the reservation; the caller holds oidMu (or opens).
+func (s *FileStorage) setOidHigh(high zodb.Oid) {
+	s.oidHigh = high
+	s.oidHighSeen.Store(uint64(high))
 }
 
 // NoteOidReservation records in Data.fs.oid that the primary this

@@ -102,6 +102,9 @@ type FileStorage struct {
 
 	oidMu   sync.Mutex // serializes NewOid's reservations (see oids.go)
 	oidHigh zodb.Oid   // greatest oid reserved in Data.fs.oid; guarded by oidMu
+	// oidHighSeen is oidHigh for readers that must not wait for oidMu
+	// (OidReservation, on the replication stream).
+	oidHighSeen atomic.Uint64
 
 	syncMu  sync.Mutex                       // one fsync at a time; see syncTo
 	syncErr error                            // the failure (an fsync, a status write) that closed the storage; guarded by syncMu
