@@ -258,10 +258,17 @@ func (ss *session) recordIternext(a *args, _ *pyval.Value) (*pyval.Value, error)
 	nextOid := pyval.None()
 	if j < len(oids) {
 		nextOid = oidValue(oids[j])
-		ss.recAhead = recordAhead{oid: oids[j], limit: limit, data: nextData, serial: nextSerial}
+		if len(nextData) <= maxRecordAhead {
+			ss.recAhead = recordAhead{oid: oids[j], limit: limit, data: nextData, serial: nextSerial}
+		}
 	}
 	return pyval.Tuple(oidValue(oids[i]), tidValue(serial), pyval.Bytes(data), nextOid), nil
 }
+
+// maxRecordAhead bounds the record a session keeps for its next
+// record_iternext: a client that stops iterating keeps it until it
+// disconnects, and a larger one is simply loaded again.
+const maxRecordAhead = 1 << 20
 
 // recordAhead is the object record_iternext loaded to name the next oid:
 // the next call returns it without loading it again, if it asks for that
