@@ -185,12 +185,23 @@ func (s *FileStorage) reserveOids(target zodb.Oid) error {
 	return err
 }
 
-// OidReservation returns the greatest oid this storage may have handed
-// out as a new oid (the end of its reserved block), or the greatest
-// NoteOidReservation recorded: 0 when there is none. A primary tells its
-// native secondaries (zrsproto.Heartbeat.Oids). It does not wait for a
+// OidReservation returns the greatest oid this storage may hand out as a
+// new oid before it reserves (or is told of, NoteOidReservation) more: one
+// block past what it reserved or the greatest oid in the file, whichever
+// is greater. A primary tells its native secondaries
+// (zrsproto.Heartbeat.Oids), so a secondary knows of every oid of a block
+// before the first of them is handed out, as long as the previous block
+// lasted longer than the message takes. It does not wait for a
 // reservation being recorded (NewOid's fsync).
-func (s *FileStorage) OidReservation() zodb.Oid { return zodb.Oid(s.oidHighSeen.Load()) }
+func (s *FileStorage) OidReservation() zodb.Oid {
+	base := zodb.Oid(s.oidHighSeen.Load())
+	s.mu.Lock()
+	if m, ok := s.index.MaxOid(); ok {
+		base = max(base, m)
+	}
+	s.mu.Unlock()
+	return base + zodb.Oid(min(oidBlock, math.MaxUint64-uint64(base)))
+}
 
 // setOidHigh moves the reservation; the caller holds oidMu (or opens).
 func (s *FileStorage) setOidHigh(high zodb.Oid) {

@@ -172,14 +172,18 @@ func TestSkipOids(t *testing.T) {
 
 // A secondary notes its primary's reservation (NoteOidReservation): as a
 // primary later — promoted, or reopened — it hands out oids past it only,
-// and reports it to its own secondaries (OidReservation). A lower note
-// changes nothing.
+// and reports it to its own secondaries (OidReservation) one block ahead,
+// so that they know of a block's oids before they are handed out. A lower
+// note changes nothing.
 func TestNoteOidReservation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "Data.fs")
 	s := stOpen(t, path, fs.Options{})
-	stCommit(t, s, stWrite{0, 0, []byte("root")})
-	if got := s.OidReservation(); got != 0 {
-		t.Fatalf("reservation of a storage that handed out nothing: %s", got)
+	stCommit(t, s, stWrite{7, 0, []byte("seven")})
+	if got := s.OidReservation(); got != 7+fs.OidBlock {
+		t.Fatalf("reservation of a storage that handed out nothing, greatest oid 7: %s", got)
+	}
+	if got := newOids(t, s, 1)[0]; got != 8 || s.OidReservation() != 7+2*fs.OidBlock {
+		t.Fatalf("new oid %s, then reservation %s: want 8, one block reserved and one ahead", got, s.OidReservation())
 	}
 	if err := s.NoteOidReservation(50_000); err != nil {
 		t.Fatal(err)
@@ -187,15 +191,15 @@ func TestNoteOidReservation(t *testing.T) {
 	if err := s.NoteOidReservation(40_000); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.OidReservation(); got != 50_000 {
+	if got := s.OidReservation(); got != 50_000+fs.OidBlock {
 		t.Fatalf("reservation after notes of 50000 and 40000: %s", got)
 	}
-	if err := s.NoteOidReservation(math.MaxUint64); err == nil || s.OidReservation() != 50_000 {
+	if err := s.NoteOidReservation(math.MaxUint64); err == nil || s.OidReservation() != 50_000+fs.OidBlock {
 		t.Fatalf("a note of the last oid, 2^64 past the greatest here: %v, reservation %s", err, s.OidReservation())
 	}
 	s.Close()
 	s = stOpen(t, path, fs.Options{})
-	if got := s.OidReservation(); got != 50_000 {
+	if got := s.OidReservation(); got != 50_000+fs.OidBlock {
 		t.Fatalf("reservation after a reopen: %s", got)
 	}
 	if got := newOids(t, s, 1)[0]; got != 50_001 {

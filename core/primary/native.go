@@ -239,12 +239,25 @@ func (p *Primary) OidReservation() zodb.Oid {
 
 // NoteOidReservation passes a relay's upstream reservation (see
 // fs.FileStorage.NoteOidReservation) to the wrapped storage, if it
-// records them; the relay's own secondaries then hear of it.
+// records them; the relay's own secondaries then hear of it at once.
 func (p *Primary) NoteOidReservation(high zodb.Oid) error {
-	if r, ok := p.st.(oidReserver); ok {
-		return r.NoteOidReservation(high)
+	r, ok := p.st.(oidReserver)
+	if !ok {
+		return nil
 	}
-	return nil
+	err := r.NoteOidReservation(high)
+	p.announceOids()
+	return err
+}
+
+// announceOids wakes the streams when the reservation grew since the last
+// call, so that each tells its secondary now (a heartbeat between
+// transactions) rather than at its next idle heartbeat.
+func (p *Primary) announceOids() {
+	if r := uint64(p.OidReservation()); r > p.oidsAnnounced.Load() {
+		p.oidsAnnounced.Store(r)
+		p.head.Notify()
+	}
 }
 
 // sink is where a stream writes: zrs2 frames straight to the connection,

@@ -94,10 +94,13 @@ type Primary struct {
 	ackSignal   *headSignal                       // notified when a native secondary acknowledges
 	internalObs atomic.Pointer[func()]            // ObserveInternalErrors
 	refusalObs  atomic.Pointer[func()]            // ObserveRefusals
-	dur         durabilityState
-	commits     commitRing   // recent commits, for lag
-	unixSeq     atomic.Int64 // numbers the unix-socket secondaries' peer names
-	refusals    refusalLog   // rate-limits the log of refused handshakes
+	// oidsAnnounced is the oid reservation the streams were last woken
+	// for (announceOids).
+	oidsAnnounced atomic.Uint64
+	dur           durabilityState
+	commits       commitRing   // recent commits, for lag
+	unixSeq       atomic.Int64 // numbers the unix-socket secondaries' peer names
+	refusals      refusalLog   // rate-limits the log of refused handshakes
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx
@@ -199,8 +202,15 @@ func (p *Primary) Oids() []zodb.Oid {
 	return nil
 }
 
-// NewOid delegates to the wrapped storage.
-func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) { return p.st.NewOid(ctx) }
+// NewOid delegates to the wrapped storage. When that reserved a new
+// block of oids, the secondaries are told at once.
+func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) {
+	oid, err := p.st.NewOid(ctx)
+	if err == nil {
+		p.announceOids()
+	}
+	return oid, err
+}
 
 // SkipOids passes a promoted relay's oid skip (see fs.FileStorage.SkipOids)
 // to the wrapped storage, if it has one.

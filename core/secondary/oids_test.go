@@ -110,3 +110,36 @@ func TestOidReservationReachesEveryReplica(t *testing.T) {
 		t.Fatalf("after a second failover, the new primary hands out %s; b's clients hold oids up to %s", got, heldB)
 	}
 }
+
+// A primary announces a block of new oids before it hands out the first
+// of them: its reservation goes out as soon as it grows (not at the next
+// idle heartbeat, a minute here), one block ahead. So a secondary already
+// records every oid the primary handed out, and restarted as a primary
+// right after (a crash of the first) it hands none of them out again.
+func TestOidReservationIsAnnouncedAhead(t *testing.T) {
+	dir := t.TempDir()
+	a := startPrimaryWith(t, filepath.Join(dir, "a.fs"), "127.0.0.1:0", primary.Options{HeartbeatInterval: time.Minute})
+	newWorkload(t, a).run(3)
+	dPath := filepath.Join(dir, "d.fs")
+	dFS := openFS(t, dPath)
+	d := startSecondaryOn(t, dFS, a.addr, secondary.Options{})
+	waitCaughtUp(t, a, d)
+	// d records a's reservation and reports it a block further on.
+	const block = 4096
+	recorded := func(r zodb.Oid) func() bool { return func() bool { return dFS.OidReservation() >= r+block } }
+	waitFor(t, "d to learn a's reservation at connection", recorded(a.OidReservation()))
+
+	// Up to the first oid of a new block: a reserves it and announces the
+	// one after it.
+	for r0 := a.OidReservation(); a.OidReservation() == r0; {
+		newOids(t, a, 1)
+	}
+	waitFor(t, "d to learn a's new reservation with no commit and no idle heartbeat", recorded(a.OidReservation()))
+	held := newOids(t, a, block) // the rest of the block, and into the next
+	d.close()
+	d2 := openFS(t, dPath)
+	defer d2.Close()
+	if got := newOids(t, d2, 1); got <= held {
+		t.Fatalf("d restarted as a primary hands out %s; a's clients hold oids up to %s", got, held)
+	}
+}

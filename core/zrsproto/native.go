@@ -232,10 +232,10 @@ const (
 type Heartbeat struct {
 	Last zodb.Tid
 	Time time.Time
-	// Oids is the greatest oid the primary may have handed out to its
-	// clients as a new oid (its reservation, 0 when it has none); only
-	// heartbeats of a stream with the Oids term carry it. A secondary
-	// records it, so that as a primary it never hands those oids out again.
+	// Oids is the greatest oid the primary may hand out to its clients as
+	// a new oid before it sends a greater one (0: none); only heartbeats
+	// of a stream with the Oids term carry it. A secondary records it, so
+	// that as a primary it never hands those oids out again.
 	Oids zodb.Oid
 }
 
