@@ -106,10 +106,20 @@ func (s *stream) run(ctx context.Context) {
 	hsMu.Unlock()
 	close(handshaken)
 	if err != nil {
-		if fn := s.p.refusalObs.Load(); fn != nil {
-			(*fn)()
+		switch {
+		case closed(s.p.drain):
+			s.log.Debug("handshake ended: the primary is shutting down", logKeyErr, err)
+		case isConnError(err):
+			// Closed, reset or silent before the handshake was whole: a
+			// health check, a port scan, a secondary that went away. Not
+			// a refusal: nothing was decided about it.
+			s.log.Info("connection ended before its handshake was complete", logKeyErr, err)
+		default:
+			if fn := s.p.refusalObs.Load(); fn != nil {
+				(*fn)()
+			}
+			s.p.refusals.refused(s.log, s.conn, err)
 		}
-		s.p.refusals.refused(s.log, s.conn, err)
 		return
 	}
 	s.log.Info("secondary connected", logKeyTid, start, logKeyLast, s.p.st.LastTransaction())

@@ -2,9 +2,11 @@ package primary
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +111,46 @@ func TestResetSecondaryIsNotAnError(t *testing.T) {
 		if strings.Contains(l, "secondary disconnected") && !strings.Contains(l, "reset") && !strings.Contains(l, "EOF") {
 			t.Errorf("the disconnection does not say why: %s", l)
 		}
+	}
+}
+
+// A connection that ends before its handshake is whole (a TCP health
+// check, a port scan, a secondary that went away) is not a refusal: no
+// ERROR, not counted; a handshake the primary judges and refuses is both.
+func TestConnectionClosedInHandshakeIsNotARefusal(t *testing.T) {
+	st := openTestFS(t)
+	logs := &testutil.SyncBuffer{}
+	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var refusals atomic.Int64
+	p.ObserveRefusals(func() { refusals.Add(1) })
+	commit(t, p, 1)
+
+	for _, handshake := range [][]byte{nil, []byte(zrsproto.Proto3)} {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if handshake != nil {
+			zrsproto.WriteFrame(c, handshake)
+		}
+		c.Close()
+	}
+	waitLog(t, logs, "connection ended before its handshake was complete")
+	for deadline := time.Now().Add(converge); strings.Count(logs.String(), "connection ended before its handshake") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("two closed handshakes, log:\n%s", logs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") || refusals.Load() != 0 {
+		t.Fatalf("closed handshakes: %d refusals counted, log:\n%s", refusals.Load(), logs)
+	}
+
+	// A zrs2 secondary ahead of the primary is refused.
+	c := dial(t, p.addr, []byte(zrsproto.Proto20), tidBytes(zodb.MaxTid-1))
+	io.Copy(io.Discard, c)
+	waitLog(t, logs, "refusing secondary")
+	if line := logLine(logs.String(), "refusing secondary"); !strings.Contains(line, "level=ERROR") || refusals.Load() != 1 {
+		t.Fatalf("a refusal: %d counted, logged %s", refusals.Load(), line)
 	}
 }
