@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -89,6 +90,10 @@ type nativeState struct {
 	proto         string    // protocol of the current or last connection; guarded by mu
 	primaryLast   zodb.Tid  // the primary's last tid from its welcome or last heartbeat; guarded by mu
 	heardAt       time.Time // when that was received; guarded by mu
+
+	refusal        string    // the last refusal's reason; guarded by mu
+	refusalLogged  time.Time // when it was last logged as an error; guarded by mu
+	refusalRepeats int       // refusals since, logged at debug only; guarded by mu
 }
 
 // NativeStatus is what the native protocol tells about the primary.
@@ -110,6 +115,39 @@ func (n *nativeState) heard(last zodb.Tid) {
 	n.mu.Lock()
 	n.primaryLast, n.heardAt = last, time.Now()
 	n.mu.Unlock()
+}
+
+// refusalLogEvery: a refusal that repeats (it does until an operator
+// acts) is an error once per this period, and debug in between.
+const refusalLogEvery = 10 * time.Minute
+
+// logRefusal logs the primary's refusal of this secondary: as an error
+// the first time and once per refusalLogEvery for the same reason, with
+// the number of refusals not shown since.
+func (n *nativeState) logRefusal(log *slog.Logger, reason string, start zodb.Tid) {
+	now := time.Now()
+	n.mu.Lock()
+	again := reason == n.refusal && now.Sub(n.refusalLogged) < refusalLogEvery
+	if again {
+		n.refusalRepeats++
+	}
+	repeats := 0
+	if reason == n.refusal {
+		repeats = n.refusalRepeats
+	}
+	if !again {
+		n.refusal, n.refusalLogged, n.refusalRepeats = reason, now, 0
+	}
+	n.mu.Unlock()
+	if again {
+		log.Debug("the primary refuses this secondary again: "+reason, logKeyTid, start)
+		return
+	}
+	attrs := []any{logKeyTid, start}
+	if repeats > 0 {
+		attrs = append(attrs, "refused_since_last_logged", repeats)
+	}
+	log.Error("the primary refuses this secondary: "+reason, attrs...)
 }
 
 // retryNative ends a fall-back to zrs2.0: the next connection tries zrs3.
@@ -356,7 +394,7 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	s.nat.fallbackUntil = time.Time{}
 	s.nat.mu.Unlock()
 	if wel.Refused != "" {
-		s.log.Error("the primary refuses this secondary: "+wel.Refused, logKeyTid, start)
+		s.nat.logRefusal(s.log, wel.Refused, start)
 		return nil, hello.Database, fmt.Errorf("refused by the primary: %s", wel.Refused)
 	}
 	if !hello.Database.IsZero() && wel.Database != hello.Database {
