@@ -166,9 +166,20 @@ func (p *Primary) syncTimedOut(tid zodb.Tid, n int) error {
 	d := p.opts.Durability
 	connected := p.countAcked(0)
 	if d.OnTimeout == Degrade {
+		// Concurrent commits time out together: the first degrades (and
+		// logs), the others only move the commit that recovery waits for
+		// to the latest of them.
 		p.dur.mu.Lock()
-		p.dur.degraded, p.dur.degradedAt = true, tid
+		already := p.dur.degraded
+		if !already || tid > p.dur.degradedAt {
+			p.dur.degradedAt = tid
+		}
+		p.dur.degraded = true
 		p.dur.mu.Unlock()
+		if already {
+			p.log.Debug("sync commit timed out while already degraded", logKeyTid, tid, "acks", n)
+			return nil
+		}
 		p.log.Error("SYNC REPLICATION DEGRADED: commits no longer wait for secondaries; a primary failure now loses recent commits",
 			logKeyTid, tid, "acks", n, "quorum", d.Quorum, "acking_secondaries", connected, "timeout", d.Timeout)
 		return nil

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 const converge = 30 * time.Second
@@ -310,5 +313,34 @@ func TestFinishDurableSplitsTheSyncWait(t *testing.T) {
 		if err := wait(ctx); !errors.Is(err, primary.ErrNotReplicated) {
 			t.Fatalf("sync wait with no secondary: %v, want ErrNotReplicated", err)
 		}
+	}
+}
+
+// Commits that time out together degrade sync replication once: one
+// error in the log, not one per commit.
+func TestConcurrentTimeoutsDegradeOnce(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	d := primary.Durability{Mode: primary.Sync, Quorum: 1, Timeout: 300 * time.Millisecond, OnTimeout: primary.Degrade}
+	p := primary.New(openFS(t, filepath.Join(t.TempDir(), "p.fs")), primary.Options{Durability: d,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer p.Close()
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			_, err := commit(ctx, p, i)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "SYNC REPLICATION DEGRADED"); n != 1 {
+		t.Fatalf("%d degradations logged for 4 commits timing out together:\n%s", n, logs)
+	}
+	if !p.Degraded() {
+		t.Fatal("not degraded")
 	}
 }
