@@ -79,10 +79,32 @@ func TestStatusAndPromoteCommands(t *testing.T) {
 		t.Errorf("after promotion: %+v", sst)
 	}
 	s.waitLog(t, "promoted to primary")
+	code, out, errs = zrs(t, "promote", sadm)
+	if code != 0 || !strings.Contains(out, "already promoted: "+sadm+" has been primary since") {
+		t.Errorf("promote again: code %d, %q %q", code, out, errs)
+	}
+	code, out, _ = zrs(t, "status", padm)
+	if code != 0 || !strings.Contains(out, "durability: async\n") {
+		t.Errorf("zrs status of an async primary: %d\n%s", code, out)
+	}
 	code, _, _ = zrs(t, "status", filepath.Join(dir, "nobody.admin"))
 	if code != 1 {
 		t.Errorf("status of nothing: code %d", code)
 	}
 	s.stop(t)
 	p.stop(t)
+}
+
+// zrs status says when sync replication has degraded, not only the JSON
+// and the metric.
+func TestStatusTextShowsDegradedSync(t *testing.T) {
+	var b strings.Builder
+	st := admin.Status{Role: "primary", Path: "/x/Data.fs", LastTid: "0000000000000001",
+		Durability: "sync ANY 1, timeout 5s, degrade", SyncDegraded: true, Serving: true}
+	if err := printStatus(&b, st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "durability: sync ANY 1, timeout 5s, degrade — DEGRADED") {
+		t.Fatalf("status text:\n%s", b.String())
+	}
 }

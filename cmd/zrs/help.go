@@ -24,16 +24,19 @@ Available commands:
         Print every transaction and data record of a Data.fs, in the line
         format of ZODB's fsdump.py, or with --json one JSON object per
         transaction per line (the format the interoperability tests use).
-  primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR]
-        Serve a FileStorage's commits to secondaries (zc.zrs protocol,
-        asynchronous) and, with --zeo, to ZEO clients (Python
-        ZODB.DB(ClientStorage(ADDR))). ADDR: a port, host:port, or a unix
-        socket path containing '/'. --admin (or --metrics) serves
-        /status, /metrics (Prometheus) and /promote over HTTP.
-  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--zeo ADDR] [--keep-alive DURATION] [--admin ADDR]
+  primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR] [--durability async|sync ...]
+        Serve a FileStorage's commits to secondaries (zrs3 to zrs
+        secondaries, zc.zrs's zrs2 to Python ones; asynchronous, or with
+        --durability sync acknowledged by --quorum of them) and, with
+        --zeo, to ZEO clients (Python ZODB.DB(ClientStorage(ADDR))).
+        ADDR: a port, host:port, or a unix socket path containing '/'.
+        --admin (or --metrics) serves /status, /metrics (Prometheus) and
+        /promote over HTTP. All flags: zrs primary --help.
+  secondary PATH/Data.fs --replicate-from ADDR [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR] [--protocol auto|zrs2|zrs3] ...
         Replicate a primary into a FileStorage, reconnecting after
         failures; with --replicate-to, relay to further secondaries; with
-        --zeo, serve the replica read-only to ZEO clients.
+        --zeo, serve the replica read-only to ZEO clients. All flags
+        (keep-alive, timeouts, compression): zrs secondary --help.
   status ADDR [--json]
         Role, last transaction and replication state (per-secondary lag)
         of the daemon whose --admin endpoint is ADDR.

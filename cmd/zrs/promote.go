@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/zrs-replication/zrs/internal/admin"
 )
@@ -45,6 +46,11 @@ func runPromote(ctx context.Context, args []string, e *env) error {
 	}
 	if err != nil {
 		return err
+	}
+	if res.Already {
+		fmt.Fprintf(e.stdout, "already promoted: %s has been %s since %s; last tid %s\n",
+			addr, res.Role, res.PromotedAt.Format(time.RFC3339), res.LastTid)
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "promoted: %s is now %s; last tid %s (took %.1f ms)\n",
 		addr, res.Role, res.LastTid, res.TookSeconds*1000)

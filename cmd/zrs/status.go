@@ -71,6 +71,13 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	if !st.PromotedAt.IsZero() {
 		fmt.Fprintf(w, "promoted: %s\n", st.PromotedAt.Format(time.RFC3339Nano))
 	}
+	if st.Durability != "" {
+		note := ""
+		if st.SyncDegraded {
+			note = " — DEGRADED: commits do not wait for secondaries until they catch up"
+		}
+		fmt.Fprintf(w, "durability: %s%s\n", st.Durability, note)
+	}
 	if up := st.Upstream; up != nil {
 		state := "disconnected"
 		switch {

@@ -114,6 +114,7 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
 	start := time.Now()
+	already := !s.node.Status().PromotedAt.IsZero()
 	if err := s.node.Promote(ctx); err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, ErrNotSecondary) {
@@ -126,13 +127,16 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, errorBody{Error: err.Error(), Role: s.node.Status().Role})
 		return
 	}
-	writeJSON(w, http.StatusOK, PromoteResult{Status: s.node.Status(), TookSeconds: time.Since(start).Seconds()})
+	writeJSON(w, http.StatusOK, PromoteResult{Status: s.node.Status(), TookSeconds: time.Since(start).Seconds(), Already: already})
 }
 
 // PromoteResult is what POST /promote returns on success.
 type PromoteResult struct {
 	Status
 	TookSeconds float64 `json:"took_seconds"`
+	// Already: the node had been promoted before this request, which
+	// changed nothing.
+	Already bool `json:"already_promoted,omitempty"`
 }
 
 // errorBody is what a failed request returns.
