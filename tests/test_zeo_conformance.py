@@ -11,6 +11,13 @@ name, with that reason. Nothing else is excluded unless it inspects the
 Python server's internals; the list is printed at the start of the run.
 
 ZRS_ZEO_SERVER=runzeo runs the same classes against ZEO's own server.
+
+With zrs, the pickle class runs once more against a primary with
+synchronous replication (`--durability sync --quorum 1`) and a secondary:
+every commit is then answered only after the secondary acknowledged it,
+from the server's goroutine that waits for it while the connection goes
+on serving — the multi-threaded and invalidation tests exercise exactly
+that path.
 """
 
 import pytest
@@ -76,16 +83,28 @@ class ZeoConformance(StorageTestBase.StorageTestBase):
     """A fresh server per test; self._storage is a ClientStorage to it."""
 
     codec = "pickle"
+    sync = False  # a sync primary with a secondary (zrs only)
     zrs_bin = None  # set by the _zrs_bin fixture below
 
     def setUp(self):
         super().setUp()  # a fresh temporary directory, made the cwd
         from pathlib import Path
         work = Path.cwd()
-        self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
-                                 codec=self.codec, zrs_bin=self.zrs_bin)
+        self._secondary = None
+        if self.sync:
+            self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
+                                     codec=self.codec, zrs_bin=self.zrs_bin, replicate=True,
+                                     extra_args=["--durability", "sync", "--quorum", "1",
+                                                 "--sync-timeout", "20s"])
+        else:
+            self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
+                                     codec=self.codec, zrs_bin=self.zrs_bin)
         self._clients = []
         self._server.start()
+        if self.sync:
+            self._secondary = ZeoServer(SERVER_KIND, work / "secondary" / "Data.fs", work,
+                                        listen="127.0.0.1:0", role="secondary",
+                                        upstream=self._server, zrs_bin=self.zrs_bin).start()
         self._storage = self._client()
 
     def _client(self, **kw):
@@ -112,14 +131,19 @@ class ZeoConformance(StorageTestBase.StorageTestBase):
                 client.close()
             self._storage = None
             self._server.stop()
+            if self._secondary is not None:
+                self._secondary.stop()
         finally:
             self._server.kill()
+            if self._secondary is not None:
+                self._secondary.kill()
             super().tearDown()
 
 
-def _build(codec):
-    name = f"TestZeoConformance_{codec}"
-    cls = type(name, (ZeoConformance,) + MIXINS, {"codec": codec, "__module__": __name__})
+def _build(codec, sync=False):
+    name = f"TestZeoConformance_{codec}" + ("_sync" if sync else "")
+    cls = type(name, (ZeoConformance,) + MIXINS,
+               {"codec": codec, "sync": sync, "__module__": __name__})
     for test in EXCLUDED:
         assert callable(getattr(cls, test, None)), f"excluded {test} is not a test of the mixins"
         setattr(cls, test, None)  # not collected
@@ -129,6 +153,10 @@ def _build(codec):
 for _codec in CODECS:
     globals()[f"TestZeoConformance_{_codec}"] = _build(_codec)
 del _codec
+CLASSES = len(CODECS)
+if SERVER_KIND == "zrs":
+    TestZeoConformance_pickle_sync = _build("pickle", sync=True)
+    CLASSES += 1
 
 
 @pytest.fixture(autouse=True)
@@ -140,8 +168,8 @@ def _zrs_bin(request):
 @pytest.fixture(scope="module", autouse=True)
 def _print_excluded(request):
     """The excluded tests, on the terminal whatever the capture mode."""
-    lines = [f"zeo conformance ({SERVER_KIND}): {len(EXCLUDED)} tests excluded per codec "
-             f"({len(EXCLUDED) * len(CODECS)} in all):"]
+    lines = [f"zeo conformance ({SERVER_KIND}): {len(EXCLUDED)} tests excluded per class "
+             f"({len(EXCLUDED) * CLASSES} in all, {CLASSES} classes):"]
     lines += [f"  excluded {test}: {why}" for test, why in EXCLUDED.items()]
     report(request.config, lines)
 
