@@ -12,6 +12,11 @@ from the installed ZEO's test package, check what a ZEO server adds:
   (exhaustion, transactions spanning iterators, commits and aborts while
   iterating, disconnects, parallel iterators).
 
+With zrs the whole suite runs once more against a primary with
+synchronous replication and a secondary (TestZeoSuiteSync): each commit is
+then published and answered only after the secondary's acknowledgement,
+from a goroutine of its own, while the same connections go on loading.
+
 ZEO names these tests check*; each is exposed as test_check* for pytest.
 The workers run InvalidationTests.MINTIME seconds at least; it is lowered
 from ZEO's 10 s to keep the suite short (they still commit hundreds of
@@ -30,14 +35,22 @@ class ZeoSuite(StorageTestBase.StorageTestBase, InvalidationTests, IterationTest
     __test__ = False  # collected through TestZeoSuite
     MINTIME = 3
     zrs_bin = None
+    sync = False  # a sync primary with a secondary (zrs only)
 
     def setUp(self):
         super().setUp()
         from pathlib import Path
         work = Path.cwd()
+        extra = ["--durability", "sync", "--quorum", "1", "--sync-timeout", "20s"] if self.sync else []
         self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
-                                 codec="pickle", zrs_bin=self.zrs_bin)
+                                 codec="pickle", zrs_bin=self.zrs_bin, replicate=self.sync,
+                                 extra_args=extra)
         self._server.start()
+        self._secondary = None
+        if self.sync:
+            self._secondary = ZeoServer(SERVER_KIND, work / "secondary" / "Data.fs", work,
+                                        listen="127.0.0.1:0", role="secondary",
+                                        upstream=self._server, zrs_bin=self.zrs_bin).start()
         self._clients = []
         self._storage = self.openClientStorage()
 
@@ -53,8 +66,12 @@ class ZeoSuite(StorageTestBase.StorageTestBase, InvalidationTests, IterationTest
                 client.close()
             self._storage = None
             self._server.stop()
+            if self._secondary is not None:
+                self._secondary.stop()
         finally:
             self._server.kill()
+            if self._secondary is not None:
+                self._secondary.kill()
             super().tearDown()
 
 
@@ -67,7 +84,13 @@ class TestZeoSuite(ZeoSuite):
     __test__ = True
 
 
+if SERVER_KIND == "zrs":
+    class TestZeoSuiteSync(ZeoSuite):
+        __test__ = True
+        sync = True
+
+
 @pytest.fixture(autouse=True)
 def _zrs_bin(request):
-    if request.cls is TestZeoSuite and SERVER_KIND == "zrs":
+    if request.cls is not None and issubclass(request.cls, ZeoSuite) and SERVER_KIND == "zrs":
         request.cls.zrs_bin = request.getfixturevalue("zrs_bin")
