@@ -118,7 +118,14 @@ func (ss *session) tpcBegin(a *args, _ *pyval.Value) (*pyval.Value, error) {
 		return nil, txnErrorf("tpc_begin for %s while transaction %s is in progress", id, t.id)
 	}
 	if ss.srv.draining.Load() {
-		// Checked under tmu, as Shutdown checks for a transaction.
+		// Checked under tmu, as Shutdown checks for a transaction. The
+		// refusal ends the session (tpc_begin is one-way): a commit of
+		// this session still finishing gets its answer first.
+		for ss.finishing > 0 && ss.ctx.Err() == nil {
+			ss.tmu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			ss.tmu.Lock()
+		}
 		return nil, errShuttingDown
 	}
 	ss.txn = &transaction{

@@ -286,3 +286,55 @@ func TestShutdownAnswersEveryPipelinedFinish(t *testing.T) {
 	}
 	<-shut
 }
+
+// A client whose first commit waits for its secondaries begins a second
+// transaction (one-way tpc_begin) while the server drains for Shutdown:
+// the tpc_begin is refused, which ends the connection, but only after the
+// first commit, which is in the storage, is answered.
+func TestShutdownRefusedBeginAnswersTheFinishingCommit(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+	srv, addr := serveTest(t, g, Options{})
+	c1 := dialRegistered(t, addr)
+	oid := c1.newOid()
+	c1.begin(1)
+	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
+	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
+		t.Fatalf("vote: %s", v)
+	}
+	f1 := c1.start("tpc_finish", pyval.Int(1))
+	<-g.waiting
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond) // Shutdown is draining
+	c1.begin(2)                        // another thread of the application
+	time.Sleep(200 * time.Millisecond)
+	g.release <- struct{}{} // the first commit's wait ends
+	select {
+	case m := <-f1:
+		if m.Flags == FlagError {
+			t.Fatalf("tpc_finish 1: %s", m.Args)
+		}
+	case <-c1.closed:
+		select {
+		case m := <-f1:
+			if m.Flags == FlagError {
+				t.Fatalf("tpc_finish 1: %s", m.Args)
+			}
+		default:
+			t.Fatal("the server closed the connection before answering tpc_finish 1 (its commit is in the storage): " +
+				"a refused tpc_begin during Shutdown ended the session while a commit was finishing")
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no answer to tpc_finish 1")
+	}
+	<-shut
+}
