@@ -26,6 +26,9 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	http    *http.Server
+	// promoting serializes promotions, so that of two at once exactly one
+	// reports that it promoted the node and the other that it already was.
+	promoting sync.Mutex
 }
 
 // NewServer serves node's status and promotion, and m's registry; m may
@@ -113,6 +116,8 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), promoteTimeout)
 	defer cancel()
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
+	s.promoting.Lock()
+	defer s.promoting.Unlock()
 	start := time.Now()
 	already := !s.node.Status().PromotedAt.IsZero()
 	if err := s.node.Promote(ctx); err != nil {

@@ -1,0 +1,124 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/internal/admin"
+)
+
+// slowNode promotes as secondary.Secondary does: serialized, idempotent
+// (a second Promote returns nil at once), taking a while (the replication
+// loop stopping, fsyncs, a relay's sync wait); Status never waits for it.
+type slowPromoter struct{ mu sync.Mutex }
+
+type slowNode struct {
+	p    *slowPromoter
+	stmu sync.Mutex
+	at   time.Time
+}
+
+func (n *slowNode) Status() admin.Status {
+	n.stmu.Lock()
+	defer n.stmu.Unlock()
+	st := admin.Status{Role: admin.RoleSecondary}
+	if !n.at.IsZero() {
+		st.Role, st.PromotedAt = admin.RolePrimary, n.at
+	}
+	return st
+}
+
+func (n *slowNode) Promote(ctx context.Context) error {
+	n.p.mu.Lock()
+	defer n.p.mu.Unlock()
+	n.stmu.Lock()
+	done := !n.at.IsZero()
+	n.stmu.Unlock()
+	if done {
+		return nil
+	}
+	time.Sleep(300 * time.Millisecond)
+	n.stmu.Lock()
+	n.at = time.Now().UTC()
+	n.stmu.Unlock()
+	return nil
+}
+
+// Two promotions requested together (an operator and a failover script):
+// one promotes, the other changes nothing and says so (already_promoted),
+// so that `zrs promote` prints "promoted" once.
+func TestConcurrentPromotesClaimThePromotionOnce(t *testing.T) {
+	node := &slowNode{p: &slowPromoter{}}
+	srv := httptest.NewServer(admin.NewServer(node, nil, nil).Handler())
+	defer srv.Close()
+	results := make(chan admin.PromoteResult, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Post(srv.URL+"/promote", "", nil)
+			if err != nil {
+				t.Error(err)
+				results <- admin.PromoteResult{}
+				return
+			}
+			defer resp.Body.Close()
+			var res admin.PromoteResult
+			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	fresh := 0
+	for range 2 {
+		if r := <-results; !r.Already {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d of 2 concurrent promotions answered already_promoted=false; exactly one promoted the node", fresh)
+	}
+}
+
+// The same with a real secondary (promotion takes a few ms: the
+// replication loop stopping, SkipOids' fsync).
+func TestConcurrentPromotesOfASecondary(t *testing.T) {
+	pr := startPair(t)
+	last := commit(t, pr.p, 3)
+	waitFor(t, "replication", func() bool { return pr.s.LastTransaction() == last })
+	srv := httptest.NewServer(admin.NewServer(pr.sn, nil, nil).Handler())
+	defer srv.Close()
+	results := make(chan admin.PromoteResult, 2)
+	start := make(chan struct{})
+	for range 2 {
+		go func() {
+			<-start
+			resp, err := http.Post(srv.URL+"/promote", "", nil)
+			if err != nil {
+				t.Error(err)
+				results <- admin.PromoteResult{}
+				return
+			}
+			defer resp.Body.Close()
+			var res admin.PromoteResult
+			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	close(start)
+	fresh := 0
+	for range 2 {
+		if r := <-results; !r.Already {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d of 2 concurrent promotions answered already_promoted=false; exactly one promoted the node", fresh)
+	}
+}
