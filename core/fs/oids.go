@@ -194,13 +194,16 @@ func (s *FileStorage) reserveOids(target zodb.Oid) error {
 // lasted longer than the message takes. It does not wait for a
 // reservation being recorded (NewOid's fsync).
 func (s *FileStorage) OidReservation() zodb.Oid {
-	base := zodb.Oid(s.oidHighSeen.Load())
+	base := uint64(s.oidHighSeen.Load())
 	s.mu.Lock()
 	if m, ok := s.index.MaxOid(); ok {
-		base = max(base, m)
+		// Rounded up to a block: commits that store oids past the
+		// reservation (an import, a relay) change it once a block, not
+		// at every commit (each change costs every secondary a record).
+		base = max(base, uint64(m)|(oidBlock-1))
 	}
 	s.mu.Unlock()
-	return base + zodb.Oid(min(oidBlock, math.MaxUint64-uint64(base)))
+	return zodb.Oid(base + min(oidBlock, math.MaxUint64-base))
 }
 
 // setOidHigh moves the reservation; the caller holds oidMu (or opens).

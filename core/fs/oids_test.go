@@ -179,11 +179,17 @@ func TestNoteOidReservation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "Data.fs")
 	s := stOpen(t, path, fs.Options{})
 	stCommit(t, s, stWrite{7, 0, []byte("seven")})
-	if got := s.OidReservation(); got != 7+fs.OidBlock {
+	// The greatest oid counts rounded up to a block, so that commits of
+	// explicit oids change the reservation once a block.
+	if got := s.OidReservation(); got != 2*fs.OidBlock-1 {
 		t.Fatalf("reservation of a storage that handed out nothing, greatest oid 7: %s", got)
 	}
-	if got := newOids(t, s, 1)[0]; got != 8 || s.OidReservation() != 7+2*fs.OidBlock {
-		t.Fatalf("new oid %s, then reservation %s: want 8, one block reserved and one ahead", got, s.OidReservation())
+	stCommit(t, s, stWrite{100, 0, []byte("a hundred")})
+	if got := s.OidReservation(); got != 2*fs.OidBlock-1 {
+		t.Fatalf("reservation after a commit of oid 100: %s", got)
+	}
+	if got := newOids(t, s, 1)[0]; got != 101 || s.OidReservation() != 100+2*fs.OidBlock {
+		t.Fatalf("new oid %s, then reservation %s: want 101, one block reserved and one ahead", got, s.OidReservation())
 	}
 	if err := s.NoteOidReservation(50_000); err != nil {
 		t.Fatal(err)
