@@ -1,6 +1,7 @@
 package primary
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,8 +34,16 @@ type refusalSeen struct {
 
 // refused logs one refusal of conn's peer (log carries the peer) for err.
 func (r *refusalLog) refused(log *slog.Logger, conn net.Conn, err error) {
+	r.note(log, slog.LevelError, "refusing secondary", "refused_since_last_logged", conn, err.Error(), err)
+}
+
+// note logs msg at level for conn's peer and reason, unless the same host
+// and reason were logged so within refusalLogEvery: then at debug level,
+// counted, and the next line at level says how many there were (the
+// attribute repeatsKey).
+func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey string, conn net.Conn, reason string, err error) {
 	now := r.now()
-	k := refusalKey{host: peerHost(conn), reason: err.Error()}
+	k := refusalKey{host: peerHost(conn), reason: reason}
 	r.mu.Lock()
 	if r.seen == nil {
 		r.seen = map[refusalKey]*refusalSeen{}
@@ -49,7 +58,7 @@ func (r *refusalLog) refused(log *slog.Logger, conn net.Conn, err error) {
 		s.repeats++
 		s.lastSeen = now
 		r.mu.Unlock()
-		log.Debug("refusing secondary again", logKeyErr, err)
+		log.Debug(msg+" again", logKeyErr, err)
 		return
 	}
 	repeats := 0
@@ -60,9 +69,9 @@ func (r *refusalLog) refused(log *slog.Logger, conn net.Conn, err error) {
 	r.mu.Unlock()
 	attrs := []any{logKeyErr, err}
 	if repeats > 0 {
-		attrs = append(attrs, "refused_since_last_logged", repeats)
+		attrs = append(attrs, repeatsKey, repeats)
 	}
-	log.Error("refusing secondary", attrs...)
+	log.Log(context.Background(), level, msg, attrs...)
 }
 
 // peerHost names where a connection comes from, without the port a

@@ -111,9 +111,12 @@ func (s *stream) run(ctx context.Context) {
 			s.log.Debug("handshake ended: the primary is shutting down", logKeyErr, err)
 		case isConnError(err):
 			// Closed, reset or silent before the handshake was whole: a
-			// health check, a port scan, a secondary that went away. Not
-			// a refusal: nothing was decided about it.
-			s.log.Info("connection ended before its handshake was complete", logKeyErr, err)
+			// health check, a port scan, a secondary that went away, a
+			// ZEO client given this port (it waits for the server to
+			// speak). Not a refusal: nothing was decided about it. Once
+			// per host every refusalLogEvery at INFO, debug in between.
+			s.p.incomplete.note(s.log, slog.LevelInfo, "connection ended before its handshake was complete",
+				"since_last_logged", s.conn, "incomplete handshake", err)
 		default:
 			if fn := s.p.refusalObs.Load(); fn != nil {
 				(*fn)()

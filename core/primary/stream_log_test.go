@@ -116,11 +116,12 @@ func TestResetSecondaryIsNotAnError(t *testing.T) {
 
 // A connection that ends before its handshake is whole (a TCP health
 // check, a port scan, a secondary that went away) is not a refusal: no
-// ERROR, not counted; a handshake the primary judges and refuses is both.
+// ERROR, not counted, and INFO once per host and period (debug again in
+// between); a handshake the primary judges and refuses is both.
 func TestConnectionClosedInHandshakeIsNotARefusal(t *testing.T) {
 	st := openTestFS(t)
 	logs := &testutil.SyncBuffer{}
-	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	p := serveStorage(t, st, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	var refusals atomic.Int64
 	p.ObserveRefusals(func() { refusals.Add(1) })
 	commit(t, p, 1)
@@ -142,8 +143,10 @@ func TestConnectionClosedInHandshakeIsNotARefusal(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	if strings.Contains(logs.String(), "level=ERROR") || refusals.Load() != 0 {
-		t.Fatalf("closed handshakes: %d refusals counted, log:\n%s", refusals.Load(), logs)
+	if strings.Contains(logs.String(), "level=ERROR") || refusals.Load() != 0 ||
+		strings.Count(logs.String(), `level=INFO msg="connection ended before its handshake was complete"`) != 1 ||
+		strings.Count(logs.String(), `level=DEBUG msg="connection ended before its handshake was complete again"`) != 1 {
+		t.Fatalf("closed handshakes: %d refusals counted; want one INFO line, then debug; log:\n%s", refusals.Load(), logs)
 	}
 
 	// A zrs2 secondary ahead of the primary is refused.
