@@ -185,6 +185,8 @@ func (s *FileStorage) reserveOids(target zodb.Oid) error {
 	return err
 }
 
+var _ zodb.OidReserver = (*FileStorage)(nil)
+
 // OidReservation returns the greatest oid this storage may hand out as a
 // new oid before it reserves (or is told of, NoteOidReservation) more: one
 // block past what it reserved or the greatest oid in the file, whichever

@@ -220,18 +220,12 @@ func (s *stream) oidsGrew() bool {
 	return oids && uint64(s.p.OidReservation()) > s.oidsSent.Load()
 }
 
-// oidReserver is a storage that records the new oids it hands out
-// (fs.FileStorage): a primary tells its native secondaries, which record
-// the reservation in turn.
-type oidReserver interface {
-	OidReservation() zodb.Oid
-	NoteOidReservation(high zodb.Oid) error
-}
+var _ zodb.OidReserver = (*Primary)(nil)
 
 // OidReservation returns the greatest oid the wrapped storage may have
 // handed out or was told of (0 when it does not record them).
 func (p *Primary) OidReservation() zodb.Oid {
-	if r, ok := p.st.(oidReserver); ok {
+	if r, ok := p.st.(zodb.OidReserver); ok {
 		return r.OidReservation()
 	}
 	return 0
@@ -241,7 +235,7 @@ func (p *Primary) OidReservation() zodb.Oid {
 // fs.FileStorage.NoteOidReservation) to the wrapped storage, if it
 // records them; the relay's own secondaries then hear of it at once.
 func (p *Primary) NoteOidReservation(high zodb.Oid) error {
-	r, ok := p.st.(oidReserver)
+	r, ok := p.st.(zodb.OidReserver)
 	if !ok {
 		return nil
 	}

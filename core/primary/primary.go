@@ -216,7 +216,7 @@ func (p *Primary) NewOid(ctx context.Context) (zodb.Oid, error) {
 // SkipOids passes a promoted relay's oid skip (see fs.FileStorage.SkipOids)
 // to the wrapped storage, if it has one.
 func (p *Primary) SkipOids(n uint64) error {
-	if sk, ok := p.st.(interface{ SkipOids(uint64) error }); ok {
+	if sk, ok := p.st.(zodb.OidReserver); ok {
 		return sk.SkipOids(n)
 	}
 	return nil

@@ -326,19 +326,13 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	}
 }
 
-// oidNoter is a storage that records its primary's oid reservation
-// (fs.FileStorage, and a relay's primary.Primary).
-type oidNoter interface {
-	NoteOidReservation(high zodb.Oid) error
-}
-
 // noteOids records the primary's oid reservation from a heartbeat (0: the
 // heartbeat carries none), so that this node, as a primary after a
 // promotion or a restart, hands none of those oids out again. The primary
 // sends it again with every heartbeat; a failed record is logged once
 // per reservation. The storage records only a reservation that grew.
 func (s *Secondary) noteOids(high zodb.Oid) {
-	n, ok := s.st.(oidNoter)
+	n, ok := s.st.(zodb.OidReserver)
 	if !ok || high == 0 || high == s.oidsNoted {
 		return
 	}
@@ -423,7 +417,7 @@ func isReset(err error) bool {
 
 // hello describes the local file: its identity and its last transaction.
 func (s *Secondary) hello(ctx context.Context, start zodb.Tid) (*zrsproto.Hello, error) {
-	_, oids := s.st.(oidNoter)
+	_, oids := s.st.(zodb.OidReserver)
 	h := &zrsproto.Hello{Version: zrsproto.NativeVersion, Acks: true, Node: s.opts.NodeID, Oids: oids}
 	h.Checksums = []string{zrsproto.ChecksumXXH64}
 	if !s.opts.NoCompression {

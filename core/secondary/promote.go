@@ -64,7 +64,7 @@ func (s *Secondary) Promote(ctx context.Context) error {
 	// New oids start far past the replicated ones, before any is handed
 	// out: the old primary's clients hold oids it reserved. A storage that
 	// cannot record it still gets promoted (the record is a hint).
-	if sk, ok := s.st.(interface{ SkipOids(uint64) error }); ok {
+	if sk, ok := s.st.(zodb.OidReserver); ok {
 		if err := sk.SkipOids(PromoteOidGap); err != nil {
 			s.log.Warn("promoting: cannot move new oids past the old primary's; its ZEO clients may meet conflicts on new objects", logKeyErr, err)
 		}

@@ -166,6 +166,23 @@ type SplitFinisher interface {
 	FinishDurable(ctx context.Context) (tid Tid, wait func(context.Context) error, err error)
 }
 
+// OidReserver is implemented by storages that record the new oids they
+// may hand out (core/fs.FileStorage, in Data.fs.oid), so that as a
+// primary — after a restart, a promotion — they never hand one out twice,
+// and by what wraps one (core/primary.Primary, forwarding).
+type OidReserver interface {
+	// OidReservation returns the greatest oid the storage may hand out
+	// before it records (or is told of) more; a primary tells its
+	// secondaries.
+	OidReservation() Oid
+	// NoteOidReservation records that the primary this storage
+	// replicates may have handed out new oids up to high.
+	NoteOidReservation(high Oid) error
+	// SkipOids moves the next new oid at least n past every oid the
+	// storage holds, handed out or reserved (a promotion).
+	SkipOids(n uint64) error
+}
+
 // TxnIterator walks committed transactions in tid order.
 type TxnIterator interface {
 	// Next returns the next transaction with its records, or io.EOF.
