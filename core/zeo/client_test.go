@@ -251,6 +251,13 @@ func (c *testClient) register(readOnly bool) zodb.Tid {
 // returns the vote result and the committed tid.
 func (c *testClient) commit(txn int64, stores ...store) zodb.Tid {
 	c.t.Helper()
+	c.voted(txn, stores...)
+	return c.finish(txn)
+}
+
+// voted begins transaction txn, stores and votes it, which must succeed.
+func (c *testClient) voted(txn int64, stores ...store) {
+	c.t.Helper()
 	c.begin(txn)
 	for _, s := range stores {
 		c.oneWay("storea", oidValue(s.oid), tidValue(s.serial), pyval.Bytes(s.data), pyval.Int(txn))
@@ -258,7 +265,6 @@ func (c *testClient) commit(txn int64, stores ...store) zodb.Tid {
 	if v := c.call("vote", pyval.Int(txn)); v.Len() != 0 {
 		c.t.Fatalf("vote: %s", v)
 	}
-	return c.finish(txn)
 }
 
 func (c *testClient) begin(txn int64) {

@@ -50,18 +50,60 @@ func (t *gatedTxn) FinishDurable(ctx context.Context) (zodb.Tid, func(context.Co
 	}, err
 }
 
+// newGated is a gatedStorage over a new FileStorage, its channels
+// buffered for n waits.
+func newGated(t *testing.T, n int) *gatedStorage {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &gatedStorage{FileStorage: st, waiting: make(chan struct{}, n), release: make(chan struct{}, n)}
+}
+
+// shutdownAsync runs srv.Shutdown (bounded by testTimeout) and returns
+// where its result arrives.
+func shutdownAsync(srv *Server) <-chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	return shut
+}
+
+// answeredBeforeClose fails unless the reply on ch arrives, without an
+// error, before the connection closes (or with it); why says what a lost
+// reply means.
+func answeredBeforeClose(t *testing.T, c *testClient, ch <-chan *Message, what, why string) {
+	t.Helper()
+	select {
+	case m := <-ch:
+		if m.Flags == FlagError {
+			t.Fatalf("%s: %s", what, m.Args)
+		}
+	case <-c.closed:
+		select {
+		case m := <-ch:
+			if m.Flags == FlagError {
+				t.Fatalf("%s: %s", what, m.Args)
+			}
+		default:
+			t.Fatalf("the server closed the connection before answering %s (its commit is in the storage)%s", what, why)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("no answer to %s", what)
+	}
+}
+
 // While a finished transaction waits for its secondaries (sync
 // durability), its client's other requests — the loads of an
 // application's other threads sharing the connection — are answered; the
 // other clients hear of the transaction only after the wait, and a server
 // shutting down meanwhile sends the committer its tid before closing.
 func TestFinishWaitDoesNotHoldTheConnection(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+	g := newGated(t, 1)
 	srv, addr := serveTest(t, g, Options{})
 	c1 := dialRegistered(t, addr)
 	oid := c1.newOid()
@@ -70,11 +112,7 @@ func TestFinishWaitDoesNotHoldTheConnection(t *testing.T) {
 	<-g.waiting
 
 	c2 := dialRegistered(t, addr)
-	c1.begin(2)
-	c1.oneWay("storea", oidValue(oid), tidValue(tid1), pyval.Bytes([]byte("two")), pyval.Int(2))
-	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(2, store{oid, tid1, []byte("two")})
 	finished := c1.start("tpc_finish", pyval.Int(2))
 	select {
 	case <-g.waiting:
@@ -104,19 +142,10 @@ func TestFinishWaitDoesNotHoldTheConnection(t *testing.T) {
 	}
 
 	// A shutdown while a commit waits: the committer gets its tid.
-	c1.begin(3)
-	c1.oneWay("storea", oidValue(oid), tidValue(tid2), pyval.Bytes([]byte("three")), pyval.Int(3))
-	if v := c1.call("vote", pyval.Int(3)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(3, store{oid, tid2, []byte("three")})
 	finished = c1.start("tpc_finish", pyval.Int(3))
 	<-g.waiting
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		shut <- srv.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(srv)
 	time.Sleep(50 * time.Millisecond) // Shutdown looks at the sessions
 	g.release <- struct{}{}
 	c1.expect("info")
@@ -144,11 +173,7 @@ func TestDisconnectDuringSyncWaitDoesNotPublishEarly(t *testing.T) {
 	c1 := dialRegistered(t, addr)
 	c2 := dialRegistered(t, addr)
 	oid := c1.newOid()
-	c1.begin(1)
-	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
-	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(1, store{oid, 0, []byte("one")})
 	c1.start("tpc_finish", pyval.Int(1))
 	time.Sleep(300 * time.Millisecond) // the commit is in the storage and waits for acks
 	t0 := time.Now()
@@ -185,13 +210,8 @@ func (p *panicGated) LoadBefore(ctx context.Context, oid zodb.Oid, before zodb.T
 // other (the server goes on), and the commit is published when its wait
 // ends, although its connection is gone.
 func TestPanicDuringSyncWaitIsContained(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 1), release: make(chan struct{}, 1)}
-	ps := &panicGated{Storage: st, g: g}
+	g := newGated(t, 1)
+	ps := &panicGated{Storage: g.FileStorage, g: g}
 	logs := &testutil.SyncBuffer{}
 	fatal := make(chan error, 4)
 	srv := NewServer(ps, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Fatal: func(err error) { fatal <- err }})
@@ -203,11 +223,7 @@ func TestPanicDuringSyncWaitIsContained(t *testing.T) {
 	defer srv.Close()
 	c1 := dialRegistered(t, addr)
 	oid := c1.newOid()
-	c1.begin(1)
-	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
-	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(1, store{oid, 0, []byte("one")})
 	c2 := dialRegistered(t, addr)
 	c1.start("tpc_finish", pyval.Int(1))
 	<-g.waiting
@@ -234,35 +250,17 @@ func TestPanicDuringSyncWaitIsContained(t *testing.T) {
 // secondaries (ClientStorage does not, a ZEO client may): a Shutdown then
 // closes the connection only once both commits are answered.
 func TestShutdownAnswersEveryPipelinedFinish(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 2), release: make(chan struct{}, 2)}
+	g := newGated(t, 2)
 	srv, addr := serveTest(t, g, Options{})
 	c1 := dialRegistered(t, addr)
 	oid1, oid2 := c1.newOid(), c1.newOid()
-	c1.begin(1)
-	c1.oneWay("storea", oidValue(oid1), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
-	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(1, store{oid1, 0, []byte("one")})
 	f1 := c1.start("tpc_finish", pyval.Int(1))
 	<-g.waiting
-	c1.begin(2)
-	c1.oneWay("storea", oidValue(oid2), tidValue(0), pyval.Bytes([]byte("two")), pyval.Int(2))
-	if v := c1.call("vote", pyval.Int(2)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(2, store{oid2, 0, []byte("two")})
 	f2 := c1.start("tpc_finish", pyval.Int(2))
 	<-g.waiting
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		shut <- srv.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(srv)
 	time.Sleep(50 * time.Millisecond)
 	g.release <- struct{}{} // the first commit's wait ends
 	if m := c1.wait(f1, "tpc_finish 1"); m.Flags == FlagError {
@@ -270,20 +268,7 @@ func TestShutdownAnswersEveryPipelinedFinish(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	g.release <- struct{}{} // then the second's
-	select {
-	case m := <-f2:
-		if m.Flags == FlagError {
-			t.Fatalf("tpc_finish 2: %s", m.Args)
-		}
-	case <-c1.closed:
-		select {
-		case <-f2:
-		default:
-			t.Fatal("the server closed the connection before answering the second tpc_finish (its commit is in the storage)")
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("no answer to tpc_finish 2")
-	}
+	answeredBeforeClose(t, c1, f2, "tpc_finish 2", "")
 	<-shut
 }
 
@@ -292,49 +277,18 @@ func TestShutdownAnswersEveryPipelinedFinish(t *testing.T) {
 // the tpc_begin is refused, which ends the connection, but only after the
 // first commit, which is in the storage, is answered.
 func TestShutdownRefusedBeginAnswersTheFinishingCommit(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	g := &gatedStorage{FileStorage: st, waiting: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+	g := newGated(t, 1)
 	srv, addr := serveTest(t, g, Options{})
 	c1 := dialRegistered(t, addr)
 	oid := c1.newOid()
-	c1.begin(1)
-	c1.oneWay("storea", oidValue(oid), tidValue(0), pyval.Bytes([]byte("one")), pyval.Int(1))
-	if v := c1.call("vote", pyval.Int(1)); v.Len() != 0 {
-		t.Fatalf("vote: %s", v)
-	}
+	c1.voted(1, store{oid, 0, []byte("one")})
 	f1 := c1.start("tpc_finish", pyval.Int(1))
 	<-g.waiting
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		shut <- srv.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(srv)
 	time.Sleep(100 * time.Millisecond) // Shutdown is draining
 	c1.begin(2)                        // another thread of the application
 	time.Sleep(200 * time.Millisecond)
 	g.release <- struct{}{} // the first commit's wait ends
-	select {
-	case m := <-f1:
-		if m.Flags == FlagError {
-			t.Fatalf("tpc_finish 1: %s", m.Args)
-		}
-	case <-c1.closed:
-		select {
-		case m := <-f1:
-			if m.Flags == FlagError {
-				t.Fatalf("tpc_finish 1: %s", m.Args)
-			}
-		default:
-			t.Fatal("the server closed the connection before answering tpc_finish 1 (its commit is in the storage): " +
-				"a refused tpc_begin during Shutdown ended the session while a commit was finishing")
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("no answer to tpc_finish 1")
-	}
+	answeredBeforeClose(t, c1, f1, "tpc_finish 1", ": a refused tpc_begin during Shutdown ended the session while a commit was finishing")
 	<-shut
 }
