@@ -56,30 +56,7 @@ func TestConcurrentPromotesClaimThePromotionOnce(t *testing.T) {
 	node := &slowNode{p: &slowPromoter{}}
 	srv := httptest.NewServer(admin.NewServer(node, nil, nil).Handler())
 	defer srv.Close()
-	results := make(chan admin.PromoteResult, 2)
-	for range 2 {
-		go func() {
-			resp, err := http.Post(srv.URL+"/promote", "", nil)
-			if err != nil {
-				t.Error(err)
-				results <- admin.PromoteResult{}
-				return
-			}
-			defer resp.Body.Close()
-			var res admin.PromoteResult
-			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-				t.Error(err)
-			}
-			results <- res
-		}()
-	}
-	fresh := 0
-	for range 2 {
-		if r := <-results; !r.Already {
-			fresh++
-		}
-	}
-	if fresh != 1 {
+	if fresh := promoteTogether(t, srv.URL); fresh != 1 {
 		t.Fatalf("%d of 2 concurrent promotions answered already_promoted=false; exactly one promoted the node", fresh)
 	}
 }
@@ -92,12 +69,20 @@ func TestConcurrentPromotesOfASecondary(t *testing.T) {
 	waitFor(t, "replication", func() bool { return pr.s.LastTransaction() == last })
 	srv := httptest.NewServer(admin.NewServer(pr.sn, nil, nil).Handler())
 	defer srv.Close()
+	if fresh := promoteTogether(t, srv.URL); fresh != 1 {
+		t.Fatalf("%d of 2 concurrent promotions answered already_promoted=false; exactly one promoted the node", fresh)
+	}
+}
+
+// promoteTogether posts two promotions to the admin endpoint at url at
+// once and returns how many answered that they promoted the node.
+func promoteTogether(t *testing.T, url string) int {
 	results := make(chan admin.PromoteResult, 2)
 	start := make(chan struct{})
 	for range 2 {
 		go func() {
 			<-start
-			resp, err := http.Post(srv.URL+"/promote", "", nil)
+			resp, err := http.Post(url+"/promote", "", nil)
 			if err != nil {
 				t.Error(err)
 				results <- admin.PromoteResult{}
@@ -118,7 +103,5 @@ func TestConcurrentPromotesOfASecondary(t *testing.T) {
 			fresh++
 		}
 	}
-	if fresh != 1 {
-		t.Fatalf("%d of 2 concurrent promotions answered already_promoted=false; exactly one promoted the node", fresh)
-	}
+	return fresh
 }
