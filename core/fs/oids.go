@@ -63,7 +63,7 @@ func (s *FileStorage) NewOid(ctx context.Context) (zodb.Oid, error) {
 			return 0, fmt.Errorf("%s: %w: every oid is used (the greatest, %s, is in use)", s.path, zodb.ErrNotSupported, s.oid)
 		}
 		next := s.oid + 1
-		if next <= s.oidHigh {
+		if next <= s.highOid() {
 			s.oid = next
 			s.mu.Unlock()
 			return next, nil
@@ -142,7 +142,7 @@ func (s *FileStorage) SkipOids(n uint64) error {
 	}
 	defer s.oidMu.Unlock()
 	s.mu.Lock()
-	base := max(s.oid, s.oidHigh)
+	base := max(s.oid, s.highOid())
 	if m, ok := s.index.MaxOid(); ok {
 		base = max(base, m)
 	}
@@ -196,7 +196,7 @@ var _ zodb.OidReserver = (*FileStorage)(nil)
 // lasted longer than the message takes. It does not wait for a
 // reservation being recorded (NewOid's fsync).
 func (s *FileStorage) OidReservation() zodb.Oid {
-	base := uint64(s.oidHighSeen.Load())
+	base := s.oidHigh.Load()
 	s.mu.Lock()
 	if m, ok := s.index.MaxOid(); ok {
 		// Rounded up to a block: commits that store oids past the
@@ -208,10 +208,12 @@ func (s *FileStorage) OidReservation() zodb.Oid {
 	return zodb.Oid(base + min(oidBlock, math.MaxUint64-base))
 }
 
+// highOid is the greatest oid reserved in Data.fs.oid.
+func (s *FileStorage) highOid() zodb.Oid { return zodb.Oid(s.oidHigh.Load()) }
+
 // setOidHigh moves the reservation; the caller holds oidMu (or opens).
 func (s *FileStorage) setOidHigh(high zodb.Oid) {
-	s.oidHigh = high
-	s.oidHighSeen.Store(uint64(high))
+	s.oidHigh.Store(uint64(high))
 }
 
 // NoteOidReservation records in Data.fs.oid that the primary this
@@ -227,7 +229,7 @@ func (s *FileStorage) NoteOidReservation(high zodb.Oid) error {
 		return err
 	}
 	defer s.oidMu.Unlock()
-	if high <= s.oidHigh {
+	if high <= s.highOid() {
 		return nil
 	}
 	s.mu.Lock()

@@ -100,11 +100,11 @@ type FileStorage struct {
 	clock   *zodb.TidClock // used under the commit lock only
 	seenTid zodb.Tid       // greatest tid seen by the open scan, cut transactions included
 
-	oidMu   sync.Mutex // serializes NewOid's reservations (see oids.go)
-	oidHigh zodb.Oid   // greatest oid reserved in Data.fs.oid; guarded by oidMu
-	// oidHighSeen is oidHigh for readers that must not wait for oidMu
-	// (OidReservation, on the replication stream).
-	oidHighSeen atomic.Uint64
+	oidMu sync.Mutex // serializes NewOid's reservations (see oids.go)
+	// oidHigh is the greatest oid reserved in Data.fs.oid: changed under
+	// oidMu (setOidHigh), read without it by OidReservation, which must
+	// not wait for a reservation's fsync (the replication stream asks).
+	oidHigh atomic.Uint64
 
 	syncMu  sync.Mutex                       // one fsync at a time; see syncTo
 	syncErr error                            // the failure (an fsync, a status write) that closed the storage; guarded by syncMu
