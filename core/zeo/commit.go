@@ -119,13 +119,8 @@ func (ss *session) tpcBegin(a *args, _ *pyval.Value) (*pyval.Value, error) {
 	}
 	if ss.srv.draining.Load() {
 		// Checked under tmu, as Shutdown checks for a transaction. The
-		// refusal ends the session (tpc_begin is one-way): a commit of
-		// this session still finishing gets its answer first.
-		for ss.finishing > 0 && ss.ctx.Err() == nil {
-			ss.tmu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-			ss.tmu.Lock()
-		}
+		// refusal ends the session (tpc_begin is one-way); end answers a
+		// commit still finishing first.
 		return nil, errShuttingDown
 	}
 	ss.txn = &transaction{
@@ -627,6 +622,18 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 	// connection — a commit is published once replicated or timed out,
 	// whoever waits for the answer — only with the server.
 	publish := func() {
+		// The transaction ends when it is answered (or when answering
+		// panicked): a server draining for shutdown closes the connection
+		// only after that, and so does the session's end.
+		defer func() {
+			ss.tmu.Lock()
+			ss.finishing--
+			if ss.finishing == 0 {
+				ss.finished.Broadcast()
+			}
+			s.endActive(ss)
+			ss.tmu.Unlock()
+		}()
 		defer close(mine)
 		if wait != nil {
 			err = wait(s.life)
@@ -642,12 +649,6 @@ func (ss *session) tpcFinish(a *args, id *pyval.Value) (*pyval.Value, error) {
 			ss.answer(id, tidValue(committed), err)
 		})
 		ss.unpublished.Store(0)
-		// The transaction ends when it is answered: a server draining
-		// for shutdown closes the connection only after that.
-		ss.tmu.Lock()
-		ss.finishing--
-		s.endActive(ss)
-		ss.tmu.Unlock()
 	}
 	if wait == nil {
 		publish()

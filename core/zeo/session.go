@@ -68,8 +68,10 @@ type session struct {
 	txn *transaction
 	// finishing counts the finished transactions of this session waiting
 	// in a goroutine (tpcFinish) to be published and answered; Shutdown
-	// lets the session read until none is.
+	// lets the session read until none is, and end waits for them (on
+	// finished, signalled when the count drops to 0).
 	finishing int
+	finished  *sync.Cond
 	iters     map[int64]*txnIter
 	recIters  map[int64]*recIter
 	nextIter  int64
@@ -87,6 +89,7 @@ func newSession(s *Server, c net.Conn) *session {
 	}
 	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	ss.qcond = sync.NewCond(&ss.qmu)
+	ss.finished = sync.NewCond(&ss.tmu)
 	ss.ended = make(chan struct{})
 	return ss
 }
@@ -437,6 +440,19 @@ func (ss *session) end() {
 	if t != nil {
 		t.abort()
 	}
+	// A commit still finishing (waiting for the secondaries: until they
+	// answer, their timeout, or the server's Close) is answered before the
+	// connection closes, whatever ended the reader — unless the connection
+	// is closed already (an internal error, Close), and the answer could
+	// not go out.
+	ss.qmu.Lock()
+	open := !ss.qclosed
+	ss.qmu.Unlock()
+	ss.tmu.Lock()
+	for open && ss.finishing > 0 {
+		ss.finished.Wait()
+	}
+	ss.tmu.Unlock()
 	// Send what is queued (error replies explaining why we close)
 	// before the socket goes, for a second at most (the writer's write in
 	// flight ends at the same deadline).
