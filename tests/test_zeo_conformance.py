@@ -27,7 +27,7 @@ from ZODB.tests import (
     TransactionalUndoStorage,
 )
 
-from zeoserver import CLIENT_TIMEOUT, CODECS, SERVER_KIND, ZeoServer, report
+from zeoserver import CLIENT_TIMEOUT, CODECS, SERVER_KIND, report, start_server
 
 MIXINS = (
     BasicStorage.BasicStorage,  # with racetest.RaceTests
@@ -90,21 +90,9 @@ class ZeoConformance(StorageTestBase.StorageTestBase):
         super().setUp()  # a fresh temporary directory, made the cwd
         from pathlib import Path
         work = Path.cwd()
-        self._secondary = None
-        if self.sync:
-            self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
-                                     codec=self.codec, zrs_bin=self.zrs_bin, replicate=True,
-                                     extra_args=["--durability", "sync", "--quorum", "1",
-                                                 "--sync-timeout", "20s"])
-        else:
-            self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
-                                     codec=self.codec, zrs_bin=self.zrs_bin)
+        self._server, self._secondary = start_server(work, codec=self.codec,
+                                                     zrs_bin=self.zrs_bin, sync=self.sync)
         self._clients = []
-        self._server.start()
-        if self.sync:
-            self._secondary = ZeoServer(SERVER_KIND, work / "secondary" / "Data.fs", work,
-                                        listen="127.0.0.1:0", role="secondary",
-                                        upstream=self._server, zrs_bin=self.zrs_bin).start()
         self._storage = self._client()
 
     def _client(self, **kw):

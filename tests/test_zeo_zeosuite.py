@@ -28,7 +28,7 @@ from ZEO.tests.InvalidationTests import InvalidationTests
 from ZEO.tests.IterationTests import IterationTests
 from ZODB.tests import StorageTestBase
 
-from zeoserver import CLIENT_TIMEOUT, SERVER_KIND, ZeoServer
+from zeoserver import CLIENT_TIMEOUT, SERVER_KIND, start_server
 
 
 class ZeoSuite(StorageTestBase.StorageTestBase, InvalidationTests, IterationTests):
@@ -41,16 +41,8 @@ class ZeoSuite(StorageTestBase.StorageTestBase, InvalidationTests, IterationTest
         super().setUp()
         from pathlib import Path
         work = Path.cwd()
-        extra = ["--durability", "sync", "--quorum", "1", "--sync-timeout", "20s"] if self.sync else []
-        self._server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0",
-                                 codec="pickle", zrs_bin=self.zrs_bin, replicate=self.sync,
-                                 extra_args=extra)
-        self._server.start()
-        self._secondary = None
-        if self.sync:
-            self._secondary = ZeoServer(SERVER_KIND, work / "secondary" / "Data.fs", work,
-                                        listen="127.0.0.1:0", role="secondary",
-                                        upstream=self._server, zrs_bin=self.zrs_bin).start()
+        self._server, self._secondary = start_server(work, codec="pickle", zrs_bin=self.zrs_bin,
+                                                     sync=self.sync)
         self._clients = []
         self._storage = self.openClientStorage()
 

@@ -507,3 +507,21 @@ def report(config, lines):
         reporter.write_line("")
         for line in lines:
             reporter.write_line(line)
+
+
+SYNC_ARGS = ["--durability", "sync", "--quorum", "1", "--sync-timeout", "20s"]
+
+
+def start_server(work, *, codec, zrs_bin, sync=False):
+    """A started SERVER_KIND ZEO server on work/Data.fs and, with sync (zrs
+    only), a zrs primary with synchronous replication (quorum 1) and its
+    started secondary on work/secondary/Data.fs: every commit is answered
+    once the secondary acknowledged it. Returns (server, secondary or None)."""
+    server = ZeoServer(SERVER_KIND, work / "Data.fs", work, listen="127.0.0.1:0", codec=codec,
+                       zrs_bin=zrs_bin, replicate=sync, extra_args=SYNC_ARGS if sync else ())
+    server.start()
+    if not sync:
+        return server, None
+    secondary = ZeoServer(SERVER_KIND, work / "secondary" / "Data.fs", work, listen="127.0.0.1:0",
+                          role="secondary", upstream=server, zrs_bin=zrs_bin).start()
+    return server, secondary
