@@ -4,9 +4,9 @@
 (this file run as a script), each an unmodified ZODB.DB(ClientStorage)
 application committing in a loop: small PersistentMapping changes, keys
 added to one OOBTree that all clients share (bucket conflicts resolved
-client-side), and now and then a DB.undo of its own latest change to a
+client-side), and now and then an undo of its own latest change to a
 mapping, so the undo write path is crossed too. A client records a
-transaction only after transaction.commit() returned, with the tid its
+transaction only after its commit returned, with the tid its
 tpc_finish answered (the _p_serial ZODB sets on every object the
 transaction stored), as one flushed JSON line; a commit that failed
 because the server died is not recorded, whatever became of it.
@@ -27,9 +27,11 @@ test; ZRS_CRASH_SEED=N replays it (the timing of the processes still varies).
 """
 
 import base64
+import faulthandler
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +52,35 @@ def payload(client, n):
 
 # --- the client process ---------------------------------------------------------------
 
+def undo(db, target, note):
+    """Undo transaction target and return the undo's tid.
+
+    This is DB.undo's work, through the same MVCC undo instance (so the
+    application's connections see the undone objects invalidated), but
+    with an abort that releases the storage. DB.undo's data manager does
+    not: when the connection drops between its vote and tpc_finish,
+    ClientStorage.tpc_finish raises ClientDisconnected before it releases
+    its commit lock, the data manager has already closed its storage, so
+    its tpc_abort fails with AttributeError and ClientStorage.tpc_abort is
+    never called. The client's next tpc_begin then waits for that lock
+    forever, whatever the server (ZODB 6.4, ZEO 6.2).
+    """
+    from ZODB.Connection import TransactionMetaData
+
+    st = db._mvcc_storage.undo_instance()
+    meta = TransactionMetaData(description=note)
+    tids = []
+    st.tpc_begin(meta)
+    try:
+        st.undo(base64.b64encode(target), meta)
+        st.tpc_vote(meta)
+        st.tpc_finish(meta, tids.append)
+    except BaseException:
+        st.tpc_abort(meta)
+        raise
+    return tids[0]
+
+
 def client_main(addr_text, client, seed, records_path, stop_path):
     """Commit until stop_path exists; append one JSON line per acknowledged commit."""
     import transaction
@@ -58,11 +89,16 @@ def client_main(addr_text, client, seed, records_path, stop_path):
 
     from zeoserver import parse_addr
 
+    # A client that does not stop is asked, with SIGUSR1, where it waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rng = random.Random(seed)
     db = ZODB.DB(ClientStorage(parse_addr(addr_text), wait_timeout=WAIT, server_sync=True))
     tm = transaction.TransactionManager()
     conn = db.open(transaction_manager=tm)
     out = open(records_path, "a", buffering=1)
+    # Opening the DB talks to the server, and fails if it dies meanwhile:
+    # the test kills it only once every client is past this point.
+    Path(f"{stop_path}.ready-{client}").touch()
 
     def record(**fields):
         out.write(json.dumps(fields) + "\n")
@@ -80,13 +116,7 @@ def client_main(addr_text, client, seed, records_path, stop_path):
             m, u, tree = root[f"m{client}"], root[f"u{client}"], root["tree"]
             if kind < UNDO_EVERY and undoable is not None:
                 target, undoable = undoable, None
-                tm.get().note(f"client {client} undo {target.hex()}")
-                db.undo(base64.b64encode(target), txn=tm.get())
-                tm.commit()
-                # The undo's tid: the server's latest revision of u (nobody
-                # else writes u; the undoing connection's own copy of u is
-                # not refreshed by the undo, with runzeo too).
-                tid = db.storage.history(u._p_oid, size=1)[0]["tid"]
+                tid = undo(db, target, f"client {client} undo {target.hex()}")
                 record(kind="undo", client=client, tid=tid.hex(), target=target.hex())
                 continue
             if kind < 0.35:  # u alone, so that undoing this transaction can succeed
@@ -122,7 +152,9 @@ def client_main(addr_text, client, seed, records_path, stop_path):
 # --- the test -----------------------------------------------------------------------------
 
 class Clients:
-    def __init__(self, tmp_path, addr_text, seed):
+    def __init__(self, tmp_path, srv, seed):
+        self.srv = srv
+        addr_text = srv.addr_text
         self.records = tmp_path / "records.jsonl"
         self.stop_file = tmp_path / "stop-clients"
         self.procs, self.logs = [], []
@@ -136,14 +168,27 @@ class Clients:
                      str(self.records), str(self.stop_file)],
                     stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=Path(__file__).parent))
 
+    def wait_ready(self):
+        """Until every client has opened its DB."""
+        deadline = time.monotonic() + WAIT
+        for c in range(CLIENTS):
+            while not Path(f"{self.stop_file}.ready-{c}").exists():
+                self.check_running()
+                assert time.monotonic() < deadline, (
+                    f"client {c} did not open its DB within {WAIT}s{self.tails()}")
+                time.sleep(0.02)
+
     def read(self):
         """Every complete line recorded so far (a line being written is left for later)."""
         text = self.records.read_text()
         return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
     def tails(self):
-        return "".join(f"\n--- client {c} (tail) ---\n{log.read_text(errors='replace')[-3000:]}"
+        return "".join(f"\n--- client {c} (tail) ---\n{log.read_text(errors='replace')[-6000:]}"
                        for c, log in enumerate(self.logs))
+
+    def server_tail(self):
+        return f"\n--- server log {self.srv.log_path} (tail) ---\n{self.srv.log()[-6000:]}"
 
     def check_running(self):
         for c, p in enumerate(self.procs):
@@ -155,9 +200,12 @@ class Clients:
             try:
                 p.wait(WAIT)
             except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+                time.sleep(1)
                 p.kill()
                 p.wait()
-                raise AssertionError(f"client {c} did not stop within {WAIT}s{self.tails()}")
+                raise AssertionError(f"client {c} did not stop within {WAIT}s{self.tails()}"
+                                     f"{self.server_tail()}")
             assert p.returncode == 0, f"client {c} exited {p.returncode}{self.tails()}"
 
     def kill(self):
@@ -244,8 +292,9 @@ def test_kill_zeo_server_while_python_clients_commit(zeo, run_zrs, tmp_path):
     rng = random.Random(seed)
     srv = zeo()
     setup_db(srv)
-    clients = Clients(tmp_path, srv.addr_text, seed)
+    clients = Clients(tmp_path, srv, seed)
     try:
+        clients.wait_ready()
         checked = 0
         for rnd in range(ROUNDS):
             deadline = time.monotonic() + WAIT
