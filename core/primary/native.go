@@ -108,12 +108,58 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 	s.proto, s.start, s.lastSent, s.acked = zrsproto.Proto3, start, start, start
 	s.native = &nativeConn{compression: wel.Compression, terms: wel.Terms(), acks: h.Acks, node: h.Node}
 	s.mu.Unlock()
+	if h.Node != "" {
+		s.p.warnSharedNode(s, h.Node)
+	}
 	if h.Acks {
 		// Its start tid counts as acknowledged (countAcked): wake the
 		// sync commits that may be waiting for it.
 		s.p.ackSignal.Notify()
 	}
 	return nil
+}
+
+// warnSharedNode warns when s's node name is also that of a live stream
+// from another host. A secondary's name stays the same across its
+// reconnections (so that one node counts once toward sync durability,
+// countAcked) and differs between secondaries unless a machine was
+// cloned along with its Data.fs (cmd/zrs derives the name from the
+// machine id, the host name and the file): such twins count as one, and
+// a sync quorum that needs both is never reached. A reconnection comes
+// from the same host and is not warned of; unix-socket peers have no host.
+func (p *Primary) warnSharedNode(s *stream, node string) {
+	host := remoteHost(s.conn)
+	if host == "" {
+		return
+	}
+	var twin string
+	p.mu.Lock()
+	for o := range p.streams {
+		if o == s || twin != "" {
+			continue
+		}
+		o.mu.Lock()
+		if o.native != nil && o.native.node == node {
+			if h := remoteHost(o.conn); h != "" && h != host {
+				twin = o.peer
+			}
+		}
+		o.mu.Unlock()
+	}
+	p.mu.Unlock()
+	if twin != "" {
+		s.log.Warn("two secondaries on different hosts give the same node name, so they count as one toward sync durability; "+
+			"was one machine cloned from the other with its files? Give the clone its own /etc/machine-id (or host name, or Data.fs path) and restart its zrs",
+			"node", node, "other", twin)
+	}
+}
+
+// remoteHost is the IP address conn comes from, or "" when it is not TCP.
+func remoteHost(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }
 
 // errRefused: a native secondary was refused (different database,
