@@ -154,14 +154,6 @@ func (p *Primary) warnSharedNode(s *stream, node string) {
 	}
 }
 
-// remoteHost is the IP address conn comes from, or "" when it is not TCP.
-func remoteHost(conn net.Conn) string {
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	return ""
-}
-
 // errRefused: a native secondary was refused (different database,
 // diverged history); the reason was sent to it.
 var errRefused = errors.New("refused")

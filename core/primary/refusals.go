@@ -77,8 +77,16 @@ func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey st
 // peerHost names where a connection comes from, without the port a
 // reconnection changes: the IP address, or the unix socket it came in on.
 func peerHost(conn net.Conn) string {
+	if h := remoteHost(conn); h != "" {
+		return h
+	}
+	return conn.LocalAddr().Network() + ":" + conn.LocalAddr().String()
+}
+
+// remoteHost is the IP address conn comes from, or "" when it is not TCP.
+func remoteHost(conn net.Conn) string {
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		return a.IP.String()
 	}
-	return conn.LocalAddr().Network() + ":" + conn.LocalAddr().String()
+	return ""
 }
