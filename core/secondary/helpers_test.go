@@ -127,6 +127,13 @@ func startSecondaryOn(t *testing.T, st secondary.Storage, addr string, opts seco
 }
 
 // waitFor polls cond until it holds or converge passes.
+// waitOidsRecorded waits until st records an oid reservation of at least
+// r (heard from its primary's heartbeats).
+func waitOidsRecorded(t *testing.T, who string, st zodb.OidReserver, r zodb.Oid) {
+	t.Helper()
+	waitFor(t, who+" to record the oid reservation "+r.String(), func() bool { return st.OidReservation() >= r })
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(converge)

@@ -69,7 +69,7 @@ func TestOidReservationReachesEveryReplica(t *testing.T) {
 		t.Fatalf("a handed out %s, reserved up to %s only", heldA, reservedA)
 	}
 	for name, st := range map[string]*fs.FileStorage{"b": bFS, "c": cFS, "d": dFS} {
-		waitFor(t, name+" to learn a's oid reservation", func() bool { return st.OidReservation() >= reservedA })
+		waitOidsRecorded(t, name, st, reservedA)
 	}
 
 	// d restarted as a primary, without a promotion.
@@ -93,8 +93,7 @@ func TestOidReservationReachesEveryReplica(t *testing.T) {
 	if heldB <= heldA {
 		t.Fatalf("the promoted relay hands out %s; a's clients hold oids up to %s", heldB, heldA)
 	}
-	reservedB := b.OidReservation()
-	waitFor(t, "c to learn b's oid reservation", func() bool { return cFS.OidReservation() >= reservedB })
+	waitOidsRecorded(t, "c", cFS, b.OidReservation())
 
 	// b fails; c is promoted.
 	bSec.close()

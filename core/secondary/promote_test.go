@@ -243,10 +243,7 @@ func TestPromotedSecondaryDoesNotReuseTheOldPrimarysOids(t *testing.T) {
 		if !tc.zrs2 {
 			// Heard (zrs3 heartbeats carry it), p's reservation covers
 			// held; the promotion's gap must come on top of it.
-			reserved := p.OidReservation()
-			waitFor(t, "the secondary to record p's oid reservation", func() bool {
-				return st.(zodb.OidReserver).OidReservation() >= reserved
-			})
+			waitOidsRecorded(t, "the secondary", st.(zodb.OidReserver), p.OidReservation())
 			beyond = held + secondary.PromoteOidGap
 		}
 		if err := s.Promote(ctx); err != nil {
@@ -295,8 +292,7 @@ func TestPromoteSkipsOidsEvenIfItCannotRecordIt(t *testing.T) {
 	waitCaughtUp(t, p, s)
 	// The secondary records p's reservation (through Data.fs.oid.tmp)
 	// once it has heard it; only then is the way clear to block it.
-	reserved := p.OidReservation()
-	waitFor(t, "the secondary to record p's oid reservation", func() bool { return sFS.OidReservation() >= reserved })
+	waitOidsRecorded(t, "the secondary", sFS, p.OidReservation())
 	if err := os.Mkdir(path+".oid.tmp", 0o755); err != nil {
 		t.Fatal(err)
 	}
