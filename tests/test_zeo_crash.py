@@ -168,15 +168,20 @@ class Clients:
                      str(self.records), str(self.stop_file)],
                     stdin=subprocess.DEVNULL, stdout=f, stderr=f, cwd=Path(__file__).parent))
 
+    def wait(self, cond, failure):
+        """Poll cond while every client runs; fail with failure (and the
+        clients' log tails) if it is not true within WAIT seconds."""
+        deadline = time.monotonic() + WAIT
+        while not cond():
+            self.check_running()
+            assert time.monotonic() < deadline, f"{failure}{self.tails()}"
+            time.sleep(0.02)
+
     def wait_ready(self):
         """Until every client has opened its DB."""
-        deadline = time.monotonic() + WAIT
         for c in range(CLIENTS):
-            while not Path(f"{self.stop_file}.ready-{c}").exists():
-                self.check_running()
-                assert time.monotonic() < deadline, (
-                    f"client {c} did not open its DB within {WAIT}s{self.tails()}")
-                time.sleep(0.02)
+            self.wait(Path(f"{self.stop_file}.ready-{c}").exists,
+                      f"client {c} did not open its DB within {WAIT}s")
 
     def read(self):
         """Every complete line recorded so far (a line being written is left for later)."""
@@ -297,13 +302,9 @@ def test_kill_zeo_server_while_python_clients_commit(zeo, run_zrs, tmp_path):
         clients.wait_ready()
         checked = 0
         for rnd in range(ROUNDS):
-            deadline = time.monotonic() + WAIT
-            while len(clients.read()) < checked + PROGRESS:
-                clients.check_running()
-                assert time.monotonic() < deadline, (
-                    f"seed {seed}, round {rnd}: fewer than {PROGRESS} commits within {WAIT}s of "
-                    f"the (re)start{clients.tails()}")
-                time.sleep(0.02)
+            clients.wait(lambda: len(clients.read()) >= checked + PROGRESS,
+                         f"seed {seed}, round {rnd}: fewer than {PROGRESS} commits within {WAIT}s of "
+                         f"the (re)start")
             time.sleep(rng.uniform(0, 0.4))
             srv.check_running()
             srv.kill()
