@@ -28,6 +28,20 @@ func (c failWrites) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// wrapFirstDial returns a dialer of the TCP address addr that gives the
+// first connection it makes to wrap, and the count of connections made.
+func wrapFirstDial(addr string, wrap func(net.Conn) net.Conn) (secondary.DialFunc, *atomic.Int32) {
+	n := new(atomic.Int32)
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil || n.Add(1) > 1 {
+			return c, err
+		}
+		return wrap(c), nil
+	}, n
+}
+
 // When a zrs3 secondary cannot write its acknowledgement, the cycle's
 // error (the log's "lost connection to primary" and /status last_error)
 // says so, not "context canceled".
@@ -37,15 +51,7 @@ func TestAckWriteFailureIsNamed(t *testing.T) {
 	w := newWorkload(t, p)
 	w.run(5)
 	var armed atomic.Bool
-	var n atomic.Int32
-	dial := secondary.DialFunc(func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", p.addr)
-		if err != nil || n.Add(1) > 1 {
-			return c, err
-		}
-		return failWrites{c, &armed}, nil
-	})
+	dial, _ := wrapFirstDial(p.addr, func(c net.Conn) net.Conn { return failWrites{c, &armed} })
 	s := startSecondary(t, filepath.Join(dir, "s.fs"), p.addr, secondary.Options{Dialer: dial})
 	waitCaughtUp(t, p, s)
 	armed.Store(true)

@@ -29,7 +29,10 @@
 // fsynced, in tid order. On any failure it aborts the transaction being
 // applied, waits for those already finishing, disconnects, backs off
 // (exponentially, with jitter, capped) and reconnects from the last tid
-// committed locally, forever.
+// committed locally, forever. A panic in the code reading or writing the
+// primary's connection (a bug in zrs) ends that connection the same way,
+// logged with its stack; one inside the storage is left to end the
+// process (contain.go says why).
 //
 // To clients the Secondary is read-only: Begin and NewOid fail with
 // zodb.ErrReadOnly; loads, history, iteration and the undo log are served

@@ -91,13 +91,16 @@ type runningSecondary struct {
 	close func()
 }
 
-func startSecondary(t *testing.T, path, addr string, opts secondary.Options) *runningSecondary {
+// startSecondary starts a secondary replicating into a FileStorage at
+// path from addr; each setup, if any, is given the secondary before it
+// starts (to set observers).
+func startSecondary(t *testing.T, path, addr string, opts secondary.Options, setup ...func(*secondary.Secondary)) *runningSecondary {
 	t.Helper()
-	return startSecondaryOn(t, openFS(t, path), addr, opts)
+	return startSecondaryOn(t, openFS(t, path), addr, opts, setup...)
 }
 
 // startSecondaryOn is startSecondary replicating into st.
-func startSecondaryOn(t *testing.T, st secondary.Storage, addr string, opts secondary.Options) *runningSecondary {
+func startSecondaryOn(t *testing.T, st secondary.Storage, addr string, opts secondary.Options, setup ...func(*secondary.Secondary)) *runningSecondary {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t).With("node", "secondary")
@@ -107,6 +110,9 @@ func startSecondaryOn(t *testing.T, st secondary.Storage, addr string, opts seco
 		opts.MaxBackoff = 200 * time.Millisecond
 	}
 	s := secondary.New(st, addr, opts)
+	for _, fn := range setup {
+		fn(s)
+	}
 	rs := &runningSecondary{Secondary: s, done: make(chan error, 1)}
 	go func() { rs.done <- s.Run(context.Background()) }()
 	stopped := false

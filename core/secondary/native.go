@@ -281,7 +281,11 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 		idle = IdleHeartbeats * time.Duration(min(max(wel.HeartbeatMillis, 100), maxHeartbeatMillis)) * time.Millisecond
 	}
 	ir := newIdleReader(conn, idle)
-	nr, err := zrsproto.NewNativeReader(bufio.NewReaderSize(ir, readBufferSize), start, wel.Terms())
+	var nr *zrsproto.NativeReader
+	err = s.guard("starting to read the primary's stream", func() (err error) {
+		nr, err = zrsproto.NewNativeReader(bufio.NewReaderSize(ir, readBufferSize), start, wel.Terms())
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -302,7 +306,12 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	defer s.obs.setIdle(false)
 	received := start
 	for applied := 0; ; applied++ {
-		info, hb, err := nr.Next()
+		var info *zodb.TxnInfo
+		var hb *zrsproto.Heartbeat
+		err := s.guard("reading from the primary's stream", func() (err error) {
+			info, hb, err = nr.Next()
+			return err
+		})
 		if err != nil {
 			return s.readError(ctx, err, ir, "nothing, not even a heartbeat,")
 		}
@@ -368,7 +377,11 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	}
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	defer conn.SetDeadline(time.Time{})
-	wel, err := s.exchangeHellos(conn, start, hello)
+	var wel *zrsproto.Welcome
+	err = s.guard("exchanging the handshake with the primary", func() (err error) {
+		wel, err = s.exchangeHellos(conn, start, hello)
+		return err
+	})
 	if ctx.Err() != nil {
 		return nil, hello.Database, ctx.Err()
 	}
@@ -484,6 +497,7 @@ func (s *Secondary) txnFrom(ctx context.Context, from zodb.Tid) (*zodb.TxnInfo, 
 // fires (several commits in between are coalesced into one), and empty
 // keep-alives every Options.KeepAlive. A failed write cancels the cycle.
 func (s *Secondary) nativeWrites(ctx context.Context, cancel context.CancelCauseFunc, conn net.Conn, acked *atomic.Uint64, ackc <-chan struct{}) {
+	defer s.containWriter("sending acknowledgements and keep-alives to the primary", cancel)
 	var keep <-chan time.Time
 	if s.opts.KeepAlive > 0 {
 		t := time.NewTicker(s.opts.KeepAlive)

@@ -21,6 +21,7 @@ type observers struct {
 	apply      atomic.Pointer[ApplyObserver]
 	commits    atomic.Pointer[func(tid zodb.Tid, oids []zodb.Oid)]
 	ownCommits atomic.Pointer[func(tid zodb.Tid, took time.Duration, err error)] // after promotion
+	internal   atomic.Pointer[func()]                                            // ObserveInternalErrors
 
 	mu        sync.Mutex
 	idle      bool      // waiting for the primary with nothing received pending; guarded by mu
@@ -53,6 +54,17 @@ func (s *Secondary) WatchCommits(fn func(tid zodb.Tid, oids []zodb.Oid)) {
 		return
 	}
 	s.obs.commits.Store(&fn)
+}
+
+// ObserveInternalErrors sets fn to be called each time a connection to
+// the primary ends on an internal error (a contained panic, a bug in zrs:
+// contain.go); nil removes it. Metrics use it.
+func (s *Secondary) ObserveInternalErrors(fn func()) {
+	if fn == nil {
+		s.obs.internal.Store(nil)
+		return
+	}
+	s.obs.internal.Store(&fn)
 }
 
 func (o *observers) setIdle(idle bool) {

@@ -158,7 +158,9 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	}()
 
 	start := s.st.LastTransaction()
-	if err := zrsproto.WriteHandshake(conn, zrsproto.Proto20, start); err != nil {
+	if err := s.guard("sending the handshake to the primary", func() error {
+		return zrsproto.WriteHandshake(conn, zrsproto.Proto20, start)
+	}); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	s.log.Debug("connected; handshake sent", logKeyTid, start)
@@ -183,7 +185,11 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	defer func() { err = a.wait(err) }() // before the connection is torn down
 	for applied := 0; ; applied++ {
 		a.setReceivedAll(br.Buffered() == 0)
-		info, err := sr.ReadTxn()
+		var info *zodb.TxnInfo
+		err := s.guard("reading a transaction from the primary", func() (err error) {
+			info, err = sr.ReadTxn()
+			return err
+		})
 		a.setReceivedAll(false)
 		if err != nil {
 			if applied == 0 && errors.Is(err, io.EOF) && ctx.Err() == nil {
@@ -213,6 +219,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 // write means the path is dead: it cancels the cycle, with the write's
 // error as the cause the cycle returns.
 func (s *Secondary) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, conn net.Conn) {
+	defer s.containWriter("sending keep-alives to the primary", cancel)
 	t := time.NewTicker(s.opts.KeepAlive)
 	defer t.Stop()
 	for {

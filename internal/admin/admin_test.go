@@ -181,7 +181,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	smet := get(t, ssrv.URL+"/metrics")
 	for _, want := range []string{
 		`zrs_role{role="secondary"} 1`, `zrs_apply_duration_seconds_count 5`, `zrs_upstream_connected 1`,
-		`zrs_upstream_caught_up `, `zrs_upstream_connects_total 1`,
+		`zrs_upstream_caught_up `, `zrs_upstream_connects_total 1`, `zrs_upstream_internal_errors_total 0`,
 	} {
 		if !strings.Contains(smet, want) {
 			t.Errorf("secondary metrics lack %q", want)

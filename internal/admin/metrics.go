@@ -31,6 +31,7 @@ type Metrics struct {
 	// Bytes exchanged with secondaries (down) and the primary (up).
 	downRead, downWritten, upRead, upWritten atomic.Int64
 	replInternal                             atomic.Int64 // replication streams ended by an internal error
+	upInternal                               atomic.Int64 // connections to the primary ended by an internal error
 	replRefused                              atomic.Int64 // secondaries refused at the handshake
 
 	connects  prometheus.Counter
@@ -67,6 +68,7 @@ func NewMetrics() *Metrics {
 		counter("replication_secondary_received_bytes_total", "Bytes received from secondaries (handshakes, keep-alives, acknowledgements).", &m.downRead),
 		counter("replication_primary_sent_bytes_total", "Bytes sent to the primary (handshakes, keep-alives, acknowledgements).", &m.upWritten),
 		counter("replication_internal_errors_total", "Streams to secondaries ended by an internal error (a bug in zrs; the log has its stack).", &m.replInternal),
+		counter("upstream_internal_errors_total", "Connections to the primary ended by an internal error (a bug in zrs; the secondary reconnects; the log has its stack).", &m.upInternal),
 		counter("replication_refusals_total", "Secondaries refused at the handshake: another database, a diverged history, a protocol error (the log says which).", &m.replRefused),
 		statusCollector{m},
 	)
@@ -114,12 +116,14 @@ func (m *Metrics) observeCommit(_ zodb.Tid, took time.Duration, err error) {
 	m.commitDur.Observe(took.Seconds())
 }
 
-// ObserveSecondary feeds the apply latency histogram from s. With
+// ObserveSecondary feeds the apply latency histogram and the count of
+// connections to the primary ended by an internal error from s. With
 // ownCommits, the commits made through s once promoted are counted too
 // (zrs_commits_total, zrs_commit_duration_seconds): set it unless s wraps
 // a primary that ObservePrimary already counts (a relay).
 func (m *Metrics) ObserveSecondary(s *secondary.Secondary, ownCommits bool) {
 	s.ObserveApplies(func(_ zodb.Tid, took time.Duration) { m.applyDur.Observe(took.Seconds()) })
+	s.ObserveInternalErrors(func() { m.upInternal.Add(1) })
 	if ownCommits {
 		s.ObserveOwnCommits(m.observeCommit)
 	}
