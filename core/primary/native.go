@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"time"
@@ -127,6 +128,8 @@ func (s *stream) nativeHandshake(start zodb.Tid) error {
 // machine id, the host name and the file): such twins count as one, and
 // a sync quorum that needs both is never reached. A reconnection comes
 // from the same host and is not warned of; unix-socket peers have no host.
+// The clone's reconnections are warned of once per host and name every
+// refusalLogEvery (a flapping link would otherwise repeat it each time).
 func (p *Primary) warnSharedNode(s *stream, node string) {
 	host := remoteHost(s.conn)
 	if host == "" {
@@ -148,9 +151,9 @@ func (p *Primary) warnSharedNode(s *stream, node string) {
 	}
 	p.mu.Unlock()
 	if twin != "" {
-		s.log.Warn("two secondaries on different hosts give the same node name, so they count as one toward sync durability; "+
+		p.twins.note(s.log, slog.LevelWarn, "two secondaries on different hosts give the same node name, so they count as one toward sync durability; "+
 			"was one machine cloned from the other with its files? Give the clone its own /etc/machine-id (or host name, or Data.fs path) and restart its zrs",
-			"node", node, "other", twin)
+			"warned_since_last_logged", s.conn, "node "+node, "node", node, "other", twin)
 	}
 }
 

@@ -102,6 +102,7 @@ type Primary struct {
 	unixSeq       atomic.Int64 // numbers the unix-socket secondaries' peer names
 	refusals      refusalLog   // rate-limits the log of refused handshakes
 	incomplete    refusalLog   // rate-limits the log of handshakes that never ended
+	twins         refusalLog   // rate-limits the warning of secondaries sharing a node name
 
 	ctx    context.Context    // lifetime of the streams; cancelled by a forced shutdown
 	cancel context.CancelFunc // cancels ctx
@@ -137,7 +138,7 @@ func New(st Storage, opts Options) *Primary {
 		st: st, log: log.With("component", "primary"), opts: opts, head: newHeadSignal(), ackSignal: newHeadSignal(),
 		ctx: ctx, cancel: cancel, group: g, drain: make(chan struct{}),
 		streams: make(map[*stream]struct{}), done: make(chan struct{}), serving: make(chan struct{}),
-		refusals: refusalLog{now: time.Now}, incomplete: refusalLog{now: time.Now},
+		refusals: refusalLog{now: time.Now}, incomplete: refusalLog{now: time.Now}, twins: refusalLog{now: time.Now},
 	}
 }
 

@@ -34,14 +34,14 @@ type refusalSeen struct {
 
 // refused logs one refusal of conn's peer (log carries the peer) for err.
 func (r *refusalLog) refused(log *slog.Logger, conn net.Conn, err error) {
-	r.note(log, slog.LevelError, "refusing secondary", "refused_since_last_logged", conn, err.Error(), err)
+	r.note(log, slog.LevelError, "refusing secondary", "refused_since_last_logged", conn, err.Error(), logKeyErr, err)
 }
 
-// note logs msg at level for conn's peer and reason, unless the same host
-// and reason were logged so within refusalLogEvery: then at debug level,
-// counted, and the next line at level says how many there were (the
-// attribute repeatsKey).
-func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey string, conn net.Conn, reason string, err error) {
+// note logs msg with attrs at level for conn's peer and reason, unless
+// the same host and reason were logged so within refusalLogEvery: then at
+// debug level, counted, and the next line at level says how many there
+// were (the attribute repeatsKey).
+func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey string, conn net.Conn, reason string, attrs ...any) {
 	now := r.now()
 	k := refusalKey{host: peerHost(conn), reason: reason}
 	r.mu.Lock()
@@ -58,7 +58,7 @@ func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey st
 		s.repeats++
 		s.lastSeen = now
 		r.mu.Unlock()
-		log.Debug(msg+" again", logKeyErr, err)
+		log.Debug(msg+" again", attrs...)
 		return
 	}
 	repeats := 0
@@ -67,7 +67,6 @@ func (r *refusalLog) note(log *slog.Logger, level slog.Level, msg, repeatsKey st
 	}
 	r.seen[k] = &refusalSeen{logged: now, lastSeen: now}
 	r.mu.Unlock()
-	attrs := []any{logKeyErr, err}
 	if repeats > 0 {
 		attrs = append(attrs, repeatsKey, repeats)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 func TestSharedNodeNameFromAnotherHostIsWarned(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	p := serveStorage(t, openTestFS(t), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var clock atomic.Int64 // the warnings' clock, moved by the test
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	p.twins.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	commit(t, p, 1)
 
 	connect := func(from, node string) {
@@ -58,8 +62,18 @@ func TestSharedNodeNameFromAnotherHostIsWarned(t *testing.T) {
 			t.Errorf("warning lacks %q: %s", want, line)
 		}
 	}
+	// The clone reconnecting (a flapping link) is not warned of again
+	// within refusalLogEvery; the next warning counts those left out.
+	connect("127.0.0.2", "n1")
+	connect("127.0.0.2", "n1")
 	if n := strings.Count(logs.String(), warning); n != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", n, logs)
+	}
+	clock.Add(int64(refusalLogEvery))
+	connect("127.0.0.2", "n1")
+	waitLog(t, logs, "warned_since_last_logged=2") // the two left out
+	if n := strings.Count(logs.String(), warning); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, logs)
 	}
 }
 

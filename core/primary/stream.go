@@ -116,7 +116,7 @@ func (s *stream) run(ctx context.Context) {
 			// speak). Not a refusal: nothing was decided about it. Once
 			// per host every refusalLogEvery at INFO, debug in between.
 			s.p.incomplete.note(s.log, slog.LevelInfo, "connection ended before its handshake was complete",
-				"since_last_logged", s.conn, "incomplete handshake", err)
+				"since_last_logged", s.conn, "incomplete handshake", logKeyErr, err)
 		default:
 			if fn := s.p.refusalObs.Load(); fn != nil {
 				(*fn)()
