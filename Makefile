@@ -131,6 +131,13 @@ package:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$$stage/bin/" ./cmd/zrs ./cmd/zrs-recipe; \
 	"$$stage/bin/zrs" --help >"$$stage/help/zrs.txt"; \
 	"$$stage/bin/zrs-recipe" --help >"$$stage/help/zrs-recipe.txt"; \
+	mkdir -p "$$stage/man"; \
+	$(GO) run ./packaging/manpage -o "$$stage/man/zrs.1.gz" -version "$$pkgver" -see-also 'zrs-recipe(1)' \
+	  -summary 'ZODB replication for FileStorage databases, with a ZEO-compatible storage server' \
+	  -- "$$stage/bin/zrs" 'fs verify' 'fs dump' primary secondary status promote run version; \
+	$(GO) run ./packaging/manpage -o "$$stage/man/zrs-recipe.1.gz" -version "$$pkgver" -see-also 'zrs(1)' \
+	  -summary 'turn a zrs site file into the configs and systemd units of its storages' \
+	  -- "$$stage/bin/zrs-recipe" import; \
 	export ZRS_PKG_VERSION=$$pkgver ZRS_PKG_ARCH=$$arch ZRS_PKG_STAGE=$$stage; \
 	$(NFPM) pkg --config packaging/nfpm.yaml --packager deb --target "$(DIST)/zrs_$${pkgver}_$${arch}.deb"; \
 	$(NFPM) pkg --config packaging/nfpm.yaml --packager rpm --target "$(DIST)/zrs-$${pkgver}.$${rpmarch}.rpm"; \

@@ -36,6 +36,8 @@ install_system_packages() {
     command -v rpm >/dev/null || missing+=(rpm)
     command -v fakeroot >/dev/null || missing+=(fakeroot)
     command -v systemd-sysusers >/dev/null || missing+=(systemd)
+    # ... and render its man pages with groff.
+    command -v groff >/dev/null || missing+=(groff-base)
     ((${#missing[@]} == 0)) && return 0
 
     log "installing system packages: ${missing[*]}"

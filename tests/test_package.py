@@ -25,6 +25,7 @@ known. Then:
   render, and the recipe prints the systemctl commands the page shows.
 """
 
+import gzip
 import os
 import re
 import struct
@@ -58,6 +59,8 @@ FILES = set(SHIPPED) | {
     "/usr/bin/zrs-recipe",
     "/usr/share/doc/zrs/zrs.txt",
     "/usr/share/doc/zrs/zrs-recipe.txt",
+    "/usr/share/man/man1/zrs.1.gz",
+    "/usr/share/man/man1/zrs-recipe.1.gz",
 }
 # Directories the packages own (the rpm lists them; dpkg owns all it unpacks).
 DIRS = {"/etc/zrs", "/usr/share/doc/zrs"}
@@ -233,6 +236,49 @@ def test_deb_installs_into_scratch_root(packages, tmp_path):
     assert any(line.startswith("zrs:") for line in (root / "etc/passwd").read_text().splitlines())
     assert calls(log) == []
     assert run(["dpkg", f"--root={root}", "--status", "zrs"], check=False).returncode != 0
+
+
+def listed_commands(usage):
+    """The commands `zrs --help` lists under "Available commands:" (their
+    leading lower-case words: "fs verify", "primary", ...)."""
+    lines = usage.split("Available commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    commands = []
+    for line in lines:
+        if line.startswith("  ") and not line.startswith("   "):
+            words = []
+            for w in line.split():
+                if not re.fullmatch(r"[a-z]+", w):
+                    break
+                words.append(w)
+            commands.append(" ".join(words))
+    return commands
+
+
+def test_man_pages(packages, tmp_path):
+    """Each binary's man page renders without a groff warning and says what
+    its --help texts say: a subsection per command `zrs --help` lists, and
+    every line of each text as typed. (That hyphens are escaped, which
+    Debian's groff does not need but others do, is packaging/manpage's
+    own test.)"""
+    deb, _ = packages
+    run(["dpkg-deb", "--extract", deb, tmp_path])
+    usage = run([tmp_path / "usr/bin/zrs", "--help"]).stdout
+    commands = listed_commands(usage)
+    assert {"fs verify", "primary", "secondary", "promote", "run"} <= set(commands), commands
+    for name, cmds in (("zrs", commands), ("zrs-recipe", ["import"])):
+        roff = gzip.decompress((tmp_path / f"usr/share/man/man1/{name}.1.gz").read_bytes())
+        proc = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-P-cbou"], input=roff,
+                              capture_output=True, timeout=TIMEOUT)
+        assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()
+        text = proc.stdout.decode()
+        lines = {line.strip() for line in text.splitlines()}
+        assert f"{name} - " in text
+        headings = set(text.splitlines())  # a subsection's heading is indented by 3
+        missing = [c for c in cmds if f"   {name} {c}" not in headings]
+        assert not missing, f"man {name} has no subsection for {missing}"
+        for cmd in [[]] + [c.split() for c in cmds]:
+            for line in run([tmp_path / "usr/bin" / name, *cmd, "--help"]).stdout.splitlines():
+                assert line.strip() in lines, f"man {name} lacks this line of {name} {' '.join(cmd)} --help: {line!r}"
 
 
 def has_interpreter(path):
