@@ -152,16 +152,17 @@ def test_deb_control(packages, tmp_path):
         assert os.access(control / name, os.X_OK), name
 
 
-def stub_dir(tmp_path, log, fail=()):
+def stub_dir(tmp_path, log, fail=(), grep_matches=False):
     """A directory of stub commands that append their argv to log; those in
-    fail exit 2 (getent: "not found"). list-units prints nothing."""
+    fail exit 2 (getent: "not found"). list-units prints nothing; grep
+    finds nothing unless grep_matches (zrs instances are running)."""
     d = tmp_path / "stubs"
     d.mkdir()
     for name in ("systemctl", "systemd-sysusers", "systemd-tmpfiles", "useradd", "install",
                  "getent", "grep"):
         rc = 2 if name in fail else 0
-        if name == "grep":  # the scripts pipe list-units into grep -q .: nothing matches
-            rc = 1
+        if name == "grep":  # the scripts pipe list-units into grep -q .
+            rc = 0 if grep_matches else 1
         (d / name).write_text(f'#!/bin/sh\necho "{name} $*" >>"{log}"\nexit {rc}\n')
         (d / name).chmod(0o755)
     return d
@@ -335,20 +336,41 @@ SCRIPTS = [
 ]
 
 
+# The scripts that change the installed unit files, hence reload systemd;
+# and the calls after which running instances are told what to do (restart
+# them after an upgrade, stop them after a removal).
+RELOADS = {"deb/postinst", "deb/postrm", "rpm/post", "rpm/postun"}
+TELLS = {("deb/postinst", "configure 1.2.2"), ("deb/prerm", "remove"), ("rpm/post", "2"), ("rpm/preun", "0")}
+
+
+@pytest.mark.parametrize("booted,running", [(False, False), (True, False), (True, True)],
+                         ids=["no-systemd", "systemd", "systemd-running"])
 @pytest.mark.parametrize("script,args", SCRIPTS, ids=[f"{s} {' '.join(a)}" for s, a in SCRIPTS])
-def test_script_never_starts_or_stops(script, args, tmp_path):
-    """Run as on a real host (no DPKG_ROOT) against stubs: systemctl is only
-    ever asked to reload or to list; postinst makes the user and data root
-    through systemd-sysusers/-tmpfiles with our conf files."""
+def test_script_never_starts_or_stops(script, args, booted, running, tmp_path):
+    """Run as on a real host (no DPKG_ROOT) against stubs, with and without a
+    booted systemd (the script's /run/systemd/system check pointed at a
+    directory of the test's) and zrs instances running or not: systemctl is
+    only ever asked to reload or to list, systemd reloads after every change
+    of the unit files, running instances are told what to run themselves;
+    postinst makes the user and data root through systemd-sysusers/-tmpfiles
+    with our conf files."""
     log = tmp_path / "calls.log"
-    stubs = stub_dir(tmp_path, log)
+    stubs = stub_dir(tmp_path, log, grep_matches=running)
     env = {"PATH": f"{stubs}:/usr/bin:/bin"}
-    run(["/bin/sh", "-n", REPO / "packaging" / script])
-    run(["/bin/sh", REPO / "packaging" / script, *args], env=env)
-    for call in calls(log):
-        cmd, _, rest = call.partition(" ")
-        if cmd == "systemctl":
-            assert rest.split()[0] in ALLOWED_SYSTEMCTL, call
+    body = (REPO / "packaging" / script).read_text()
+    assert body.count("/run/systemd/system") == 1, "one check of a booted systemd"
+    run_systemd = tmp_path / "run-systemd-system"
+    if booted:
+        run_systemd.mkdir()
+    copy = tmp_path / "script"
+    copy.write_text(body.replace("/run/systemd/system", str(run_systemd)))
+    run(["/bin/sh", "-n", copy])
+    out = run(["/bin/sh", copy, *args], env=env).stdout
+    asked = [c.split()[1] for c in calls(log) if c.startswith("systemctl ")]
+    assert set(asked) <= ALLOWED_SYSTEMCTL, asked
+    assert ("daemon-reload" in asked) == (booted and script in RELOADS), asked
+    told = re.findall(r"systemctl (restart|stop) ", out)
+    assert bool(told) == (running and (script, " ".join(args)) in TELLS), out
     if script in ("deb/postinst", "rpm/post"):
         assert "systemd-sysusers zrs.conf" in calls(log)
         assert "systemd-tmpfiles --create zrs.conf" in calls(log)
