@@ -15,9 +15,10 @@ ZRS_ZEO_SERVER=runzeo runs the same classes against ZEO's own server.
 With zrs, the pickle class runs once more against a primary with
 synchronous replication (`--durability sync --quorum 1`) and a secondary:
 every commit is then answered only after the secondary acknowledged it,
-from the server's goroutine that waits for it while the connection goes
-on serving — the multi-threaded and invalidation tests exercise exactly
-that path.
+and the same tests must give the same results on that path (its answers
+and invalidations come from a goroutine of their own). That a connection
+goes on serving while its commit waits is test_zeo_sync.py's to show:
+these tests pass whether or not it does.
 """
 
 import pytest

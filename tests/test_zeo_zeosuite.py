@@ -15,7 +15,9 @@ from the installed ZEO's test package, check what a ZEO server adds:
 With zrs the whole suite runs once more against a primary with
 synchronous replication and a secondary (TestZeoSuiteSync): each commit is
 then published and answered only after the secondary's acknowledgement,
-from a goroutine of its own, while the same connections go on loading.
+from a goroutine of its own, and the suite's results must not change.
+(That the connections go on loading meanwhile is test_zeo_sync.py's to
+show.)
 
 ZEO names these tests check*; each is exposed as test_check* for pytest.
 The workers run InvalidationTests.MINTIME seconds at least; it is lowered
