@@ -849,8 +849,9 @@ func TestUndoLogKeepsATransactionWithAnOpaqueExtension(t *testing.T) {
 
 // A TransactionTimeout timer that fires just as its holder releases the
 // lock (too late for Stop to prevent its function) must not disconnect
-// the holder, whose tpc_finish reply would be lost; one that fires while
-// the lock is held does.
+// the holder, whose tpc_finish reply would be lost, whether or not
+// another client holds the lock by then; one that fires while the lock is
+// held does.
 func TestLateLockTimerSparesFinishedHolder(t *testing.T) {
 	srv, _, _ := newTestServer(t, Options{TransactionTimeout: time.Hour})
 	a, b := net.Pipe()
@@ -875,6 +876,19 @@ func TestLateLockTimerSparesFinishedHolder(t *testing.T) {
 	if closed() {
 		t.Fatal("a timer firing after the lock's release disconnected its former holder")
 	}
+	// The same, with another client holding the lock by then: its own
+	// timer runs, and the old one still spares the former holder.
+	c, d := net.Pipe()
+	defer d.Close()
+	other := newSession(srv, c)
+	if err := srv.acquireCommit(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	srv.lockExpired(late, ss)
+	if closed() {
+		t.Fatal("a timer firing after the lock passed to another client disconnected its former holder")
+	}
+	srv.releaseCommit()
 	if err := srv.acquireCommit(context.Background(), ss); err != nil {
 		t.Fatal(err)
 	}
