@@ -89,6 +89,7 @@ func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	if !ss.registered || ss.codec != (pickleCodec{}) || !parseLoadBefore(p, &a) {
 		return false, nil
 	}
+	ss.srv.stats.fastLoads.Add(1)
 	ss.srv.pub.RLock()
 	defer ss.srv.pub.RUnlock()
 	oid, before := zodb.Oid(binary.BigEndian.Uint64(a[2][:])), zodb.Tid(binary.BigEndian.Uint64(a[3][:]))

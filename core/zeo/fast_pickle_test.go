@@ -153,9 +153,10 @@ func FuzzLoadBeforeFrame(f *testing.F) {
 // way (a memo put after the msgid), which the generic codec and method
 // answer, get byte-identical replies: current and old revisions, data of
 // both length forms, no revision before (None), an unknown oid
-// (POSKeyError), and a session that has not registered.
+// (POSKeyError), and a session that has not registered (which the fast
+// path leaves to the generic one). Each call takes the path it should.
 func TestServeLoadBeforeMatchesGeneric(t *testing.T) {
-	_, addr, _ := newTestServer(t, Options{})
+	srv, addr, _ := newTestServer(t, Options{})
 	c := dialTest(t, addr, nil)
 	c.register(false)
 	oid, big := c.newOid(), c.newOid()
@@ -190,14 +191,23 @@ func TestServeLoadBeforeMatchesGeneric(t *testing.T) {
 		{"large data", big, zodb.MaxTid},
 		{"unknown oid", 0x7777, zodb.MaxTid},
 	}
-	check := func(r *rawSession, what string) {
+	check := func(r *rawSession, what string, fastPath bool) {
 		for _, tc := range cases {
 			p := fast(tc.oid, tc.before)
 			var a loadBeforeArgs
 			if !parseLoadBefore(p, &a) {
 				t.Fatalf("%s: the test's call is not in the fast form", tc.name)
 			}
-			got, want := r.roundTrip(p), r.roundTrip(generic(p))
+			n := srv.stats.fastLoads.Load()
+			got := r.roundTrip(p)
+			if took := srv.stats.fastLoads.Load() > n; took != fastPath {
+				t.Errorf("%s, %s: fast path taken: %v, want %v", what, tc.name, took, fastPath)
+			}
+			n = srv.stats.fastLoads.Load()
+			want := r.roundTrip(generic(p))
+			if srv.stats.fastLoads.Load() != n {
+				t.Errorf("%s, %s: the generic form took the fast path", what, tc.name)
+			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("%s, %s: fast path replied\n%x\ngeneric path\n%x", what, tc.name, got, want)
 			}
@@ -206,8 +216,8 @@ func TestServeLoadBeforeMatchesGeneric(t *testing.T) {
 	r := dialRaw(t, addr)
 	r.roundTrip(mustEncode(t, &Message{ID: pyval.Int(1), Flags: FlagReply, Name: "register",
 		Args: pyval.Tuple(pyval.Str("1"), pyval.Bool(false))}))
-	check(r, "registered")
-	check(dialRaw(t, addr), "unregistered")
+	check(r, "registered", true)
+	check(dialRaw(t, addr), "unregistered", false)
 }
 
 // rawSession is a pickle-codec connection that exchanges frames as bytes.

@@ -179,6 +179,7 @@ type stats struct {
 	loads, stores, commits, aborts, conflicts, resolved atomic.Int64
 	active, waiting                                     atomic.Int64
 	internalErrors                                      atomic.Int64
+	fastLoads                                           atomic.Int64 // loadBefore calls serveLoadBefore answered (tests read it)
 }
 
 // NewServer returns a server for st. It starts serving on Listen or Serve.
