@@ -96,6 +96,9 @@ func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	f := loadBeforeFrameHead(a[0][:], a[1][:])
 	mark := len(f)
 	out, start, end, ok, err := ss.loadBeforePublished(f, oid, before)
+	if ss.srv.opts.afterLoad != nil {
+		ss.srv.opts.afterLoad()
+	}
 	if ok {
 		if f, ok := finishLoadBeforeFrame(out, mark, start, end); ok {
 			ss.queue(f)

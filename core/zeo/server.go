@@ -119,6 +119,12 @@ type Options struct {
 	// and end the process, whose restart recovers the storage. nil
 	// panics with err, which ends the process as well.
 	Fatal func(err error)
+
+	// afterLoad, set by tests only, runs after a load's reply is computed
+	// and before it is queued, under the publication lock: it widens the
+	// window in which an invalidation would overtake the reply if the
+	// lock did not cover both.
+	afterLoad func()
 }
 
 // Server serves one storage to ZEO clients.

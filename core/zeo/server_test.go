@@ -294,10 +294,13 @@ func TestGetInvalidationsForAnyTidInTheFile(t *testing.T) {
 // invalidation for T reaches a client before the reply of a load that was
 // computed without T (the client would cache stale data as current). With
 // pickles, loads take the fast path (fast_pickle.go); with msgpack, the
-// generic one: each holds the publication lock its own way.
+// generic one: each holds the publication lock its own way. Each load
+// pauses between computing its reply and queuing it, so that a commit
+// published in that window, were the lock not held across both, would
+// send its invalidation first.
 func TestLoadsNeverOvertakeInvalidations(t *testing.T) {
 	codecs(t, func(t *testing.T, mp bool) {
-		_, addr, _ := newTestServer(t, Options{Msgpack: mp})
+		srv, addr, _ := newTestServer(t, Options{Msgpack: mp, afterLoad: func() { time.Sleep(200 * time.Microsecond) }})
 		w, r := dialTest(t, addr, nil), dialTest(t, addr, nil)
 		w.register(false)
 		r.register(true)
@@ -347,6 +350,9 @@ func TestLoadsNeverOvertakeInvalidations(t *testing.T) {
 		}
 		if loads < 10 {
 			t.Fatalf("only %d loads ran during the commits", loads)
+		}
+		if fast := srv.stats.fastLoads.Load(); (fast > 0) == mp {
+			t.Fatalf("%d loads took the fast path (msgpack: %v)", fast, mp)
 		}
 	})
 }

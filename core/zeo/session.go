@@ -249,6 +249,9 @@ func (ss *session) handle(m *Message) error {
 		defer ss.srv.pub.RUnlock()
 	}
 	v, err := meth.fn(ss, a, m.ID)
+	if meth.load && ss.srv.opts.afterLoad != nil {
+		ss.srv.opts.afterLoad()
+	}
 	if err == nil && a.err != nil {
 		err = a.err
 	}
