@@ -608,8 +608,27 @@ func TestFinishWithoutVoteIsRefused(t *testing.T) {
 	c.commit(4, store{oid, last, []byte("v3")})
 }
 
+// openSpillFiles counts this process's open spill files in dir (unlinked
+// at creation, so only /proc/self/fd shows them).
+func openSpillFiles(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, filepath.Join(dir, "zrs-zeo-txn-")) {
+			n++
+		}
+	}
+	return n
+}
+
 // A transaction larger than SpillBytes keeps its data in a temporary file
-// until vote; what is committed, and conflict data, are unchanged.
+// until vote, closed once the transaction ends; what is committed, and
+// conflict data, are unchanged.
 func TestLargeTransactionsSpillToDisk(t *testing.T) {
 	tmp := t.TempDir()
 	_, addr, _ := newTestServer(t, Options{SpillBytes: 4096, TempDir: tmp})
@@ -632,6 +651,10 @@ func TestLargeTransactionsSpillToDisk(t *testing.T) {
 		c.oneWay("storea", oidValue(s.oid), tidValue(tid), pyval.Bytes(bytes.Repeat([]byte("n"), 1000)), pyval.Int(2))
 	}
 	c.oneWay("storea", oidValue(stores[10].oid), tidValue(0), pyval.Bytes([]byte("stale")), pyval.Int(2))
+	c.call("lastTransaction") // answered after the stores before it
+	if n := openSpillFiles(t, tmp); n != 1 {
+		t.Fatalf("%d spill files open for a transaction of 11 kB (SpillBytes 4096), want 1", n)
+	}
 	res := c.call("vote", pyval.Int(2))
 	if res.Len() != 1 {
 		t.Fatalf("vote: %s", res)
@@ -642,6 +665,9 @@ func TestLargeTransactionsSpillToDisk(t *testing.T) {
 	c.call("tpc_abort", pyval.Int(2))
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Fatalf("spill files left behind: %v", ents)
+	}
+	if n := openSpillFiles(t, tmp); n != 0 {
+		t.Fatalf("%d spill files still open after the commit and the abort", n)
 	}
 }
 
