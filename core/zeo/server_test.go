@@ -57,8 +57,8 @@ func TestRegisterInfoAndEmptyLoad(t *testing.T) {
 func TestCallsBeforeRegisterAndUnknownStorage(t *testing.T) {
 	_, addr, _ := newTestServer(t, Options{})
 	c := dialTest(t, addr, nil)
-	if q, _ := c.callErr("lastTransaction"); q == "" {
-		t.Fatal("no error before register")
+	if q, p := c.callErr("lastTransaction"); q != excStorageError || !strings.Contains(p.String(), "register() must be called first") {
+		t.Fatalf("lastTransaction before register: %s %s", q, p)
 	}
 	if q, p := c.callErr("register", pyval.Str("main"), pyval.Bool(false)); q != excValueError {
 		t.Fatalf("unknown storage: %s %s", q, p)
