@@ -174,6 +174,7 @@ func TestDisconnectDuringSyncWaitDoesNotPublishEarly(t *testing.T) {
 	c2 := dialRegistered(t, addr)
 	oid := c1.newOid()
 	c1.voted(1, store{oid, 0, []byte("one")})
+	finishing := time.Now()
 	c1.start("tpc_finish", pyval.Int(1))
 	time.Sleep(300 * time.Millisecond) // the commit is in the storage and waits for acks
 	t0 := time.Now()
@@ -183,6 +184,17 @@ func TestDisconnectDuringSyncWaitDoesNotPublishEarly(t *testing.T) {
 		t.Fatalf("%s reached another client %v after the committer disconnected, %v before the sync timeout: "+
 			"a commit no secondary acknowledged is visible", m.Name, time.Since(t0).Round(time.Millisecond), syncTimeout-time.Since(t0))
 	case <-time.After(2 * time.Second):
+	}
+	select {
+	case m := <-c2.oneways:
+		if m.Name != "invalidateTransaction" {
+			t.Fatalf("%s reached another client, want the commit's invalidation", m.Name)
+		}
+		if took := time.Since(finishing); took < syncTimeout {
+			t.Fatalf("the commit was published %v after its tpc_finish, before the sync timeout (%v)", took, syncTimeout)
+		}
+	case <-time.After(syncTimeout + testTimeout):
+		t.Fatal("the commit was never published to the other clients after its committer disconnected")
 	}
 }
 
