@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -333,5 +334,31 @@ func readBackTarget(r io.ReaderAt, path string, back int64, from *DataHeader) (D
 		// this also bounds the allocation for a damaged length.
 		return fail(corrupt("backpointer %d points at a record overrunning its transaction at %d", back, from.Tloc))
 	}
+	if err := readInTxn(r, &t); err != nil {
+		return fail(fmt.Errorf("target %d: %w", back, err))
+	}
 	return t, nil
+}
+
+// readInTxn reads the length of the transaction d's tloc names and checks
+// d against it (checkInTxn).
+func readInTxn(r io.ReaderAt, d *DataHeader) error {
+	var tlen [8]byte
+	if _, err := r.ReadAt(tlen[:], d.Tloc+8); err != nil {
+		return fmt.Errorf("reading its transaction header at %d: %w", d.Tloc, err)
+	}
+	return checkInTxn(d, binary.BigEndian.Uint64(tlen[:]))
+}
+
+// checkInTxn checks that data record d ends inside its transaction, of
+// length tlen. A length damaged past the transaction's end would otherwise
+// hand out the bytes that follow it (the next transaction's). FileStorage
+// keeps no checksums: damage that keeps a record inside its transaction
+// is not seen here; zrs fs verify checks that the records tile their
+// transaction.
+func checkInTxn(d *DataHeader, tlen uint64) error {
+	if tlen > uint64(math.MaxInt64-d.Tloc) || d.Next() > d.Tloc+int64(tlen) {
+		return corrupt("record ending at %d, past the end of its transaction (at %d, length %d)", d.Next(), d.Tloc, tlen)
+	}
+	return nil
 }

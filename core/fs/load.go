@@ -55,6 +55,9 @@ func (s *FileStorage) readRecord(pos, end int64, oid zodb.Oid) (DataHeader, erro
 	if err := checkLoadedHeader(&d, end, oid); err != nil {
 		return fail(err)
 	}
+	if err := readInTxn(s.rd, &d); err != nil {
+		return fail(err)
+	}
 	return d, nil
 }
 
@@ -101,12 +104,16 @@ func (s *FileStorage) loadMapped(pos, end int64, oid zodb.Oid) (data []byte, tid
 	if pos < MagicSize+TxnHeaderSize || pos+DataHeaderSize > end {
 		return nil, 0, false
 	}
-	mapped, err := s.rd.withMapped(pos, func(b []byte) {
-		if len(b) < DataHeaderSize {
+	// The whole mapping: the record's transaction header comes before it.
+	mapped, err := s.rd.withMapped(0, func(m []byte) {
+		if int64(len(m))-pos < DataHeaderSize {
 			return
 		}
+		b := m[pos:]
 		d, _ := DecodeDataHeader(b, pos)
-		if d.PLen <= 0 || checkLoadedHeader(&d, end, oid) != nil || int64(len(b))-DataHeaderSize < d.PLen {
+		// checkLoadedHeader puts the transaction header before the record.
+		if d.PLen <= 0 || checkLoadedHeader(&d, end, oid) != nil || int64(len(b))-DataHeaderSize < d.PLen ||
+			checkInTxn(&d, binary.BigEndian.Uint64(m[d.Tloc+8:])) != nil {
 			return
 		}
 		// append copies without first zeroing the new slice.
@@ -116,7 +123,9 @@ func (s *FileStorage) loadMapped(pos, end int64, oid zodb.Oid) (data []byte, tid
 }
 
 // checkLoadedHeader checks a header found through the index or a prev
-// pointer: the expected oid, no version, inside the committed data.
+// pointer: the expected oid, no version, inside the committed data, its
+// transaction header before it (checkInTxn then checks the record against
+// that header).
 func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
 	switch {
 	case d.Oid != oid:

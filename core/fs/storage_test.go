@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -470,7 +471,9 @@ func TestLoadDamagedRecord(t *testing.T) {
 		want  string
 	}{
 		{"other oid", 7, "oid"},
-		{"length past the transaction", 34, "malformed"},
+		{"length past the committed data", 34, "malformed"},
+		// 64 bytes more: inside the file, past the record's transaction.
+		{"length past the transaction", 41, "past the end of its transaction"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := synthWrite(t, f.Bytes)
@@ -486,7 +489,14 @@ func TestLoadDamagedRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			pos := f.RecPos[9][0] + c.field
-			if _, err := w.WriteAt([]byte{f.Bytes[pos] ^ 0x40}, pos); err != nil {
+			damaged := f.Bytes[pos] ^ 0x40
+			if c.field == 41 { // the length's last byte
+				damaged = f.Bytes[pos] + 64
+				if damaged < f.Bytes[pos] {
+					t.Fatal("the test's record length does not take 64 more in its last byte")
+				}
+			}
+			if _, err := w.WriteAt([]byte{damaged}, pos); err != nil {
 				t.Fatal(err)
 			}
 			w.Close()
@@ -496,6 +506,44 @@ func TestLoadDamagedRecord(t *testing.T) {
 				t.Fatalf("load of a damaged record: %q, %v; want a RecordError at %d about %s", data, err, f.RecPos[9][0], c.want)
 			}
 		})
+	}
+}
+
+// A record reached through an undo's backpointer whose length runs past
+// its own transaction (and into the next) makes Load fail; it never
+// returns the bytes after the record.
+func TestLoadDamagedBackpointerTarget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	t1 := stCommit(t, s, stWrite{1, 0, []byte("a1")})
+	t2 := stCommit(t, s, stWrite{1, t1, []byte("a2")})
+	if _, _, err := unUndo(t, s, t2); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := stLoad(t, s, 1); string(d) != "a1" {
+		t.Fatalf("after the undo: %q", d)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := bytes.Index(b, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 1), uint64(t1)))
+	if target < 0 {
+		t.Fatal("t1's record of oid 1 not found")
+	}
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	plen := binary.BigEndian.Uint64(b[target+34:])
+	if _, err := w.WriteAt(binary.BigEndian.AppendUint64(nil, plen+64), int64(target)+34); err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := s.Load(bg, 1)
+	var re *fs.RecordError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "past the end of its transaction") {
+		t.Fatalf("load through a backpointer to a damaged record: %q, %v", data, err)
 	}
 }
 
