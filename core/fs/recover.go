@@ -35,7 +35,9 @@ func (s *FileStorage) loadIndex() error {
 		return nil
 	}
 	idx, pos, tid, ok := s.tryIndexFile(size)
-	if !ok {
+	if ok {
+		s.log.Debug("using the saved index", logKeyFile, s.path+indexSuffix, logKeyPos, pos, "objects", idx.Len())
+	} else {
 		idx, pos, tid = NewIndex(), MagicSize, 0
 	}
 	if err := s.scan(idx, pos, tid, size); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,6 +205,10 @@ func TestStaleIndexIsRebuilt(t *testing.T) {
 		serial = stCommit(t, s, stWrite{0, serial, fmt.Appendf(nil, "root %d", i)})
 	}
 	s.Close()
+	good, err := os.ReadFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, idx, err := fs.ReadIndexFile(path + ".index")
 	if err != nil {
 		t.Fatal(err)
@@ -220,17 +225,17 @@ func TestStaleIndexIsRebuilt(t *testing.T) {
 	s.Close()
 	// An older (valid) index: the transactions after it are found by the
 	// catch-up scan.
-	old, err := os.ReadFile(path + ".index")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s = stOpen(t, path, fs.Options{})
 	_, cur, _ := s.Load(bg, 0)
 	stCommit(t, s, stWrite{0, cur, []byte("root 10")})
 	stCommit(t, s, stWrite{7, 0, []byte("seven")})
 	s.Close()
-	os.WriteFile(path+".index", old, 0o644)
-	s = stOpen(t, path, fs.Options{ReadOnly: true})
+	os.WriteFile(path+".index", good, 0o644)
+	var logs bytes.Buffer
+	s = stOpen(t, path, fs.Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if !strings.Contains(logs.String(), "using the saved index") {
+		t.Errorf("the older index was not used:\n%s", &logs)
+	}
 	if d, _ := stLoad(t, s, 0); string(d) != "root 10" || s.Len() != 2 {
 		t.Errorf("after catch-up: %q, %d objects", d, s.Len())
 	}

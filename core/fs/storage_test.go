@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,7 +301,11 @@ func TestReopenUsesSavedIndex(t *testing.T) {
 	if err != nil || pos != fileSize(t, path) || idx.Len() != len(serial) {
 		t.Fatalf("saved index: pos %d len %d err %v", pos, idx.Len(), err)
 	}
-	s2 := stOpen(t, path, fs.Options{ReadOnly: true})
+	var logs bytes.Buffer
+	s2 := stOpen(t, path, fs.Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if !strings.Contains(logs.String(), "using the saved index") {
+		t.Errorf("the reopen did not use the saved index:\n%s", &logs)
+	}
 	if s2.LastTransaction() != last || s2.Len() != len(serial) {
 		t.Errorf("reopen: last %s len %d", s2.LastTransaction(), s2.Len())
 	}
@@ -571,12 +576,29 @@ func TestAppendLoadBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t4 := stCommit(t, s, stWrite{b, t1, nil})
+	// What LoadBefore must give: data, serial, next; no entry, an error
+	// (no revision before, or not found).
+	type rev struct {
+		data         string
+		serial, next zodb.Tid
+	}
+	bs := strings.Repeat("b", 5000)
+	want := map[[2]zodb.Tid]rev{
+		{zodb.Tid(a), t2}: {"a1", t1, t2}, {zodb.Tid(a), t3}: {"a2", t2, t3},
+		{zodb.Tid(a), t4}: {"a1", t3, 0}, {zodb.Tid(a), zodb.MaxTid}: {"a1", t3, 0}, // through the undo's backpointer
+		{zodb.Tid(b), t2}: {bs, t1, t4}, {zodb.Tid(b), t3}: {bs, t1, t4}, {zodb.Tid(b), t4}: {bs, t1, t4},
+	}
 	prefix := []byte("prefix:")
 	for _, oid := range []zodb.Oid{a, b, 7} {
 		for _, before := range []zodb.Tid{t1, t2, t3, t4, zodb.MaxTid} {
 			data, serial, next, err := s.LoadBefore(bg, oid, before)
 			out, aserial, anext, aerr := s.AppendLoadBefore(bg, bytes.Clone(prefix), oid, before)
 			what := fmt.Sprintf("oid %s before %s", oid, before)
+			if w, ok := want[[2]zodb.Tid{zodb.Tid(oid), before}]; !ok && !errors.Is(err, zodb.ErrNotFound) && !errors.Is(err, zodb.ErrNoRevision) {
+				t.Fatalf("%s: %q %s %s %v, want no revision", what, data, serial, next, err)
+			} else if ok && (err != nil || string(data) != w.data || serial != w.serial || next != w.next) {
+				t.Fatalf("%s: %.20q %s %s %v, want %.20q %s %s", what, data, serial, next, err, w.data, w.serial, w.next)
+			}
 			if (err == nil) != (aerr == nil) || (err != nil && err.Error() != aerr.Error()) {
 				t.Fatalf("%s: LoadBefore error %v, AppendLoadBefore error %v", what, err, aerr)
 			}

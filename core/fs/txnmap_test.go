@@ -35,9 +35,11 @@ func TestTxnMapSampling(t *testing.T) {
 		t.Errorf("Last = %v %v", last, ok)
 	}
 	for _, q := range []zodb.Tid{10, 11, 5000, 55555, n*10 - 1, n * 10, n*10 + 1} {
-		if f, ok := m.Floor(q); ok && f.Tid > q {
+		if f, ok := m.Floor(q); !ok {
+			t.Errorf("Floor(%d) found nothing", q)
+		} else if f.Tid > q {
 			t.Errorf("Floor(%d) = %v > q", q, f)
-		} else if ok && q-f.Tid > fs.SampleTxns*10 && q <= n*10 {
+		} else if q-f.Tid > fs.SampleTxns*10 && q <= n*10 {
 			t.Errorf("Floor(%d) = %v too far", q, f)
 		}
 		if c, ok := m.Ceil(q); ok && c.Tid < q {
