@@ -314,6 +314,33 @@ func TestFinishDurableSplitsTheSyncWait(t *testing.T) {
 			t.Fatalf("sync wait with no secondary: %v, want ErrNotReplicated", err)
 		}
 	}
+
+	// The wait is not in FinishDurable: with a timeout that no commit
+	// reaches, FinishDurable returns at once, and the wait gives up with
+	// its caller.
+	p, _ := startPrimary(t, filepath.Join(t.TempDir(), "p.fs"), primary.Durability{Mode: primary.Sync, Quorum: 1, Timeout: converge})
+	txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(0, 0, []byte("root")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	tid, wait, err := txn.(zodb.SplitFinisher).FinishDurable(fctx)
+	if took := time.Since(t0); err != nil || took >= 5*time.Second {
+		t.Fatalf("FinishDurable: %s %v after %v: it waited for the secondaries", tid, err, took.Round(time.Millisecond))
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer wcancel()
+	if err := wait(wctx); !errors.Is(err, primary.ErrNotReplicated) || !strings.Contains(err.Error(), "gave up") {
+		t.Fatalf("the wait, given up by its caller: %v", err)
+	}
 }
 
 // Commits that time out together degrade sync replication once: one

@@ -133,7 +133,10 @@ func nextTxn(t *testing.T, nr *zrsproto.NativeReader) *zodb.TxnInfo {
 func TestSyncCountsReconnectedSecondary(t *testing.T) {
 	st := openTestFS(t)
 	first := commit(t, st, 10)
-	s := serveStorage(t, st, Options{Durability: Durability{Mode: Sync, Quorum: 1, Timeout: 3 * time.Second}})
+	// A timeout no wake-up takes, however loaded the machine: the commit
+	// must return long before it.
+	const timeout = 20 * time.Second
+	s := serveStorage(t, st, Options{Durability: Durability{Mode: Sync, Quorum: 1, Timeout: timeout}})
 	db, err := s.identity(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +190,9 @@ func TestSyncCountsReconnectedSecondary(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("commit %s failed after %v although a connected secondary has it: %v", r.tid, r.took.Round(time.Millisecond), r.err)
 	}
+	if r.took >= timeout/2 {
+		t.Fatalf("commit %s returned after %v: not woken by the reconnection, counted when its timeout (%v) ran out", r.tid, r.took.Round(time.Millisecond), timeout)
+	}
 }
 
 // A connection that has not sent its handshake when Shutdown begins is
@@ -204,12 +210,17 @@ func TestShutdownDoesNotWaitForSilentHandshake(t *testing.T) {
 	}
 	defer c.Close()
 	time.Sleep(100 * time.Millisecond) // accepted
-	// Waiting for the handshake (an hour) would outlast the context:
-	// Shutdown would then cut the connection and report the deadline.
+	// Waiting for the handshake (an hour) would last until the context
+	// ends, which then cuts the connection: Shutdown must be done long
+	// before.
 	ctx, cancel := context.WithTimeout(context.Background(), converge)
 	defer cancel()
+	t0 := time.Now()
 	if err := p.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown waited for a connection that never sent a handshake: %v", err)
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took >= converge/2 {
+		t.Fatalf("Shutdown took %v: it waited for a connection that never sent a handshake", took.Round(time.Millisecond))
 	}
 }
 
