@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -121,13 +122,12 @@ func TestHandshakeRefusals(t *testing.T) {
 	p := serve(t)
 	last := commit(t, p, 10)
 	for name, frames := range map[string][][]byte{
-		"bad protocol":        {[]byte("zrs9.9"), make([]byte, 8)},
-		"empty protocol":      {{}, make([]byte, 8)},
-		"oversize first":      {make([]byte, 15)},
-		"oversize second":     {[]byte(zrsproto.Proto20), make([]byte, 15)},
-		"7-byte tid":          {[]byte(zrsproto.Proto20), make([]byte, 7)},
-		"tid too high":        {[]byte(zrsproto.Proto21), tidBytes(last + 1)},
-		"tid too high, empty": {[]byte(zrsproto.Proto20), tidBytes(zodb.MaxTid)},
+		"bad protocol":    {[]byte("zrs9.9"), make([]byte, 8)},
+		"empty protocol":  {{}, make([]byte, 8)},
+		"oversize first":  {make([]byte, 15)},
+		"oversize second": {[]byte(zrsproto.Proto20), make([]byte, 15)},
+		"7-byte tid":      {[]byte(zrsproto.Proto20), make([]byte, 7)},
+		"tid too high":    {[]byte(zrsproto.Proto21), tidBytes(last + 1)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			expectClosed(t, dial(t, p.addr, frames...))
@@ -135,6 +135,13 @@ func TestHandshakeRefusals(t *testing.T) {
 	}
 	if n := len(p.Status().Secondaries); n != 0 {
 		t.Errorf("%d secondaries listed after refusals", n)
+	}
+	// A primary with no history at all: only the tid check refuses a
+	// secondary ahead of it (there is no history for it to diverge from).
+	empty := serve(t)
+	expectClosed(t, dial(t, empty.addr, []byte(zrsproto.Proto20), tidBytes(zodb.MaxTid)))
+	if n := len(empty.Status().Secondaries); n != 0 {
+		t.Errorf("an empty primary lists %d secondaries after refusing one ahead of it", n)
 	}
 }
 
@@ -155,14 +162,28 @@ func TestStreamsFromStart(t *testing.T) {
 					want = append(want, tid)
 				}
 			}
-			// A keep-alive is accepted; a non-empty frame ends the stream
-			// after it has caught up.
+			// A keep-alive is accepted: the stream goes on (caught up, it
+			// is silent) ...
 			zrsproto.WriteFrame(c, nil)
-			zrsproto.WriteFrame(c, []byte("x"))
-			got, err := readAll(t, c, start)
-			if !errors.Is(err, io.EOF) || fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("%s from %s: got %v, %v; want %v then EOF", proto, start, got, err, want)
+			sr := zrsproto.NewStreamReader(c, start)
+			var got []zodb.Tid
+			for range want {
+				info, err := sr.ReadTxn()
+				if err != nil {
+					t.Fatalf("%s from %s: after %v: %v", proto, start, got, err)
+				}
+				got = append(got, info.Tid)
 			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s from %s: got %v, want %v", proto, start, got, want)
+			}
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("%s from %s: after a keep-alive, caught up: %d bytes, %v; want the stream open and silent", proto, start, n, err)
+			}
+			// ... and a non-empty frame ends it.
+			zrsproto.WriteFrame(c, []byte("x"))
+			expectClosed(t, c)
 		}
 	}
 }
