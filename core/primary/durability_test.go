@@ -47,7 +47,13 @@ func startPrimary(t *testing.T, path string, d primary.Durability) (*primary.Pri
 
 func startSecondary(t *testing.T, path, addr string) *secondary.Secondary {
 	t.Helper()
-	s := secondary.New(openFS(t, path), addr, secondary.Options{Protocol: secondary.ProtoNative,
+	return startSecondaryOn(t, openFS(t, path), addr)
+}
+
+// startSecondaryOn is startSecondary replicating into st.
+func startSecondaryOn(t *testing.T, st secondary.Storage, addr string) *secondary.Secondary {
+	t.Helper()
+	s := secondary.New(st, addr, secondary.Options{Protocol: secondary.ProtoNative,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	done := make(chan struct{})
 	go func() { s.Run(context.Background()); close(done) }()
@@ -85,23 +91,66 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// slowApply is a secondary's FileStorage on a slow disk: each replicated
+// transaction takes delay to finish, so it is acknowledged well after it
+// was received.
+type slowApply struct {
+	*fs.FileStorage
+	delay time.Duration
+}
+
+func (s slowApply) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	txn, err := s.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return slowFinish{txn, s.delay}, nil
+}
+
+type slowFinish struct {
+	zodb.Txn
+	delay time.Duration
+}
+
+func (t slowFinish) Finish(ctx context.Context) (zodb.Tid, error) {
+	time.Sleep(t.delay)
+	return t.Txn.Finish(ctx)
+}
+
 // In sync mode every commit returns only once the secondary has
-// acknowledged it.
+// acknowledged it (applied and fsynced, here slowly), not once it was
+// sent.
 func TestSyncCommitWaitsForAck(t *testing.T) {
 	dir := t.TempDir()
 	p, addr := startPrimary(t, filepath.Join(dir, "p.fs"), primary.Durability{Mode: primary.Sync, Quorum: 1, Timeout: converge})
-	s := startSecondary(t, filepath.Join(dir, "s.fs"), addr)
+	s := startSecondaryOn(t, slowApply{openFS(t, filepath.Join(dir, "s.fs")), 20 * time.Millisecond}, addr)
 	waitFor(t, "a connected secondary", func() bool { return len(p.Status().Secondaries) == 1 })
-	for i := range 30 {
-		tid, err := commit(context.Background(), p, i)
-		if err != nil {
+	// Two committers: one's acknowledgement wakes the other's wait while
+	// the secondary, having received the other's commit, still applies it.
+	errs := make(chan error, 2)
+	for c := range 2 {
+		go func() {
+			for i := range 15 {
+				tid, err := commit(context.Background(), p, 100*c+i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := s.LastTransaction(); got < tid {
+					errs <- fmt.Errorf("commit %s returned before the secondary had it (secondary at %s)", tid, got)
+					return
+				}
+				if ss := p.Status().Secondaries; ss[0].Acked < tid {
+					errs <- fmt.Errorf("status acked %s < %s", ss[0].Acked, tid)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
-		}
-		if got := s.LastTransaction(); got < tid {
-			t.Fatalf("commit %s returned before the secondary had it (secondary at %s)", tid, got)
-		}
-		if ss := p.Status().Secondaries; ss[0].Acked < tid {
-			t.Fatalf("status acked %s < %s", ss[0].Acked, tid)
 		}
 	}
 }
