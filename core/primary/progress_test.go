@@ -17,8 +17,15 @@ func TestCatchUpProgressLogs(t *testing.T) {
 	if !c.active {
 		t.Fatal("a stream 1000 MB behind is not reported")
 	}
-	c.started = time.Now().Add(-10 * time.Second) // 10 s to send the first 250 MB
-	c.report(250<<20, time.Now())
+	// 10 s to send the first 250 MB, the last line progressEvery ago: the
+	// next send reports, the one right after it does not.
+	c.started = time.Now().Add(-10 * time.Second)
+	c.lastLog = time.Now().Add(-progressEvery)
+	c.sent(250 << 20)
+	c.sent(260 << 20)
+	if n := strings.Count(buf.String(), "catching up"); n != 1 {
+		t.Fatalf("%d progress lines for two sends progressEvery apart from the last, want 1:\n%s", n, &buf)
+	}
 	c.caughtUp()
 	c.caughtUp()
 	out := buf.String()
