@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,9 +25,10 @@ func startProxy(t *testing.T, target string) *faultproxy.Proxy {
 	return px
 }
 
-// Connections cut in the middle of transactions: each half-received
-// transaction is aborted, the secondary resumes from its last commit, and
-// the files end identical.
+// Connections cut in the middle of transactions: a half-received
+// transaction is never begun (a transaction is decoded whole before it is
+// applied), the secondary resumes from its last commit, and the files end
+// identical.
 func TestCutConnectionsResume(t *testing.T) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
@@ -47,6 +49,14 @@ func TestCutConnectionsResume(t *testing.T) {
 // that transaction is applied, and after reconnecting the secondary gets
 // the true bytes.
 func TestCorruptionIsNotApplied(t *testing.T) {
+	// The offset lands in the raw record: a secondary on this host gets
+	// the zrs3 stream uncompressed too.
+	for _, proto := range []secondary.Protocol{secondary.ProtoZRS2, secondary.ProtoNative} {
+		t.Run(string(proto), func(t *testing.T) { testCorruptionIsNotApplied(t, proto) })
+	}
+}
+
+func testCorruptionIsNotApplied(t *testing.T, proto secondary.Protocol) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
 	p := startPrimary(t, ppath, "127.0.0.1:0")
@@ -64,9 +74,7 @@ func TestCorruptionIsNotApplied(t *testing.T) {
 	if err := px.FlipBit(faultproxy.ServerToClient, off, 3); err != nil {
 		t.Fatal(err)
 	}
-	// zrs2: the offset lands in the raw record (zrs3 compresses; its
-	// corruption test is TestNativeCorruptionIsNotApplied).
-	s := startSecondary(t, spath, px.Addr(), secondary.Options{Protocol: secondary.ProtoZRS2})
+	s := startSecondary(t, spath, px.Addr(), secondary.Options{Protocol: proto})
 	waitFor(t, "the corruption to be detected", func() bool { return s.Status().LastError != "" })
 	if got := s.LastTransaction(); got != 0 {
 		t.Fatalf("secondary applied up to %s from a corrupt stream", got)
@@ -119,6 +127,71 @@ func TestZRS2ReadTimeout(t *testing.T) {
 	s.close()
 	p.close()
 	sameFile(t, ppath, spath)
+}
+
+// failingRestore is a FileStorage whose restore number failAt fails (a
+// full disk, say), in the middle of a replicated transaction.
+type failingRestore struct {
+	*fs.FileStorage
+	restores, failAt atomic.Int64
+	failed           atomic.Pointer[zodb.Txn] // the transaction whose restore failed
+}
+
+func (f *failingRestore) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	txn, err := f.FileStorage.Begin(ctx, meta, opts)
+	if err != nil {
+		return nil, err
+	}
+	return failingRestoreTxn{txn, f}, nil
+}
+
+type failingRestoreTxn struct {
+	zodb.Txn
+	f *failingRestore
+}
+
+var errSimulatedWrite = errors.New("simulated write failure")
+
+func (t failingRestoreTxn) Restore(oid zodb.Oid, serial zodb.Tid, data []byte, dataTxn zodb.Tid) error {
+	if t.f.restores.Add(1) == t.f.failAt.Load() {
+		t.f.failed.Store(&t.Txn)
+		return errSimulatedWrite
+	}
+	return t.Txn.Restore(oid, serial, data, dataTxn)
+}
+
+// A replicated transaction that fails while it is applied (a restore
+// fails) is aborted: nothing of it stays, the storage's commit lock is
+// free, and after reconnecting the secondary applies it again and ends
+// identical to the primary.
+func TestFailedApplyIsAborted(t *testing.T) {
+	for _, proto := range []secondary.Protocol{secondary.ProtoZRS2, secondary.ProtoNative} {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
+			p := startPrimary(t, ppath, "127.0.0.1:0")
+			newWorkload(t, p).run(30)
+			st := &failingRestore{FileStorage: openFS(t, spath)}
+			st.failAt.Store(25) // inside a transaction with several records
+			s := startSecondaryOn(t, st, p.addr, secondary.Options{Protocol: proto})
+			// Should the secondary not abort it, the failed transaction
+			// keeps the commit lock and replication waits for ever: the
+			// wait below fails, and this releases the lock so that the
+			// secondary can be closed (an abort again is a no-op).
+			t.Cleanup(func() {
+				if txn := st.failed.Load(); txn != nil {
+					(*txn).Abort()
+				}
+			})
+			waitCaughtUp(t, p, s)
+			if e := s.Status().LastError; !strings.Contains(e, errSimulatedWrite.Error()) {
+				t.Fatalf("last error %q: the restore did not fail", e)
+			}
+			s.close()
+			p.close()
+			sameFile(t, ppath, spath)
+		})
+	}
 }
 
 // failingFinish is a FileStorage whose commit number failAt fails the way

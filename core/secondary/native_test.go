@@ -229,7 +229,7 @@ func TestNativeSecondaryRefusesUnofferedCompression(t *testing.T) {
 
 // Heartbeats keep an idle native connection open; a stalled stream is
 // noticed after the idle timeout and the secondary reconnects and catches
-// up; bit flips in the compressed stream never apply wrong data.
+// up.
 func TestNativeHeartbeatsAndIdleTimeout(t *testing.T) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")
@@ -264,6 +264,9 @@ func TestNativeHeartbeatsAndIdleTimeout(t *testing.T) {
 	waitCaughtUp(t, p, s)
 }
 
+// Random bit flips in a zrs3 stream (most caught by its framing or its
+// decoders, the rest by its checksum; TestCorruptionIsNotApplied/zrs3
+// flips a bit that only the checksum can catch) never reach the file.
 func TestNativeCorruptionIsNotApplied(t *testing.T) {
 	dir := t.TempDir()
 	ppath, spath := filepath.Join(dir, "primary.fs"), filepath.Join(dir, "secondary.fs")

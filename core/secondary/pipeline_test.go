@@ -185,12 +185,18 @@ func TestWaitingOnlyWhenCommitted(t *testing.T) {
 			check := func(until func() bool) {
 				t.Helper()
 				deadline := time.Now().Add(converge)
-				for !until() {
+				for {
+					// The state that ends the wait is checked too: a
+					// secondary wrongly caught up reaches it first.
+					done := until()
 					b1, f1 := d.counts()
 					_, ok := s.Waiting()
 					b2, f2 := d.counts()
 					if ok && b1 == b2 && f1 == f2 && f1 < b1 {
 						t.Fatalf("waiting (caught up) with %d of %d transactions begun not finished", b1-f1, b1)
+					}
+					if done {
+						return
 					}
 					if time.Now().After(deadline) {
 						t.Fatalf("timed out at %s, primary at %s", s.LastTransaction(), p.LastTransaction())
@@ -286,6 +292,9 @@ func TestNotWaitingAfterDisconnect(t *testing.T) {
 	waitCaughtUp(t, p, s)
 
 	gate := d.arm()
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	t.Cleanup(open) // a failure before the gate opens must not leave the Finish waiting for ever
 	tid, _ := w.create(1)
 	if got := <-d.entered; got != tid {
 		t.Fatalf("finishing %s, want %s", got, tid)
@@ -308,7 +317,7 @@ func TestNotWaitingAfterDisconnect(t *testing.T) {
 	waitFor(t, "the ended connection to wait for the Finish in progress", func() bool {
 		return inGoroutine("secondary.(*applier).wait(")
 	})
-	close(gate)
+	open()
 	waitFor(t, "the connection to end", func() bool { return !s.Status().Connected && s.LastTransaction() == tid })
 	if since, ok := s.Waiting(); ok {
 		t.Errorf("waiting (caught up since %v) after the connection ended", since)

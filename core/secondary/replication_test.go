@@ -1,9 +1,15 @@
 package secondary_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,6 +170,9 @@ func TestSecondaryAheadRefused(t *testing.T) {
 	}
 	s := startSecondary(t, spath, p.addr, secondary.Options{})
 	waitFor(t, "a refusal", func() bool { return s.Status().LastError != "" })
+	if e := s.Status().LastError; !strings.Contains(e, "refused by the primary") {
+		t.Fatalf("last error %q: not the primary's refusal", e)
+	}
 	time.Sleep(100 * time.Millisecond) // several refused attempts
 	if got := s.LastTransaction(); got != ahead {
 		t.Fatalf("secondary applied something: last %s, was %s", got, ahead)
@@ -173,41 +182,86 @@ func TestSecondaryAheadRefused(t *testing.T) {
 	}
 }
 
-// The secondary's keep-alives are accepted by the primary.
+// keepAliveCounter counts the empty frames (keep-alives) written on a
+// connection.
+type keepAliveCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c keepAliveCounter) Write(b []byte) (int, error) {
+	if bytes.Equal(b, []byte{0, 0, 0, 0}) {
+		c.n.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// The secondary sends keep-alives, over either protocol, and the primary
+// accepts them.
 func TestKeepAlive(t *testing.T) {
-	dir := t.TempDir()
-	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
-	s := startSecondary(t, filepath.Join(dir, "secondary.fs"), p.addr, secondary.Options{KeepAlive: time.Millisecond})
-	waitFor(t, "a connected secondary", func() bool { return len(p.Status().Secondaries) == 1 })
-	time.Sleep(50 * time.Millisecond) // dozens of keep-alives
-	newWorkload(t, p).run(10)
-	waitCaughtUp(t, p, s)
-	if ps := p.Status().Secondaries; len(ps) != 1 {
-		t.Fatalf("secondary dropped after keep-alives: %+v", ps)
+	for _, proto := range []secondary.Protocol{secondary.ProtoZRS2, secondary.ProtoNative} {
+		t.Run(string(proto), func(t *testing.T) {
+			dir := t.TempDir()
+			p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
+			var sent atomic.Int64
+			dial, dials := wrapFirstDial(p.addr, func(c net.Conn) net.Conn { return keepAliveCounter{c, &sent} })
+			s := startSecondary(t, filepath.Join(dir, "secondary.fs"), p.addr,
+				secondary.Options{KeepAlive: time.Millisecond, Protocol: proto, Dialer: dial})
+			waitFor(t, "a connected secondary", func() bool { return len(p.Status().Secondaries) == 1 })
+			waitFor(t, "ten keep-alives", func() bool { return sent.Load() >= 10 })
+			newWorkload(t, p).run(10)
+			waitCaughtUp(t, p, s)
+			if ps := p.Status().Secondaries; len(ps) != 1 || dials.Load() != 1 {
+				t.Fatalf("secondary dropped after keep-alives (%d connections): %+v", dials.Load(), ps)
+			}
+		})
 	}
 }
 
-// OnCommit reports each applied transaction with its oids.
+// OnCommit and the commit watcher (a replica's ZEO invalidations) report
+// each applied transaction with exactly the oids it wrote.
 func TestOnCommit(t *testing.T) {
 	dir := t.TempDir()
 	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
-	got := make(chan zodb.Tid, 100)
-	s := startSecondary(t, filepath.Join(dir, "secondary.fs"), p.addr, secondary.Options{
-		OnCommit: func(tid zodb.Tid, oids []zodb.Oid) {
-			if len(oids) > 0 {
-				got <- tid
-			}
-		},
-	})
-	w := newWorkload(t, p)
-	_, _ = w.create(2)
-	waitCaughtUp(t, p, s)
-	select {
-	case tid := <-got:
-		if tid != p.LastTransaction() {
-			t.Errorf("OnCommit tid %s, want %s", tid, p.LastTransaction())
+	var mu sync.Mutex
+	onCommit, watched := map[zodb.Tid][]zodb.Oid{}, map[zodb.Tid][]zodb.Oid{}
+	record := func(m map[zodb.Tid][]zodb.Oid) func(zodb.Tid, []zodb.Oid) {
+		return func(tid zodb.Tid, oids []zodb.Oid) {
+			mu.Lock()
+			defer mu.Unlock()
+			m[tid] = append([]zodb.Oid(nil), oids...)
 		}
-	default:
-		t.Fatal("OnCommit not called")
+	}
+	s := startSecondary(t, filepath.Join(dir, "secondary.fs"), p.addr, secondary.Options{OnCommit: record(onCommit)},
+		func(s *secondary.Secondary) { s.WatchCommits(record(watched)) })
+	newWorkload(t, p).run(30) // creations, updates, a delete, undos
+	waitCaughtUp(t, p, s)
+	it, err := p.Iterate(context.Background(), 0, zodb.MaxTid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	want := map[zodb.Tid][]zodb.Oid{}
+	for {
+		info, err := it.Next(context.Background())
+		if err != nil {
+			break
+		}
+		for _, r := range info.Records {
+			want[info.Tid] = append(want[info.Tid], r.Oid)
+		}
+		if info.Records == nil {
+			want[info.Tid] = nil
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(want) != 30 {
+		t.Fatalf("the primary has %d transactions, want 30", len(want))
+	}
+	for name, got := range map[string]map[zodb.Tid][]zodb.Oid{"OnCommit": onCommit, "the commit watcher": watched} {
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s reported\n%v\nwant\n%v", name, got, want)
+		}
 	}
 }
