@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzUnpickle: no input panics; whatever decodes (and is not a huge
-// memo expansion) pickles in ZEO's dialect, and after that one round the
-// bytes are a fixed point.
+// memo expansion, a cycle or too deep, which TreeSize reports) pickles in
+// ZEO's dialect, and after that one round the bytes are a fixed point.
 func FuzzUnpickle(f *testing.F) {
 	for _, v := range readZeoVectors(f) {
 		if len(v.pickle) < 4096 {
@@ -28,12 +28,16 @@ func FuzzUnpickle(f *testing.F) {
 			return
 		}
 		_ = v.String()
-		if _, ok := v.TreeSize(4*len(p) + 64); !ok {
-			return
+		limit := 4*len(p) + 64
+		if size, ok := v.TreeSize(limit); !ok {
+			if size <= limit {
+				t.Fatalf("TreeSize refused %v: %d within %d", v, size, limit)
+			}
+			return // a huge memo expansion, a cycle, or nesting beyond MaxDepth
 		}
 		b, err := pyval.Pickle(v, pyval.PickleOptions{Protocol: 3, Fast: true})
 		if err != nil {
-			return // a cycle, or nesting beyond MaxDepth
+			t.Fatalf("%v, a tree TreeSize bounds, does not pickle: %v", v, err)
 		}
 		v2, err := pyval.UnpickleWith(b, opts)
 		if err != nil {

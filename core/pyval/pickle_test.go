@@ -60,6 +60,18 @@ func TestPickleRefusals(t *testing.T) {
 	if glob.Kind() != pyval.KindBytes {
 		t.Errorf("_codecs.encode gave a %v", glob.Kind())
 	}
+	// The limit is MaxDepth containers, no fewer: that many pickle, one
+	// more does not.
+	nested := pyval.List()
+	for range pyval.MaxDepth - 1 {
+		nested = pyval.List(nested)
+	}
+	if _, err := pyval.Pickle(nested, pyval.PickleOptions{Protocol: 3, Fast: true}); err != nil {
+		t.Errorf("%d nested lists: %v", pyval.MaxDepth, err)
+	}
+	if _, err := pyval.Pickle(pyval.List(nested), pyval.PickleOptions{Protocol: 3, Fast: true}); err == nil {
+		t.Errorf("%d nested lists pickled", pyval.MaxDepth+1)
+	}
 	big := pyval.Bytes(make([]byte, 1000))
 	_, err := pyval.Pickle(pyval.List(big, big), pyval.PickleOptions{Protocol: 3, Fast: true, Max: 1500})
 	if !errors.Is(err, pyval.ErrTooLong) {

@@ -26,8 +26,9 @@ func TestReduceToBuiltinDict(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", h[:24], v, want)
 		}
 		ext, err := pyval.ExtensionBytes(v)
-		if err != nil || len(ext) == 0 {
-			t.Errorf("extension bytes of %s: %v", v, err)
+		back, err2 := pyval.ExtensionDict(ext)
+		if err != nil || err2 != nil || !pyval.Equal(back, want) {
+			t.Errorf("extension bytes of %s: %q (%v) read back as %v (%v)", v, ext, err, back, err2)
 		}
 	}
 	for _, bad := range []string{
