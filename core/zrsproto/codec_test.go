@@ -33,7 +33,13 @@ func TestAltPickles(t *testing.T) {
 // TestDecodeControlErrors: malformed or unknown input is ErrProtocol.
 func TestDecodeControlErrors(t *testing.T) {
 	valid, _ := EncodeControl(Store{Oid: 1, Tid: 2})
+	tb, _ := EncodeControl(TxnBegin{Tid: 1, Status: ' '})
+	twoCharStatus := bytes.Replace(tb, []byte("X\x01\x00\x00\x00 "), []byte("X\x02\x00\x00\x00  "), 1)
+	if bytes.Equal(twoCharStatus, tb) {
+		t.Fatalf("test set-up: no status ' ' in %q", tb)
+	}
 	cases := map[string]string{
+		"T status of two": string(twoCharStatus),
 		"empty":           "",
 		"no stop":         "N",
 		"trailing bytes":  "N.N",
@@ -103,6 +109,7 @@ func TestExtensionDuplicateKeys(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	ext, _ := extensionBytes(mustDict(t, "\x80\x03}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00bC\x02\x00\xffu."))
 	for _, m := range []any{
+		TxnBegin{Tid: 1<<63 - 1, Status: 'p', User: []byte("\xff\x00"), Description: []byte("d\xe9"), Extension: ext},
 		TxnBegin{Tid: 1<<63 - 1, Status: 'p', User: []byte("\xff\x00"), Description: bytes.Repeat([]byte("d"), 70000), Extension: ext},
 		Store{Oid: 1<<64 - 1, Tid: 3, DataTxn: 2},
 		StoreBlob{Store: Store{Oid: 0, Tid: 3}, Blocks: 1 << 40},

@@ -2,11 +2,13 @@ package zrsproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,13 +115,22 @@ func TestNativeStreamCorruption(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; ; i++ {
+		got := 0
+		for {
 			info, _, err := nr.Next()
 			if err != nil {
+				// Only a flip that changed nothing the reader keeps may
+				// end the stream cleanly, after all it carries.
+				if errors.Is(err, io.EOF) && got < len(txns) {
+					t.Fatalf("bit flip at %d: the stream ended cleanly after %d of %d transactions", off, got, len(txns))
+				}
 				break
 			}
-			if info != nil && !reflect.DeepEqual(info, txns[i]) {
-				t.Fatalf("bit flip at %d: transaction %d decoded with different content", off, i)
+			if info != nil {
+				if !reflect.DeepEqual(info, txns[got]) {
+					t.Fatalf("bit flip at %d: transaction %d decoded with different content", off, got)
+				}
+				got++
 			}
 		}
 		nr.Close()
@@ -202,8 +213,13 @@ func TestTxnDigests(t *testing.T) {
 	if f, m := TxnDigests(copyOf(func(c *zodb.TxnInfo) { c.Extension = replica; c.Pos = 99; c.Records[0].DataTxn = 3 })); f != f0 || m != m0 {
 		t.Fatal("replica form or layout changes the digests")
 	}
+	meta := map[string]func(*zodb.TxnInfo){
+		"tid":         func(c *zodb.TxnInfo) { c.Tid++ },
+		"user":        func(c *zodb.TxnInfo) { c.User = []byte("x") },
+		"description": func(c *zodb.TxnInfo) { c.Description = []byte("other") },
+		"extension":   func(c *zodb.TxnInfo) { c.Extension = []byte("}q\x00U\x01kq\x01U\x01wq\x02s.") },
+	}
 	for name, f := range map[string]func(*zodb.TxnInfo){
-		"user":   func(c *zodb.TxnInfo) { c.User = []byte("x") },
 		"status": func(c *zodb.TxnInfo) { c.Status = zodb.StatusPacked },
 		"data":   func(c *zodb.TxnInfo) { c.Records[0].Data = []byte("other") },
 		"nil":    func(c *zodb.TxnInfo) { c.Records[0].Data = nil },
@@ -212,6 +228,11 @@ func TestTxnDigests(t *testing.T) {
 	} {
 		if fd, _ := TxnDigests(copyOf(f)); fd == f0 {
 			t.Errorf("%s change leaves the full digest", name)
+		}
+	}
+	for name, f := range meta {
+		if fd, m := TxnDigests(copyOf(f)); fd == f0 || m == m0 {
+			t.Errorf("%s change leaves the full digest (%v) or the meta digest (%v)", name, fd == f0, m == m0)
 		}
 	}
 	if _, m := TxnDigests(copyOf(func(c *zodb.TxnInfo) { c.Status = zodb.StatusPacked; c.Records = nil })); m != m0 {
@@ -248,10 +269,37 @@ func TestNativeXXH64ChecksumDetectsCorruption(t *testing.T) {
 	if err := readAll(good, terms); err != nil {
 		t.Fatalf("intact stream: %v", err)
 	}
+	// A byte of record data: nothing but the checksum can tell.
 	bad := bytes.Clone(good)
-	bad[len(bad)/2] ^= 1
-	if err := readAll(bad, terms); err == nil {
-		t.Fatal("a flipped byte went unnoticed")
+	at := bytes.Index(bad, bytes.Repeat([]byte{2}, 100))
+	if at < 0 {
+		t.Fatal("test set-up: no record data of transaction 2 in the stream")
+	}
+	bad[at+50] ^= 1
+	if err := readAll(bad, terms); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("a flipped byte of record data: %v, want ErrChecksum", err)
+	}
+	// A whole transaction dropped (its T to its C): the next one's
+	// checksum covers the chain.
+	var frames [][]byte
+	for p := good; len(p) > 0; {
+		n := 4 + int(binary.BigEndian.Uint32(p))
+		frames, p = append(frames, p[:n]), p[n:]
+	}
+	var begins []int
+	for i, f := range frames {
+		if m, err := DecodeControl(f[4:]); err == nil {
+			if _, ok := m.(TxnBegin); ok {
+				begins = append(begins, i)
+			}
+		}
+	}
+	if len(begins) != 3 {
+		t.Fatalf("test set-up: %d transactions in the stream, want 3", len(begins))
+	}
+	dropped := slices.Concat(slices.Concat(frames[:begins[1]]...), slices.Concat(frames[begins[2]:]...))
+	if err := readAll(dropped, terms); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("a dropped transaction: %v, want ErrChecksum", err)
 	}
 	if err := readAll(good, Terms{}); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("xxh64 stream read with md5: %v", err)
@@ -394,4 +442,7 @@ func TestDigestsAgreeForExtensionObjects(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d vectors", n)
 	}
+	// (These extensions hold only objects, which the digests leave out:
+	// that the digests cover the extension's plain items is
+	// TestDigestsCoverTheExtensionValue's to show.)
 }

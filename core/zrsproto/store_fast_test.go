@@ -62,6 +62,11 @@ func TestStoreFastPathMatchesGeneric(t *testing.T) {
 		if _, ok := decodeStoreFast(cut); ok {
 			t.Fatalf("truncated S %x decoded", cut)
 		}
+		// Bytes after the message (after STOP) are the generic
+		// decoder's to refuse.
+		if _, ok := decodeStoreFast(append(bytes.Clone(fast), "junk"[:1+rng.IntN(4)]...)); ok {
+			t.Fatalf("S %x with bytes after it decoded", fast)
+		}
 		bad := bytes.Clone(fast)
 		bad[rng.IntN(len(bad))] ^= byte(1 + rng.IntN(255))
 		if fm, ok := decodeStoreFast(bad); ok {

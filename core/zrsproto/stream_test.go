@@ -141,11 +141,14 @@ func TestStreamOutOfOrder(t *testing.T) {
 	tb := enc(TxnBegin{Tid: 5, Status: ' '})
 	st := enc(Store{Oid: 1, Tid: 5})
 	cases := map[string][][]byte{
-		"S first":        {st, nil},
-		"T inside T":     {tb, tb},
-		"garbage":        {[]byte("garbage")},
-		"raw data first": {[]byte("\x80\x03N.")},
-		"legacy commit":  {tb, enc(Commit{Legacy: true})},
+		"S first": {st, nil},
+		// Records with no T before them: refused as out of place at the
+		// first S, not read on to the checksum.
+		"S, S, data, C, no T": {st, st, []byte("\x80\x03N."), enc(Commit{Checksum: [16]byte{}})},
+		"T inside T":          {tb, tb},
+		"garbage":             {[]byte("garbage")},
+		"raw data first":      {[]byte("\x80\x03N.")},
+		"legacy commit":       {tb, enc(Commit{Legacy: true})},
 	}
 	for name, frames := range cases {
 		var b bytes.Buffer
