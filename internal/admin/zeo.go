@@ -6,7 +6,7 @@ import (
 )
 
 // ObserveZEO exports a ZEO server's counters as zrs_zeo_* metrics.
-func (m *Metrics) ObserveZEO(s *zeo.Server) { m.reg.MustRegister(zeoCollector{s}) }
+func (m *Metrics) ObserveZEO(s *zeo.Server) { m.reg.MustRegister(zeoCollector{s.Stats}) }
 
 var (
 	descZEOClients   = prometheus.NewDesc("zrs_zeo_clients", "ZEO clients connected.", nil, nil)
@@ -21,7 +21,8 @@ var (
 	descZEOInternal  = prometheus.NewDesc("zrs_zeo_internal_errors_total", "ZEO connections closed by an internal error (a bug in zrs; the log has its stack).", nil, nil)
 )
 
-type zeoCollector struct{ s *zeo.Server }
+// zeoCollector exports a ZEO server's Stats (tests give their own).
+type zeoCollector struct{ stats func() zeo.Stats }
 
 func (c zeoCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descZEOClients, descZEOActive, descZEOWaiting, descZEOLoads, descZEOStores, descZEOCommits, descZEOAborts, descZEOConflicts, descZEOResolved, descZEOInternal} {
@@ -30,7 +31,7 @@ func (c zeoCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c zeoCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.Stats()
+	st := c.stats()
 	put := func(d *prometheus.Desc, t prometheus.ValueType, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, t, float64(v))
 	}
