@@ -253,6 +253,19 @@ func TestRunSocketActivationAndNotify(t *testing.T) {
 	writeConfig(t, pcfgPath, pcfg)
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, `msg="config reloaded"`, "log_level=debug", `msg="config changes need a restart to apply"`, "keys=zeo.address")
+	if strings.Contains(p.stderr.String(), "level=DEBUG") {
+		t.Fatalf("debug lines before the reload asked for them:\n%s", p.stderr)
+	}
+	// Applied: a connection that ends before its handshake, the second
+	// time from a host, is logged at debug level.
+	for range 2 {
+		c, err := net.Dial("tcp", replAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	p.waitLog(t, "level=DEBUG")
 	os.WriteFile(pcfgPath, []byte("name: main\nrole: primary\nzeo:\n  adress: 1\n"), 0o644)
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, `msg="config reload failed; running on unchanged"`, "main.yaml:4: zeo.adress: unknown field")
