@@ -326,6 +326,23 @@ func checkPrefix(t *testing.T, s *secondary.Secondary, ppath string) {
 	}
 }
 
+// votedRoot begins a transaction on p storing the root, and votes it.
+func votedRoot(t *testing.T, p *primary.Primary) zodb.Txn {
+	t.Helper()
+	ctx := context.Background()
+	txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(0, 0, []byte("root")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return txn
+}
+
 // A primary's transaction finishes in two parts (zodb.SplitFinisher) so
 // that a ZEO server waits for the secondaries off the client's
 // connection: with async durability there is nothing to wait for (nil,
@@ -336,16 +353,7 @@ func TestFinishDurableSplitsTheSyncWait(t *testing.T) {
 	ctx := context.Background()
 	for _, d := range []primary.Durability{{}, {Mode: primary.Sync, Quorum: 1, Timeout: 50 * time.Millisecond}} {
 		p, _ := startPrimary(t, filepath.Join(t.TempDir(), "p.fs"), d)
-		txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Store(0, 0, []byte("root")); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
+		txn := votedRoot(t, p)
 		tid, wait, err := txn.(zodb.SplitFinisher).FinishDurable(ctx)
 		if err != nil || tid == 0 || p.LastTransaction() != tid {
 			t.Fatalf("%v: FinishDurable: %s %v (last %s)", d.Mode, tid, err, p.LastTransaction())
@@ -368,16 +376,7 @@ func TestFinishDurableSplitsTheSyncWait(t *testing.T) {
 	// reaches, FinishDurable returns at once, and the wait gives up with
 	// its caller.
 	p, _ := startPrimary(t, filepath.Join(t.TempDir(), "p.fs"), primary.Durability{Mode: primary.Sync, Quorum: 1, Timeout: converge})
-	txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Store(0, 0, []byte("root")); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
+	txn := votedRoot(t, p)
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	t0 := time.Now()
