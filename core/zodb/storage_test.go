@@ -36,5 +36,8 @@ func TestAppendLoadBeforeFallback(t *testing.T) {
 		if l.err == nil && !errors.Is(err, ErrNotFound) {
 			t.Fatalf("data nil: %v, want not found", err)
 		}
+		if l.err != nil && (!errors.Is(err, l.err) || errors.Is(err, ErrNotFound)) {
+			t.Fatalf("%v: became %v", l.err, err) // None for a ZEO client, not a POSKeyError
+		}
 	}
 }

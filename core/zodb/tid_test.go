@@ -111,9 +111,13 @@ func TestParseAndBytes(t *testing.T) {
 			t.Fatalf("ParseTid(%q) = %v, %v", s, tid, err)
 		}
 	}
-	for _, bad := range []string{"", "0x", "zz", "12345678901234567"} {
+	// 17 digits are refused even when their value fits.
+	for _, bad := range []string{"", "0x", "zz", "12345678901234567", "00000000000000001", "0x00000000000000001"} {
 		if _, err := ParseOid(bad); err == nil {
 			t.Errorf("ParseOid(%q) accepted", bad)
+		}
+		if _, err := ParseTid(bad); err == nil {
+			t.Errorf("ParseTid(%q) accepted", bad)
 		}
 	}
 	b := Oid(0x0102030405060708).Bytes()

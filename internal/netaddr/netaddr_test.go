@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,11 +100,21 @@ func TestListenUnixReplacesStaleSocket(t *testing.T) {
 	c.Close()
 }
 
+// Dial's error names the address as given (a bare port is dialled as
+// localhost:PORT, which the network error alone would name).
 func TestDialErrorNamesAddress(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.sock")
-	_, err := Dial(context.Background(), path)
-	if err == nil || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Dial error %v does not name %s", err, path)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close() // nothing listens there now
+	for _, addr := range []string{path, port} {
+		_, err := Dial(context.Background(), addr)
+		if err == nil || !strings.Contains(err.Error(), "connect to "+addr+":") {
+			t.Errorf("Dial(%q) error %v does not name it", addr, err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,6 +118,20 @@ func TestSendTimeoutLeavesOtherConnsAlone(t *testing.T) {
 	defer b.Close()
 	if err := SetSendTimeout(a, time.Second); err != nil {
 		t.Fatalf("SetSendTimeout on a pipe: %v, want nil (nothing to set)", err)
+	}
+	// A unix socket has a file descriptor, but no TCP option to set.
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := SetSendTimeout(c, time.Second); err != nil {
+		t.Fatalf("SetSendTimeout on a unix socket: %v, want nil (nothing to set)", err)
 	}
 }
 
