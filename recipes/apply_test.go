@@ -293,7 +293,7 @@ func TestApplyBadState(t *testing.T) {
 func FuzzLoadState(f *testing.F) {
 	f.Add([]byte(`{"version":1,"files":[{"path":"/etc/zrs/a.yaml","part":"a","sha256":"00"}]}`))
 	f.Add([]byte(`{"version":2}`))
-	f.Add([]byte(`{"version":1,"files":[{"path":"etc/x"}]}`))
+	f.Add([]byte(`{"version":1,"files":[{"path":"etc/x","part":"a","sha256":"00"}]}`)) // relative: refused for that alone
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := t.TempDir()
 		st := filepath.Join(root, StateFile)

@@ -48,8 +48,8 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "zrs-recipe ") {
-		t.Errorf("code %d, %q", code, out)
+	if code, out, _ := runCmd("version"); code != 0 || out != "zrs-recipe "+versionString()+"\n" || versionString() == "" {
+		t.Errorf("code %d, %q, want the version %q", code, out, versionString())
 	}
 }
 
