@@ -3,6 +3,7 @@ package secondary_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zodb"
 	"github.com/zrs-replication/zrs/internal/faultproxy"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 func startProxy(t *testing.T, target string) *faultproxy.Proxy {
@@ -236,7 +238,8 @@ func TestRunStopsWhenTheStorageClosesItself(t *testing.T) {
 	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
 	newWorkload(t, p).run(10)
 	st := &failingFinish{FileStorage: openFS(t, filepath.Join(dir, "secondary.fs")), failAt: 5}
-	s := secondary.New(st, p.addr, secondary.Options{Logger: testLogger(t),
+	logs := &testutil.SyncBuffer{} // shown if Run does not stop
+	s := secondary.New(st, p.addr, secondary.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
@@ -246,9 +249,10 @@ func TestRunStopsWhenTheStorageClosesItself(t *testing.T) {
 			t.Fatalf("Run: %v; want an error wrapping ErrClosed that says to restart", err)
 		}
 	case <-time.After(converge):
+		status := s.Status()
 		s.Close()
 		<-done
-		t.Fatalf("Run still reconnecting %v after the storage closed itself: %q", converge, s.Status().LastError)
+		t.Fatalf("Run still going %v after the storage closed itself (%d transactions begun): %+v\nsecondary's log:\n%s", converge, st.begun, status, logs)
 	}
 	s.Close()
 }
