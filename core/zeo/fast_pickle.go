@@ -89,7 +89,6 @@ func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	if !ss.registered || ss.codec != (pickleCodec{}) || !parseLoadBefore(p, &a) {
 		return false, nil
 	}
-	ss.srv.stats.fastLoads.Add(1)
 	ss.srv.pub.RLock()
 	defer ss.srv.pub.RUnlock()
 	oid, before := zodb.Oid(binary.BigEndian.Uint64(a[2][:])), zodb.Tid(binary.BigEndian.Uint64(a[3][:]))
@@ -97,7 +96,7 @@ func (ss *session) serveLoadBefore(p []byte) (bool, error) {
 	mark := len(f)
 	out, start, end, ok, err := ss.loadBeforePublished(f, oid, before)
 	if ss.srv.opts.afterLoad != nil {
-		ss.srv.opts.afterLoad()
+		ss.srv.opts.afterLoad(true)
 	}
 	if ok {
 		if f, ok := finishLoadBeforeFrame(out, mark, start, end); ok {

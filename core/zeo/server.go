@@ -121,10 +121,11 @@ type Options struct {
 	Fatal func(err error)
 
 	// afterLoad, set by tests only, runs after a load's reply is computed
-	// and before it is queued, under the publication lock: it widens the
-	// window in which an invalidation would overtake the reply if the
-	// lock did not cover both.
-	afterLoad func()
+	// and before it is queued, under the publication lock, telling whether
+	// the fast path (serveLoadBefore) computed it: tests widen there the
+	// window in which an invalidation would overtake the reply if the lock
+	// did not cover both, and see which path a load took.
+	afterLoad func(fast bool)
 }
 
 // Server serves one storage to ZEO clients.
@@ -185,7 +186,6 @@ type stats struct {
 	loads, stores, commits, aborts, conflicts, resolved atomic.Int64
 	active, waiting                                     atomic.Int64
 	internalErrors                                      atomic.Int64
-	fastLoads                                           atomic.Int64 // loadBefore calls serveLoadBefore answered (tests read it)
 }
 
 // NewServer returns a server for st. It starts serving on Listen or Serve.

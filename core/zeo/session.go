@@ -250,7 +250,7 @@ func (ss *session) handle(m *Message) error {
 	}
 	v, err := meth.fn(ss, a, m.ID)
 	if meth.load && ss.srv.opts.afterLoad != nil {
-		ss.srv.opts.afterLoad()
+		ss.srv.opts.afterLoad(false)
 	}
 	if err == nil && a.err != nil {
 		err = a.err
