@@ -3,6 +3,7 @@ package secondary_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -201,7 +202,8 @@ func TestFailedApplyIsAborted(t *testing.T) {
 // error.
 type failingFinish struct {
 	*fs.FileStorage
-	begun, failAt int
+	failAt int
+	begun  atomic.Int32 // read by the test while Run goes on
 }
 
 func (f *failingFinish) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
@@ -209,8 +211,7 @@ func (f *failingFinish) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.
 	if err != nil {
 		return nil, err
 	}
-	f.begun++
-	if f.begun == f.failAt {
+	if int(f.begun.Add(1)) == f.failAt {
 		return &failingTxn{Txn: txn, st: f.FileStorage}, nil
 	}
 	return txn, nil
@@ -233,26 +234,40 @@ func (t *failingTxn) Finish(ctx context.Context) (zodb.Tid, error) {
 // written again until it is reopened (which recovers the file): Run stops
 // with an error saying so, so that the service manager restarts the node,
 // instead of reconnecting forever to a storage that refuses everything.
+// When the failed fsync is the last transaction's, the primary has
+// nothing more to send: Run must stop then too, not when the primary next
+// commits.
 func TestRunStopsWhenTheStorageClosesItself(t *testing.T) {
 	dir := t.TempDir()
 	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
-	newWorkload(t, p).run(10)
-	st := &failingFinish{FileStorage: openFS(t, filepath.Join(dir, "secondary.fs")), failAt: 5}
-	logs := &testutil.SyncBuffer{} // shown if Run does not stop
-	s := secondary.New(st, p.addr, secondary.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, zodb.ErrClosed) || !strings.Contains(err.Error(), "restart") {
-			t.Fatalf("Run: %v; want an error wrapping ErrClosed that says to restart", err)
+	const committed = 10
+	newWorkload(t, p).run(committed)
+	for name, proto := range map[string]secondary.Protocol{"zrs2": secondary.ProtoZRS2, "zrs3": secondary.ProtoAuto} {
+		for _, failAt := range []int{5, committed} {
+			t.Run(fmt.Sprintf("%s/fail-at-%d", name, failAt), func(t *testing.T) {
+				st := &failingFinish{FileStorage: openFS(t, filepath.Join(t.TempDir(), "secondary.fs")), failAt: failAt}
+				logs := &testutil.SyncBuffer{} // shown if Run does not stop
+				s := secondary.New(st, p.addr, secondary.Options{Protocol: proto,
+					Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+					MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+				done := make(chan error, 1)
+				go func() { done <- s.Run(context.Background()) }()
+				select {
+				case err := <-done:
+					if !errors.Is(err, zodb.ErrClosed) || !strings.Contains(err.Error(), "restart") {
+						t.Fatalf("Run: %v; want an error wrapping ErrClosed that says to restart", err)
+					}
+					if begun := st.begun.Load(); begun < int32(failAt) {
+						t.Fatalf("Run stopped after %d transactions begun; the failure was planted in number %d", begun, failAt)
+					}
+				case <-time.After(converge):
+					status := s.Status()
+					s.Close()
+					<-done
+					t.Fatalf("Run still going %v after the storage closed itself (%d transactions begun): %+v\nsecondary's log:\n%s", converge, st.begun.Load(), status, logs)
+				}
+				s.Close()
+			})
 		}
-	case <-time.After(converge):
-		status := s.Status()
-		s.Close()
-		<-done
-		t.Fatalf("Run still going %v after the storage closed itself (%d transactions begun): %+v\nsecondary's log:\n%s", converge, st.begun, status, logs)
 	}
-	s.Close()
 }

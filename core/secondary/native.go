@@ -294,7 +294,7 @@ func (s *Secondary) nativeCycle(ctx context.Context, conn net.Conn, markStable f
 	ackc := make(chan struct{}, 1)
 	wg.Go(func() { s.nativeWrites(ctx, cancel, conn, &acked, ackc) })
 	// Each transaction is acknowledged once fsynced, in tid order.
-	a := s.newApplier(ctx, func(tid zodb.Tid) {
+	a := s.newApplier(ctx, cancel, func(tid zodb.Tid) {
 		acked.Store(uint64(tid))
 		select {
 		case ackc <- struct{}{}:

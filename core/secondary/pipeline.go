@@ -28,17 +28,21 @@ const maxFinishing = 64
 // Options.OnCommit, the commit watcher (a replica's ZEO invalidations) and
 // done (a zrs3 acknowledgement) — runs once Finish has returned, one
 // transaction at a time, in tid order, for every transaction committed.
-// A failed Finish stops the connection (apply and wait return the
-// failure); the storage must then not commit a later transaction without
-// it, which holds for a FileStorage (a failed write or fsync closes it)
+// A failed Finish stops the connection at once — it cancels the
+// connection's context, which closes it, so a reader waiting for a
+// primary with nothing more to send does not keep the connection (and a
+// "connected" status) until the next commit — and apply and wait return
+// the failure; the storage must then not commit a later transaction
+// without it, which holds for a FileStorage (a failed write or fsync closes it)
 // and for a relay (its Finish fails as its FileStorage's does, or after
 // committing locally).
 type applier struct {
 	s     *Secondary
 	ctx   context.Context
-	done  func(tid zodb.Tid) // last of the hooks; may be nil
-	slots chan struct{}      // one per transaction waiting for its fsync
-	prev  chan struct{}      // closed once the last transaction handed on is reported
+	stop  context.CancelCauseFunc // ends the connection
+	done  func(tid zodb.Tid)      // last of the hooks; may be nil
+	slots chan struct{}           // one per transaction waiting for its fsync
+	prev  chan struct{}           // closed once the last transaction handed on is reported
 	wg    sync.WaitGroup
 
 	mu      sync.Mutex
@@ -52,10 +56,12 @@ type applier struct {
 // and bounded work — the storage's commit lock is only ever waited for
 // behind this applier's own earlier transactions, and Finish for an
 // fsync.
-func (s *Secondary) newApplier(ctx context.Context, done func(tid zodb.Tid)) *applier {
+// stop ends the connection (its context's cancel, whose cause the reader
+// may see).
+func (s *Secondary) newApplier(ctx context.Context, stop context.CancelCauseFunc, done func(tid zodb.Tid)) *applier {
 	prev := make(chan struct{})
 	close(prev)
-	return &applier{s: s, ctx: context.WithoutCancel(ctx), done: done, slots: make(chan struct{}, maxFinishing), prev: prev}
+	return &applier{s: s, ctx: context.WithoutCancel(ctx), stop: stop, done: done, slots: make(chan struct{}, maxFinishing), prev: prev}
 }
 
 // apply writes one replicated transaction with the primary's tid and
@@ -150,12 +156,14 @@ func (a *applier) reported() {
 	}
 }
 
+// fail records the first failed Finish and ends the connection.
 func (a *applier) fail(err error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.err == nil {
 		a.err = err
 	}
+	a.mu.Unlock()
+	a.stop(err)
 }
 
 func (a *applier) failed() error {

@@ -181,7 +181,7 @@ func (s *Secondary) cycle(ctx context.Context, markStable func()) (err error) {
 	br := bufio.NewReaderSize(ir, readBufferSize)
 	sr := zrsproto.NewStreamReader(br, start)
 	defer s.obs.setIdle(false)
-	a := s.newApplier(ctx, nil)
+	a := s.newApplier(ctx, cancel, nil)
 	defer func() { err = a.wait(err) }() // before the connection is torn down
 	for applied := 0; ; applied++ {
 		a.setReceivedAll(br.Buffered() == 0)
