@@ -13,25 +13,33 @@ import (
 )
 
 // Every Finish through the primary reaches the commit observer with its
-// tid and duration.
+// tid and the time its Finish took: at least the storage's own Finish,
+// at most the caller's whole call.
 func TestObserveCommits(t *testing.T) {
 	st, err := fs.Open(filepath.Join(t.TempDir(), "Data.fs"), fs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(st, Options{})
+	const storageFinish = 20 * time.Millisecond
+	p := New(slowFinish{st, storageFinish}, Options{})
 	defer p.Close()
+	type observed struct {
+		tid  zodb.Tid
+		took time.Duration
+	}
 	var mu sync.Mutex
-	var tids []zodb.Tid
+	var got []observed
 	p.ObserveCommits(func(tid zodb.Tid, took time.Duration, err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil || took <= 0 {
-			t.Errorf("observed %s %v %v", tid, took, err)
+		if err != nil {
+			t.Errorf("observed %s with error %v", tid, err)
 		}
-		tids = append(tids, tid)
+		got = append(got, observed{tid, took})
 	})
 	ctx := context.Background()
+	var want []zodb.Tid
+	var calls []time.Duration
 	for range 3 {
 		txn, err := p.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{})
 		if err != nil {
@@ -44,15 +52,45 @@ func TestObserveCommits(t *testing.T) {
 		if err := txn.Vote(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := txn.Finish(ctx); err != nil {
+		start := time.Now()
+		tid, err := txn.Finish(ctx)
+		calls = append(calls, time.Since(start))
+		if err != nil {
 			t.Fatal(err)
 		}
+		want = append(want, tid)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(tids) != 3 || tids[2] != p.LastTransaction() {
-		t.Fatalf("observed %v, last %s", tids, p.LastTransaction())
+	if len(got) != len(want) {
+		t.Fatalf("observed %v; want one per commit: %v", got, want)
 	}
+	for i, o := range got {
+		if o.tid != want[i] || o.took < storageFinish || o.took > calls[i] {
+			t.Errorf("commit %d: observed %s taking %v; want %s taking between the storage's %v and the call's %v", i, o.tid, o.took, want[i], storageFinish, calls[i])
+		}
+	}
+}
+
+// slowFinish is a storage whose Finish takes at least d.
+type slowFinish struct {
+	Storage
+	d time.Duration
+}
+
+func (s slowFinish) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.BeginOptions) (zodb.Txn, error) {
+	t, err := s.Storage.Begin(ctx, meta, opts)
+	return slowFinishTxn{t, s.d}, err
+}
+
+type slowFinishTxn struct {
+	zodb.Txn
+	d time.Duration
+}
+
+func (t slowFinishTxn) Finish(ctx context.Context) (zodb.Tid, error) {
+	time.Sleep(t.d)
+	return t.Txn.Finish(ctx)
 }
 
 // voteFails is a storage whose transactions fail their vote with err.
