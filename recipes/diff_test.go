@@ -84,7 +84,9 @@ func TestUnifiedDiffApplies(t *testing.T) {
 	}
 }
 
-// applyDiff applies a unified diff of whole lines (no "\ No newline").
+// applyDiff applies a unified diff of whole lines (no "\ No newline"),
+// checking each hunk's header as patch does: its start in the old text
+// and in the new one, and its line counts.
 func applyDiff(t *testing.T, old, diff string) string {
 	if diff == "" {
 		return old
@@ -92,17 +94,40 @@ func applyDiff(t *testing.T, old, diff string) string {
 	src := splitLines(old)
 	var out []string
 	pos := 0 // next line of src to copy
+	var header string
+	var wantOld, wantNew, gotOld, gotNew int
+	endHunk := func() {
+		if header != "" && (gotOld != wantOld || gotNew != wantNew) {
+			t.Fatalf("hunk %q holds %d old and %d new lines", header, gotOld, gotNew)
+		}
+	}
 	for _, l := range splitLines(diff)[2:] {
 		switch l[0] {
 		case '@':
-			var a int
+			endHunk()
+			header = strings.TrimSuffix(l, "\n")
 			fields := strings.Fields(l)
-			a, _ = strconv.Atoi(strings.Split(strings.TrimPrefix(fields[1], "-"), ",")[0])
-			if strings.HasSuffix(fields[1], ",0") {
-				a++ // the line before an empty range
+			if len(fields) != 4 || fields[0] != "@@" || fields[3] != "@@" || fields[1][0] != '-' || fields[2][0] != '+' {
+				t.Fatalf("bad hunk header %q", header)
+			}
+			var a, c int
+			a, wantOld = parseHunkRange(t, fields[1][1:])
+			c, wantNew = parseHunkRange(t, fields[2][1:])
+			gotOld, gotNew = 0, 0
+			if wantOld == 0 {
+				a++ // an empty range names the line before it
+			}
+			if a-1 < pos || a-1 > len(src) {
+				t.Fatalf("hunk %q starts at old line %d; the last hunk ended at %d", header, a, pos)
 			}
 			for ; pos < a-1; pos++ {
 				out = append(out, src[pos])
+			}
+			if wantNew == 0 {
+				c++
+			}
+			if c-1 != len(out) {
+				t.Fatalf("hunk %q starts at new line %d; it is line %d", header, c, len(out)+1)
 			}
 		case ' ':
 			if src[pos] != l[1:] {
@@ -110,14 +135,37 @@ func applyDiff(t *testing.T, old, diff string) string {
 			}
 			out = append(out, src[pos])
 			pos++
+			gotOld++
+			gotNew++
 		case '-':
 			if src[pos] != l[1:] {
 				t.Fatalf("deletion %q does not match line %d %q", l, pos+1, src[pos])
 			}
 			pos++
+			gotOld++
 		case '+':
 			out = append(out, l[1:])
+			gotNew++
+		default:
+			t.Fatalf("line %q in a hunk", l)
 		}
 	}
+	endHunk()
 	return strings.Join(append(out, src[pos:]...), "")
+}
+
+// parseHunkRange parses "l,s" or "l" (a count of 1) from a hunk header.
+func parseHunkRange(t *testing.T, r string) (line, count int) {
+	l, s, ok := strings.Cut(r, ",")
+	line, err := strconv.Atoi(l)
+	if err != nil {
+		t.Fatalf("hunk range %q: %v", r, err)
+	}
+	if !ok {
+		return line, 1
+	}
+	if count, err = strconv.Atoi(s); err != nil {
+		t.Fatalf("hunk range %q: %v", r, err)
+	}
+	return line, count
 }
