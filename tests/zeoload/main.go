@@ -117,8 +117,13 @@ type config struct {
 	label     string
 	rate      float64 // paced operations per second per client, 0 for none
 
-	// onCommit, when set, sees every timed commit (for the tests).
+	// For the tests: onCommit sees every timed commit; afterOp is called
+	// each time an operation has returned, before its latency is taken;
+	// overrun, when not 0, replaces setupTimeout as the time connections
+	// still busy after the end are given.
 	onCommit func(client int, s store)
+	afterOp  func(client int)
+	overrun  time.Duration
 }
 
 // parseFlags takes ADDR before or after the flags.
@@ -336,7 +341,8 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 	start := time.Now()
 	end := start.Add(cfg.duration)
-	watchdog := time.AfterFunc(cfg.duration+setupTimeout, func() {
+	overrun := cmp.Or(cfg.overrun, setupTimeout)
+	watchdog := time.AfterFunc(cfg.duration+overrun, func() {
 		for _, c := range cs {
 			c.conn.Close()
 		}
@@ -373,6 +379,9 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 					errs[w] = err
 					break
 				}
+				if cfg.afterOp != nil {
+					cfg.afterOp(w)
+				}
 				lat = append(lat, time.Since(t0))
 			}
 			lats[w] = lat
@@ -388,6 +397,13 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 	if err != nil {
 		return nil, err
 	}
+	return summarize(cfg, name, lats, elapsed, cpu1.sub(cpu0)), nil
+}
+
+// summarize makes the result of a run of cfg: lats are each client's
+// latencies, elapsed the time until the last operation returned, used the
+// CPU time spent meanwhile.
+func summarize(cfg config, name string, lats [][]time.Duration, elapsed time.Duration, used cpu) *result {
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	pct := func(p float64) float64 {
@@ -396,17 +412,17 @@ func measure(cfg config, name string, cs []*client, op func(w int) error) (*resu
 		}
 		return us(all[min(len(all)-1, int(p/100*float64(len(all))))])
 	}
-	res := &result{Op: name, Label: cfg.label, Clients: len(cs), Rate: cfg.rate, Seconds: cfg.duration.Seconds(),
+	res := &result{Op: name, Label: cfg.label, Clients: len(lats), Rate: cfg.rate, Seconds: cfg.duration.Seconds(),
 		Ops: len(all), OpsPerS: round1(float64(len(all)) / elapsed.Seconds()),
 		P50: pct(50), P99: pct(99), Max: pct(100)}
 	if n := len(all); n > 0 {
-		res.ClientCPU = us((cpu1.self - cpu0.self) / time.Duration(n))
+		res.ClientCPU = us(used.self / time.Duration(n))
 		if cfg.serverPID != 0 {
-			v := us((cpu1.server - cpu0.server) / time.Duration(n))
+			v := us(used.server / time.Duration(n))
 			res.ServerCPU = &v
 		}
 	}
-	return res, nil
+	return res
 }
 
 func us(d time.Duration) float64 { return round1(float64(d) / 1e3) }
@@ -416,6 +432,8 @@ func round1(x float64) float64 { return math.Round(x*10) / 10 }
 // cpu is CPU time (user + system) used so far by this process and by the
 // server process.
 type cpu struct{ self, server time.Duration }
+
+func (c cpu) sub(d cpu) cpu { return cpu{c.self - d.self, c.server - d.server} }
 
 func cpuTimes(serverPID int) (cpu, error) {
 	var c cpu
