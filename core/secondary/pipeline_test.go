@@ -323,3 +323,43 @@ func TestNotWaitingAfterDisconnect(t *testing.T) {
 		t.Errorf("waiting (caught up since %v) after the connection ended", since)
 	}
 }
+
+// A zrs3 acknowledgement names a transaction only once its Finish has
+// returned (status written, fsynced): with a transaction's Finish held,
+// the primary hears of the one before it, and of that one only after the
+// Finish is let go.
+func TestAckWaitsForFinish(t *testing.T) {
+	dir := t.TempDir()
+	p := startPrimary(t, filepath.Join(dir, "primary.fs"), "127.0.0.1:0")
+	w := newWorkload(t, p)
+	w.run(10)
+	d := &gatedDisk{FileStorage: openFS(t, filepath.Join(dir, "secondary.fs")), entered: make(chan zodb.Tid, 1)}
+	acked := func() zodb.Tid {
+		if ss := p.Status().Secondaries; len(ss) == 1 {
+			return ss[0].Acked
+		}
+		return 0
+	}
+	s := startSecondaryOn(t, d, p.addr, secondary.Options{Protocol: secondary.ProtoNative})
+	before := p.LastTransaction()
+	waitFor(t, "the acknowledgement of the last commit", func() bool { return acked() == before })
+
+	gate := d.arm()
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	tid, _ := w.create(1)
+	if got := <-d.entered; got != tid {
+		t.Fatalf("finishing %s, want %s", got, tid)
+	}
+	// An acknowledgement goes out as soon as its transaction is reported:
+	// one sent at the vote would have arrived by now.
+	time.Sleep(200 * time.Millisecond)
+	if got := acked(); got != before {
+		t.Fatalf("with the Finish of %s held, the primary heard of %s", tid, got)
+	}
+	open()
+	waitFor(t, "the acknowledgement of the released transaction", func() bool { return acked() == tid })
+	s.close()
+	p.close()
+}

@@ -31,17 +31,19 @@ type faultRig struct {
 	ppath, spath string
 	snaps        *snapshots
 	log          *testutil.SyncBuffer // every secondary run's log
-	// proto is what a secondary negotiates with this primary by default.
-	// Scenarios that aim at zrs2 frames (whose layout this test rebuilds)
-	// only aim when it is zrs2.x; with another protocol they hit the same
+	// opt is the secondaries' Protocol option; proto what they negotiate
+	// with it. Scenarios that aim at zrs2 frames (whose layout this test
+	// rebuilds) only aim when it is zrs2.x; with another protocol they hit
 	// stream offsets blind and check the same safety properties.
+	opt   secondary.Protocol
 	proto string
 }
 
-func newFaultRig(t *testing.T, txns int) *faultRig {
+// newFaultRig starts a rig whose secondaries use protocol opt.
+func newFaultRig(t *testing.T, txns int, opt secondary.Protocol) *faultRig {
 	dir := t.TempDir()
 	r := &faultRig{t: t, ppath: filepath.Join(dir, "primary.fs"), spath: filepath.Join(dir, "secondary.fs"),
-		snaps: newSnapshots(t), log: &testutil.SyncBuffer{}}
+		snaps: newSnapshots(t), log: &testutil.SyncBuffer{}, opt: opt}
 	r.p = startPrimary(t, r.ppath)
 	r.w = newWorkload(r.p, 2)
 	r.commit(txns)
@@ -64,7 +66,7 @@ func (r *faultRig) zrs2() bool { return strings.HasPrefix(r.proto, "zrs2") }
 func (r *faultRig) probeProto() string {
 	r.t.Helper()
 	s := secondary.New(openFS(r.t, filepath.Join(r.t.TempDir(), "probe.fs")), r.p.addr,
-		secondary.Options{Logger: testLogger().With("node", "probe")})
+		secondary.Options{Logger: testLogger().With("node", "probe"), Protocol: r.opt})
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
 	var proto string
@@ -103,7 +105,7 @@ func (r *faultRig) start(backoff time.Duration) *secRun {
 		log = testLogger()
 	}
 	s := secondary.New(openFS(r.t, r.spath), r.px.Addr(), secondary.Options{
-		Logger: log.With("node", "secondary"), MinBackoff: backoff, MaxBackoff: backoff})
+		Logger: log.With("node", "secondary"), MinBackoff: backoff, MaxBackoff: backoff, Protocol: r.opt})
 	sr := &secRun{Secondary: s, done: make(chan error, 1)}
 	go func() { sr.done <- s.Run(context.Background()) }()
 	return sr
@@ -143,10 +145,31 @@ func (r *faultRig) finish() {
 	pythonFstest(r.t, r.snaps.paths...)
 }
 
+// eachProtocol runs f with a rig whose secondaries speak zrs2 (where the
+// scenarios aim at frames and check exact positions) and one whose
+// secondaries speak what they choose by default (zrs3).
+func eachProtocol(t *testing.T, txns int, f func(t *testing.T, r *faultRig)) {
+	for _, c := range []struct {
+		name string
+		opt  secondary.Protocol
+	}{{"zrs2", secondary.ProtoZRS2}, {"default", secondary.ProtoAuto}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newFaultRig(t, txns, c.opt)
+			if c.opt == secondary.ProtoZRS2 && !r.zrs2() {
+				t.Fatalf("a secondary forced to zrs2 negotiated %s", r.proto)
+			}
+			f(t, r)
+		})
+	}
+}
+
 // Connections cut in the middle of frames at many offsets, both
 // directions, and dropped at random moments of a live stream.
 func TestFaultCuts(t *testing.T) {
-	r := newFaultRig(t, 400)
+	eachProtocol(t, 400, testFaultCuts)
+}
+
+func testFaultCuts(t *testing.T, r *faultRig) {
 	// Cuts at every kind of place of the frames of the next transactions:
 	// inside a length prefix, right after it, inside a payload, right at a
 	// frame's end (for a C frame: between transactions).
@@ -255,29 +278,51 @@ func (r *faultRig) lastOnFile() zodb.Tid {
 
 // Delays and stalls in either direction slow replication down and never
 // damage it; a secondary closed during a stall leaves a sound prefix.
+// Each fault is seen to hold the stream back: a delay makes catching up
+// take at least that long (the handshake crosses one direction, the
+// stream the other), and nothing arrives while the primary's direction is
+// stalled.
 func TestFaultDelaysAndStalls(t *testing.T) {
-	r := newFaultRig(t, 100)
+	r := newFaultRig(t, 100, secondary.ProtoAuto)
+	const delay = 100 * time.Millisecond
 	for _, dir := range []faultproxy.Dir{faultproxy.ServerToClient, faultproxy.ClientToServer} {
-		r.px.Delay(dir, 3*time.Millisecond)
-		s := r.start(time.Millisecond)
+		r.px.Delay(dir, delay)
 		r.commit(30)
+		start := time.Now()
+		s := r.start(time.Millisecond)
 		waitFor(t, "catching up through a delay "+dir.String(), r.caughtUp(s), r.log)
+		if took := time.Since(start); took < delay {
+			t.Errorf("caught up through a %v delay %s in %v", delay, dir, took)
+		}
 		r.stop(s, "delay "+dir.String())
 		r.px.Heal()
+	}
+
+	// stalledAt checks that a secondary running behind a stall is still
+	// where its file was.
+	stalledAt := func(s *secRun, at zodb.Tid, what string) {
+		t.Helper()
+		if got := s.LastTransaction(); got != at || at == r.p.LastTransaction() {
+			t.Fatalf("%s: the secondary is at %s behind a stalled stream, started at %s, primary at %s", what, got, at, r.p.LastTransaction())
+		}
 	}
 
 	// Stalled, then closed while stalled.
 	r.commit(50)
 	r.px.Stall(faultproxy.ServerToClient, true)
+	at := r.lastOnFile()
 	s := r.start(time.Millisecond)
 	r.commit(20)
 	time.Sleep(100 * time.Millisecond)
+	stalledAt(s, at, "closed during a stall")
 	r.stop(s, "closed during a stall")
 
 	// Stalled, then resumed: everything arrives, in order.
+	at = r.lastOnFile()
 	s = r.start(time.Millisecond)
 	r.commit(20)
 	time.Sleep(100 * time.Millisecond)
+	stalledAt(s, at, "resumed stall")
 	r.px.Stall(faultproxy.ServerToClient, false)
 	waitFor(t, "catching up after a stall", r.caughtUp(s), r.log)
 	r.stop(s, "resumed stall")
@@ -286,9 +331,11 @@ func TestFaultDelaysAndStalls(t *testing.T) {
 	r.commit(20)
 	r.px.Stall(faultproxy.ServerToClient, true)
 	r.px.Stall(faultproxy.ClientToServer, true)
+	at = r.lastOnFile()
 	s = r.start(time.Millisecond)
 	r.commit(5)
 	time.Sleep(50 * time.Millisecond)
+	stalledAt(s, at, "stalled then dropped")
 	r.px.DropAll()
 	r.stop(s, "stalled then dropped")
 	r.finish()
@@ -366,7 +413,10 @@ func (r *faultRig) streamLayout(start zodb.Tid, txns int) []streamFrame {
 // the transactions before it are applied, and the file stays a prefix of
 // the primary's.
 func TestFaultFlippedBits(t *testing.T) {
-	r := newFaultRig(t, 500)
+	eachProtocol(t, 500, testFaultFlippedBits)
+}
+
+func testFaultFlippedBits(t *testing.T, r *faultRig) {
 	// A reconnect delay long enough to look at the secondary between its
 	// first (corrupted) connection and the next: only used to decide
 	// whether the exact-position check below applies.

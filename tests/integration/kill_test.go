@@ -175,9 +175,10 @@ func TestKillPrimaryDuringStream(t *testing.T) {
 // then. (The secondary writes the next transactions while earlier ones
 // wait for their fsync; its acknowledgement must still wait.) A killed
 // process leaves its writes in the page cache, so this catches an
-// acknowledgement sent before the transaction's final status was
-// written, not one sent before the fsync; that order is core/secondary's
-// TestApplyOverlapsFinishes.
+// acknowledgement sent well before the transaction's final status was
+// written (a kill must land in between), not one sent before the fsync:
+// that an acknowledgement waits for Finish, status and fsync, is
+// core/secondary's TestAckWaitsForFinish.
 func TestKillSyncSecondaryKeepsAcknowledged(t *testing.T) {
 	bin := buildZRS(t)
 	dir := t.TempDir()
