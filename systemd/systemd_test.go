@@ -6,44 +6,83 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// The keys the appliance contract fixes for zrs@.service: zrs run reads
-// the config the recipe renders, notifies, and runs hardened as zrs.
+// Every setting of zrs@.service, section by section: the appliance
+// contract (zrs run reads the config the recipe renders, notifies, runs as
+// zrs) and the hardening the package doc promises. A setting added,
+// dropped or repeated (ReadWritePaths= adds up) fails here first.
 func TestServiceContract(t *testing.T) {
-	keys := parseUnit(t, Service())
-	want := map[string]string{
-		"ExecStart":               "/usr/bin/zrs run --config /etc/zrs/%i.yaml",
-		"ExecReload":              "/bin/kill -HUP $MAINPID",
-		"Type":                    "notify",
-		"User":                    "zrs",
-		"Group":                   "zrs",
-		"StateDirectory":          "zrs/%i",
-		"RuntimeDirectory":        "zrs",
-		"WatchdogSec":             "30s",
-		"KillSignal":              "SIGTERM",
-		"TimeoutStopSec":          "90s",
-		"Restart":                 "on-failure",
-		"ProtectSystem":           "strict",
-		"ProtectHome":             "yes",
-		"PrivateTmp":              "yes",
-		"NoNewPrivileges":         "yes",
-		"PrivateDevices":          "yes",
-		"ProtectKernelTunables":   "yes",
-		"ProtectControlGroups":    "yes",
-		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-		"LockPersonality":         "yes",
-		"MemoryDenyWriteExecute":  "yes",
-		"RestrictRealtime":        "yes",
-		"SystemCallArchitectures": "native",
-		"ReadWritePaths":          "/var/lib/zrs/%i",
-		"WantedBy":                "multi-user.target",
-	}
-	for k, v := range want {
-		if got := keys[k]; got != v {
-			t.Errorf("zrs@.service %s=%q, want %q", k, got, v)
+	wantUnit(t, "zrs@.service", Service(), []string{
+		"Unit/Description=zrs ZODB storage server %i",
+		"Unit/After=network-online.target",
+		"Unit/Wants=network-online.target",
+		"Service/Type=notify",
+		"Service/NotifyAccess=main",
+		"Service/ExecStart=/usr/bin/zrs run --config /etc/zrs/%i.yaml",
+		"Service/ExecReload=/bin/kill -HUP $MAINPID",
+		"Service/User=zrs",
+		"Service/Group=zrs",
+		"Service/UMask=0027",
+		"Service/StateDirectory=zrs/%i",
+		"Service/StateDirectoryMode=0750",
+		"Service/RuntimeDirectory=zrs",
+		"Service/RuntimeDirectoryMode=0755",
+		// Without it, stopping one instance removes the others' sockets.
+		"Service/RuntimeDirectoryPreserve=yes",
+		"Service/WatchdogSec=30s",
+		"Service/KillSignal=SIGTERM",
+		"Service/TimeoutStopSec=90s",
+		"Service/Restart=on-failure",
+		"Service/RestartSec=5s",
+		"Service/LimitNOFILE=65536",
+		"Service/ProtectSystem=strict",
+		"Service/ReadWritePaths=/var/lib/zrs/%i",
+		"Service/ProtectHome=yes",
+		"Service/PrivateTmp=yes",
+		"Service/PrivateDevices=yes",
+		"Service/NoNewPrivileges=yes",
+		"Service/ProtectKernelTunables=yes",
+		"Service/ProtectKernelModules=yes",
+		"Service/ProtectKernelLogs=yes",
+		"Service/ProtectControlGroups=yes",
+		"Service/ProtectClock=yes",
+		"Service/ProtectHostname=yes",
+		"Service/RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+		"Service/RestrictNamespaces=yes",
+		"Service/RestrictRealtime=yes",
+		"Service/RestrictSUIDSGID=yes",
+		"Service/LockPersonality=yes",
+		"Service/MemoryDenyWriteExecute=yes",
+		"Service/SystemCallArchitectures=native",
+		"Service/CapabilityBoundingSet=", // no capabilities at all
+		"Install/WantedBy=multi-user.target",
+	})
+}
+
+// wantUnit compares every setting of a unit file, as "Section/Key=value",
+// with want (in any order, each as often as it occurs).
+func wantUnit(t *testing.T, name string, b []byte, want []string) {
+	t.Helper()
+	got := parseUnit(t, b)
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		for _, s := range got {
+			if !slices.Contains(want, s) {
+				t.Errorf("%s has %q, not expected", name, s)
+			}
+		}
+		for _, s := range want {
+			if !slices.Contains(got, s) {
+				t.Errorf("%s lacks %q", name, s)
+			}
+		}
+		if !t.Failed() {
+			t.Errorf("%s: settings %q, want %q (a repeated one?)", name, got, want)
 		}
 	}
 }
@@ -66,23 +105,49 @@ func TestSocketTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := parseUnit(t, b.Bytes())
-	for k, v := range map[string]string{"ListenStream": "127.0.0.1:8100", "FileDescriptorName": "zeo",
-		"Service": "zrs@main.service", "WantedBy": "sockets.target", "FreeBind": "yes"} {
-		if keys[k] != v {
-			t.Errorf("%s=%q, want %q\n%s", k, keys[k], v, b.String())
-		}
-	}
+	wantUnit(t, "TCP socket unit", b.Bytes(), []string{
+		"Unit/Description=zrs main: ZEO socket (127.0.0.1:8100)",
+		"Socket/ListenStream=127.0.0.1:8100",
+		"Socket/FileDescriptorName=zeo",
+		"Socket/Service=zrs@main.service",
+		"Socket/FreeBind=yes",
+		"Install/WantedBy=sockets.target",
+	})
 	b.Reset()
 	err = Socket.Execute(&b, SocketData{Unit: "zrs-zeo@main.socket", Name: "main", What: "ZEO",
-		FDName: "zeo", Listen: "/run/zrs/main.zeo", Unix: true, User: "zrs"})
+		FDName: "zeo", Listen: "/run/zrs/main.zeo", Unix: true, User: "zrs-main"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys = parseUnit(t, b.Bytes())
-	if keys["SocketUser"] != "zrs" || keys["SocketMode"] != "0660" || keys["FreeBind"] != "" {
-		t.Errorf("unix socket unit:\n%s", b.String())
+	wantUnit(t, "unix socket unit", b.Bytes(), []string{
+		"Unit/Description=zrs main: ZEO socket (/run/zrs/main.zeo)",
+		"Socket/ListenStream=/run/zrs/main.zeo",
+		"Socket/FileDescriptorName=zeo",
+		"Socket/Service=zrs@main.service",
+		"Socket/SocketUser=zrs-main",
+		"Socket/SocketGroup=zrs-main",
+		"Socket/SocketMode=0660",
+		"Socket/RemoveOnStop=yes",
+		"Install/WantedBy=sockets.target",
+	})
+}
+
+func TestDropinTemplate(t *testing.T) {
+	var b bytes.Buffer
+	if err := Dropin.Execute(&b, DropinData{Name: "main", User: "zrs-main", ReadWritePaths: []string{"/srv/a", "/srv/b"}}); err != nil {
+		t.Fatal(err)
 	}
+	wantUnit(t, "drop-in", b.Bytes(), []string{
+		"Service/User=zrs-main",
+		"Service/Group=zrs-main",
+		"Service/ReadWritePaths=/srv/a",
+		"Service/ReadWritePaths=/srv/b",
+	})
+	b.Reset()
+	if err := Dropin.Execute(&b, DropinData{Name: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	wantUnit(t, "empty drop-in", b.Bytes(), nil)
 }
 
 // The template, instantiated as zrs@main.service, passes systemd-analyze
@@ -105,22 +170,24 @@ func TestServiceVerifies(t *testing.T) {
 	}
 }
 
-// parseUnit maps each key of a unit file to its last value (enough for
-// these files, where the keys checked occur once).
-func parseUnit(t *testing.T, b []byte) map[string]string {
+// parseUnit lists the settings of a unit file as "Section/Key=value",
+// in order.
+func parseUnit(t *testing.T, b []byte) []string {
 	t.Helper()
-	m := map[string]string{}
+	var out []string
+	section := ""
 	for _, l := range lines(b) {
-		if strings.HasPrefix(l, "[") {
+		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
+			section = l[1 : len(l)-1]
 			continue
 		}
 		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			t.Fatalf("unit line %q has no '='", l)
+		if !ok || section == "" {
+			t.Fatalf("unit line %q: not a setting in a section", l)
 		}
-		m[k] = v
+		out = append(out, section+"/"+strings.TrimSpace(k)+"="+strings.TrimSpace(v))
 	}
-	return m
+	return out
 }
 
 // lines returns the non-blank, non-comment lines of b.
