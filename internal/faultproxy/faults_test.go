@@ -3,6 +3,7 @@ package faultproxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"math/bits"
@@ -151,24 +152,121 @@ func TestCutAfterZeroCutsOpenConnectionsAtOnce(t *testing.T) {
 }
 
 func TestFlipBit(t *testing.T) {
-	checkLeaks(t)
-	p := newProxy(t, echoServer(t), WithBufferSize(64)) // flips straddle chunks
-	if err := p.FlipBit(ClientToServer, 7, 0); err != nil {
-		t.Fatal(err)
+	// With 1-byte chunks every flip is on a chunk's first and last byte;
+	// with 64-byte ones, offsets 0, 63, 64 and 128 are on chunk edges when
+	// the reads fill the buffer.
+	for _, size := range []int{1, 64} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			checkLeaks(t)
+			p := newProxy(t, echoServer(t), WithBufferSize(size))
+			want := map[int]byte{}
+			for _, f := range []struct {
+				dir Dir
+				off int64
+				bit uint
+			}{{ClientToServer, 0, 0}, {ClientToServer, 7, 0}, {ClientToServer, 63, 5}, {ServerToClient, 64, 6},
+				{ServerToClient, 100, 3}, {ClientToServer, 128, 2}, {ServerToClient, 299, 7}} {
+				if err := p.FlipBit(f.dir, f.off, f.bit); err != nil {
+					t.Fatal(err)
+				}
+				want[int(f.off)] = 1 << f.bit
+			}
+			data := randBytes(300, 8)
+			for i := range 2 { // new connections get the same flips
+				got := roundTrip(t, dial(t, p), data)
+				if d := diffBits(got, data); !maps.Equal(d, want) {
+					t.Fatalf("connection %d: flipped %v, want %v", i, d, want)
+				}
+			}
+			if s := p.Stats(); s.Flipped != int64(2*len(want)) {
+				t.Fatalf("Flipped = %d, want %d", s.Flipped, 2*len(want))
+			}
+		})
 	}
-	if err := p.FlipBit(ServerToClient, 100, 3); err != nil {
-		t.Fatal(err)
+}
+
+// A flip, stall, delay or random flips in one direction touch that
+// direction only: a server that greets each connection and reads it at
+// the same time sees both directions apart (an echo server cannot).
+func TestFaultsTouchTheirDirectionOnly(t *testing.T) {
+	greeting, msg := randBytes(500, 20), randBytes(400, 21)
+	type fault struct {
+		name string
+		set  func(p *Proxy, dir Dir)
+		held bool // nothing in dir is forwarded until heal is called
+		heal func(p *Proxy, dir Dir)
 	}
-	data := randBytes(300, 8)
-	for i := range 2 { // new connections get the same flips
-		got := roundTrip(t, dial(t, p), data)
-		want := map[int]byte{7: 1 << 0, 100: 1 << 3}
-		if d := diffBits(got, data); !maps.Equal(d, want) {
-			t.Fatalf("connection %d: flipped %v, want %v", i, d, want)
+	faults := []fault{
+		{name: "flip", set: func(p *Proxy, dir Dir) { p.FlipBit(dir, 3, 1) }},
+		{name: "fliprandom", set: func(p *Proxy, dir Dir) { p.FlipRandom(dir, 1, 9) }},
+		{name: "stall", set: func(p *Proxy, dir Dir) { p.Stall(dir, true) }, held: true,
+			heal: func(p *Proxy, dir Dir) { p.Stall(dir, false) }},
+		{name: "delay", set: func(p *Proxy, dir Dir) { p.Delay(dir, time.Hour) }, held: true,
+			heal: func(p *Proxy, dir Dir) { p.Delay(dir, 0) }},
+	}
+	for _, f := range faults {
+		for _, dir := range []Dir{ClientToServer, ServerToClient} {
+			for _, open := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%v/open=%v", f.name, dir, open), func(t *testing.T) {
+					checkLeaks(t)
+					greet := make(chan struct{})
+					addr, received := duplexServer(t, greeting, greet)
+					p := newProxy(t, addr)
+					var c *net.TCPConn
+					if open { // set on a connection already open
+						c = dial(t, p)
+						waitStats(t, p, "the connection", func(s Stats) bool { return s.Active == 1 })
+					}
+					f.set(p, dir)
+					if !open {
+						c = dial(t, p)
+					}
+					close(greet)
+					c.Write(msg)
+					c.CloseWrite()
+					var gotGreeting []byte
+					if f.held {
+						// The other direction flows whole; this one not at all.
+						if dir == ClientToServer {
+							gotGreeting = make([]byte, len(greeting))
+							if _, err := io.ReadFull(c, gotGreeting); err != nil {
+								t.Fatal(err)
+							}
+						} else {
+							equalPrefix(t, recv(t, received), msg)
+						}
+						s := p.Stats()
+						if fwd := [2]int64{s.C2S, s.S2C}[dir]; fwd != 0 {
+							t.Fatalf("%v forwarded %d bytes while held", dir, fwd)
+						}
+						f.heal(p, dir)
+					}
+					rest, err := io.ReadAll(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					gotGreeting = append(gotGreeting, rest...)
+					var gotMsg []byte
+					if f.held && dir == ServerToClient {
+						gotMsg = msg // already checked
+					} else {
+						gotMsg = recv(t, received)
+					}
+					changed, clean := gotMsg, gotGreeting
+					sent, other := msg, greeting
+					if dir == ServerToClient {
+						changed, clean, sent, other = gotGreeting, gotMsg, greeting, msg
+					}
+					equalPrefix(t, clean, other)
+					if len(changed) != len(sent) {
+						t.Fatalf("%v: %d bytes arrived, %d sent", dir, len(changed), len(sent))
+					}
+					if d := diffBits(changed, sent); f.held && len(d) != 0 || !f.held && len(d) == 0 {
+						t.Fatalf("%v: %d bytes changed", dir, len(d))
+					}
+				})
+			}
 		}
-	}
-	if s := p.Stats(); s.Flipped != 4 {
-		t.Fatalf("Flipped = %d, want 4", s.Flipped)
 	}
 }
 
@@ -252,10 +350,46 @@ func TestFlipRandomEveryByte(t *testing.T) {
 	checkLeaks(t)
 	data := randBytes(1000, 12)
 	got := randomFlips(t, data, 1, 1, 100)
+	var seen byte
 	for i := range data {
-		if x := got[i] ^ data[i]; x == 0 || x&(x-1) != 0 {
+		x := got[i] ^ data[i]
+		if x == 0 || x&(x-1) != 0 {
 			t.Fatalf("byte %d: XOR %#x, want exactly one bit", i, x)
 		}
+		seen |= x
+	}
+	if seen != 0xff {
+		t.Fatalf("over 1000 bytes only bits %08b were flipped", seen)
+	}
+}
+
+// Each connection draws its own flips from (seed, its number): two
+// connections through one proxy are corrupted differently, and the same
+// on a second proxy with the same seed.
+func TestFlipRandomPerConnection(t *testing.T) {
+	checkLeaks(t)
+	data := randBytes(4096, 14)
+	run := func() [2][]byte {
+		addr, got := sinkServer(t)
+		p := newProxy(t, addr)
+		if err := p.FlipRandom(ClientToServer, 0.05, 7); err != nil {
+			t.Fatal(err)
+		}
+		var out [2][]byte
+		for i := range out {
+			c := dial(t, p)
+			c.Write(data)
+			c.CloseWrite()
+			out[i] = recv(t, got)
+		}
+		return out
+	}
+	a, b := run(), run()
+	if bytes.Equal(a[0], a[1]) {
+		t.Fatal("two connections with the same seed got the same flips")
+	}
+	if !bytes.Equal(a[0], b[0]) || !bytes.Equal(a[1], b[1]) {
+		t.Fatal("the same connection numbers of two proxies with one seed got different flips")
 	}
 }
 
@@ -291,6 +425,37 @@ func TestDropAll(t *testing.T) {
 		t.Fatalf("Dropped = %d, want 2", s.Dropped)
 	}
 	roundTrip(t, dial(t, p), []byte("new connection"))
+}
+
+// Heal lets go of chunks already held by a stall or a delay.
+func TestHealReleasesHeldChunks(t *testing.T) {
+	for _, f := range []struct {
+		name string
+		set  func(p *Proxy)
+	}{
+		{"stall", func(p *Proxy) { p.Stall(ServerToClient, true) }},
+		{"delay", func(p *Proxy) { p.Delay(ServerToClient, time.Hour) }},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			checkLeaks(t)
+			p := newProxy(t, echoServer(t))
+			c := dial(t, p)
+			f.set(p)
+			c.Write([]byte("held"))
+			// The echo came back to the proxy and waits there.
+			waitStats(t, p, "the request forwarded", func(s Stats) bool { return s.C2S == 4 })
+			time.Sleep(20 * time.Millisecond)
+			if s := p.Stats(); s.S2C != 0 {
+				t.Fatalf("forwarded %d bytes of the echo before Heal", s.S2C)
+			}
+			p.Heal()
+			c.SetReadDeadline(time.Now().Add(hangGuard))
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != "held" {
+				t.Fatalf("after Heal: %q, %v", got, err)
+			}
+		})
+	}
 }
 
 func TestHeal(t *testing.T) {

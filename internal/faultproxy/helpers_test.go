@@ -91,6 +91,35 @@ func sinkServer(t *testing.T) (string, <-chan []byte) {
 	return addr, got
 }
 
+// duplexServer writes greeting on each connection once greet is closed
+// and, at the same time, reads it to EOF and sends what it read on the
+// returned channel: each direction flows without waiting for the other.
+func duplexServer(t *testing.T, greeting []byte, greet <-chan struct{}) (string, <-chan []byte) {
+	got := make(chan []byte, 16)
+	addr := server(t, func(c net.Conn) {
+		go func() {
+			<-greet
+			c.Write(greeting)
+		}()
+		b, _ := io.ReadAll(c)
+		got <- b
+	})
+	return addr, got
+}
+
+// proxyGoroutines counts the goroutines running the proxy's own code.
+func proxyGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("faultproxy.(*Proxy)")) || bytes.Contains(g, []byte("faultproxy.(*conn)")) {
+			n++
+		}
+	}
+	return n
+}
+
 // sourceServer writes data on each connection and then closes it.
 func sourceServer(t *testing.T, data []byte) string {
 	return server(t, func(c net.Conn) { c.Write(data) })

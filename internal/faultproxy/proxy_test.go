@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 )
@@ -57,6 +58,14 @@ func TestCloseWithActiveConnections(t *testing.T) {
 	go func() { done <- p.Close() }()
 	if err := recv(t, done); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	// Close waited for the proxy's goroutines: none is left but, at most,
+	// one between its last deferred call and its end.
+	for i := 0; proxyGoroutines() > 0; i++ {
+		if i == 3 {
+			t.Fatalf("%d goroutines of the proxy still running after Close returned", proxyGoroutines())
+		}
+		runtime.Gosched()
 	}
 	for i, c := range conns {
 		if _, err := io.ReadAll(c); err != nil && !isReset(err) {

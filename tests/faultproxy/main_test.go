@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -114,15 +117,48 @@ func TestCommands(t *testing.T) {
 	}
 
 	s.do("heal")
+	// stall c2s: nothing reaches the server until it is turned off.
 	s.do("stall c2s on")
-	s.do("delay s2c 10ms")
 	c = dial(t, s.addr)
 	c.Write([]byte("held"))
-	s.do("stall c2s off")
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "held" {
-		t.Fatalf("after stall: %q, %v", buf, err)
+	notYet(t, c, "stall c2s on")
+	if st := s.do("stats").Stats; st.C2S != 8 || st.S2C != 5 {
+		t.Fatalf("stalled c2s, yet stats %+v", st)
 	}
+	s.do("stall c2s off")
+	readBack(t, c, "held", "after stall c2s off")
+	// delay s2c: the server answers, the answer waits for the delay.
+	s.do("delay s2c 1h")
+	c.Write([]byte("late"))
+	notYet(t, c, "delay s2c 1h")
+	if st := s.do("stats").Stats; st.C2S != 16 || st.S2C != 9 {
+		t.Fatalf("delayed s2c, yet stats %+v", st)
+	}
+	s.do("delay s2c 0s")
+	readBack(t, c, "late", "after delay s2c 0s")
+	// fliprandom c2s with probability 1: every byte has one bit flipped,
+	// on the open connection too; probability 0 stops it.
+	s.do("fliprandom c2s 1 7")
+	c.Write([]byte("abcd"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range buf {
+		if x := b ^ "abcd"[i]; x == 0 || x&(x-1) != 0 {
+			t.Fatalf("fliprandom c2s 1: byte %d arrived as %q (%q sent)", i, buf, "abcd")
+		}
+	}
+	s.do("fliprandom c2s 0 7")
+	c.Write([]byte("clean"))
+	readBack(t, c, "clean", "after fliprandom c2s 0")
+	// cut c2s N, then off: a new connection carries more than N bytes.
+	s.do("cut c2s 2")
+	s.do("cut c2s off")
+	c2 := dial(t, s.addr)
+	c2.Write([]byte("uncut"))
+	readBack(t, c2, "uncut", "after cut c2s off")
+
 	s.do("drop")
 	if _, err := c.Read(buf); err == nil {
 		t.Fatal("connection survived drop")
@@ -133,10 +169,86 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("refused connection delivered %q", got)
 	}
 	s.do("refuse off")
-	s.do("fliprandom c2s 0 7")
-	s.do("cut c2s off")
-	if st := s.do("stats").Stats; st.Refused != 1 || st.Dropped != 1 {
+	if st := s.do("stats").Stats; st.Refused != 1 || st.Dropped != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// notYet fails unless a read on c times out: nothing comes back.
+func notYet(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	defer c.SetReadDeadline(time.Time{})
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: read %d bytes (%v); want nothing yet", what, n, err)
+	}
+}
+
+// readBack reads len(want) bytes from c and compares them with want.
+func readBack(t *testing.T, c net.Conn, want, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != want {
+		t.Fatalf("%s: %q, %v; want %q", what, buf, err, want)
+	}
+}
+
+// The fault commands name their direction: with a server that only
+// listens, a c2s fault changes what it receives and an s2c one does not.
+func TestCommandDirections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	received := make(chan string, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				received <- string(b)
+			}()
+		}
+	}()
+	s := start(t, ln.Addr().String())
+	send := func() string {
+		c := dial(t, s.addr)
+		c.Write([]byte("abcd"))
+		c.(*net.TCPConn).CloseWrite()
+		select {
+		case b := <-received:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("the server received nothing")
+			return ""
+		}
+	}
+	for _, c := range []struct{ set, clear string }{
+		{"fliprandom s2c 1 7", "fliprandom s2c 0 7"},
+		{"flip s2c 1 0", "heal"},
+	} {
+		s.do(c.set)
+		if got := send(); got != "abcd" {
+			t.Errorf("%s changed what the server received: %q", c.set, got)
+		}
+		s.do(c.clear)
+	}
+	for _, c := range []struct{ set, clear string }{
+		{"fliprandom c2s 1 7", "fliprandom c2s 0 7"},
+		{"flip c2s 1 0", "heal"},
+	} {
+		s.do(c.set)
+		if got := send(); got == "abcd" || len(got) != 4 {
+			t.Errorf("%s: the server received %q", c.set, got)
+		}
+		s.do(c.clear)
 	}
 }
 
@@ -164,8 +276,8 @@ func TestQuitAndEOFExit(t *testing.T) {
 	}
 	s.done <- nil // for the cleanup
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); err == nil {
-		t.Fatal("proxied connection survived quit")
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("proxied connection after quit: %v; want it closed", err)
 	}
 }
 
