@@ -302,6 +302,15 @@ func (s *Server) acceptLoop(ln net.Listener) {
 			c.Close()
 			return
 		}
+		if s.draining.Load() {
+			// Accepted just before Shutdown closed the listener, but
+			// after it took the sessions it ends: refused as a
+			// connection a moment later would be (the client reconnects,
+			// to the next server), not left for Shutdown to wait on.
+			s.mu.Unlock()
+			ss.close(nil)
+			continue
+		}
 		s.conns[ss] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
