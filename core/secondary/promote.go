@@ -20,6 +20,11 @@ var ErrPromoted = errors.New("promoted to primary; no longer replicating")
 // oids its clients fetched, used or wasted: far fewer than this.
 const PromoteOidGap = 1 << 24
 
+// errPromotionUnfinished is the status's last error after a Promote whose
+// context ended before replication stopped.
+var errPromotionUnfinished = errors.New("a promotion did not finish in time: replication has stopped for good " +
+	"and the storage is still read-only; promote again to finish it")
+
 // Promote turns the secondary into a primary without a restart: it stops
 // replicating (Run's loop is cancelled and the connection closed; a
 // transaction not yet received whole is dropped, and those received whole
@@ -37,7 +42,8 @@ const PromoteOidGap = 1 << 24
 // timeout. It is
 // idempotent; it fails with zodb.ErrClosed after Close, and with ctx's
 // error if ctx ends before Run stopped (the secondary then stays
-// read-only, no longer replicating; call Promote again to finish).
+// read-only, no longer replicating, and its status's last error says so;
+// call Promote again to finish).
 func (s *Secondary) Promote(ctx context.Context) error {
 	s.obs.promoteMu.Lock()
 	defer s.obs.promoteMu.Unlock()
@@ -58,6 +64,12 @@ func (s *Secondary) Promote(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			// Replication will not resume (Run stops for good), and the
+			// storage stays read-only until a Promote finishes: say so
+			// where the status is read, which would otherwise look like
+			// a secondary between two connection attempts.
+			s.setErr(errPromotionUnfinished)
+			s.log.Error("promotion did not finish: replication is stopping and the storage stays read-only; promote again", logKeyErr, ctx.Err())
 			return fmt.Errorf("secondary: promote: waiting for replication to stop: %w", ctx.Err())
 		}
 	}
@@ -70,6 +82,7 @@ func (s *Secondary) Promote(ctx context.Context) error {
 		}
 	}
 	s.obs.promotedAt = time.Now()
+	s.setErr(nil) // a promotion that timed out before is finished now
 	s.obs.promoted.Store(true)
 	s.log.Warn("promoted to primary: replication stopped, storage writable",
 		logKeyTid, s.st.LastTransaction(), "took", time.Since(start))

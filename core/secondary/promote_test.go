@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,63 @@ func TestPromoteSkipsOidsEvenIfItCannotRecordIt(t *testing.T) {
 	// reservation, which covers held, so only the gap shows the skip.
 	if got <= held+secondary.PromoteOidGap {
 		t.Fatalf("promoted secondary hands out %s; the old primary's clients hold oids up to %s, and the promotion skips %d past them", got, held, secondary.PromoteOidGap)
+	}
+}
+
+// A Promote whose context ends before replication has stopped (here: a
+// transaction received whole waits for the storage's commit lock) leaves
+// the secondary neither replicating nor writable. Its status must say so,
+// not read as a secondary between two connection attempts (not
+// connected, no error); a second Promote finishes the job and clears it.
+func TestUnfinishedPromotionIsInTheStatus(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	p := startPrimary(t, filepath.Join(dir, "p.fs"), "127.0.0.1:0")
+	newWorkload(t, p).create(3)
+
+	sfs := openFS(t, filepath.Join(dir, "s.fs"))
+	hold, err := sfs.Begin(ctx, zodb.TxnMeta{}, zodb.BeginOptions{}) // the commit lock, for now
+	if err != nil {
+		t.Fatal(err)
+	}
+	var release sync.Once
+	let := func() { release.Do(func() { hold.Abort() }) }
+	st := &beginSignal{FileStorage: sfs, began: make(chan struct{}, 1)}
+	s := startSecondaryOn(t, st, p.addr, secondary.Options{})
+	t.Cleanup(let) // before the secondary's Close: a failure must not leave Run waiting for the lock
+	select {
+	case <-st.began:
+	case <-time.After(converge):
+		t.Fatal("the secondary did not begin applying")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := s.Promote(pctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Promote while replication could not stop: %v", err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if s.Promoted() || !s.ReadOnly() {
+			t.Fatalf("%s: promoted %v, read-only %v", when, s.Promoted(), s.ReadOnly())
+		}
+		if st := s.Status(); !strings.Contains(st.LastError, "promote again") {
+			t.Fatalf("%s: status %+v; want the unfinished promotion named", when, st)
+		}
+	}
+	check("Promote timed out")
+	let()
+	if runErr := <-s.done; !errors.Is(runErr, secondary.ErrPromoted) {
+		t.Fatalf("Run: %v", runErr)
+	}
+	s.done <- nil // for the cleanup
+	check("Run stopped")
+	if s.Status().Connected {
+		t.Fatal("Run stopped, and the status says connected")
+	}
+	if err := s.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(); !s.Promoted() || s.ReadOnly() || st.LastError != "" {
+		t.Fatalf("promoted again: promoted %v, read-only %v, status %+v", s.Promoted(), s.ReadOnly(), st)
 	}
 }
