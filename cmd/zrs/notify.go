@@ -12,8 +12,8 @@ import (
 )
 
 // statusInterval is how often the systemd STATUS is recomputed (and sent
-// when it changed).
-const statusInterval = 2 * time.Second
+// when it changed); a variable for the tests.
+var statusInterval = 2 * time.Second
 
 // notifier sends sd_notify messages to NOTIFY_SOCKET; without it every
 // send does nothing. A failing socket is logged once, not per message.
@@ -29,10 +29,10 @@ func newNotifier(log *slog.Logger) *notifier { return &notifier{log: log} }
 // restarted, the daemon would scan again from the same place forever.
 // While the node starts, systemd is told every startExtendEvery to wait
 // startExtendBy more (EXTEND_TIMEOUT_USEC, systemd 236 and later).
-const (
-	startExtendEvery = 20 * time.Second
-	startExtendBy    = 60 * time.Second
-)
+// startExtendEvery is a variable for the tests.
+var startExtendEvery = 20 * time.Second
+
+const startExtendBy = 60 * time.Second
 
 // extendStartWhileOpening keeps extending systemd's start timeout until
 // the returned function is called.

@@ -216,7 +216,8 @@ func TestRunSocketActivationAndNotify(t *testing.T) {
 	}
 	p.waitLog(t, "using the ZEO socket passed by systemd", "using the replication socket passed by systemd",
 		"serving ZEO", "addr="+zeoAddr, "primary started")
-	pn.await(t, ready, "WATCHDOG=1", func(m string) bool { return m == "WATCHDOG=1" }, p)
+	wd := pn.await(t, ready, "WATCHDOG=1", func(m string) bool { return m == "WATCHDOG=1" }, p)
+	pn.await(t, wd+1, "a second WATCHDOG=1 (the keep-alive)", func(m string) bool { return m == "WATCHDOG=1" }, p)
 
 	// ZEO on the inherited socket: the server speaks first, announcing Z5.
 	c, err := net.DialTimeout("tcp", zeoAddr, 10*time.Second)
@@ -269,7 +270,28 @@ func TestRunSocketActivationAndNotify(t *testing.T) {
 	os.WriteFile(pcfgPath, []byte("name: main\nrole: primary\nzeo:\n  adress: 1\n"), 0o644)
 	p.signal(t, syscall.SIGHUP)
 	p.waitLog(t, `msg="config reload failed; running on unchanged"`, "main.yaml:4: zeo.adress: unknown field")
+	// Unchanged: still at debug level.
+	debugLines := strings.Count(p.stderr.String(), "level=DEBUG")
+	for range 2 {
+		c, err := net.Dial("tcp", replAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(p.stderr.String(), "level=DEBUG") == debugLines; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no debug line after a reload that failed; it must change nothing:\n%s", p.stderr)
+		}
+	}
 
+	// The indexes on disk so far were written by commitSome and by the
+	// opens: only the stop must bring them back.
+	for _, path := range []string{ppath, spath} {
+		if err := os.Remove(path + ".index"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.signal(t, syscall.SIGTERM)
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("secondary exit %d\n%s", code, s.stderr)
@@ -323,6 +345,80 @@ func TestRunInheritedSocketsByAddress(t *testing.T) {
 	d.signal(t, syscall.SIGTERM)
 	if code := d.wait(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, d.stderr)
+	}
+}
+
+// A start that fails never says READY=1: systemd reports the failed
+// start instead of a service that then dies.
+func TestRunFailedStartIsNotReady(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	cfg := &config.Config{Name: "main", Role: config.Primary, Path: filepath.Join(dir, "missing", "p.fs"), LogLevel: "info",
+		ZEO: config.NewZEO(filepath.Join(dir, "zeo.sock"))}
+	cfgPath := filepath.Join(dir, "main.yaml")
+	writeConfig(t, cfgPath, cfg)
+	n := listenNotify(t, filepath.Join(dir, "notify"))
+	d := startRun(t, bin, cfgPath, nil, "", "NOTIFY_SOCKET="+n.path)
+	if code := d.wait(t); code != 1 {
+		t.Fatalf("exit %d with the storage's directory missing, want 1\n%s", code, d.stderr)
+	}
+	n.await(t, 0, "EXTEND_TIMEOUT_USEC", func(m string) bool { return strings.HasPrefix(m, "EXTEND_TIMEOUT_USEC=") }, d)
+	for _, m := range n.all() {
+		if strings.Contains(m, "READY=1") {
+			t.Fatalf("a failed start sent %q: %q\n%s", m, n.all(), d.stderr)
+		}
+	}
+}
+
+// Sockets passed to another process (LISTEN_PID not this one's: the
+// variables leaked from a parent) are not taken: zrs listens itself.
+func TestRunIgnoresSocketsForAnotherProcess(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	zeoSock := filepath.Join(dir, "zeo.sock")
+	cfg := &config.Config{Name: "main", Role: config.Primary, Path: filepath.Join(dir, "p.fs"), LogLevel: "info",
+		ZEO: config.NewZEO(zeoSock)}
+	cfgPath := filepath.Join(dir, "main.yaml")
+	writeConfig(t, cfgPath, cfg)
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=zeo:replication")
+	d := launch(t, cmd)
+	d.waitLog(t, "serving ZEO", zeoSock)
+	if strings.Contains(d.stderr.String(), "passed by systemd") {
+		t.Errorf("sockets meant for pid 1 were taken:\n%s", d.stderr)
+	}
+	d.signal(t, syscall.SIGTERM)
+	if code := d.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.stderr)
+	}
+}
+
+// A passed socket zrs cannot serve (a datagram socket: a socket unit
+// with ListenDatagram=) fails the start, saying so, rather than being
+// dropped while zrs listens on the address itself.
+func TestRunRefusesDatagramSocket(t *testing.T) {
+	bin := buildZRS(t)
+	dir := t.TempDir()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg := &config.Config{Name: "main", Role: config.Primary, Path: filepath.Join(dir, "p.fs"), LogLevel: "info",
+		ZEO: config.NewZEO(filepath.Join(dir, "zeo.sock"))}
+	cfgPath := filepath.Join(dir, "main.yaml")
+	writeConfig(t, cfgPath, cfg)
+	d := startRun(t, bin, cfgPath, []*os.File{f}, "zeo")
+	if code := d.wait(t); code != 1 {
+		t.Fatalf("exit %d with a datagram socket passed, want 1\n%s", code, d.stderr)
+	}
+	if want := "1 of LISTEN_FDS=1 are not listening stream sockets"; !strings.Contains(d.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, d.stderr)
 	}
 }
 
