@@ -38,6 +38,9 @@ install_system_packages() {
     command -v systemd-sysusers >/dev/null || missing+=(systemd)
     # ... and render its man pages with groff.
     command -v groff >/dev/null || missing+=(groff-base)
+    # tests/test_zeo_fsync_failure.py makes the daemon's fsyncs fail by
+    # injecting EIO with strace.
+    command -v strace >/dev/null || missing+=(strace)
     ((${#missing[@]} == 0)) && return 0
 
     log "installing system packages: ${missing[*]}"
