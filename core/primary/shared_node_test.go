@@ -45,6 +45,9 @@ func TestSharedNodeNameFromAnotherHostIsWarned(t *testing.T) {
 				t.Fatalf("no new native stream of %s from %s", node, from)
 			}
 		}
+		// The handshake is over (the twin check with it, on the clock as
+		// it is now) once the stream's "secondary connected" is logged.
+		waitLog(t, logs, `msg="secondary connected" component=primary peer=`+c.LocalAddr().String()+" ")
 	}
 	const warning = "give the same node name"
 
