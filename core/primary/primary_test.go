@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -304,5 +306,56 @@ func TestHeadSignalCoalesces(t *testing.T) {
 	case <-c2:
 		t.Fatal("fresh channel already closed")
 	default:
+	}
+}
+
+// A Shutdown whose time has run out warns of the secondaries it cuts
+// off, naming them, and of nothing when there are none (the daemon may
+// have spent the stop's time on a ZEO transaction).
+func TestShutdownOutOfTimeWarnsOfSecondariesCutOff(t *testing.T) {
+	const warning = "time ran out before every secondary had everything"
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		logs := &testutil.SyncBuffer{}
+		p := New(openTestFS(t), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if _, err := p.Listen(context.Background(), "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, p, 10)
+		if err := p.Shutdown(expired); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(logs.String(), warning) {
+			t.Fatalf("warned with no secondary connected:\n%s", logs)
+		}
+	}
+
+	logs := &testutil.SyncBuffer{}
+	p := New(openTestFS(t), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	a, err := p.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Serve(context.Background()) }()
+	for range 20 {
+		commit(t, p, 256<<10) // more than the socket buffers hold
+	}
+	c := dial(t, a.String(), []byte(zrsproto.Proto20), make([]byte, 8)) // never reads
+	for deadline := time.Now().Add(converge); len(p.Status().Secondaries) != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no stream for the secondary")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-errc
+	line := logLine(logs.String(), warning)
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, c.LocalAddr().String()) {
+		t.Fatalf("no warning naming the secondary cut off (%s):\n%s", c.LocalAddr(), logs)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/zrs-replication/zrs/internal/netaddr"
@@ -165,7 +166,12 @@ func (p *Primary) Shutdown(ctx context.Context) error {
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		p.log.Warn("shutdown: streams did not catch up in time; disconnecting them")
+		// The stop's time may have gone elsewhere (a ZEO transaction the
+		// daemon waited for): warn only of secondaries actually cut off.
+		if peers := p.streamPeers(); len(peers) > 0 {
+			p.log.Warn("shutdown: time ran out before every secondary had everything; disconnecting them (they catch up when they reconnect)",
+				"secondaries", peers)
+		}
 		p.cancel()
 		<-waited
 	}
@@ -173,6 +179,18 @@ func (p *Primary) Shutdown(ctx context.Context) error {
 	p.closeErr = p.st.Close()
 	close(p.done)
 	return p.closeErr
+}
+
+// streamPeers lists the peers of the streams still running.
+func (p *Primary) streamPeers() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	peers := make([]string, 0, len(p.streams))
+	for s := range p.streams {
+		peers = append(peers, s.peer)
+	}
+	slices.Sort(peers)
+	return peers
 }
 
 // Close is Shutdown bounded by DefaultShutdownTimeout, as zodb.Storage
