@@ -36,7 +36,8 @@ func TestShippedExample(t *testing.T) {
 		t.Errorf("rendered %d files, want 2 configs and 3 sockets", len(files))
 	}
 	text, _ := os.ReadFile(file)
-	for _, key := range []string{"blob_dir", "tls:", "authenticate", "user:", "keep_alive", "protocol", "on_sync_timeout", "msgpack"} {
+	for _, key := range []string{"blob_dir", "tls:", "authenticate", "user:", "keep_alive", "protocol", "on_sync_timeout", "msgpack",
+		"read_timeout", "idle_timeout", "compression", "transaction_timeout", "max_transaction_mb"} {
 		if !strings.Contains(string(text), key) {
 			t.Errorf("the example does not mention %s", key)
 		}

@@ -108,3 +108,34 @@ func TestStatusTextShowsDegradedSync(t *testing.T) {
 		t.Fatalf("status text:\n%s", b.String())
 	}
 }
+
+// zrs status shows a secondary's upstream state, and its last error only
+// when it says something about now: while disconnected, or while a
+// promotion is unfinished (the connection may still be open then).
+func TestStatusTextUpstream(t *testing.T) {
+	for _, c := range []struct {
+		up         admin.Upstream
+		state, err string
+	}{
+		{admin.Upstream{Address: "p:1"}, "disconnected", ""},
+		{admin.Upstream{Address: "p:1", LastError: "refused"}, "disconnected", "refused"},
+		{admin.Upstream{Address: "p:1", Connected: true, LastError: "an earlier connection's"}, "connected, receiving", ""},
+		{admin.Upstream{Address: "p:1", Connected: true, CaughtUp: true}, "connected, caught up", ""},
+		{admin.Upstream{Address: "p:1", Connected: true, Promoting: true, LastError: "a promotion did not finish"},
+			"replication stopped by a promotion that has not finished: run zrs promote again", "a promotion did not finish"},
+	} {
+		var b strings.Builder
+		up := c.up
+		st := admin.Status{Role: "secondary", Path: "/x/Data.fs", LastTid: "0000000000000001", Upstream: &up}
+		if err := printStatus(&b, st, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		want := "primary:  p:1 (" + c.state + ")\n"
+		if c.err != "" {
+			want += "error:    " + c.err + "\n"
+		}
+		if !strings.HasSuffix(b.String(), want) {
+			t.Errorf("upstream %+v:\n%s\nwant it to end with:\n%s", c.up, b.String(), want)
+		}
+	}
+}

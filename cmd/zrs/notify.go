@@ -124,6 +124,8 @@ func (s *supervisor) status() string {
 	}
 	if up := st.Upstream; up != nil {
 		switch {
+		case up.Promoting:
+			parts = append(parts, "promotion not finished, read-only: run zrs promote again")
 		case !up.Connected && up.LastError != "":
 			parts = append(parts, "disconnected: "+up.LastError)
 		case !up.Connected:

@@ -223,6 +223,8 @@ func TestSupervisorStatusLine(t *testing.T) {
 			"main: secondary, last tid " + tid + ", connected, catching up"},
 		{admin.Status{Role: admin.RoleSecondary, LastTid: tid, Upstream: &admin.Upstream{Address: "p:8100", Connected: true, CaughtUp: true}},
 			"main: secondary, last tid " + tid + ", connected, caught up"},
+		{admin.Status{Role: admin.RoleSecondary, LastTid: tid, Upstream: &admin.Upstream{Address: "p:8100", Connected: true, Promoting: true, LastError: "a promotion did not finish"}},
+			"main: secondary, last tid " + tid + ", promotion not finished, read-only: run zrs promote again"},
 	} {
 		if got := testSupervisor(&fakeNode{st: c.st}).status(); got != c.want {
 			t.Errorf("status %q, want %q", got, c.want)

@@ -11,10 +11,11 @@ import (
 const primaryUsage = `Usage: zrs primary PATH/Data.fs [--replicate-to ADDR] [--zeo ADDR] [--admin ADDR] [--blob-dir DIR]
 
 Open the FileStorage at PATH (creating it if missing) and stream every
-committed transaction to the secondaries that connect to ADDR, with the
-zc.zrs protocol (zrs2.0/zrs2.1; Python zc.zrs secondaries can connect).
-ADDR is a port (8100), host:port, or a unix socket path containing '/'.
-At least one of --replicate-to and --zeo is needed.
+committed transaction to the secondaries that connect to ADDR: zrs3 to
+zrs secondaries, the zc.zrs protocol (zrs2.0/zrs2.1) to Python zc.zrs
+ones. ADDR is a port, host:port, or a unix socket path containing '/'; a
+bare port (8100) listens on every interface (give 127.0.0.1:8100 to stay
+on this host). At least one of --replicate-to and --zeo is needed.
 
 With --zeo ADDR, serve the storage (name "1", or --zeo-storage NAME as
 in a runzeo config's <filestorage NAME>) to ZEO 5/6 clients: unmodified

@@ -15,8 +15,12 @@ const promoteUsage = `Usage: zrs promote ADDR
 Turn the running secondary whose admin endpoint (--admin) is at ADDR into
 the primary: it stops replicating from its primary, and its storage
 becomes writable, without a restart (a relay keeps serving its own
-secondaries). Prints the new role and the last transaction. Exits 1 if the
-node is not a secondary. ADDR is a port, host:port, or a unix socket path.
+secondaries). Prints the new role and the last transaction; on a node
+already promoted, says so and since when, and exits 0. Exits 1 if the node
+was started as a primary, or if the promotion did not finish within the
+node's 30 s (a transaction still waiting for its fsync): the node then no
+longer replicates and stays read-only until "zrs promote" is run again.
+ADDR is a port, host:port, or a unix socket path.
 
 Before promoting, stop writes on the old primary (or make sure it is
 dead) and check with "zrs status" that the secondary is caught up:
@@ -38,7 +42,9 @@ func runPromote(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return usagef("promote: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// Longer than the node's own bound, so that a promotion that times
+	// out there is reported with the node's reason.
+	ctx, cancel := context.WithTimeout(ctx, admin.PromoteTimeout+10*time.Second)
 	defer cancel()
 	res, err := c.Promote(ctx)
 	if errors.Is(err, admin.ErrNotSecondary) {

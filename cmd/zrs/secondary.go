@@ -24,8 +24,10 @@ GET /metrics (Prometheus), and POST /promote ("zrs promote ADDR"), which
 stops replicating and makes this node a writable primary without a
 restart; a relay keeps serving its own secondaries.
 
-ADDR is a port (8100 = localhost:8100), host:port, or a unix socket path
-containing '/'.
+ADDR is a port, host:port, or a unix socket path containing '/'. A bare
+port (8100) listens on every interface (--zeo, --replicate-to, --admin:
+give 127.0.0.1:8100 to stay on this host) and connects to this host
+(--replicate-from).
 
 With --zeo ADDR, serve the replica read-only to ZEO 5/6 clients (open
 them with ClientStorage(ADDR, read_only=True), or read_only_fallback=True

@@ -81,13 +81,16 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	if up := st.Upstream; up != nil {
 		state := "disconnected"
 		switch {
+		case up.Promoting:
+			state = "replication stopped by a promotion that has not finished: run zrs promote again"
 		case up.Connected && up.CaughtUp:
 			state = "connected, caught up"
 		case up.Connected:
 			state = "connected, receiving"
 		}
 		fmt.Fprintf(w, "primary:  %s (%s)\n", up.Address, state)
-		if up.LastError != "" && !up.Connected {
+		// A connected secondary's last error is the previous connection's.
+		if up.LastError != "" && (!up.Connected || up.Promoting) {
 			fmt.Fprintf(w, "error:    %s\n", up.LastError)
 		}
 	}

@@ -349,7 +349,7 @@ func TestUnfinishedPromotionIsInTheStatus(t *testing.T) {
 		if s.Promoted() || !s.ReadOnly() {
 			t.Fatalf("%s: promoted %v, read-only %v", when, s.Promoted(), s.ReadOnly())
 		}
-		if st := s.Status(); !strings.Contains(st.LastError, "promote again") {
+		if st := s.Status(); !st.Promoting || !strings.Contains(st.LastError, "promote again") {
 			t.Fatalf("%s: status %+v; want the unfinished promotion named", when, st)
 		}
 	}
@@ -366,7 +366,7 @@ func TestUnfinishedPromotionIsInTheStatus(t *testing.T) {
 	if err := s.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); !s.Promoted() || s.ReadOnly() || st.LastError != "" {
+	if st := s.Status(); !s.Promoted() || s.ReadOnly() || st.LastError != "" || st.Promoting {
 		t.Fatalf("promoted again: promoted %v, read-only %v, status %+v", s.Promoted(), s.ReadOnly(), st)
 	}
 }

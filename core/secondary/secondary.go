@@ -186,13 +186,18 @@ type Status struct {
 	ConnectedSince  time.Time // when it was opened (zero if not connected)
 	LastTransaction zodb.Tid  // the last transaction applied (committed locally)
 	LastError       string    // why the last connection ended or failed, "" if none
+	// Promoting: a Promote has stopped (or is stopping) replication and
+	// has not finished: the storage is still read-only. After a Promote
+	// that timed out it stays so until a Promote finishes.
+	Promoting bool
 }
 
 // Status returns the current state.
 func (s *Secondary) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Primary: s.addr, Connected: s.connected, LastTransaction: s.st.LastTransaction()}
+	st := Status{Primary: s.addr, Connected: s.connected, LastTransaction: s.st.LastTransaction(),
+		Promoting: s.obs.promoting.Load() && !s.obs.promoted.Load()}
 	if s.connected {
 		st.ConnectedSince = s.since
 	}

@@ -59,7 +59,7 @@ func (n *SecondaryNode) Status() Status {
 		st.Role, st.PromotedAt = RolePrimary, s.PromotedAt().UTC()
 	} else {
 		ss := s.Status()
-		up := &Upstream{Address: ss.Primary, Connected: ss.Connected, LastError: ss.LastError}
+		up := &Upstream{Address: ss.Primary, Connected: ss.Connected, LastError: ss.LastError, Promoting: ss.Promoting}
 		if ss.Connected {
 			up.ConnectedSince = ss.ConnectedSince.UTC()
 		}

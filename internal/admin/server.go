@@ -17,8 +17,9 @@ import (
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
 
-// promoteTimeout bounds a promotion requested over HTTP.
-const promoteTimeout = 30 * time.Second
+// PromoteTimeout bounds a promotion requested over HTTP; a client should
+// wait longer, to hear how it ended.
+const PromoteTimeout = 30 * time.Second
 
 // Server is the admin endpoint of one daemon.
 type Server struct {
@@ -41,12 +42,12 @@ func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	// A client that stops reading must not hold a handler (and the
 	// daemon's stop, which waits for handlers) forever: every response
 	// is written within WriteTimeout, which leaves a promotion its
-	// promoteTimeout.
+	// PromoteTimeout.
 	// The server's own messages (accept errors when out of file
 	// descriptors, TLS handshake noise) go to the daemon's log, in its
 	// format, not to the standard logger.
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout: promoteTimeout + 10*time.Second, IdleTimeout: time.Minute,
+		WriteTimeout: PromoteTimeout + 10*time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	return s
 }
@@ -113,7 +114,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), promoteTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), PromoteTimeout)
 	defer cancel()
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
 	s.promoting.Lock()

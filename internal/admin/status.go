@@ -40,6 +40,10 @@ type Upstream struct {
 	CaughtUp     bool      `json:"caught_up"`
 	WaitingSince time.Time `json:"waiting_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
+	// Promoting: a promotion has stopped replication and has not finished
+	// (it timed out): the node no longer replicates and is still
+	// read-only until "zrs promote" is run again.
+	Promoting bool `json:"promoting,omitempty"`
 }
 
 // Downstream is one secondary connected to a primary.
