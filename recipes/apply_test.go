@@ -242,7 +242,11 @@ func TestApplyRunsSystemctl(t *testing.T) {
 	}
 	o := Options{Root: root, Systemctl: []string{fake}}
 	apply(t, mustSite(t, threeParts), o)
+	// log_level alone applies on reload (SIGHUP); with another key, a restart.
 	config := strings.Replace(threeParts, "127.0.0.1:8101}\n  replica", "127.0.0.1:8101}\n    log_level: debug\n  replica", 1)
+	apply(t, mustSite(t, config), o)
+	config = strings.Replace(config, "log_level: debug", "log_level: warn", 1)
+	apply(t, mustSite(t, strings.Replace(config, "zeo: {address: 127.0.0.1:8100}", "zeo: {address: 127.0.0.1:8100, max_transaction_mb: 64}", 1)), o)
 	apply(t, mustSite(t, config), o)
 	// Enable the leaf's socket, as systemctl enable would have, then drop the leaf.
 	wants := filepath.Join(root, "etc/systemd/system/sockets.target.wants")
@@ -259,6 +263,8 @@ func TestApplyRunsSystemctl(t *testing.T) {
 enable --now zrs-zeo@leaf.socket zrs@leaf.service | leaf.yaml main.yaml replica.yaml 
 enable --now zrs-replication@main.socket zrs-zeo@main.socket zrs@main.service | leaf.yaml main.yaml replica.yaml 
 enable --now zrs-zeo@replica.socket zrs@replica.service | leaf.yaml main.yaml replica.yaml 
+try-reload-or-restart zrs@main.service | leaf.yaml main.yaml replica.yaml 
+try-restart zrs@main.service | leaf.yaml main.yaml replica.yaml 
 try-restart zrs@main.service | leaf.yaml main.yaml replica.yaml 
 disable --now zrs-zeo@leaf.socket zrs@leaf.service | leaf.yaml main.yaml replica.yaml 
 daemon-reload | main.yaml replica.yaml 

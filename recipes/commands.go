@@ -4,12 +4,15 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/zrs-replication/zrs/internal/config"
 )
 
 // partChanges sorts one part's file changes by what they mean for its units.
 type partChanges struct {
 	name                            string
 	removed, isNew, config          bool     // the part left the site; it is new; its config or drop-in changed
+	logLevelOnly                    bool     // of the config and drop-in, only the config's log_level changed
 	newSockets, changed, oldSockets []string // socket units created, updated, removed
 }
 
@@ -40,8 +43,10 @@ func byPart(changes []Change, s *Site) []*partChanges {
 			pc.oldSockets = append(pc.oldSockets, unit)
 		case c.Path == ConfigPath(c.Part) && (c.Action == Create || c.Action == Adopt):
 			pc.isNew = true
+		case !pc.config && c.Path == ConfigPath(c.Part) && c.Action == Update && onlyLogLevel(c):
+			pc.config, pc.logLevelOnly = true, true
 		default:
-			pc.config = true
+			pc.config, pc.logLevelOnly = true, false
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
@@ -124,8 +129,23 @@ func (pc *partChanges) commands() [][]string {
 			out = append(out, cmd("restart", pc.changed...))
 		}
 		return append(out, cmd("start", svc))
+	case pc.logLevelOnly:
+		// zrs run applies log_level on SIGHUP: no need to drop clients.
+		return [][]string{cmd("try-reload-or-restart", svc)}
 	case pc.config:
 		return [][]string{cmd("try-restart", svc)}
 	}
 	return nil
+}
+
+// onlyLogLevel reports whether a config file's update changes log_level
+// and nothing else.
+func onlyLogLevel(c Change) bool {
+	old, err1 := config.Parse(c.Path, c.Old)
+	nw, err2 := config.Parse(c.Path, c.New)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	d := config.Diff(old, nw)
+	return len(d) == 1 && d[0] == "log_level"
 }

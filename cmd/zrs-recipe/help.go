@@ -57,8 +57,10 @@ of a part that are still enabled is refused too, until they are disabled
 (or --systemctl disables them).
 
 It prints what it changed and the systemctl commands to run next
-(daemon-reload; enable --now for new parts; stop, restart and start for
-changed ones). It never runs systemctl unless --systemctl is given.
+(daemon-reload; enable --now for new parts; try-restart for a changed
+config, try-reload-or-restart when only its log_level changed; stop,
+enable and start when a socket changed). It never runs systemctl unless
+--systemctl is given.
 
   --dry-run    print the unified diff of every change and write nothing
   --force      take over files that were edited or not written by it
