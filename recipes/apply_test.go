@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -322,4 +323,27 @@ func FuzzLoadState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every file rendered from a site file says which file to edit, by its
+// own name.
+func TestRenderedFilesNameTheirSiteFile(t *testing.T) {
+	s, err := ParseSite("/etc/zrs/hosts.yaml", []byte(threeParts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, f := range files {
+		kinds[path.Ext(f.Path)] = true
+		if !strings.Contains(string(f.Data), "Edit hosts.yaml") || strings.Contains(string(f.Data), "site.yaml") {
+			t.Errorf("%s does not name hosts.yaml as the file to edit:\n%s", f.Path, f.Data)
+		}
+	}
+	if !kinds[".yaml"] || !kinds[".socket"] || !kinds[".conf"] {
+		t.Errorf("rendered kinds %v: want configs, sockets and a drop-in", kinds)
+	}
 }

@@ -89,13 +89,14 @@ func renderPart(s *Site, p *Part) ([]File, error) {
 		}
 		var b bytes.Buffer
 		err = systemd.Socket.Execute(&b, systemd.SocketData{Unit: sk.unit, Name: p.Name, What: sk.what,
-			FDName: sk.fdname, Listen: listen, Unix: strings.HasPrefix(listen, "/"), User: p.User})
+			FDName: sk.fdname, Listen: listen, Unix: strings.HasPrefix(listen, "/"), User: p.User, Site: siteName(s)})
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, File{Path: unitPath(sk.unit), Part: p.Name, Data: b.Bytes()})
 	}
 	if d, ok := dropin(p); ok {
+		d.Site = siteName(s)
 		var b bytes.Buffer
 		if err := systemd.Dropin.Execute(&b, d); err != nil {
 			return nil, err
@@ -103,6 +104,15 @@ func renderPart(s *Site, p *Part) ([]File, error) {
 		files = append(files, File{Path: dropinPath(p.Name), Part: p.Name, Data: b.Bytes()})
 	}
 	return files, nil
+}
+
+// siteName is the site file's base name, which rendered files' headers
+// tell to edit.
+func siteName(s *Site) string {
+	if s.File == "" {
+		return "site.yaml"
+	}
+	return path.Base(s.File)
 }
 
 // renderConfig is /etc/zrs/NAME.yaml: a header saying where it comes from,
@@ -114,7 +124,7 @@ func renderConfig(s *Site, p *Part) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s: the config of %s (zrs run --config).\n", ConfigPath(p.Name), ServiceUnit(p.Name))
-	fmt.Fprintf(&b, "# Written by zrs-recipe from %s (part %q). Edit %s and run\n", path.Base(s.File), p.Name, path.Base(s.File))
+	fmt.Fprintf(&b, "# Written by zrs-recipe from %s (part %q). Edit %s and run\n", siteName(s), p.Name, siteName(s))
 	b.WriteString("# zrs-recipe again; it refuses to overwrite a hand-edited copy.\n")
 	b.Write(body)
 	return b.Bytes(), nil

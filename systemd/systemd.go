@@ -38,11 +38,13 @@ type SocketData struct {
 	Listen string // ListenStream=: a port, IP:port, [IPv6]:port or an absolute socket path
 	Unix   bool   // Listen is a Unix socket path
 	User   string // owner and group of a Unix socket
+	Site   string // the site file's base name, for the header
 }
 
 // DropinData fills dropin.tmpl: what one part changes in zrs@.service.
 type DropinData struct {
 	Name           string   // the part (instance) name
+	Site           string   // the site file's base name, for the header
 	User           string   // User= and Group=, "" to keep the template's
 	ReadWritePaths []string // directories the daemon must write besides its state directory
 }
