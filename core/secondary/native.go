@@ -96,6 +96,21 @@ type nativeState struct {
 	refusalRepeats int       // refusals since, logged at debug only; guarded by mu
 }
 
+// wouldFallBack reports whether another closed zrs3 handshake makes
+// the secondary fall back to zrs2.0 (see fallBack).
+func (n *nativeState) wouldFallBack() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.spokeNative && n.closedOnce
+}
+
+// forgetClosed forgets a zrs3 handshake closed unanswered.
+func (n *nativeState) forgetClosed() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closedOnce = false
+}
+
 // NativeStatus is what the native protocol tells about the primary.
 type NativeStatus struct {
 	Proto       string    // "zrs3", "zrs2.0", or "" before the first connection
@@ -378,14 +393,36 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	defer conn.SetDeadline(time.Time{})
 	var wel *zrsproto.Welcome
+	answer := newFirstBytes(conn)
 	err = s.guard("exchanging the handshake with the primary", func() (err error) {
-		wel, err = s.exchangeHellos(conn, start, hello)
+		wel, err = s.exchangeHellos(conn, answer, start, hello)
 		return err
 	})
 	if ctx.Err() != nil {
 		return nil, hello.Database, ctx.Err()
 	}
+	if err != nil {
+		answer.more(conn, 100*time.Millisecond)
+		if what := describePeer(answer.buf); what != "" {
+			// Not a primary at all: this is no evidence of a zc.zrs
+			// primary closing zrs3 handshakes (a ZEO server's close
+			// sometimes swallows its greeting, and must not count
+			// towards a fall-back with the one before).
+			s.nat.forgetClosed()
+			return nil, hello.Database, s.notReplicationPort(what)
+		}
+	}
 	if err == io.EOF || isReset(err) {
+		// Closed unanswered: a zc.zrs primary, or a ZEO server whose
+		// greeting the close swallowed (a reset discards what was not
+		// read yet). Before falling back, one more connection that says
+		// nothing tells them apart: a ZEO server speaks first.
+		if s.opts.Protocol == ProtoAuto && s.nat.wouldFallBack() {
+			if what := s.probeUnasked(ctx); what != "" {
+				s.nat.forgetClosed()
+				return nil, hello.Database, s.notReplicationPort(what)
+			}
+		}
 		if s.opts.Protocol == ProtoAuto {
 			s.fallBack()
 		}
@@ -414,12 +451,12 @@ func (s *Secondary) nativeHandshake(ctx context.Context, conn net.Conn, start zo
 	return wel, hello.Database, nil
 }
 
-// exchangeHellos sends the handshake and reads the answer.
-func (s *Secondary) exchangeHellos(conn net.Conn, start zodb.Tid, hello *zrsproto.Hello) (*zrsproto.Welcome, error) {
+// exchangeHellos sends the handshake on conn and reads the answer from r.
+func (s *Secondary) exchangeHellos(conn net.Conn, r io.Reader, start zodb.Tid, hello *zrsproto.Hello) (*zrsproto.Welcome, error) {
 	if err := zrsproto.WriteNativeHandshake(conn, start, hello); err != nil {
 		return nil, err
 	}
-	return zrsproto.ReadWelcome(conn)
+	return zrsproto.ReadWelcome(r)
 }
 
 // isReset reports a connection reset or broken pipe, which is how a

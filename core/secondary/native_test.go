@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -405,4 +407,47 @@ func fakeWelcome(t *testing.T, welcome func(*zrsproto.Hello) *zrsproto.Welcome) 
 		}
 		time.Sleep(10 * time.Millisecond)
 	})
+}
+
+// A secondary given the wrong address says what answered there — a ZEO
+// server's greeting, an HTTP response — and never takes it for a zc.zrs
+// primary (falling back to zrs2.0) however its handshakes end.
+func TestWrongPortIsNamed(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		serve      func(c net.Conn)
+	}{
+		{"zeo", `is a ZEO server (it greeted with "Z5"), not a replication port`, func(c net.Conn) {
+			zrsproto.WriteFrame(c, []byte("Z5"))
+			zrsproto.ReadFrame(c, 64) // the client's choice: here, the secondary's "zrs3"
+		}},
+		{"http", `is an HTTP server (it answered "HTTP/1.1 400 Bad Request"): an admin or metrics endpoint?, not a replication port`, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var addr string
+			if c.serve != nil {
+				addr = serveEach(t, func(_ int, conn net.Conn) { c.serve(conn) })
+			} else { // a real HTTP server, as an admin endpoint is
+				hs := httptest.NewUnstartedServer(http.NotFoundHandler())
+				hs.Config.ReadHeaderTimeout = 100 * time.Millisecond
+				hs.Start()
+				t.Cleanup(hs.Close)
+				addr = hs.Listener.Addr().String()
+			}
+			s := startSecondary(t, filepath.Join(t.TempDir(), "s.fs"), addr,
+				secondary.Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+			waitFor(t, "the error naming what answered", func() bool {
+				return strings.Contains(s.Status().LastError, addr+" "+c.want)
+			})
+			time.Sleep(100 * time.Millisecond) // dozens of attempts
+			if p := s.NativeStatus().Proto; p != zrsproto.Proto3 && p != "" {
+				t.Fatalf("fell back to %s against a non-primary", p)
+			}
+			// (A ZEO server's close sometimes swallows its greeting: that
+			// attempt reads as closed unanswered, the next names it.)
+			waitFor(t, "the error naming what answered, still", func() bool {
+				return strings.Contains(s.Status().LastError, addr+" "+c.want)
+			})
+		})
+	}
 }
