@@ -3,10 +3,14 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
 
 	"github.com/zrs-replication/zrs/internal/netaddr"
 )
@@ -14,12 +18,16 @@ import (
 // Client talks to a daemon's admin endpoint.
 type Client struct {
 	addr string
+	unix bool
 	http *http.Client
 }
 
 // NewClient returns a client for the endpoint at addr (a port,
 // host:port, or a Unix socket path containing "/").
 func NewClient(addr string) (*Client, error) {
+	if strings.Contains(addr, "://") {
+		return nil, fmt.Errorf("%q is a URL: give the admin address itself (host:port, a port, or a socket path)", addr)
+	}
 	a, err := netaddr.Parse(addr)
 	if err != nil {
 		return nil, err
@@ -27,7 +35,32 @@ func NewClient(addr string) (*Client, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return a.Dial(ctx)
 	}}
-	return &Client{addr: addr, http: &http.Client{Transport: tr}}, nil
+	return &Client{addr: addr, unix: a.Network == netaddr.Unix, http: &http.Client{Transport: tr}}, nil
+}
+
+// explain turns a failed request's error into what it means for someone
+// who gave this address: Go's HTTP client names a URL that was never
+// typed and says little of what to do.
+func (c *Client) explain(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	const check = "is the daemon running, and is this its --admin address (admin: in its config)?"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("admin endpoint %s: no answer in time: not a zrs admin endpoint, or the daemon is stuck (%w)", c.addr, err)
+	case c.unix && errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("admin endpoint %s: no such socket: %s", c.addr, check)
+	case c.unix && errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("admin endpoint %s: nothing listens on this socket (a stale socket, or not a socket): %s", c.addr, check)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("admin endpoint %s: nothing listens there (connection refused): %s", c.addr, check)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(err.Error(), "malformed HTTP"):
+		return fmt.Errorf("admin endpoint %s: it does not speak HTTP (%v): not an admin endpoint (a ZEO or replication port?); give the daemon's --admin address", c.addr, err)
+	}
+	return fmt.Errorf("admin endpoint %s: %w", c.addr, err)
 }
 
 // Status fetches GET /status. raw is the JSON as served.
@@ -65,7 +98,7 @@ func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("admin endpoint %s: %w", c.addr, err)
+		return nil, c.explain(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -76,11 +109,16 @@ func (c *Client) do(ctx context.Context, method, path string) ([]byte, error) {
 		return body, nil
 	}
 	var eb errorBody
-	msg := string(body)
-	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-		msg = eb.Error
+	if json.Unmarshal(body, &eb) != nil || eb.Error == "" {
+		// Not a zrs answer: another HTTP server. Its first line is enough.
+		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		if len(line) > 120 {
+			line = line[:120] + "..."
+		}
+		return nil, fmt.Errorf("admin endpoint %s: %s %s: %s (%q): not a zrs admin endpoint; give the daemon's --admin address",
+			c.addr, method, path, resp.Status, line)
 	}
-	err = fmt.Errorf("admin endpoint %s: %s %s: %s: %s", c.addr, method, path, resp.Status, msg)
+	err = fmt.Errorf("admin endpoint %s: %s %s: %s: %s", c.addr, method, path, resp.Status, eb.Error)
 	if resp.StatusCode == http.StatusConflict {
 		err = fmt.Errorf("%w: it is a %s", ErrNotSecondary, eb.Role)
 	}
