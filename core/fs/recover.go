@@ -390,7 +390,14 @@ func (s *FileStorage) saveTail(pos int64) error {
 		if err != nil {
 			return fmt.Errorf("saving truncated data: %w", err)
 		}
-		s.log.Warn("writing truncated data", logKeyFile, name, logKeyPos, pos)
+		var size int64
+		if fi, err := s.file.Stat(); err == nil {
+			size = fi.Size()
+		}
+		s.log.Warn("moving the end of the file aside: an unfinished commit, never acknowledged, if the server crashed or lost "+
+			"its disk; if it did not, this is damage: stop, run zrs fs verify on a copy of the file as it was (Data.fs up to "+
+			"here, then this file), and compare with a replica before accepting writes",
+			logKeyFile, name, logKeyPos, pos, "bytes", size-pos)
 		_, err = io.Copy(out, io.NewSectionReader(s.file, pos, 1<<62))
 		if err == nil {
 			err = syncFile(out)
