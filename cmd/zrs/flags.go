@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"regexp"
+	"time"
 )
 
 // parseFlags parses args with fset, allowing flags after positional
@@ -28,7 +31,7 @@ func parseFlags(fset *flag.FlagSet, args []string, e *env) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return err
 			}
-			return usagef("%s: %v", fset.Name(), err)
+			return usagef("%s: %v", fset.Name(), explainFlagError(fset, err))
 		}
 		args = fset.Args()
 		if len(args) == 0 {
@@ -42,4 +45,37 @@ func parseFlags(fset *flag.FlagSet, args []string, e *env) error {
 		args = args[1:]
 	}
 	return fset.Parse(append([]string{"--"}, positional...))
+}
+
+// badValue matches the flag package's error for a value its type's Set
+// refused ("invalid value "10" for flag -sync-timeout: parse error").
+var badValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): `)
+
+// explainFlagError replaces the flag package's "parse error" for a
+// duration or a number with what the flag wants, as the config file's
+// errors say it.
+func explainFlagError(fset *flag.FlagSet, err error) error {
+	m := badValue.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	f := fset.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return fmt.Errorf("--%s: want a duration with a unit, such as 30s or 1m30s, got %q", m[2], m[1])
+	case int, int64, uint, uint64:
+		return fmt.Errorf("--%s: want a whole number, got %q", m[2], m[1])
+	case float64:
+		return fmt.Errorf("--%s: want a number, got %q", m[2], m[1])
+	case bool:
+		return fmt.Errorf("--%s: want true or false, got %q", m[2], m[1])
+	}
+	return err
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -136,5 +138,30 @@ func TestFSDump(t *testing.T) {
 	}
 	if code, out, _ := zrs(t, "fs", "dump", pyFS); code != 0 || out != string(want) {
 		t.Errorf("text dump: code %d\n%s", code, out)
+	}
+}
+
+// A flag value its type refuses is explained as the config file explains
+// it, not with the flag package's "parse error".
+func TestFlagValueErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--timeout", "10"}, `--timeout: want a duration with a unit, such as 30s or 1m30s, got "10"`},
+		{[]string{"--count", "x"}, `--count: want a whole number, got "x"`},
+		{[]string{"--ratio", "y"}, `--ratio: want a number, got "y"`},
+		{[]string{"--on=maybe"}, `--on: want true or false, got "maybe"`},
+		{[]string{"--nope"}, "flag provided but not defined: -nope"},
+	} {
+		fset := flag.NewFlagSet("x", flag.ContinueOnError)
+		fset.Duration("timeout", 0, "")
+		fset.Int("count", 0, "")
+		fset.Float64("ratio", 0, "")
+		fset.Bool("on", false, "")
+		err := parseFlags(fset, c.args, &env{stdout: io.Discard, stderr: io.Discard})
+		if err == nil || !strings.Contains(err.Error(), "x: "+c.want) || strings.Contains(err.Error(), "parse error") {
+			t.Errorf("%q: %v; want %q", c.args, err, c.want)
+		}
 	}
 }

@@ -129,7 +129,8 @@ func (s *FileStorage) loadMapped(pos, end int64, oid zodb.Oid) (data []byte, tid
 func checkLoadedHeader(d *DataHeader, end int64, oid zodb.Oid) error {
 	switch {
 	case d.Oid != oid:
-		return corrupt("record of oid %s where oid %s was expected", d.Oid, oid)
+		return corrupt("record of oid %s where oid %s was expected (if zrs fs verify finds Data.fs sound, "+
+			"Data.fs.index is stale or damaged: stop the server, delete Data.fs.index and start again; it is rebuilt)", d.Oid, oid)
 	case d.VLen != 0:
 		return corrupt("non-zero version length %d", d.VLen)
 	case d.PLen < 0 || d.Next() > end || d.Tloc < MagicSize || d.Tloc+TxnHeaderSize > d.Pos || d.Prev >= d.Pos || d.Tid == 0:

@@ -105,8 +105,42 @@ func (s *FileStorage) tryIndexFile(size int64) (*Index, int64, zodb.Tid, bool) {
 		s.log.Warn("index does not match the file, rebuilding it", logKeyFile, name, logKeyPos, pos)
 		return nil, 0, 0, false
 	}
+	if oid, at, ok := sampleMatchesIndex(r, idx, pos); !ok {
+		s.log.Warn("index does not match the file (it points an object at another's record), rebuilding it",
+			logKeyFile, name, "oid", oid, logKeyPos, at)
+		return nil, 0, 0, false
+	}
 	s.txnmap.Add(tid, tpos)
 	return idx, pos, tid, true
+}
+
+// indexSample is how many index entries sampleMatchesIndex checks.
+const indexSample = 64
+
+// sampleMatchesIndex checks up to indexSample entries of idx, anywhere in
+// the file (Python's check looks at the last transaction only): each
+// must point, before end, at a record of its own oid. A damaged or
+// foreign index is then rebuilt at the open instead of sending loads to
+// the wrong records, which read as damage in Data.fs.
+func sampleMatchesIndex(r io.ReaderAt, idx *Index, end int64) (zodb.Oid, int64, bool) {
+	n := 0
+	for oid, pos := range idx.pos { // a map's order: a different sample each open
+		if n == indexSample {
+			break
+		}
+		n++
+		var b [DataHeaderSize]byte
+		if pos < MagicSize+TxnHeaderSize || pos+DataHeaderSize > end {
+			return oid, pos, false
+		}
+		if _, err := r.ReadAt(b[:], pos); err != nil {
+			return oid, pos, false
+		}
+		if d, _ := DecodeDataHeader(b[:], pos); d.Oid != oid || d.Tloc >= pos {
+			return oid, pos, false
+		}
+	}
+	return 0, 0, true
 }
 
 // checkIndexSanity walks back from pos over the transactions before it and

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // rcBuild writes a small database and returns its bytes and the offset of
@@ -306,5 +307,41 @@ func TestLongForwardScanSavesIndex(t *testing.T) {
 		if err := os.WriteFile(path+".index", old, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// An index that points an object at another's record anywhere in the
+// file (not only in the last transaction, which Python's check reads) is
+// rebuilt at the open, saying so, rather than making loads report damage
+// in a sound Data.fs.
+func TestIndexPointingAtOtherRecordsIsRebuilt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s := stOpen(t, path, fs.Options{})
+	const objects = 20 // fewer than the sample: every entry is checked
+	for i := range objects {
+		stCommit(t, s, stWrite{zodb.Oid(i), 0, fmt.Appendf(nil, "object %d", i)})
+	}
+	s.Close()
+	_, idx, err := fs.ReadIndexFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := idx.Get(1)
+	p2, _ := idx.Get(2)
+	idx.Set(1, p2)
+	idx.Set(2, p1)
+	if err := fs.WriteIndexFile(path+".index", fileSize(t, path), idx); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.SyncBuffer{}
+	s = stOpen(t, path, fs.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer s.Close()
+	for _, oid := range []zodb.Oid{1, 2} {
+		if d, _ := stLoad(t, s, oid); string(d) != fmt.Sprintf("object %d", oid) {
+			t.Errorf("oid %d: loaded %q through the swapped index", oid, d)
+		}
+	}
+	if !strings.Contains(logs.String(), "index does not match the file (it points an object at another's record), rebuilding it") {
+		t.Errorf("the rebuild was not logged:\n%s", logs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,6 +105,9 @@ func Listen(ctx context.Context, s string) (net.Listener, error) {
 		return nil, err
 	}
 	if a.Network == Unix {
+		if err := checkSocketPath(a.Host); err != nil {
+			return nil, err
+		}
 		if err := removeStaleSocket(ctx, a.Host); err != nil {
 			return nil, err
 		}
@@ -111,9 +115,33 @@ func Listen(ctx context.Context, s string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, a.Network, a.ListenAddress())
 	if err != nil {
+		if a.Network == TCP && errors.Is(err, syscall.EACCES) && a.Port < 1024 {
+			return nil, fmt.Errorf("listen on %s: port %d needs root or CAP_NET_BIND_SERVICE (under systemd, let the socket unit bind it): %w", s, a.Port, err)
+		}
 		return nil, fmt.Errorf("listen on %s: %w", s, err)
 	}
 	return ln, nil
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path
+// holds 108 bytes with its terminating NUL).
+const maxSocketPath = 107
+
+// checkSocketPath names what is wrong with a Unix socket path before
+// bind would, with less to go on: too long, its directory missing, or a
+// file that is not a socket in the way.
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("listen on %s: the path is %d bytes; a Unix socket path may have at most %d: choose a shorter one", path, len(path), maxSocketPath)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("listen on %s: directory %s does not exist (create it first)", path, dir)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("listen on %s: %s exists and is not a socket: remove it or choose another path", path, path)
+	}
+	return nil
 }
 
 // removeStaleSocket removes the socket file at path if nothing answers

@@ -3,6 +3,7 @@ package netaddr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -156,5 +157,33 @@ func TestListenUnixKeepsBusySocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("the busy server's socket was removed: %v", err)
+	}
+}
+
+// A Unix socket path bind would refuse is named for what is wrong with it.
+func TestListenUnixBadPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(dir, strings.Repeat("x", 120)+".sock")
+	for _, c := range []struct{ path, want string }{
+		{long, fmt.Sprintf("the path is %d bytes; a Unix socket path may have at most 107: choose a shorter one", len(long))},
+		{filepath.Join(dir, "nodir", "s.sock"), "directory " + filepath.Join(dir, "nodir") + " does not exist (create it first)"},
+		{file, file + " exists and is not a socket: remove it or choose another path"},
+	} {
+		ln, err := Listen(context.Background(), c.path)
+		if err == nil {
+			ln.Close()
+			t.Errorf("%s: listened", c.path)
+			continue
+		}
+		if !strings.Contains(err.Error(), "listen on "+c.path+": "+c.want) {
+			t.Errorf("%s: %v; want %q", c.path, err, c.want)
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "data" {
+		t.Errorf("the file in the way was touched: %q", b)
 	}
 }
