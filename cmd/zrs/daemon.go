@@ -27,6 +27,7 @@ type daemonFlags struct {
 	zeo               zeoFlags
 	blobDir, logLevel string
 	admin             string // --admin / --metrics ADDR, "" for none
+	replicateTo       string // --replicate-to, set by the command before check
 }
 
 func (d *daemonFlags) register(fset *flag.FlagSet) {
@@ -58,11 +59,28 @@ func (d *daemonFlags) check(cmd string, fset *flag.FlagSet, stderr io.Writer) (*
 			return nil, usagef("%s: --admin: %v", cmd, err)
 		}
 	}
+	if err := distinctListens(cmd, [][2]string{{"zeo", d.zeo.addr}, {"replicate-to", d.replicateTo}, {"admin", d.admin}}); err != nil {
+		return nil, err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(strings.ToUpper(d.logLevel))); err != nil {
 		return nil, usagef("%s: --log-level %q: want debug, info, warn or error", cmd, d.logLevel)
 	}
 	return newDaemonLogger(stderr, lvl), nil
+}
+
+// distinctListens refuses two flags that would listen on the same
+// endpoint, before anything is opened (bind would blame "another
+// process" for this one's own socket).
+func distinctListens(cmd string, flags [][2]string) error {
+	for i, a := range flags {
+		for _, b := range flags[i+1:] {
+			if a[1] != "" && b[1] != "" && netaddr.SameListen(a[1], b[1]) {
+				return usagef("%s: --%s %s and --%s %s listen on the same address: give each its own", cmd, a[0], a[1], b[0], b[1])
+			}
+		}
+	}
+	return nil
 }
 
 // checkAddr validates an ADDR flag value as a usage error.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -162,6 +163,27 @@ func TestFlagValueErrors(t *testing.T) {
 		err := parseFlags(fset, c.args, &env{stdout: io.Discard, stderr: io.Discard})
 		if err == nil || !strings.Contains(err.Error(), "x: "+c.want) || strings.Contains(err.Error(), "parse error") {
 			t.Errorf("%q: %v; want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// Two flags that would listen on one endpoint are refused before anything
+// is opened.
+func TestFlagsListeningTwiceAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	for _, args := range [][]string{
+		{"primary", filepath.Join(dir, "p.fs"), "--zeo", "8100", "--replicate-to", "127.0.0.1:8100"},
+		{"primary", filepath.Join(dir, "p.fs"), "--zeo", sock, "--admin", sock},
+		{"secondary", filepath.Join(dir, "s.fs"), "--replicate-from", "9", "--replicate-to", sock, "--metrics", sock},
+	} {
+		err := run(context.Background(), args, &env{stdout: io.Discard, stderr: io.Discard})
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "listen on the same address: give each its own") {
+			t.Errorf("%q: %v; want a usage error", args, err)
+		}
+		if _, err := os.Stat(args[1]); err == nil {
+			t.Errorf("%q: %s was created before the flags were checked", args, args[1])
 		}
 	}
 }

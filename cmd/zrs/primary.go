@@ -75,6 +75,7 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 	if dur.Mode == primary.Sync && *to == "" {
 		return usagef("primary: --durability sync needs --replicate-to ADDR: every commit would wait for secondaries that cannot connect, then fail")
 	}
+	df.replicateTo = *to
 	log, err := df.check("primary", fset, e.stderr)
 	if err != nil {
 		return err

@@ -75,6 +75,7 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 	if *keepAlive < 0 {
 		return usagef("secondary: --keep-alive must not be negative")
 	}
+	df.replicateTo = *to
 	log, err := df.check("secondary", fset, e.stderr)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	if c.Durability != nil {
 		v.durability(c.Durability)
 	}
+	v.distinctListens()
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -192,6 +193,24 @@ func (v *validator) durability(d *Durability) {
 		v.add("durability.sync_timeout", "must be positive")
 	}
 	v.oneOf("durability.on_sync_timeout", d.OnSyncTimeout, "fail", "degrade")
+}
+
+// distinctListens refuses two keys that would listen on the same
+// endpoint (before anything is opened: bind would blame another process).
+func (v *validator) distinctListens() {
+	c := v.c
+	keys := [][2]string{{"zeo.address", c.ZEOAddress()}, {"replication.listen", c.ReplicationListen()}, {"admin", c.Admin}}
+	for i, a := range keys {
+		for _, b := range keys[i+1:] {
+			if a[1] != "" && b[1] != "" && netaddr.SameListen(a[1], b[1]) {
+				where := a[0]
+				if line := c.lines[a[0]]; line > 0 {
+					where = fmt.Sprintf("%s (line %d)", a[0], line)
+				}
+				v.add(b[0], "%s is also %s: give each its own address", b[1], where)
+			}
+		}
+	}
 }
 
 // sameAddr reports whether two valid ADDRs name the same endpoint as far

@@ -186,3 +186,26 @@ func (a Addr) Dial(ctx context.Context) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+// SameListen reports whether listening on a and on b would take the same
+// endpoint: one Unix socket path, or one TCP port on the same host or on
+// every interface (a bare port, 0.0.0.0, [::]). Port 0 (any free port)
+// never clashes. Addresses that do not parse are compared as text.
+func SameListen(a, b string) bool {
+	pa, erra := Parse(a)
+	pb, errb := Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	if pa.Network != pb.Network {
+		return false
+	}
+	if pa.Network == Unix {
+		return filepath.Clean(pa.Host) == filepath.Clean(pb.Host)
+	}
+	if pa.Port != pb.Port || pa.Port == 0 {
+		return false
+	}
+	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "[::]" }
+	return pa.Host == pb.Host || any(pa.Host) || any(pb.Host)
+}

@@ -187,3 +187,26 @@ func TestListenUnixBadPaths(t *testing.T) {
 		t.Errorf("the file in the way was touched: %q", b)
 	}
 }
+
+func TestSameListen(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"8100", "8100", true},
+		{"8100", "127.0.0.1:8100", true},
+		{"0.0.0.0:8100", "10.0.0.1:8100", true},
+		{"[::]:8100", "127.0.0.1:8100", true},
+		{"127.0.0.1:8100", "127.0.0.1:8100", true},
+		{"127.0.0.1:8100", "127.0.0.2:8100", false},
+		{"127.0.0.1:8100", "127.0.0.1:8101", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+		{"/run/zrs/a.sock", "/run/zrs/./a.sock", true},
+		{"/run/zrs/a.sock", "/run/zrs/b.sock", false},
+		{"/run/zrs/a.sock", "8100", false},
+	} {
+		if got := SameListen(c.a, c.b); got != c.same {
+			t.Errorf("SameListen(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}
