@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -47,6 +48,10 @@ type DumpOptions struct {
 // with "class=undo or abort of object creation" and no size for a record
 // without data. The JSON form is described by DumpTxnJSON.
 func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return &RecordError{Path: path, Record: "file header", Pos: 0,
+			Err: errors.New("empty file (0 bytes): no FileStorage header yet (a read-write open would start a new database here)")}
+	}
 	it, err := OpenFileIterator(path, 0, zodb.MaxTid)
 	if err != nil {
 		return err
@@ -56,9 +61,19 @@ func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error
 	for i := 0; ; i++ {
 		info, err := it.Next(ctx)
 		if err == io.EOF {
-			if u := it.Unfinished(); u != nil && opts.Warn != nil {
+			u := it.Unfinished()
+			if u == nil {
+				break
+			}
+			if !unfinishedCommit(it.r, u) {
+				// Not what a commit in progress or a crash leaves: a
+				// finished transaction cut short, or a damaged length.
+				bw.Flush()
+				return fmt.Errorf("%w (not an unfinished commit: damage; `zrs fs verify` tells more)", u)
+			}
+			if opts.Warn != nil {
 				fmt.Fprintf(opts.Warn, "warning: stopped before the end of the file: %v "+
-					"(a commit in progress, a crash's leftover, or damage: `zrs fs verify` tells)\n", u)
+					"(a commit in progress or a crash's leftover: `zrs fs verify` tells)\n", u)
 			}
 			break
 		}
@@ -76,6 +91,20 @@ func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error
 		}
 	}
 	return bw.Flush()
+}
+
+// unfinishedCommit reports whether the transaction at which iteration
+// stopped (u names its offset) is what a commit in progress or a crash
+// leaves, as verify judges it: a header cut short before its status, or
+// status 'c'.
+func unfinishedCommit(r io.ReaderAt, u error) bool {
+	var re *RecordError
+	if !errors.As(u, &re) {
+		return true
+	}
+	var buf [TxnHeaderSize]byte
+	n, _ := r.ReadAt(buf[:], re.Pos)
+	return n <= 16 || buf[16] == byte(zodb.StatusCheckpoint)
 }
 
 // writeTextTxn writes transaction number i in fsdump's format.

@@ -55,18 +55,21 @@ func damagedMiddle(t *testing.T, patch func(b []byte, pos int64)) (string, []zod
 // or still says 'c' is damage: iterating over it is an error naming its
 // offset, not a quiet end — which a primary would take for "caught up",
 // leaving every secondary behind it stalled without a word. A tool's
-// iterator over the file (fs dump) stops there as Python's does, and says
-// so.
+// iterator over the file (fs dump) stops there as Python's does: after a
+// 'c', which a commit in progress shows too, with a warning; after a
+// finished transaction cut short, which nothing but damage leaves, with
+// an error (exit 1), once the transactions before it are printed.
 func TestIterateReportsDamageInsideCommittedData(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		patch func(b []byte, pos int64)
-		want  string
+		name    string
+		patch   func(b []byte, pos int64)
+		want    string
+		dumpErr bool
 	}{
 		{"length", func(b []byte, pos int64) {
 			binary.BigEndian.PutUint64(b[pos+8:], binary.BigEndian.Uint64(b[pos+8:])+1<<32)
-		}, "transaction length"},
-		{"status c", func(b []byte, pos int64) { b[pos+16] = 'c' }, "status 'c'"},
+		}, "transaction length", true},
+		{"status c", func(b []byte, pos int64) { b[pos+16] = 'c' }, "status 'c'", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path, tids := damagedMiddle(t, c.patch)
@@ -83,11 +86,17 @@ func TestIterateReportsDamageInsideCommittedData(t *testing.T) {
 				}
 			}
 			var out, warn bytes.Buffer
-			if err := fs.Dump(context.Background(), &out, path, fs.DumpOptions{JSON: true, Warn: &warn}); err != nil {
-				t.Fatalf("dump: %v", err)
+			err := fs.Dump(context.Background(), &out, path, fs.DumpOptions{JSON: true, Warn: &warn})
+			if n := bytes.Count(out.Bytes(), []byte("\n")); n != 2 {
+				t.Errorf("dump: %d lines; want the 2 transactions before the damage", n)
 			}
-			if n := bytes.Count(out.Bytes(), []byte("\n")); n != 2 || !strings.Contains(warn.String(), "stopped before the end of the file") {
-				t.Errorf("dump: %d lines, warning %q; want 2 lines and a warning", n, warn.String())
+			if c.dumpErr {
+				var re *fs.RecordError
+				if !errors.As(err, &re) || !strings.Contains(err.Error(), "not an unfinished commit: damage") {
+					t.Errorf("dump: %v; want an error calling it damage", err)
+				}
+			} else if err != nil || !strings.Contains(warn.String(), "stopped before the end of the file") {
+				t.Errorf("dump: %v, warning %q; want a warning", err, warn.String())
 			}
 		})
 	}
@@ -148,4 +157,19 @@ func voteInProgress(t *testing.T) (string, *fs.FileStorage) {
 		t.Fatal(err)
 	}
 	return path, s
+}
+
+// fs dump of an empty file is an error, as verify's is: no transactions
+// printed and exit 0 would read as an empty database.
+func TestDumpEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := fs.Dump(context.Background(), &out, path, fs.DumpOptions{})
+	var re *fs.RecordError
+	if !errors.As(err, &re) || re.Pos != 0 || !strings.Contains(err.Error(), "empty file (0 bytes)") || out.Len() != 0 {
+		t.Fatalf("dump of an empty file: %v, %q", err, out.String())
+	}
 }
