@@ -1,7 +1,9 @@
 package recipes
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"reflect"
@@ -48,11 +50,17 @@ type Part struct {
 // LoadSite reads and parses the site file at file.
 func LoadSite(file string) (*Site, error) {
 	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no site file at %s: copy %s there and edit it (or give --site FILE)", file, ExampleSite)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return ParseSite(file, data)
 }
+
+// ExampleSite is where the package installs its annotated site file.
+const ExampleSite = "/etc/zrs/site.yaml.example"
 
 // ParseSite decodes a site file strictly (unknown or repeated keys, values
 // of the wrong type and more than one document are errors, each naming the

@@ -74,6 +74,10 @@ func parseFlags(fset *flag.FlagSet, args []string, stdout io.Writer) error {
 			return flag.ErrHelp
 		}
 	}
+	// A bad flag is one line and a pointer to --help, not the whole help.
+	out := fset.Output()
+	fset.SetOutput(io.Discard)
+	defer fset.SetOutput(out)
 	if err := fset.Parse(args); err != nil {
 		return &usageError{err.Error()}
 	}

@@ -131,3 +131,18 @@ func TestImport(t *testing.T) {
 		t.Fatalf("missing file: code %d, %q", code, errs)
 	}
 }
+
+// A bad flag is one line and a pointer to --help; a missing site file
+// says where the example is.
+func TestBadFlagAndMissingSite(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run([]string{"--bogus"}, &out, &errs); code != 2 || errs.String() != "zrs-recipe: flag provided but not defined: -bogus\nRun \"zrs-recipe --help\" for usage.\n" {
+		t.Errorf("--bogus: exit %d, stderr:\n%s", code, errs.String())
+	}
+	errs.Reset()
+	site := filepath.Join(t.TempDir(), "site.yaml")
+	want := "zrs-recipe: no site file at " + site + ": copy /etc/zrs/site.yaml.example there and edit it (or give --site FILE)\n"
+	if code := run([]string{"--site", site, "--root", t.TempDir(), "--dry-run"}, &out, &errs); code != 1 || errs.String() != want {
+		t.Errorf("missing site: exit %d, stderr %q, want %q", code, errs.String(), want)
+	}
+}
