@@ -25,6 +25,7 @@ type importedPart struct {
 	path         string
 	listen, from string
 	keepAlive    time.Duration
+	blobDir      string // kept, so that zrs-recipe refuses the part until it is dealt with
 	zeo          *importedZEO
 	notes        []string
 }
@@ -246,7 +247,7 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 		case (k.Name == "filestorage-path") && legacy:
 			im.dataPath(p, k)
 		case k.Name == "blob-dir":
-			p.addNote(im.blobNote(k))
+			im.blob(p, k)
 		case k.Name == "check-checksums" || k.Name == "check_checksums":
 			p.addNote(im.note(k.Line, "%s %s: zrs always checks the stream (MD5 for zrs2, and more with zrs3); ignored", k.Name, k.Value))
 		case k.Name == "zookeeper" || k.Name == "replicate-from-zookeeper":
@@ -292,7 +293,7 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 			case "path":
 				im.dataPath(p, k)
 			case "blob-dir":
-				p.addNote(im.blobNote(k))
+				im.blob(p, k)
 			default:
 				p.addNote(im.note(k.Line, "<filestorage> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
 			}
@@ -303,7 +304,7 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 	case "blobstorage":
 		for _, k := range s.Keys {
 			if k.Name == "blob-dir" {
-				p.addNote(im.blobNote(k))
+				im.blob(p, k)
 			} else {
 				p.addNote(im.note(k.Line, "<blobstorage> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
 			}
@@ -327,6 +328,14 @@ func (im *importer) dataPath(p *importedPart, k zkey) {
 		return
 	}
 	p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran: move that file to the path this part uses (DATA_DIR/NAME/Data.fs) or set path to where it is", k.Value))
+}
+
+// blob records a blob directory: a note, and blob_dir in the part, which
+// zrs-recipe refuses (zrs does not replicate blobs yet), so that such a
+// database is not moved without its blobs unnoticed.
+func (im *importer) blob(p *importedPart, k zkey) {
+	p.blobDir = k.Value
+	p.addNote(im.blobNote(k))
 }
 
 func (im *importer) blobNote(k zkey) string {
@@ -456,6 +465,9 @@ func (p *importedPart) emit(b *bytes.Buffer) {
 	fmt.Fprintf(b, "    role: %s\n", p.role)
 	if p.path != "" {
 		fmt.Fprintf(b, "    path: %s\n", scalar(p.path))
+	}
+	if p.blobDir != "" {
+		fmt.Fprintf(b, "    blob_dir: %s\n", scalar(p.blobDir))
 	}
 	if z := p.zeo; z != nil {
 		b.WriteString("    zeo:\n")

@@ -127,6 +127,7 @@ func TestImportSeveralStorages(t *testing.T) {
 		"      address: 127.0.0.1:8100\n      msgpack: true\n",
 		"      listen: /run/zrs/one.sock\n",
 		"# NOTE zeo.conf line 10: blob-dir /srv/blobs: zrs does not replicate blobs",
+		"    blob_dir: /srv/blobs\n",
 		`# NOTE the ZEO storage was called "catalog": with a zeo section here,`,
 		"# NOTE <zeo> (zeo.conf line 2) served this storage too",
 	} {
@@ -134,7 +135,12 @@ func TestImportSeveralStorages(t *testing.T) {
 			t.Errorf("import lacks %q:\n%s", want, text)
 		}
 	}
-	if _, err := ParseSite("site.yaml", out); err != nil {
+	// A database with blobs is not taken without them: the recipe refuses
+	// the part until its blob_dir is dealt with; the rest is sound.
+	if _, err := ParseSite("site.yaml", out); err == nil || !strings.Contains(err.Error(), "parts.site-1.blob_dir: not yet available") {
+		t.Errorf("the part with blobs was accepted: %v\n%s", err, out)
+	}
+	if _, err := ParseSite("site.yaml", []byte(strings.Replace(text, "    blob_dir: /srv/blobs\n", "", 1))); err != nil {
 		t.Errorf("%v\n%s", err, out)
 	}
 }

@@ -98,8 +98,11 @@ ZConfig syntax of zeo.conf (sections, "key value" lines, comments,
                   than 1 (<filestorage catalog>) becomes zeo.storage
   <eventlog>      level becomes defaults.log_level
 
-Whatever has no equivalent (blob directories, logging handlers, zdaemon's
-<runner>, ZEO tuning keys, ...) becomes a "# NOTE" comment naming its line.
+Whatever has no equivalent (logging handlers, zdaemon's <runner>, ZEO
+tuning keys, ...) becomes a "# NOTE" comment naming its line. A blob
+directory becomes a note and the part's blob_dir, which zrs-recipe
+refuses: zrs does not replicate blobs yet, and a database must not move
+without them unnoticed.
 Each storage becomes a part: NAME (default main), or NAME-STORAGE when the
 file has several. If the result still needs editing before zrs-recipe
 accepts it, the site file is printed all the same, the problems go to
