@@ -108,6 +108,7 @@ func nodeOptionsFrom(c *config.Config, log *slog.Logger) (nodeOptions, error) {
 		}
 		if t := z.TLS; t != nil {
 			o.zeo.cert, o.zeo.key, o.zeo.authenticate = t.Certificate, t.Key, t.Authenticate
+			o.zeo.certName, o.zeo.keyName, o.zeo.authName = c.Where("zeo.tls.certificate"), c.Where("zeo.tls.key"), c.Where("zeo.tls.authenticate")
 		}
 	}
 	if c.IsPrimary() {

@@ -27,6 +27,16 @@ type zeoFlags struct {
 	authenticate string
 	maxTxnMB     int
 	txnTimeout   time.Duration
+	// names of cert, key and authenticate in messages: the flags, or
+	// where a config file sets them; "" for the flags' names.
+	certName, keyName, authName string
+}
+
+func (z *zeoFlags) names() (cert, key, auth string) {
+	if z.certName == "" {
+		return "--zeo-cert", "--zeo-key", "--zeo-authenticate"
+	}
+	return z.certName, z.keyName, z.authName
 }
 
 func (z *zeoFlags) register(fset *flag.FlagSet) {
@@ -78,9 +88,10 @@ func (z *zeoFlags) tlsConfig() (*tls.Config, *clientCAs, error) {
 	if z.cert == "" {
 		return nil, nil, nil
 	}
+	certName, keyName, authName := z.names()
 	pair, err := tls.LoadX509KeyPair(z.cert, z.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--zeo-cert %s / --zeo-key %s: %w", z.cert, z.key, err)
+		return nil, nil, fmt.Errorf("%s %s / %s %s: %w", certName, z.cert, keyName, z.key, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	if z.authenticate == "" {
@@ -88,10 +99,10 @@ func (z *zeoFlags) tlsConfig() (*tls.Config, *clientCAs, error) {
 	}
 	cas, err := loadCAs(z.authenticate)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--zeo-authenticate %s: %w", z.authenticate, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", authName, z.authenticate, err)
 	}
 	if len(cas.certs) == 0 {
-		return nil, nil, fmt.Errorf("--zeo-authenticate %s: no PEM certificate found", z.authenticate)
+		return nil, nil, fmt.Errorf("%s %s: no PEM certificate found", authName, z.authenticate)
 	}
 	cfg.ClientCAs = cas.pool
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert

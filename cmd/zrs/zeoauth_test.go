@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zrs-replication/zrs/internal/config"
 )
 
 // testCA is a CA that issues client certificates and CRLs.
@@ -308,5 +310,27 @@ func TestZEOAuthenticatePinnedClientCertificate(t *testing.T) {
 		case revoked && (err == nil || !strings.Contains(err.Error(), "revoked")):
 			t.Errorf("a pinned client its CA's CRL revokes: %v, want refused as revoked", err)
 		}
+	}
+}
+
+// zrs run's TLS errors name the config file's keys and lines, not the
+// flags the user never typed.
+func TestZEOTLSErrorsNameTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "main.yaml")
+	text := "name: m\nrole: primary\npath: " + filepath.Join(dir, "Data.fs") + "\nzeo:\n  address: " + filepath.Join(dir, "z.sock") +
+		"\n  tls:\n    certificate: " + filepath.Join(dir, "nocert.pem") + "\n    key: " + filepath.Join(dir, "nokey.pem") + "\n"
+	c, err := config.Parse(file, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := nodeOptionsFrom(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = o.zeo.tlsConfig()
+	want := file + ":7: zeo.tls.certificate " + filepath.Join(dir, "nocert.pem") + " / " + file + ":8: zeo.tls.key "
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "--zeo") {
+		t.Fatalf("%v\nwant it to name %q", err, want)
 	}
 }

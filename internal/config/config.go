@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/primary"
@@ -116,6 +117,15 @@ func NewDurability() *Durability {
 
 // File is the file the config was parsed from ("" when built in code).
 func (c *Config) File() string { return c.file }
+
+// Where names a key of the file for messages: "main.yaml:9: zeo.tls.key",
+// or the key alone when its line is not known.
+func (c *Config) Where(key string) string {
+	if line := c.lines[key]; line > 0 && c.file != "" {
+		return fmt.Sprintf("%s:%d: %s", c.file, line, key)
+	}
+	return key
+}
 
 // IsPrimary reports whether the role is primary.
 func (c *Config) IsPrimary() bool { return c.Role == Primary }
