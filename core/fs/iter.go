@@ -132,6 +132,9 @@ func OpenFileIterator(path string, start, stop zodb.Tid) (*FileIterator, error) 
 // iterOpenFile opens path read-only and checks its magic. An empty file
 // is accepted (it has no transactions).
 func iterOpenFile(path string) (*os.File, int64, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, 0, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
@@ -145,6 +148,26 @@ func iterOpenFile(path string) (*os.File, int64, error) {
 		return nil, 0, err
 	}
 	return f, fi.Size(), nil
+}
+
+// checkRegular refuses what is not a regular file before opening it: a
+// named pipe would block the open until a writer came, a directory fails
+// later with less to go on.
+func checkRegular(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		return fmt.Errorf("%s: is a directory: give the Data.fs file in it", path)
+	case m&os.ModeNamedPipe != 0:
+		return fmt.Errorf("%s: not a regular file (a named pipe): give the Data.fs file", path)
+	default:
+		return fmt.Errorf("%s: not a regular file (%v): give the Data.fs file", path, m.Type())
+	}
 }
 
 // iterCheckMagic checks the 4-byte file header of a file of the given size.

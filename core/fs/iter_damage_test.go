@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/fs"
 	"github.com/zrs-replication/zrs/core/zodb"
@@ -171,5 +173,33 @@ func TestDumpEmptyFile(t *testing.T) {
 	var re *fs.RecordError
 	if !errors.As(err, &re) || re.Pos != 0 || !strings.Contains(err.Error(), "empty file (0 bytes)") || out.Len() != 0 {
 		t.Fatalf("dump of an empty file: %v, %q", err, out.String())
+	}
+}
+
+// verify and dump refuse what is not a regular file before opening it: a
+// named pipe would block them until a writer came.
+func TestVerifyAndDumpRefuseNonFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{fifo: "not a regular file (a named pipe)", dir: "is a directory: give the Data.fs file in it"} {
+		done := make(chan [2]error, 1)
+		go func() {
+			_, verr := fs.Verify(context.Background(), path, fs.VerifyOptions{})
+			derr := fs.Dump(context.Background(), io.Discard, path, fs.DumpOptions{})
+			done <- [2]error{verr, derr}
+		}()
+		select {
+		case errs := <-done:
+			for i, err := range errs {
+				if err == nil || !strings.Contains(err.Error(), path+": "+want) {
+					t.Errorf("%s (%s): %v; want %q", path, [2]string{"verify", "dump"}[i], err, want)
+				}
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: verify or dump still blocked after 30 s", path)
+		}
 	}
 }

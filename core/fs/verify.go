@@ -77,6 +77,9 @@ func (w VerifyWarning) String() string { return fmt.Sprintf("offset %d: %s", w.P
 // warnings. The first problem is returned as a *RecordError with its
 // offset; ctx cancels a long run.
 func Verify(ctx context.Context, path string, opts VerifyOptions) (*VerifyReport, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
