@@ -55,6 +55,10 @@ func (e *LockError) Unwrap() error { return zodb.ErrLocked }
 // the lock; otherwise the I/O error.
 func LockFileFor(path string) (*LockFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("%w (uid %d: the storage's directory must be writable by the user zrs runs as, "+
+			"which writes its .lock, .index and .trN files beside Data.fs)", err, os.Getuid())
+	}
 	if err != nil {
 		return nil, err
 	}
