@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -67,15 +69,22 @@ func explainFlagError(fset *flag.FlagSet, err error) error {
 	if !ok {
 		return err
 	}
+	val, uerr := strconv.Unquote(`"` + m[1] + `"`) // the flag package quoted it
+	if uerr != nil {
+		val = m[1]
+	}
+	if strings.HasSuffix(err.Error(), "value out of range") {
+		return fmt.Errorf("--%s: %q is out of range", m[2], val)
+	}
 	switch g.Get().(type) {
 	case time.Duration:
-		return fmt.Errorf("--%s: want a duration with a unit, such as 30s or 1m30s, got %q", m[2], m[1])
+		return fmt.Errorf("--%s: want a duration with a unit, such as 30s or 1m30s, got %q", m[2], val)
 	case int, int64, uint, uint64:
-		return fmt.Errorf("--%s: want a whole number, got %q", m[2], m[1])
+		return fmt.Errorf("--%s: want a whole number, got %q", m[2], val)
 	case float64:
-		return fmt.Errorf("--%s: want a number, got %q", m[2], m[1])
+		return fmt.Errorf("--%s: want a number, got %q", m[2], val)
 	case bool:
-		return fmt.Errorf("--%s: want true or false, got %q", m[2], m[1])
+		return fmt.Errorf("--%s: want true or false, got %q", m[2], val)
 	}
 	return err
 }

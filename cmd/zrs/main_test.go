@@ -151,6 +151,8 @@ func TestFlagValueErrors(t *testing.T) {
 	}{
 		{[]string{"--timeout", "10"}, `--timeout: want a duration with a unit, such as 30s or 1m30s, got "10"`},
 		{[]string{"--count", "x"}, `--count: want a whole number, got "x"`},
+		{[]string{"--count", "99999999999999999999"}, `--count: "99999999999999999999" is out of range`},
+		{[]string{"--timeout", `10"s`}, `--timeout: want a duration with a unit, such as 30s or 1m30s, got "10\"s"`},
 		{[]string{"--ratio", "y"}, `--ratio: want a number, got "y"`},
 		{[]string{"--on=maybe"}, `--on: want true or false, got "maybe"`},
 		{[]string{"--nope"}, "flag provided but not defined: -nope"},

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"time"
 
 	"github.com/zrs-replication/zrs/internal/admin"
@@ -38,6 +40,9 @@ func runPromote(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	// net/http logs a response that came unasked (a ZEO port's greeting)
+	// on the standard logger; the error returned says what it means.
+	log.SetOutput(io.Discard)
 	c, err := admin.NewClient(addr)
 	if err != nil {
 		return usagef("promote: %v", err)

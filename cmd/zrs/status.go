@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,9 @@ func runStatus(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	// net/http logs a response that came unasked (a ZEO port's greeting)
+	// on the standard logger; the error returned says what it means.
+	log.SetOutput(io.Discard)
 	c, err := admin.NewClient(addr)
 	if err != nil {
 		return usagef("status: %v", err)

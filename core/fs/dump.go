@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error
 			if u == nil {
 				break
 			}
-			if !unfinishedCommit(it.r, u) {
+			if !it.unfinishedCommit && !finishedSince(it, u) {
 				// Not what a commit in progress or a crash leaves: a
 				// finished transaction cut short, or a damaged length.
 				bw.Flush()
@@ -93,18 +94,27 @@ func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error
 	return bw.Flush()
 }
 
-// unfinishedCommit reports whether the transaction at which iteration
-// stopped (u names its offset) is what a commit in progress or a crash
-// leaves, as verify judges it: a header cut short before its status, or
-// status 'c'.
-func unfinishedCommit(r io.ReaderAt, u error) bool {
+// finishedSince reports whether the transaction at which iteration
+// stopped (u names its offset), cut short in the file as it was when the
+// iterator opened it, is there whole now, its trailer repeating its
+// length: a commit that was being written then (a live database), as
+// verify judges it. A damaged length finds no such trailer.
+func finishedSince(it *FileIterator, u error) bool {
 	var re *RecordError
 	if !errors.As(u, &re) {
 		return true
 	}
-	var buf [TxnHeaderSize]byte
-	n, _ := r.ReadAt(buf[:], re.Pos)
-	return n <= 16 || buf[16] == byte(zodb.StatusCheckpoint)
+	var b [TxnHeaderSize]byte
+	if n, _ := it.r.ReadAt(b[:], re.Pos); n < TxnHeaderSize {
+		return false
+	}
+	tlen := int64(binary.BigEndian.Uint64(b[8:16]))
+	if tlen < TxnHeaderSize || re.Pos+tlen+TrailerSize <= it.end {
+		return false
+	}
+	var t [TrailerSize]byte
+	n, _ := it.r.ReadAt(t[:], re.Pos+tlen)
+	return n == TrailerSize && int64(binary.BigEndian.Uint64(t[:])) == tlen
 }
 
 // writeTextTxn writes transaction number i in fsdump's format.

@@ -51,8 +51,11 @@ type FileIterator struct {
 	// storage's iterator), so a torn tail or a 'c' below it is damage.
 	committed  bool
 	unfinished error // where iteration stopped at a torn tail or a 'c'
-	win        iterWindowReader
-	info       *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
+	// unfinishedCommit: that stop looked, when read, like a commit in
+	// progress: status 'c', or a header cut before its status.
+	unfinishedCommit bool
+	win              iterWindowReader
+	info             *zodb.TxnInfo // with reuse: the TxnInfo every Next returns
 }
 
 // iterWindow is how far ahead the iterator reads: transactions are parsed
@@ -241,11 +244,15 @@ func (it *FileIterator) nextHeader() (TxnHeader, error) {
 		h, err := ReadTxnHeader(&it.win, it.path, it.pos, it.end)
 		if err != nil {
 			if iterTornTail(err) {
+				var st [1]byte
+				n, _ := it.win.ReadAt(st[:], it.pos+16)
+				it.unfinishedCommit = it.pos+17 > it.end || n < 1 || st[0] == byte(zodb.StatusCheckpoint)
 				return it.stopUnfinished(err)
 			}
 			return TxnHeader{}, err
 		}
 		if h.Status == zodb.StatusCheckpoint {
+			it.unfinishedCommit = true
 			return it.stopUnfinished(&RecordError{Path: it.path, Record: "transaction", Pos: h.Pos,
 				Err: corrupt("status 'c': voted, never finished")})
 		}

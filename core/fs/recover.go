@@ -105,7 +105,9 @@ func (s *FileStorage) tryIndexFile(size int64) (*Index, int64, zodb.Tid, bool) {
 		s.log.Warn("index does not match the file, rebuilding it", logKeyFile, name, logKeyPos, pos)
 		return nil, 0, 0, false
 	}
-	if oid, at, ok := sampleMatchesIndex(r, idx, pos); !ok {
+	// Straight from the file: each sample is 42 bytes anywhere, and the
+	// window reader would read a window of 1 MiB for each.
+	if oid, at, ok := sampleMatchesIndex(s.file, idx, pos); !ok {
 		s.log.Warn("index does not match the file (it points an object at another's record), rebuilding it",
 			logKeyFile, name, "oid", oid, logKeyPos, at)
 		return nil, 0, 0, false

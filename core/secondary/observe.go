@@ -29,6 +29,7 @@ type observers struct {
 
 	promoting  atomic.Bool // Promote started: Run refuses to start
 	promoted   atomic.Bool // Promote finished: the storage is writable
+	unfinished atomic.Bool // a Promote gave up (its context ended) and none has finished since
 	promoteMu  sync.Mutex  // serialises Promote
 	promotedAt time.Time   // guarded by promoteMu
 }

@@ -28,12 +28,13 @@ const maxFinishing = 64
 // Options.OnCommit, the commit watcher (a replica's ZEO invalidations) and
 // done (a zrs3 acknowledgement) — runs once Finish has returned, one
 // transaction at a time, in tid order, for every transaction committed.
-// A failed Finish stops the connection at once — it cancels the
-// connection's context, which closes it, so a reader waiting for a
-// primary with nothing more to send does not keep the connection (and a
-// "connected" status) until the next commit — and apply and wait return
-// the failure; the storage must then not commit a later transaction
-// without it, which holds for a FileStorage (a failed write or fsync closes it)
+// A failed Finish that did not commit stops the connection at once — it
+// cancels the connection's context, which closes it, so a reader waiting
+// for a primary with nothing more to send does not keep the connection
+// (and a "connected" status) until the next commit; one that committed
+// all the same (a relay) is reported and acknowledged first. Either way
+// apply and wait return the failure; the storage must then not commit a
+// later transaction without it, which holds for a FileStorage (a failed write or fsync closes it)
 // and for a relay (its Finish fails as its FileStorage's does, or after
 // committing locally).
 type applier struct {
@@ -117,13 +118,19 @@ func (a *applier) finish(txn zodb.Txn, tid zodb.Tid, oids []zodb.Oid, start time
 		<-prev
 		if err != nil {
 			txn.Abort()
-			a.fail(fmt.Errorf("applying transaction %s: finish: %w", tid, err))
+			ferr := fmt.Errorf("applying transaction %s: finish: %w", tid, err)
 			if a.s.st.LastTransaction() < tid {
-				return // not committed: nothing to report
+				// Not committed (the storage closed itself): nothing to
+				// report, and the connection ends now.
+				a.fail(ferr, true)
+				return
 			}
 			// Committed all the same (a relay whose wait for its own
-			// secondaries failed): loads see it, so its
-			// invalidations must go out.
+			// secondaries failed): loads see it, so its invalidations
+			// must go out, and its acknowledgement too — the
+			// connection stays until the next apply returns the
+			// failure, or the acknowledgement would be cut off.
+			a.fail(ferr, false)
 		}
 		a.s.reportApplied(tid, oids, start)
 		if a.done != nil {
@@ -156,14 +163,17 @@ func (a *applier) reported() {
 	}
 }
 
-// fail records the first failed Finish and ends the connection.
-func (a *applier) fail(err error) {
+// fail records the first failed Finish and, with stop, ends the
+// connection at once.
+func (a *applier) fail(err error, stop bool) {
 	a.mu.Lock()
 	if a.err == nil {
 		a.err = err
 	}
 	a.mu.Unlock()
-	a.stop(err)
+	if stop {
+		a.stop(err)
+	}
 }
 
 func (a *applier) failed() error {

@@ -69,6 +69,7 @@ func (s *Secondary) Promote(ctx context.Context) error {
 			// where the status is read, which would otherwise look like
 			// a secondary between two connection attempts.
 			s.setErr(errPromotionUnfinished)
+			s.obs.unfinished.Store(true)
 			s.log.Error("promotion did not finish: replication is stopping and the storage stays read-only; promote again", logKeyErr, ctx.Err())
 			return fmt.Errorf("secondary: promote: waiting for replication to stop: %w", ctx.Err())
 		}
@@ -83,6 +84,7 @@ func (s *Secondary) Promote(ctx context.Context) error {
 	}
 	s.obs.promotedAt = time.Now()
 	s.setErr(nil) // a promotion that timed out before is finished now
+	s.obs.unfinished.Store(false)
 	s.obs.promoted.Store(true)
 	s.log.Warn("promoted to primary: replication stopped, storage writable",
 		logKeyTid, s.st.LastTransaction(), "took", time.Since(start))

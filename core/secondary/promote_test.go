@@ -339,9 +339,15 @@ func TestUnfinishedPromotionIsInTheStatus(t *testing.T) {
 	case <-time.After(converge):
 		t.Fatal("the secondary did not begin applying")
 	}
-	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.Promote(pctx); !errors.Is(err, context.DeadlineExceeded) {
+	promoted := make(chan error, 1)
+	go func() { promoted <- s.Promote(pctx) }()
+	time.Sleep(200 * time.Millisecond) // well within the promotion's time
+	if st := s.Status(); st.Promoting || st.LastError != "" {
+		t.Fatalf("a promotion still within its time reported as unfinished: %+v", st)
+	}
+	if err := <-promoted; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Promote while replication could not stop: %v", err)
 	}
 	check := func(when string) {

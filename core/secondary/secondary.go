@@ -186,9 +186,10 @@ type Status struct {
 	ConnectedSince  time.Time // when it was opened (zero if not connected)
 	LastTransaction zodb.Tid  // the last transaction applied (committed locally)
 	LastError       string    // why the last connection ended or failed, "" if none
-	// Promoting: a Promote has stopped (or is stopping) replication and
-	// has not finished: the storage is still read-only. After a Promote
-	// that timed out it stays so until a Promote finishes.
+	// Promoting: a Promote gave up (its context ended) after stopping
+	// replication, and none has finished since: the storage is still
+	// read-only and nothing replicates until Promote is called again. A
+	// promotion still within its time is not reported.
 	Promoting bool
 }
 
@@ -197,7 +198,7 @@ func (s *Secondary) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Primary: s.addr, Connected: s.connected, LastTransaction: s.st.LastTransaction(),
-		Promoting: s.obs.promoting.Load() && !s.obs.promoted.Load()}
+		Promoting: s.obs.unfinished.Load() && !s.obs.promoted.Load()}
 	if s.connected {
 		st.ConnectedSince = s.since
 	}

@@ -56,9 +56,13 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("admin endpoint %s: nothing listens on this socket (a stale socket, or not a socket): %s", c.addr, check)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("admin endpoint %s: nothing listens there (connection refused): %s", c.addr, check)
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		strings.Contains(err.Error(), "malformed HTTP"):
-		return fmt.Errorf("admin endpoint %s: it does not speak HTTP (%v): not an admin endpoint (a ZEO or replication port?); give the daemon's --admin address", c.addr, err)
+	case strings.Contains(err.Error(), "malformed HTTP"), strings.Contains(err.Error(), "readLoopPeekFailLocked"),
+		strings.Contains(err.Error(), "transport connection broken"):
+		// It spoke, and not HTTP (a ZEO server greets before it is asked).
+		return fmt.Errorf("admin endpoint %s: it does not speak HTTP: not an admin endpoint (a ZEO or replication port?); give the daemon's --admin address", c.addr)
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("admin endpoint %s: the connection was closed without an answer: the daemon stopped or crashed, "+
+			"or this is not its admin endpoint (a replication port closes on HTTP)", c.addr)
 	}
 	return fmt.Errorf("admin endpoint %s: %w", c.addr, err)
 }

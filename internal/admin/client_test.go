@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -54,13 +55,26 @@ func TestClientNamesWrongAddresses(t *testing.T) {
 		defer ln.Close()
 		return ln.Addr().String()
 	}()
-	zeoLike := listenTCP(t, func(c net.Conn) { c.Write([]byte("\x00\x00\x00\x02Z5")) })
+	zeoLike := listenTCP(t, func(c net.Conn) { // greets at once, reads what comes, closes (no reset)
+		c.Write([]byte("\x00\x00\x00\x02Z5"))
+		var got []byte
+		buf := make([]byte, 512)
+		for !bytes.Contains(got, []byte("\r\n\r\n")) {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			got = append(got, buf[:n]...)
+		}
+	})
+	closing := listenTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) }) // reads a byte of the request, closes
 	silent := listenTCP(t, func(c net.Conn) { time.Sleep(2 * time.Second) })
 	for _, c := range []struct{ name, addr, want string }{
 		{"refused", refusing, "nothing listens there (connection refused): is the daemon running, and is this its --admin address"},
 		{"no socket", filepath.Join(dir, "none.sock"), "no such socket: is the daemon running"},
 		{"not a socket", filepath.Join(dir, "file"), "nothing listens on this socket"},
-		{"zeo port", zeoLike, "it does not speak HTTP"},
+		{"zeo port", zeoLike, "it does not speak HTTP: not an admin endpoint"},
+		{"closed unanswered", closing, "the connection was closed without an answer: the daemon stopped or crashed"},
 		{"another http server", foreign.Listener.Addr().String(), `GET /status: 404 Not Found ("<!DOCTYPE HTML>"): not a zrs admin endpoint`},
 		{"silent", silent, "no answer in time: not a zrs admin endpoint, or the daemon is stuck"},
 	} {

@@ -75,7 +75,10 @@ func yamlError(file string, err error) error {
 	var line int
 	if n, _ := fmt.Sscanf(msg, "line %d: ", &line); n == 1 {
 		_, msg, _ = strings.Cut(msg, ": ")
-	} else if !strings.HasPrefix(err.Error(), "yaml: unmarshal errors") {
+	} else if !strings.HasPrefix(err.Error(), "yaml: unmarshal errors") && !strings.Contains(msg, "UTF-8") &&
+		!strings.Contains(msg, "control characters") {
+		// (Reader errors — bad UTF-8, control characters — have no line
+		// wherever they are.)
 		// yaml.v3 leaves the line out of a syntax error only when its
 		// position is the first line (a zero line number).
 		line = 1

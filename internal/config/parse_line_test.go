@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // A YAML syntax error names its line, the first one included (yaml.v3
 // leaves that one out).
@@ -14,6 +17,11 @@ func TestSyntaxErrorsNameTheirLine(t *testing.T) {
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%q: %v, want %q", c.text, err, c.want)
 		}
+	}
+	// A reader error (bad UTF-8) has no line, wherever it is: not line 1.
+	_, err := Parse("main.yaml", []byte("name: m\nrole: primary\npath: /d\nzeo: {address: 1}\nlog_level: \xff\n"))
+	if err == nil || strings.HasPrefix(err.Error(), "main.yaml:1:") {
+		t.Errorf("bad UTF-8 on line 5: %v", err)
 	}
 }
 

@@ -135,8 +135,12 @@ func checkSocketPath(path string) error {
 		return fmt.Errorf("listen on %s: the path is %d bytes; a Unix socket path may have at most %d: choose a shorter one", path, len(path), maxSocketPath)
 	}
 	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("listen on %s: directory %s does not exist (create it first)", path, dir)
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("listen on %s: %s is not a directory", path, dir)
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("listen on %s: %s exists and is not a socket: remove it or choose another path", path, path)

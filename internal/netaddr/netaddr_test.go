@@ -172,6 +172,7 @@ func TestListenUnixBadPaths(t *testing.T) {
 		{long, fmt.Sprintf("the path is %d bytes; a Unix socket path may have at most 107: choose a shorter one", len(long))},
 		{filepath.Join(dir, "nodir", "s.sock"), "directory " + filepath.Join(dir, "nodir") + " does not exist (create it first)"},
 		{file, file + " exists and is not a socket: remove it or choose another path"},
+		{filepath.Join(file, "s.sock"), file + " is not a directory"},
 	} {
 		ln, err := Listen(context.Background(), c.path)
 		if err == nil {
