@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -422,15 +423,21 @@ func TestWrongPortIsNamed(t *testing.T) {
 			zrsproto.ReadFrame(c, 64) // the client's choice: here, the secondary's "zrs3"
 		}},
 		{"http", `is an HTTP server (it answered "HTTP/1.1 400 Bad Request"): an admin or metrics endpoint?, not a replication port`, nil},
+		{"tls", `is a TLS server (ZEO with a certificate?), not a replication port`, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var addr string
 			if c.serve != nil {
 				addr = serveEach(t, func(_ int, conn net.Conn) { c.serve(conn) })
-			} else { // a real HTTP server, as an admin endpoint is
+			} else { // a real HTTP server, as an admin endpoint is; or one over TLS
 				hs := httptest.NewUnstartedServer(http.NotFoundHandler())
 				hs.Config.ReadHeaderTimeout = 100 * time.Millisecond
-				hs.Start()
+				hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+				if c.name == "tls" {
+					hs.StartTLS()
+				} else {
+					hs.Start()
+				}
 				t.Cleanup(hs.Close)
 				addr = hs.Listener.Addr().String()
 			}

@@ -3,7 +3,9 @@ package secondary
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,8 +102,10 @@ const unaskedGrace = 300 * time.Millisecond
 
 // probeUnasked connects once more, says nothing, and reports what the
 // peer is if it speaks first within unaskedGrace — a ZEO server greets
-// every connection, a zrs or zc.zrs primary waits for the secondary —,
-// "" if it does not.
+// every connection, a zrs or zc.zrs primary waits for the secondary —;
+// if it stays silent, once more with a TLS handshake, which a TLS server
+// (ZEO with a certificate) answers and a primary, speaking no TLS, does
+// not. "" when neither tells.
 func (s *Secondary) probeUnasked(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
@@ -109,9 +113,24 @@ func (s *Secondary) probeUnasked(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(unaskedGrace))
 	buf := make([]byte, 64)
 	n, _ := io.ReadAtLeast(conn, buf, 6)
-	return describePeer(buf[:n])
+	conn.Close()
+	if n > 0 {
+		return describePeer(buf[:n])
+	}
+	if conn, err = s.dialer.Dial(ctx); err != nil {
+		return ""
+	}
+	defer conn.Close()
+	hctx, hcancel := context.WithTimeout(ctx, 2*unaskedGrace)
+	defer hcancel()
+	// Only to learn whether TLS answers: nothing is sent over it.
+	err = tls.Client(conn, &tls.Config{InsecureSkipVerify: true}).HandshakeContext(hctx)
+	var alert tls.AlertError
+	if err == nil || errors.As(err, &alert) {
+		return "a TLS server (ZEO with a certificate?)"
+	}
+	return ""
 }
