@@ -73,12 +73,13 @@ func (d *daemonFlags) check(cmd string, fset *flag.FlagSet, stderr io.Writer) (*
 // endpoint, before anything is opened (bind would blame "another
 // process" for this one's own socket).
 func distinctListens(cmd string, flags [][2]string) error {
-	for i, a := range flags {
-		for _, b := range flags[i+1:] {
-			if a[1] != "" && b[1] != "" && netaddr.SameListen(a[1], b[1]) {
-				return usagef("%s: --%s %s and --%s %s listen on the same address: give each its own", cmd, a[0], a[1], b[0], b[1])
-			}
-		}
+	addrs := make([]string, len(flags))
+	for i, f := range flags {
+		addrs[i] = f[1]
+	}
+	if pairs := netaddr.SameListenPairs(addrs); len(pairs) > 0 {
+		a, b := flags[pairs[0][0]], flags[pairs[0][1]]
+		return usagef("%s: --%s %s and --%s %s listen on the same address: give each its own", cmd, a[0], a[1], b[0], b[1])
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 		if err := checkAddr("secondary", "replicate-to", *to); err != nil {
 			return err
 		}
-		if sameAddr(*to, *from) {
+		if netaddr.Same(*to, *from) {
 			return usagef("secondary: --replicate-to and --replicate-from must differ")
 		}
 	}
@@ -103,15 +103,4 @@ func closeWithin(sctx context.Context, closeFn func() error) error {
 	case <-sctx.Done():
 		return sctx.Err()
 	}
-}
-
-// sameAddr reports whether two ADDR values name the same endpoint as far
-// as can be told without resolving names.
-func sameAddr(a, b string) bool {
-	pa, erra := netaddr.Parse(a)
-	pb, errb := netaddr.Parse(b)
-	if erra != nil || errb != nil {
-		return a == b
-	}
-	return pa.DialAddress() == pb.DialAddress()
 }

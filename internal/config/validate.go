@@ -153,7 +153,7 @@ func (v *validator) replication(r *Replication) {
 			v.add("replication.from", "only a secondary replicates from a primary")
 		}
 	}
-	if secondary && r.Listen != "" && r.From != "" && sameAddr(r.Listen, r.From) {
+	if secondary && r.Listen != "" && r.From != "" && netaddr.Same(r.Listen, r.From) {
 		v.add("replication.listen", "must differ from replication.from")
 	}
 	if r.Protocol != "" {
@@ -199,29 +199,16 @@ func (v *validator) durability(d *Durability) {
 // endpoint (before anything is opened: bind would blame another process).
 func (v *validator) distinctListens() {
 	c := v.c
-	keys := [][2]string{{"zeo.address", c.ZEOAddress()}, {"replication.listen", c.ReplicationListen()}, {"admin", c.Admin}}
-	for i, a := range keys {
-		for _, b := range keys[i+1:] {
-			if a[1] != "" && b[1] != "" && netaddr.SameListen(a[1], b[1]) {
-				where := a[0]
-				if line := c.lines[a[0]]; line > 0 {
-					where = fmt.Sprintf("%s (line %d)", a[0], line)
-				}
-				v.add(b[0], "%s is also %s: give each its own address", b[1], where)
-			}
+	keys := []string{"zeo.address", "replication.listen", "admin"}
+	addrs := []string{c.ZEOAddress(), c.ReplicationListen(), c.Admin}
+	for _, p := range netaddr.SameListenPairs(addrs) {
+		i, j := p[0], p[1]
+		where := keys[i]
+		if line := c.lines[keys[i]]; line > 0 {
+			where = fmt.Sprintf("%s (line %d)", keys[i], line)
 		}
+		v.add(keys[j], "%s is also %s: give each its own address", addrs[j], where)
 	}
-}
-
-// sameAddr reports whether two valid ADDRs name the same endpoint as far
-// as can be told without resolving names.
-func sameAddr(a, b string) bool {
-	pa, erra := netaddr.Parse(a)
-	pb, errb := netaddr.Parse(b)
-	if erra != nil || errb != nil {
-		return a == b
-	}
-	return pa.DialAddress() == pb.DialAddress()
 }
 
 // orList formats ["a", "b", "c"] as `a, b or c`.

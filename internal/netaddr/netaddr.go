@@ -128,8 +128,8 @@ func Listen(ctx context.Context, s string) (net.Listener, error) {
 const maxSocketPath = 107
 
 // checkSocketPath names what is wrong with a Unix socket path before
-// bind would, with less to go on: too long, its directory missing, or a
-// file that is not a socket in the way.
+// bind would, with less to go on: too long, or its directory missing
+// (removeStaleSocket refuses a file in the way that is not a socket).
 func checkSocketPath(path string) error {
 	if len(path) > maxSocketPath {
 		return fmt.Errorf("listen on %s: the path is %d bytes; a Unix socket path may have at most %d: choose a shorter one", path, len(path), maxSocketPath)
@@ -142,18 +142,18 @@ func checkSocketPath(path string) error {
 	case err == nil && !fi.IsDir():
 		return fmt.Errorf("listen on %s: %s is not a directory", path, dir)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("listen on %s: %s exists and is not a socket: remove it or choose another path", path, path)
-	}
 	return nil
 }
 
 // removeStaleSocket removes the socket file at path if nothing answers
-// on it. Anything other than a socket is left alone (Listen then fails).
+// on it. Anything other than a socket is left alone, and refused.
 func removeStaleSocket(ctx context.Context, path string) error {
 	fi, err := os.Lstat(path)
-	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+	if err != nil {
 		return nil
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("listen on %s: %s exists and is not a socket: remove it or choose another path", path, path)
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, Unix, path)
@@ -212,4 +212,30 @@ func SameListen(a, b string) bool {
 	}
 	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "[::]" }
 	return pa.Host == pb.Host || any(pa.Host) || any(pb.Host)
+}
+
+// Same reports whether two ADDR values name the same endpoint to connect
+// to, as far as can be told without resolving names. Values that do not
+// parse are compared as text.
+func Same(a, b string) bool {
+	pa, erra := Parse(a)
+	pb, errb := Parse(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return pa.DialAddress() == pb.DialAddress()
+}
+
+// SameListenPairs lists the pairs {i, j}, i < j, of addrs (empty ones
+// skipped) that SameListen says take the same endpoint.
+func SameListenPairs(addrs []string) [][2]int {
+	var pairs [][2]int
+	for i, a := range addrs {
+		for j := i + 1; j < len(addrs); j++ {
+			if a != "" && addrs[j] != "" && SameListen(a, addrs[j]) {
+				pairs = append(pairs, [2]int{i, j})
+			}
+		}
+	}
+	return pairs
 }
