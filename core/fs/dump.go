@@ -14,7 +14,6 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,15 +48,15 @@ type DumpOptions struct {
 // with "class=undo or abort of object creation" and no size for a record
 // without data. The JSON form is described by DumpTxnJSON.
 func Dump(ctx context.Context, w io.Writer, path string, opts DumpOptions) error {
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-		return &RecordError{Path: path, Record: "file header", Pos: 0,
-			Err: errors.New("empty file (0 bytes): no FileStorage header yet (a read-write open would start a new database here)")}
-	}
 	it, err := OpenFileIterator(path, 0, zodb.MaxTid)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
+	if it.end == 0 { // the iterator takes an empty file for an empty database
+		return &RecordError{Path: path, Record: "file header", Pos: 0,
+			Err: errors.New("empty file (0 bytes): no FileStorage header yet (a read-write open would start a new database here)")}
+	}
 	bw := bufio.NewWriter(w)
 	for i := 0; ; i++ {
 		info, err := it.Next(ctx)
@@ -112,9 +111,7 @@ func finishedSince(it *FileIterator, u error) bool {
 	if tlen < TxnHeaderSize || re.Pos+tlen+TrailerSize <= it.end {
 		return false
 	}
-	var t [TrailerSize]byte
-	n, _ := it.r.ReadAt(t[:], re.Pos+tlen)
-	return n == TrailerSize && int64(binary.BigEndian.Uint64(t[:])) == tlen
+	return trailerIs(it.r, re.Pos, tlen)
 }
 
 // writeTextTxn writes transaction number i in fsdump's format.

@@ -222,9 +222,14 @@ func (v *verifier) unfinishedTail(pos int64) *VerifyWarning {
 // wholeNow reports whether the transaction at pos, of length tlen, is
 // there whole now, past the size verify took: its trailer repeats its
 // length. A damaged length field would not find one.
-func (v *verifier) wholeNow(pos, tlen int64) bool {
+func (v *verifier) wholeNow(pos, tlen int64) bool { return trailerIs(v.r, pos, tlen) }
+
+// trailerIs reports whether the transaction at pos, of length tlen, ends
+// in r with its trailer: its length repeated. A transaction still being
+// written, or a damaged length, has none there.
+func trailerIs(r io.ReaderAt, pos, tlen int64) bool {
 	var b [TrailerSize]byte
-	n, _ := v.r.ReadAt(b[:], pos+tlen)
+	n, _ := r.ReadAt(b[:], pos+tlen)
 	return n == TrailerSize && int64(binary.BigEndian.Uint64(b[:])) == tlen
 }
 
