@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log"
 	"time"
 
 	"github.com/zrs-replication/zrs/internal/admin"
@@ -40,12 +38,9 @@ func runPromote(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	// net/http logs a response that came unasked (a ZEO port's greeting)
-	// on the standard logger; the error returned says what it means.
-	log.SetOutput(io.Discard)
-	c, err := admin.NewClient(addr)
+	c, err := adminClient("promote", addr)
 	if err != nil {
-		return usagef("promote: %v", err)
+		return err
 	}
 	// Longer than the node's own bound, so that a promotion that times
 	// out there is reported with the node's reason.

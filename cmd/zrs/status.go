@@ -36,12 +36,9 @@ func runStatus(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	// net/http logs a response that came unasked (a ZEO port's greeting)
-	// on the standard logger; the error returned says what it means.
-	log.SetOutput(io.Discard)
-	c, err := admin.NewClient(addr)
+	c, err := adminClient("status", addr)
 	if err != nil {
-		return usagef("status: %v", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -54,6 +51,19 @@ func runStatus(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	return printStatus(e.stdout, st, time.Now())
+}
+
+// adminClient is the client of the admin endpoint at addr for command
+// cmd (an address that does not parse is a usage error).
+func adminClient(cmd, addr string) (*admin.Client, error) {
+	// net/http logs a response that came unasked (a ZEO port's greeting)
+	// on the standard logger; the client's error says what it means.
+	log.SetOutput(io.Discard)
+	c, err := admin.NewClient(addr)
+	if err != nil {
+		return nil, usagef("%s: %v", cmd, err)
+	}
+	return c, nil
 }
 
 // oneAddr parses the flags and the single ADDR argument.
