@@ -21,13 +21,14 @@ import (
 
 // slowDisk is a FileStorage whose Finish takes delay longer after the
 // transaction is committed (a disk slower to confirm than this machine's),
-// and counts the Finishes in progress at once. The Finish of failTid
-// commits, then fails, as a relay's does when its wait for its own
-// secondaries fails.
+// and counts the Finishes in progress at once. The Finish of failTid, or
+// of the failAt-th transaction begun, commits, then fails, as a relay's
+// does when its wait for its own secondaries fails.
 type slowDisk struct {
 	*fs.FileStorage
 	delay   time.Duration
 	failTid zodb.Tid
+	failAt  int
 
 	mu        sync.Mutex
 	begun     int // transactions begun
@@ -47,13 +48,15 @@ func (d *slowDisk) Begin(ctx context.Context, meta zodb.TxnMeta, opts zodb.Begin
 	}
 	d.mu.Lock()
 	d.begun++
+	n := d.begun
 	d.mu.Unlock()
-	return &slowTxn{Txn: txn, d: d}, nil
+	return &slowTxn{Txn: txn, d: d, n: n}, nil
 }
 
 type slowTxn struct {
 	zodb.Txn
 	d *slowDisk
+	n int // its number among the transactions begun
 }
 
 func (t *slowTxn) Finish(ctx context.Context) (zodb.Tid, error) {
@@ -73,7 +76,7 @@ func (t *slowTxn) Finish(ctx context.Context) (zodb.Tid, error) {
 	defer d.mu.Unlock()
 	d.finishing--
 	d.finished++
-	if err == nil && tid == d.failTid && !d.failed {
+	if err == nil && (tid == d.failTid || t.n == d.failAt) && !d.failed {
 		d.failed = true
 		return tid, errDownstream
 	}
