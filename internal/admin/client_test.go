@@ -11,30 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// listenTCP serves each connection to a loopback listener with handle.
-func listenTCP(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/zrs-replication/zrs/internal/testutil"
+)
 
 // A client given the wrong address says what is there and what to give
 // instead, without Go's made-up URL.
@@ -55,7 +34,7 @@ func TestClientNamesWrongAddresses(t *testing.T) {
 		defer ln.Close()
 		return ln.Addr().String()
 	}()
-	zeoLike := listenTCP(t, func(c net.Conn) { // greets at once, reads what comes, closes (no reset)
+	zeoLike := testutil.ServeTCP(t, func(c net.Conn) { // greets at once, reads what comes, closes (no reset)
 		c.Write([]byte("\x00\x00\x00\x02Z5"))
 		var got []byte
 		buf := make([]byte, 512)
@@ -67,8 +46,8 @@ func TestClientNamesWrongAddresses(t *testing.T) {
 			got = append(got, buf[:n]...)
 		}
 	})
-	closing := listenTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) }) // reads a byte of the request, closes
-	silent := listenTCP(t, func(c net.Conn) { time.Sleep(2 * time.Second) })
+	closing := testutil.ServeTCP(t, func(c net.Conn) { c.Read(make([]byte, 1)) }) // reads a byte of the request, closes
+	silent := testutil.ServeTCP(t, func(c net.Conn) { time.Sleep(2 * time.Second) })
 	for _, c := range []struct{ name, addr, want string }{
 		{"refused", refusing, "nothing listens there (connection refused): is the daemon running, and is this its --admin address"},
 		{"no socket", filepath.Join(dir, "none.sock"), "no such socket: is the daemon running"},

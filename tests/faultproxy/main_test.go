@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zrs-replication/zrs/internal/testutil"
 )
 
 // session is faultproxy's run function driven in-process through pipes.
@@ -74,21 +76,7 @@ func (s *session) do(line string) reply {
 }
 
 func echo(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
+	return testutil.ServeTCP(t, func(c net.Conn) { io.Copy(c, c) })
 }
 
 func dial(t *testing.T, addr string) net.Conn {
@@ -198,26 +186,11 @@ func readBack(t *testing.T, c net.Conn, want, what string) {
 // The fault commands name their direction: with a server that only
 // listens, a c2s fault changes what it receives and an s2c one does not.
 func TestCommandDirections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	received := make(chan string, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c)
-				received <- string(b)
-			}()
-		}
-	}()
-	s := start(t, ln.Addr().String())
+	s := start(t, testutil.ServeTCP(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		received <- string(b)
+	}))
 	send := func() string {
 		c := dial(t, s.addr)
 		c.Write([]byte("abcd"))
