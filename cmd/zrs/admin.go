@@ -4,20 +4,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/zrs-replication/zrs/internal/admin"
 )
 
-// startAdmin serves the admin endpoint on addr ("" serves nothing) and
+// startAdmin serves the admin endpoint on ln (nil serves nothing) and
 // returns the function that stops it.
-func startAdmin(ctx context.Context, addr string, node admin.Node, m *admin.Metrics, log *slog.Logger) (stop func(context.Context), err error) {
+func startAdmin(ln net.Listener, node admin.Node, m *admin.Metrics, log *slog.Logger) (stop func(context.Context), err error) {
 	m.SetNode(node)
-	if addr == "" {
+	if ln == nil {
 		return func(context.Context) {}, nil
 	}
 	srv := admin.NewServer(node, m, log)
-	if _, err := srv.Listen(ctx, addr); err != nil {
+	if err := srv.Serve(ln); err != nil {
 		return nil, fmt.Errorf("admin endpoint (--admin, admin): %w", err)
 	}
 	return func(sctx context.Context) {

@@ -37,8 +37,10 @@ type nodeOptions struct {
 	log           *slog.Logger
 
 	// Listeners inherited from systemd, served instead of listening on
-	// replicateTo and zeo.addr (none: listen on the address).
+	// replicateTo and zeo.addr (none: listen on the address). startNode
+	// fills in the others, and adminLn, before it opens the storage.
 	replicationLns, zeoLns []net.Listener
+	adminLn                net.Listener
 }
 
 // node is a started daemon: its storage, the primary or secondary over
@@ -59,8 +61,22 @@ type node struct {
 // startNode opens the storage and starts listening and serving; run then
 // drives the node until ctx ends. On error nothing is left open.
 func startNode(ctx context.Context, o nodeOptions) (*node, error) {
-	st, err := fs.Open(o.path, fs.Options{Logger: o.log})
+	// What a typo or another process can make fail is tried before the
+	// storage opens, which without a Data.fs.index scans the whole file:
+	// the storage's lock, then the TLS files and every address. Clients
+	// connecting meanwhile wait in the listen backlog, as they do for a
+	// socket systemd holds.
+	lock, err := fs.LockStorage(o.path)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.bind(ctx); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	st, err := fs.Open(o.path, fs.Options{Logger: o.log, Lock: lock})
+	if err != nil {
+		o.closeListeners()
 		return nil, err
 	}
 	n := &node{o: o, st: st, metrics: admin.NewMetrics(), stopZEO: func(context.Context) {}, stopAdmin: func(context.Context) {}}
@@ -74,6 +90,52 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// bind loads the ZEO TLS files and opens every address systemd did not
+// pass a socket for; on error it closes every listener, passed or not.
+func (o *nodeOptions) bind(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			o.closeListeners()
+		}
+	}()
+	if o.zeo.addr != "" {
+		if _, _, err := o.zeo.tlsConfig(); err != nil {
+			return err
+		}
+		if len(o.zeoLns) == 0 {
+			ln, err := netaddr.Listen(ctx, o.zeo.addr)
+			if err != nil {
+				return fmt.Errorf("zeo (--zeo, zeo.address): listen %s: %w", o.zeo.addr, err)
+			}
+			o.zeoLns = []net.Listener{ln}
+		}
+	}
+	if o.replicateTo != "" && len(o.replicationLns) == 0 {
+		ln, err := netaddr.Listen(ctx, o.replicateTo)
+		if err != nil {
+			return fmt.Errorf("replication (--replicate-to, replication.listen): %w", err)
+		}
+		o.replicationLns = []net.Listener{ln}
+	}
+	if o.admin != "" {
+		ln, err := netaddr.Listen(ctx, o.admin)
+		if err != nil {
+			return fmt.Errorf("admin endpoint (--admin, admin): %w", err)
+		}
+		o.adminLn = ln
+	}
+	return nil
+}
+
+// closeListeners closes the listeners not yet handed to a server.
+func (o *nodeOptions) closeListeners() {
+	for _, ln := range append(append(o.zeoLns, o.replicationLns...), o.adminLn) {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 // closeOnError releases what a failed start opened.
@@ -93,6 +155,7 @@ func (n *node) closeOnError() {
 	if n.relayDone != nil {
 		<-n.relayDone
 	}
+	n.o.closeListeners() // those no server took (closing again is harmless)
 }
 
 func (n *node) startPrimary(ctx context.Context) error {
@@ -100,7 +163,7 @@ func (n *node) startPrimary(ctx context.Context) error {
 	n.prim = primary.New(n.st, primary.Options{Logger: o.log, Durability: o.durability})
 	n.metrics.ObservePrimary(n.prim)
 	if o.replicateTo != "" {
-		if err := n.listenReplication(ctx); err != nil {
+		if err := n.listenReplication(); err != nil {
 			return err
 		}
 	}
@@ -117,7 +180,7 @@ func (n *node) startSecondary(ctx context.Context) error {
 	if o.replicateTo != "" {
 		n.prim = primary.New(n.st, primary.Options{Logger: o.log})
 		n.metrics.ObservePrimary(n.prim)
-		if err := n.listenReplication(ctx); err != nil {
+		if err := n.listenReplication(); err != nil {
 			return err
 		}
 		n.relayDone = make(chan error, 1)
@@ -143,17 +206,11 @@ func (n *node) startSecondary(ctx context.Context) error {
 	return nil
 }
 
-// listenReplication opens the address secondaries connect to (or takes
-// the sockets systemd passed for it), its bytes counted in the metrics.
-func (n *node) listenReplication(ctx context.Context) error {
+// listenReplication serves secondaries on the replication listeners
+// (opened by bind, or passed by systemd), their bytes counted in the
+// metrics.
+func (n *node) listenReplication() error {
 	lns := n.o.replicationLns
-	if len(lns) == 0 {
-		ln, err := netaddr.Listen(ctx, n.o.replicateTo)
-		if err != nil {
-			return fmt.Errorf("replication (--replicate-to, replication.listen): %w", err)
-		}
-		lns = []net.Listener{ln}
-	}
 	for i, ln := range lns {
 		if err := n.prim.AddListener(n.metrics.CountListener(ln)); err != nil {
 			for _, ln := range lns[i:] {
@@ -174,7 +231,7 @@ func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) 
 		return err
 	}
 	n.zeo, n.stopZEO = srv, stop
-	stop, err = startAdmin(ctx, n.o.admin, an, n.metrics, n.o.log)
+	stop, err = startAdmin(n.o.adminLn, an, n.metrics, n.o.log)
 	if err != nil {
 		return err
 	}

@@ -162,3 +162,58 @@ func TestLockFileOtherProcess(t *testing.T) {
 	}
 	mustLock(t, path) // released when the holder closed it
 }
+
+// A lock taken with LockStorage before Open is the storage's own: the
+// open keeps it (a second taker is refused) and Close releases it; a
+// failed open releases it too, and a lock of another storage is refused.
+func TestOpenWithLockTakenBefore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	l, err := LockStorage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{Lock: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockStorage(path); !errors.Is(err, zodb.ErrLocked) {
+		t.Errorf("LockStorage while open: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := mustLock(t, path+".lock") // released by Close
+
+	other, err := LockStorage(filepath.Join(dir, "Other.fs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	if _, err := Open(path, Options{Lock: other}); err == nil || !strings.Contains(err.Error(), "Other.fs.lock") {
+		t.Errorf("Open with another storage's lock: %v", err)
+	}
+	mustLock(t, filepath.Join(dir, "Other.fs.lock")) // released by the failed Open
+	mustLock(t, path+".lock").Close()
+
+	// A file Open refuses (not a FileStorage) releases the lock given.
+	bad := filepath.Join(dir, "Bad.fs")
+	if err := os.WriteFile(bad, []byte("not a storage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := LockStorage(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(bad, Options{Lock: l3}); err == nil {
+		t.Fatal("Open of a bad file succeeded")
+	}
+	mustLock(t, bad+".lock")
+
+	if _, err := LockStorage(filepath.Join(dir, "missing", "Data.fs")); err == nil || !strings.Contains(err.Error(), "does not exist (create it first)") {
+		t.Errorf("LockStorage in a missing directory: %v", err)
+	}
+	if _, err := Open(path, Options{ReadOnly: true, Lock: mustLock(t, path+".lock")}); err == nil {
+		t.Error("read-only Open accepted a lock")
+	}
+}

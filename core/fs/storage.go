@@ -60,6 +60,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock new tids are taken from; nil means time.Now.
 	Now func() time.Time
+	// Lock is the storage's lock, already taken with LockStorage (by a
+	// caller that checks more before the open, which may scan the whole
+	// file); nil: a read-write Open takes it. Open owns it from the call
+	// on and releases it if it fails. A read-only open takes no lock and
+	// refuses one.
+	Lock *LockFile
 }
 
 // FileStorage is a ZODB FileStorage ("Data.fs") opened by this process.
@@ -160,15 +166,32 @@ func Open(path string, opts Options) (*FileStorage, error) {
 	return s, nil
 }
 
+// LockStorage takes the lock of the storage at path (Data.fs.lock beside
+// it), as a read-write Open does first; see LockFileFor for its errors. A
+// missing directory is reported as such.
+func LockStorage(path string) (*LockFile, error) {
+	if dir := filepath.Dir(path); !exists(dir) {
+		return nil, fmt.Errorf("open %s: directory %s does not exist (create it first): %w", path, dir, os.ErrNotExist)
+	}
+	return LockFileFor(path + lockSuffix)
+}
+
 // open does the work of Open; on error the caller releases what was taken.
 func (s *FileStorage) open(opts Options) error {
+	if s.readOnly && opts.Lock != nil {
+		opts.Lock.Close()
+		return fmt.Errorf("open %s: read-only, yet given a lock (Options.Lock)", s.path)
+	}
 	if !s.readOnly {
-		if dir := filepath.Dir(s.path); !exists(dir) {
-			return fmt.Errorf("open %s: directory %s does not exist (create it first): %w", s.path, dir, os.ErrNotExist)
-		}
-		l, err := LockFileFor(s.path + lockSuffix)
-		if err != nil {
-			return err
+		l := opts.Lock
+		if l == nil {
+			var err error
+			if l, err = LockStorage(s.path); err != nil {
+				return err
+			}
+		} else if l.Path() != s.path+lockSuffix {
+			l.Close()
+			return fmt.Errorf("open %s: Options.Lock holds %s, not this storage's lock", s.path, l.Path())
 		}
 		s.lock = l
 	}

@@ -74,13 +74,23 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.Serve(ln); err != nil {
+		return nil, err
+	}
+	return ln.Addr(), nil
+}
+
+// Serve serves ln (opened with netaddr.Listen) in the background until
+// Shutdown. A Unix socket is made connectable by the daemon's group only;
+// on error ln is closed.
+func (s *Server) Serve(ln net.Listener) error {
 	if ua, ok := ln.Addr().(*net.UnixAddr); ok {
 		// Connecting takes write permission on the socket: the daemon's
 		// group (the operators) may, others may not, whatever the umask
 		// (the unit's 0027 would leave the group out).
 		if err := os.Chmod(ua.Name, adminSocketMode); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("admin socket %s: %w", ua.Name, err)
+			return fmt.Errorf("admin socket %s: %w", ua.Name, err)
 		}
 	}
 	s.log.Info("admin endpoint listening", "addr", ln.Addr().String())
@@ -93,7 +103,7 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Addr, error) {
 			s.log.Error("admin endpoint failed", "err", err)
 		}
 	}()
-	return ln.Addr(), nil
+	return nil
 }
 
 // adminSocketMode is the mode of a unix admin socket: owner and group.
