@@ -190,9 +190,13 @@ func merge(p, d *Part) {
 			p.Durability = config.NewDurability()
 		}
 		inherit(p, d, "durability.level", &p.Durability.Level, d.Durability.Level)
-		inherit(p, d, "durability.quorum", &p.Durability.Quorum, d.Durability.Quorum)
-		inherit(p, d, "durability.sync_timeout", &p.Durability.SyncTimeout, d.Durability.SyncTimeout)
-		inherit(p, d, "durability.on_sync_timeout", &p.Durability.OnSyncTimeout, d.Durability.OnSyncTimeout)
+		// A part made async among sync defaults takes none of their
+		// sync settings (the daemon refuses them with level async).
+		if p.Durability.Level == "sync" {
+			inherit(p, d, "durability.quorum", &p.Durability.Quorum, d.Durability.Quorum)
+			inherit(p, d, "durability.sync_timeout", &p.Durability.SyncTimeout, d.Durability.SyncTimeout)
+			inherit(p, d, "durability.on_sync_timeout", &p.Durability.OnSyncTimeout, d.Durability.OnSyncTimeout)
+		}
 	}
 }
 

@@ -79,6 +79,28 @@ func TestParseSiteMergesDefaults(t *testing.T) {
 	}
 }
 
+// A primary made async among sync defaults takes none of the defaults'
+// sync settings, which its daemon config would refuse with level async;
+// its own are still refused.
+func TestParseSiteAsyncPartAmongSyncDefaults(t *testing.T) {
+	site := strings.Replace(twoParts, "    admin: /run/zrs/main.admin\n", "    admin: /run/zrs/main.admin\n    durability: {level: async}\n", 1)
+	s, err := ParseSite("site.yaml", []byte(site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.Part("main")
+	if d := m.Durability; d.Level != "async" || d.Quorum != config.DefaultQuorum {
+		t.Errorf("main durability: %+v", d)
+	}
+	if err := m.DaemonConfig().Validate(); err != nil {
+		t.Errorf("the daemon config: %v", err)
+	}
+	site = strings.Replace(site, "{level: async}", "{level: async, quorum: 3}", 1)
+	if _, err := ParseSite("site.yaml", []byte(site)); err == nil || !strings.Contains(err.Error(), "durability.quorum: applies to level: sync only") {
+		t.Errorf("a part's own quorum with level async: %v", err)
+	}
+}
+
 func TestParseSiteBuiltInDefaults(t *testing.T) {
 	s, err := ParseSite("s.yaml", []byte("parts:\n  p:\n    role: primary\n    replication: {listen: \"8101\"}\n"))
 	if err != nil {

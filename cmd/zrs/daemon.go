@@ -38,13 +38,19 @@ func (d *daemonFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&d.admin, "metrics", "", "same as --admin `ADDR`")
 }
 
+// flagsSet returns the names of the flags given on the command line.
+func flagsSet(fset *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
 // check refuses the options this release does not implement yet and
 // returns the logger the daemon writes to stderr.
 // fset is the parsed flag set: which flags were given, not only their
 // values, decides some of the refusals.
 func (d *daemonFlags) check(cmd string, fset *flag.FlagSet, stderr io.Writer) (*slog.Logger, error) {
-	set := map[string]bool{}
-	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(fset)
 	if err := d.zeo.check(cmd, set); err != nil {
 		return nil, err
 	}

@@ -63,11 +63,18 @@ func TestUsageErrors(t *testing.T) {
 		{"primary", "Data.fs", "--zeo", "8200", "--durability", "sync"}, // no --replicate-to: no secondary could ever acknowledge
 		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-transaction-timeout", "30s"}, {"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "-1"},
 		{"primary", "Data.fs", "--replicate-to", "8100", "--zeo-max-txn-mb", "1024"}, // the default, but given: still needs --zeo
-		{"primary", "Data.fs", "--replicate-to", "8100", "--admin", "8300", "--metrics", "8301"}} {
+		{"primary", "Data.fs", "--replicate-to", "8100", "--admin", "8300", "--metrics", "8301"},
+		// sync settings without sync would change nothing (the missing
+		// directory makes a start that should not happen fail at once)
+		{"primary", "/none/Data.fs", "--replicate-to", "8100", "--quorum", "2"}, {"primary", "/none/Data.fs", "--replicate-to", "8100", "--durability", "async", "--sync-timeout", "1m"},
+		{"primary", "/none/Data.fs", "--replicate-to", "8100", "--on-sync-timeout", "degrade"}} {
 		code, _, errs := zrs(t, args...)
 		if code != 2 || errs == "" {
 			t.Errorf("%q: code %d, stderr %q", args, code, errs)
 		}
+	}
+	if _, _, errs := zrs(t, "primary", "/none/Data.fs", "--replicate-to", "8100", "--quorum", "2"); !strings.Contains(errs, "--quorum applies to --durability sync only") {
+		t.Errorf("--quorum without sync: %q", errs)
 	}
 	if _, _, errs := zrs(t, "run"); !strings.Contains(errs, "run: --config FILE is required") {
 		t.Errorf("run: %q", errs)

@@ -22,10 +22,20 @@ func (f *durabilityFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.onTimeout, "on-sync-timeout", "fail", "sync: `fail` the commit (it stays committed here) or degrade to async with an error log")
 }
 
-func (f *durabilityFlags) check() (primary.Durability, error) {
+// check validates the flags; set holds the names of the flags given.
+func (f *durabilityFlags) check(set map[string]bool) (primary.Durability, error) {
 	mode, err := primary.ParseDurabilityMode(f.mode)
 	if err != nil {
 		return primary.Durability{}, usagef("primary: --durability: %v", err)
+	}
+	if mode != primary.Sync {
+		// Given alone they would change nothing, and the operator would
+		// believe commits wait for secondaries.
+		for _, name := range []string{"quorum", "sync-timeout", "on-sync-timeout"} {
+			if set[name] {
+				return primary.Durability{}, usagef("primary: --%s applies to --durability sync only (commits of an async primary wait for no secondary)", name)
+			}
+		}
 	}
 	act, err := primary.ParseTimeoutAction(f.onTimeout)
 	if err != nil {

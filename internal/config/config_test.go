@@ -80,7 +80,7 @@ zeo: {address: "8200"}
 }
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse("d.yaml", []byte("name: d\nrole: primary\npath: d.fs\nzeo:\n  address: 8100\ndurability: {}\n"))
+	c, err := Parse("d.yaml", []byte("name: d\nrole: primary\npath: /d.fs\nzeo:\n  address: 8100\ndurability: {}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,17 +123,17 @@ func TestParseErrors(t *testing.T) {
 		{"bad admin addr", base + "admin: nope\n", `main.yaml:6: admin: address "nope": bad port "nope"`},
 		{"bad listen addr", base + "  listen: :x\n", `main.yaml:6: replication.listen: address ":x": bad port "x"`},
 		{"listen is from", base + "  listen: db1:8101\n", "main.yaml:6: replication.listen: must differ from replication.from"},
-		{"secondary without from", "name: r\nrole: secondary\npath: x\nzeo: {address: 8100}\n", "main.yaml: replication.from: required on a secondary"},
-		{"secondary with empty replication", "name: r\nrole: secondary\npath: x\nreplication:\n", "main.yaml:4: replication.from: required on a secondary"},
+		{"secondary without from", "name: r\nrole: secondary\npath: /x\nzeo: {address: 8100}\n", "main.yaml: replication.from: required on a secondary"},
+		{"secondary with empty replication", "name: r\nrole: secondary\npath: /x\nreplication:\n", "main.yaml:4: replication.from: required on a secondary"},
 		{"durability on a secondary", base + "durability: {level: sync}\n", "main.yaml:6: durability: only a primary has a durability section"},
-		{"from on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, from: 2}\n", "main.yaml:4: replication.from: only a secondary replicates from a primary"},
-		{"protocol on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, protocol: zrs3}\n", "main.yaml:4: replication.protocol: only a secondary"},
-		{"read_timeout on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, read_timeout: 5s}\n", "main.yaml:4: replication.read_timeout: only a secondary"},
+		{"from on a primary", "name: p\nrole: primary\npath: /x\nreplication: {listen: 1, from: 2}\n", "main.yaml:4: replication.from: only a secondary replicates from a primary"},
+		{"protocol on a primary", "name: p\nrole: primary\npath: /x\nreplication: {listen: 1, protocol: zrs3}\n", "main.yaml:4: replication.protocol: only a secondary"},
+		{"read_timeout on a primary", "name: p\nrole: primary\npath: /x\nreplication: {listen: 1, read_timeout: 5s}\n", "main.yaml:4: replication.read_timeout: only a secondary"},
 		{"negative idle_timeout", base + "  idle_timeout: -1s\n", "main.yaml:6: replication.idle_timeout: must not be negative"},
-		{"compression on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, compression: false}\n", "main.yaml:4: replication.compression: only a secondary"},
+		{"compression on a primary", "name: p\nrole: primary\npath: /x\nreplication: {listen: 1, compression: false}\n", "main.yaml:4: replication.compression: only a secondary"},
 		{"bad compression", base + "  compression: maybe\n", `main.yaml:6: replication.compression: want true or false, got "maybe"`},
-		{"keep_alive on a primary", "name: p\nrole: primary\npath: x\nreplication: {listen: 1, keep_alive: 5s}\n", "main.yaml:4: replication.keep_alive: only a secondary"},
-		{"primary serving nothing", "name: p\nrole: primary\npath: x\n", "main.yaml:2: role: a primary needs zeo.address or replication.listen"},
+		{"keep_alive on a primary", "name: p\nrole: primary\npath: /x\nreplication: {listen: 1, keep_alive: 5s}\n", "main.yaml:4: replication.keep_alive: only a secondary"},
+		{"primary serving nothing", "name: p\nrole: primary\npath: /x\n", "main.yaml:2: role: a primary needs zeo.address or replication.listen"},
 		{"blob_dir", base + "blob_dir: /srv/blobs\n", "main.yaml:6: blob_dir: not yet available in this release"},
 		{"zeo without address", base + "zeo: {msgpack: true}\n", "main.yaml:6: zeo.address: required in a zeo section"},
 		{"tls without key", base + "zeo:\n  address: 1\n  tls: {certificate: c}\n", "main.yaml:8: zeo.tls.key: required in a tls section"},
@@ -147,11 +147,21 @@ func TestParseErrors(t *testing.T) {
 		{"bad int", base + "zeo: {address: 1, max_transaction_mb: lots}\n", `main.yaml:6: zeo.max_transaction_mb: want an integer, got "lots"`},
 		{"string as list", base + "admin: [a, b]\n", "main.yaml:6: admin: want a string, got a list"},
 		{"section as string", base + "zeo: 8100\n", `main.yaml:6: zeo: want a mapping of keys to values (a section), got "8100"`},
-		{"bad quorum", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {quorum: 0}\n", "main.yaml:5: durability.quorum: must be at least 1"},
-		{"bad level", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability:\n  level: eventually\n", `main.yaml:6: durability.level: "eventually": want async or sync`},
-		{"bad on_sync_timeout", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {on_sync_timeout: retry}\n", `durability.on_sync_timeout: "retry": want fail or degrade`},
-		{"sync without replication", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability:\n  level: sync\n", "main.yaml:6: durability.level: sync needs replication.listen"},
-		{"bad sync_timeout", "name: p\nrole: primary\npath: x\nzeo: {address: 1}\ndurability: {sync_timeout: 0s}\n", `durability.sync_timeout: must be positive`},
+		{"bad quorum", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {quorum: 0}\n", "main.yaml:5: durability.quorum: must be at least 1"},
+		{"bad level", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability:\n  level: eventually\n", `main.yaml:6: durability.level: "eventually": want async or sync`},
+		{"bad on_sync_timeout", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {on_sync_timeout: retry}\n", `durability.on_sync_timeout: "retry": want fail or degrade`},
+		{"sync without replication", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability:\n  level: sync\n", "main.yaml:6: durability.level: sync needs replication.listen"},
+		{"bad sync_timeout", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {sync_timeout: 0s}\n", `durability.sync_timeout: must be positive`},
+		{"relative path", strings.Replace(base, "/srv/Data.fs", "srv/Data.fs", 1), `main.yaml:3: path: "srv/Data.fs": want an absolute path (a relative one would depend on the directory zrs is started in: / under systemd)`},
+		{"relative tls file", base + "zeo:\n  address: 1\n  tls: {certificate: /c.pem, key: /k.pem, authenticate: cas/}\n", `main.yaml:8: zeo.tls.authenticate: "cas/": want an absolute path`},
+		{"relative admin socket", base + "admin: run/main.admin\n", `main.yaml:6: admin: "run/main.admin": want an absolute socket path`},
+		{"relative from socket", strings.Replace(base, "db1:8101", "./p.sock", 1), `main.yaml:5: replication.from: "./p.sock": want an absolute socket path`},
+		{"zeo port 0", base + "zeo: {address: '127.0.0.1:0'}\n", `main.yaml:6: zeo.address: "127.0.0.1:0": port 0 would listen on a port chosen at random`},
+		{"listen port 0", base + "  listen: 0\n", `main.yaml:6: replication.listen: "0": port 0`},
+		{"admin port 0", base + "admin: localhost:0\n", `main.yaml:6: admin: "localhost:0": port 0`},
+		{"quorum without sync", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {quorum: 2}\n", "main.yaml:5: durability.quorum: applies to level: sync only"},
+		{"sync_timeout with async", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability:\n  level: async\n  sync_timeout: 1m\n", "main.yaml:7: durability.sync_timeout: applies to level: sync only"},
+		{"on_sync_timeout without sync", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {on_sync_timeout: degrade}\n", "main.yaml:5: durability.on_sync_timeout: applies to level: sync only"},
 		{"empty file", "", "main.yaml: empty config"},
 		{"not a mapping", "- a\n- b\n", "main.yaml:1: want a mapping of keys to values (the file), got a list"},
 		{"two documents", base + "---\nname: x\n", "main.yaml:6: more than one YAML document"},
@@ -173,8 +183,18 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// The sync settings at their defaults are harmless with level async: a
+// rendered config writes every key.
+func TestAsyncAcceptsSyncDefaults(t *testing.T) {
+	_, err := Parse("m.yaml", []byte("name: p\nrole: primary\npath: /x\nzeo: {address: 1}\n"+
+		"durability: {level: async, quorum: 1, sync_timeout: 5s, on_sync_timeout: fail}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
-	_, err := Parse("x.yaml", []byte("name: x\nrole: secondary\npath: p\nlog_level: loud\nblob_dir: b\n"))
+	_, err := Parse("x.yaml", []byte("name: x\nrole: secondary\npath: /p\nlog_level: loud\nblob_dir: b\n"))
 	es := AsErrors(err)
 	var fields []string
 	for _, e := range es {
@@ -190,7 +210,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestValidateBuiltInCode(t *testing.T) {
-	c := &Config{Name: "n", Role: Secondary, Path: "p", LogLevel: "info"}
+	c := &Config{Name: "n", Role: Secondary, Path: "/p", LogLevel: "info"}
 	err := c.Validate()
 	if err == nil || err.Error() != "replication.from: required on a secondary: the ADDR of its primary" {
 		t.Errorf("got %v", err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"time"
 	"unicode"
@@ -71,9 +72,34 @@ func (v *validator) oneOf(path, val string, allowed ...string) {
 	v.add(path, "%q: want %s", val, orList(allowed))
 }
 
+// addr checks an address the daemon listens on or dials.
 func (v *validator) addr(path, val string) {
-	if _, err := netaddr.Parse(val); err != nil {
+	a, err := netaddr.Parse(val)
+	switch {
+	case err != nil:
 		v.add(path, "%v", err)
+	case a.Network == netaddr.Unix && !filepath.IsAbs(a.Host):
+		v.add(path, "%q: want an absolute socket path (%s)", val, relativeWhy)
+	}
+}
+
+// listen checks an address the daemon listens on: an address too, and
+// not port 0, which would listen on a port nobody is told of.
+func (v *validator) listen(path, val string) {
+	if a, err := netaddr.Parse(val); err == nil && a.Network == netaddr.TCP && a.Port == 0 {
+		v.add(path, "%q: port 0 would listen on a port chosen at random, which no client or secondary knows: choose a port", val)
+		return
+	}
+	v.addr(path, val)
+}
+
+// relativeWhy says why the file's paths must be absolute.
+const relativeWhy = "a relative one would depend on the directory zrs is started in: / under systemd"
+
+// file checks the path of a file or directory the daemon opens.
+func (v *validator) file(path, val string) {
+	if val != "" && !filepath.IsAbs(val) {
+		v.add(path, "%q: want an absolute path (%s)", val, relativeWhy)
 	}
 }
 
@@ -93,12 +119,13 @@ func (v *validator) top() {
 	if c.Path == "" {
 		v.add("path", "required: the Data.fs file")
 	}
+	v.file("path", c.Path)
 	if c.BlobDir != "" {
 		v.add("blob_dir", "not yet available in this release (blobs are not replicated yet): leave it empty")
 	}
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	if c.Admin != "" {
-		v.addr("admin", c.Admin)
+		v.listen("admin", c.Admin)
 	}
 	if c.Role == Primary && c.ZEOAddress() == "" && c.ReplicationListen() == "" {
 		v.add("role", "a primary needs zeo.address or replication.listen (it would serve nothing)")
@@ -118,7 +145,7 @@ func (v *validator) zeo(z *ZEO) {
 	if z.Address == "" {
 		v.add("zeo.address", "required in a zeo section: the ADDR to serve ZEO on")
 	} else {
-		v.addr("zeo.address", z.Address)
+		v.listen("zeo.address", z.Address)
 	}
 	if z.Storage != "" {
 		if err := CheckStorageName(z.Storage); err != nil {
@@ -138,13 +165,16 @@ func (v *validator) zeo(z *ZEO) {
 		if t.Key == "" {
 			v.add("zeo.tls.key", "required in a tls section: the private key (PEM) of the certificate")
 		}
+		v.file("zeo.tls.certificate", t.Certificate)
+		v.file("zeo.tls.key", t.Key)
+		v.file("zeo.tls.authenticate", t.Authenticate)
 	}
 }
 
 func (v *validator) replication(r *Replication) {
 	secondary := v.c.Role == Secondary
 	if r.Listen != "" {
-		v.addr("replication.listen", r.Listen)
+		v.listen("replication.listen", r.Listen)
 	}
 	if r.From != "" {
 		if secondary {
@@ -186,6 +216,23 @@ func (v *validator) replication(r *Replication) {
 
 func (v *validator) durability(d *Durability) {
 	v.oneOf("durability.level", d.Level, "async", "sync")
+	if d.Level == "async" {
+		// Alone they would change nothing, and the operator would believe
+		// commits wait for secondaries. Their defaults are harmless (a
+		// rendered file writes every key).
+		for _, k := range []struct {
+			key   string
+			moved bool
+		}{
+			{"durability.quorum", d.Quorum != DefaultQuorum},
+			{"durability.sync_timeout", d.SyncTimeout != DefaultSyncTimeout},
+			{"durability.on_sync_timeout", d.OnSyncTimeout != DefaultOnSyncTimeout},
+		} {
+			if k.moved {
+				v.add(k.key, "applies to level: sync only (commits of an async primary wait for no secondary): set level: sync, or leave it out")
+			}
+		}
+	}
 	if d.Quorum < 1 {
 		v.add("durability.quorum", "must be at least 1")
 	}
