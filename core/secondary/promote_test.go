@@ -376,3 +376,65 @@ func TestUnfinishedPromotionIsInTheStatus(t *testing.T) {
 		t.Fatalf("promoted again: promoted %v, read-only %v, status %+v", s.Promoted(), s.ReadOnly(), st)
 	}
 }
+
+// slowSkip holds Promote inside SkipOids until released, and records
+// whether the storage was closed meanwhile.
+type slowSkip struct {
+	*fs.FileStorage
+	entered, release chan struct{}
+	mu               sync.Mutex
+	closedDuringSkip bool
+	inSkip           bool
+}
+
+func (s *slowSkip) SkipOids(n uint64) error {
+	s.mu.Lock()
+	s.inSkip = true
+	s.mu.Unlock()
+	close(s.entered)
+	<-s.release
+	s.mu.Lock()
+	s.inSkip = false
+	s.mu.Unlock()
+	return s.FileStorage.SkipOids(n)
+}
+
+func (s *slowSkip) Close() error {
+	s.mu.Lock()
+	if s.inSkip {
+		s.closedDuringSkip = true
+	}
+	s.mu.Unlock()
+	return s.FileStorage.Close()
+}
+
+// Close during a Promote waits for it: the promotion must not finish, and
+// report the storage writable, on a storage already closed.
+func TestCloseWaitsForAPromotionInProgress(t *testing.T) {
+	dir := t.TempDir()
+	st := &slowSkip{FileStorage: openFS(t, filepath.Join(dir, "s.fs")), entered: make(chan struct{}), release: make(chan struct{})}
+	s := secondary.New(st, filepath.Join(dir, "nobody.sock"), secondary.Options{Logger: testLogger(t)})
+	promoted := make(chan error, 1)
+	go func() { promoted <- s.Promote(context.Background()) }()
+	<-st.entered
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		t.Errorf("Close returned (%v) while Promote was still promoting", err)
+		closed <- err
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(st.release)
+	if err := <-promoted; err != nil {
+		t.Fatalf("Promote: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closedDuringSkip {
+		t.Error("the storage was closed while Promote was making it writable")
+	}
+}

@@ -334,6 +334,11 @@ func (s *Secondary) ReadOnly() bool { return !s.Promoted() }
 // and closes the wrapped storage (for a FileStorage: saves the index). It
 // is idempotent.
 func (s *Secondary) Close() error {
+	// A promotion in progress ends first (it has stopped replication, or
+	// gives up when its context ends): it must not finish, and report the
+	// storage writable, on a storage being closed.
+	s.obs.promoteMu.Lock()
+	defer s.obs.promoteMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
