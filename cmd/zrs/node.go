@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/zrs-replication/zrs/core/fs"
@@ -131,7 +132,7 @@ func (o *nodeOptions) bind(ctx context.Context) (err error) {
 
 // closeListeners closes the listeners not yet handed to a server.
 func (o *nodeOptions) closeListeners() {
-	for _, ln := range append(append(o.zeoLns, o.replicationLns...), o.adminLn) {
+	for _, ln := range slices.Concat(o.zeoLns, o.replicationLns, []net.Listener{o.adminLn}) {
 		if ln != nil {
 			ln.Close()
 		}
