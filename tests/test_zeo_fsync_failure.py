@@ -102,3 +102,89 @@ def test_failed_fsync_stops_the_daemon_and_a_restart_recovers(tmp_path, zrs_bin,
         assert n >= len(acknowledged) + 2, f"{n} transactions in the recovered file"
     finally:
         fs.close()
+
+
+STALL = 8  # seconds each fsync of the daemon is held
+
+
+def test_stalled_fsync_is_reported(tmp_path, zrs_bin, run_zrs):
+    """A disk that stops answering: nothing fails, commits just wait.
+
+    strace holds every fsync of the running daemon for STALL seconds. While
+    a commit waits for one, `zrs status` says the storage is stalled, and
+    the metric gives how long; once it returns, the commit succeeds and the
+    report is gone.
+    """
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.fail("strace not found: run tests/setup.sh", pytrace=False)
+    admin = str(tmp_path / "admin.sock")
+    srv = ZeoServer("zrs", tmp_path / "Data.fs", tmp_path, listen="127.0.0.1:0", zrs_bin=zrs_bin,
+                    name="zrs fsync-stall", admin=admin)
+    srv.start()
+    tracer = None
+    try:
+        db = srv.db()
+        commit(db, "before", 1)
+        tracer = subprocess.Popen(
+            [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
+             "-e", f"inject=fsync:delay_enter={STALL * 1_000_000}", "-p", str(srv.proc.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1)  # strace attaches to every thread
+        assert tracer.poll() is None, f"strace did not attach: {tracer.stderr.read().decode()}"
+
+        import threading
+        done = {}
+
+        def slow_commit():
+            try:
+                commit(db, "during", 2)
+                done["ok"] = True
+            except Exception as e:  # reported below
+                done["err"] = e
+
+        th = threading.Thread(target=slow_commit)
+        th.start()
+        deadline = time.monotonic() + 2 * STALL
+        status = ""
+        while time.monotonic() < deadline and th.is_alive():
+            status = run_zrs("status", admin).stdout
+            if "STALLED:" in status:
+                break
+            time.sleep(0.2)
+        assert "STALLED:  the storage's fsync has not returned for" in status, status
+        metrics = run_zrs_metrics(admin)
+        running = [float(line.split()[1]) for line in metrics.splitlines()
+                   if line.startswith("zrs_storage_fsync_running_seconds ")]
+        assert running and running[0] >= 5, running
+        th.join(STALL * 3)
+        assert done.get("ok"), f"the commit behind the slow fsync: {done}"
+        tracer.kill()
+        tracer.wait()
+        tracer = None
+        status = run_zrs("status", admin).stdout
+        assert "STALLED" not in status, status
+        db.close()
+    finally:
+        if tracer is not None:
+            tracer.kill()
+            tracer.wait()
+    srv.stop()
+
+
+def run_zrs_metrics(admin):
+    """GET /metrics over the admin unix socket."""
+    import http.client
+    import socket
+
+    class UnixHTTP(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(admin)
+
+    c = UnixHTTP("zrs")
+    try:
+        c.request("GET", "/metrics")
+        return c.getresponse().read().decode()
+    finally:
+        c.close()

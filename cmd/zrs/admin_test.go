@@ -109,6 +109,23 @@ func TestStatusTextShowsDegradedSync(t *testing.T) {
 	}
 }
 
+// zrs status calls a storage whose fsync has run for 5 s or more stalled.
+func TestStatusTextShowsAStalledStorage(t *testing.T) {
+	for _, c := range []struct {
+		running float64
+		want    bool
+	}{{0, false}, {4.9, false}, {5, true}, {300, true}} {
+		var b strings.Builder
+		st := admin.Status{Role: "secondary", Path: "/x/Data.fs", LastTid: "0000000000000001", FsyncRunning: c.running}
+		if err := printStatus(&b, st, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "STALLED:  the storage's fsync has not returned for "); got != c.want {
+			t.Errorf("fsync running for %vs: stalled shown %v, want %v:\n%s", c.running, got, c.want, b.String())
+		}
+	}
+}
+
 // zrs status shows a secondary's upstream state, and its last error only
 // when it says something about now: while disconnected, or while a
 // promotion is unfinished (the connection may still be open then).

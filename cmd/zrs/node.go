@@ -168,7 +168,7 @@ func (n *node) startPrimary(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := n.startServers(ctx, n.prim, &admin.PrimaryNode{Primary: n.prim, Path: o.path}); err != nil {
+	if err := n.startServers(ctx, n.prim, &admin.PrimaryNode{Primary: n.prim, Path: o.path, Storage: n.st}); err != nil {
 		return err
 	}
 	o.log.Info("primary started", "path", o.path, "last", n.st.LastTransaction())
@@ -200,7 +200,7 @@ func (n *node) startSecondary(ctx context.Context) error {
 	}
 	n.sec = secondary.New(target, from, sopts)
 	n.metrics.ObserveSecondary(n.sec, n.prim == nil) // a relay's primary counts its own commits
-	if err := n.startServers(ctx, n.sec, &admin.SecondaryNode{Secondary: n.sec, Relay: n.prim, Path: o.path}); err != nil {
+	if err := n.startServers(ctx, n.sec, &admin.SecondaryNode{Secondary: n.sec, Relay: n.prim, Path: o.path, Storage: n.st}); err != nil {
 		return err
 	}
 	o.log.Info("secondary started", "path", o.path, "last", n.st.LastTransaction(), "primary", from)

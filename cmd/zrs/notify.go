@@ -122,6 +122,9 @@ func (s *supervisor) status() string {
 	if !st.PromotedAt.IsZero() {
 		parts[0] = "primary (promoted)"
 	}
+	if d, stalled := st.Stalled(); stalled {
+		parts = append(parts, "STALLED: "+stalledText(d))
+	}
 	if up := st.Upstream; up != nil {
 		switch {
 		case up.Promoting:

@@ -225,6 +225,10 @@ func TestSupervisorStatusLine(t *testing.T) {
 			"main: secondary, last tid " + tid + ", connected, caught up"},
 		{admin.Status{Role: admin.RoleSecondary, LastTid: tid, Upstream: &admin.Upstream{Address: "p:8100", Connected: true, Promoting: true, LastError: "a promotion did not finish"}},
 			"main: secondary, last tid " + tid + ", promotion not finished, read-only: run zrs promote again"},
+		{admin.Status{Role: admin.RolePrimary, LastTid: tid, FsyncRunning: 42.4},
+			"main: primary, last tid " + tid + ", STALLED: the storage's fsync has not returned for 42s: the disk is not answering, commits wait"},
+		{admin.Status{Role: admin.RolePrimary, LastTid: tid, FsyncRunning: 4.9},
+			"main: primary, last tid " + tid},
 	} {
 		if got := testSupervisor(&fakeNode{st: c.st}).status(); got != c.want {
 			t.Errorf("status %q, want %q", got, c.want)

@@ -85,6 +85,9 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 	if !st.PromotedAt.IsZero() {
 		fmt.Fprintf(w, "promoted: %s\n", st.PromotedAt.Format(time.RFC3339Nano))
 	}
+	if d, stalled := st.Stalled(); stalled {
+		fmt.Fprintf(w, "STALLED:  %s\n", stalledText(d))
+	}
 	if st.Durability != "" {
 		note := ""
 		if st.SyncDegraded {
@@ -123,6 +126,11 @@ func printStatus(w io.Writer, st admin.Status, now time.Time) error {
 			now.Sub(d.ConnectedSince).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// stalledText says what an fsync running for d means.
+func stalledText(d time.Duration) string {
+	return fmt.Sprintf("the storage's fsync has not returned for %s: the disk is not answering, commits wait", d.Round(time.Second))
 }
 
 // tidTimeNote is " (TIME, AGE ago)" for a tid's time, "" for none.

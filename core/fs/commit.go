@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/zodb"
 )
@@ -418,7 +419,10 @@ func (s *FileStorage) syncTo(end int64) error {
 		return fmt.Errorf("%s: %w: transaction ending at %d is not pending", s.path, zodb.ErrTransaction, end)
 	}
 	s.fsyncs.Add(1)
-	if err := s.fsync(); err != nil {
+	s.syncStart.Store(time.Now().UnixNano())
+	err := s.fsync()
+	s.syncStart.Store(0)
+	if err != nil {
 		s.syncErr = fmt.Errorf("%s: fsync finishing transactions up to %s: %w", s.path, batch[len(batch)-1].tid, err)
 		s.failSync(s.syncErr)
 		return s.syncErr
@@ -436,6 +440,18 @@ func (s *FileStorage) syncTo(end int64) error {
 		s.txnmap.Add(p.tid, p.pos)
 	}
 	return nil
+}
+
+// SyncRunning returns how long the fsync of finishing transactions now
+// under way has been running, 0 if none is. Commits wait for it: seconds
+// mean a disk (or network file system) that is not answering, which
+// status reports show, since nothing else in the process is stuck.
+func (s *FileStorage) SyncRunning() time.Duration {
+	start := s.syncStart.Load()
+	if start == 0 {
+		return 0
+	}
+	return max(time.Since(time.Unix(0, start)), time.Nanosecond)
 }
 
 // failSync closes the storage after a failed fsync. The transactions it

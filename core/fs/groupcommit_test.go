@@ -635,3 +635,36 @@ func TestFinishFsyncsDataFs(t *testing.T) {
 		}
 	}
 }
+
+// SyncRunning tells how long the commit fsync under way has been running:
+// 0 before and after, growing while it does not return.
+func TestSyncRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := fs.Open(path, fs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stCommit(t, s, stWrite{1, 0, []byte("a0")})
+	if d := s.SyncRunning(); d != 0 {
+		t.Fatalf("SyncRunning with no fsync under way: %v", d)
+	}
+	entered, release := heldFsync(s)
+	defer release()
+	tx := begin(t, s)
+	if err := tx.Store(2, 0, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	done := finishAsync(t, tx)
+	await(t, entered, "the fsync to start")
+	first := s.SyncRunning()
+	time.Sleep(20 * time.Millisecond)
+	if d := s.SyncRunning(); first <= 0 || d < first+20*time.Millisecond {
+		t.Fatalf("SyncRunning while the fsync is held: %v, then %v 20 ms later", first, d)
+	}
+	release()
+	await(t, done, "the finish")
+	if d := s.SyncRunning(); d != 0 {
+		t.Fatalf("SyncRunning after the fsync returned: %v", d)
+	}
+}

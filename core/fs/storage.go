@@ -118,6 +118,10 @@ type FileStorage struct {
 	writeAt func([]byte, int64) (int, error) // a commit's writes: vote, status byte (a test may pause or fail them)
 	cut     func(int64) error                // truncates Data.fs after a failed vote or an abort (a test may fail it)
 	fsyncs  atomic.Int64                     // fsyncs made by commits
+	// syncStart is when the commit fsync under way began (UnixNano), 0
+	// when none is: a disk that stops answering shows as one that never
+	// returns (SyncRunning).
+	syncStart atomic.Int64
 
 	releaseOnce sync.Once
 	releaseErr  error

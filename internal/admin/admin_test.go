@@ -432,3 +432,50 @@ func TestMetricsServeTheRestAndLogAFailure(t *testing.T) {
 		t.Errorf("a series failing on every scrape logged %d lines for 2 scrapes, want 1 a minute:\n%s", n, l)
 	}
 }
+
+// stuckSync is a storage whose commit fsync has been running for d.
+type stuckSync time.Duration
+
+func (s stuckSync) SyncRunning() time.Duration { return time.Duration(s) }
+
+// A commit fsync that does not return shows in /status and in a gauge,
+// on a primary and on a secondary; none running is absent / 0.
+func TestStatusShowsARunningFsync(t *testing.T) {
+	pr := startPair(t)
+	for _, c := range []struct {
+		name string
+		set  func(admin.SyncReporter)
+		node admin.Node
+		m    *admin.Metrics
+	}{
+		{"primary", func(r admin.SyncReporter) { pr.pn.Storage = r }, pr.pn, pr.pm},
+		{"secondary", func(r admin.SyncReporter) { pr.sn.Storage = r }, pr.sn, pr.sm},
+	} {
+		srv := httptest.NewServer(admin.NewServer(c.node, c.m, nil).Handler())
+		c.set(stuckSync(0))
+		if raw := get(t, srv.URL+"/status"); strings.Contains(raw, "fsync_running") {
+			t.Errorf("%s: no fsync running, yet %s", c.name, raw)
+		}
+		if got := metricValues(get(t, srv.URL+"/metrics"), "zrs_storage_fsync_running_seconds"); len(got) != 1 || got[0] != "0" {
+			t.Errorf("%s: gauge with no fsync running: %v", c.name, got)
+		}
+		c.set(stuckSync(42 * time.Second))
+		var st admin.Status
+		if err := json.Unmarshal([]byte(get(t, srv.URL+"/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if d, stalled := st.Stalled(); st.FsyncRunning != 42 || !stalled || d != 42*time.Second {
+			t.Errorf("%s: status %v (stalled %v, %v)", c.name, st.FsyncRunning, stalled, d)
+		}
+		if got := metricValues(get(t, srv.URL+"/metrics"), "zrs_storage_fsync_running_seconds"); len(got) != 1 || got[0] != "42" {
+			t.Errorf("%s: gauge: %v", c.name, got)
+		}
+		c.set(stuckSync(admin.StalledAfter - time.Millisecond))
+		if st := c.node.Status(); st.FsyncRunning == 0 {
+			t.Errorf("%s: a running fsync not reported", c.name)
+		} else if _, stalled := st.Stalled(); stalled {
+			t.Errorf("%s: %v s called stalled", c.name, st.FsyncRunning)
+		}
+		srv.Close()
+	}
+}

@@ -145,10 +145,12 @@ var (
 	descCaughtUp  = prometheus.NewDesc("zrs_upstream_caught_up", "1 if this secondary is connected and has applied all its primary sent.", nil, nil)
 	descDegraded  = prometheus.NewDesc("zrs_sync_degraded",
 		"1 while a sync primary replicates asynchronously after a sync timeout (on_sync_timeout: degrade); 0 otherwise. Only for sync primaries.", nil, nil)
+	descFsyncRunning = prometheus.NewDesc("zrs_storage_fsync_running_seconds",
+		"How long the storage's commit fsync under way has been running (0: none is). Commits wait for it; seconds mean a disk that does not answer.", nil, nil)
 )
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRole, descLastTid, descLastTime, descConnected, descLagSec, descLagTxn, descLagBytes, descUpConn, descCaughtUp, descDegraded} {
+	for _, d := range []*prometheus.Desc{descRole, descLastTid, descLastTime, descConnected, descLagSec, descLagTxn, descLagBytes, descUpConn, descCaughtUp, descDegraded, descFsyncRunning} {
 		ch <- d
 	}
 }
@@ -174,6 +176,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ts = float64(st.LastTidTime.UnixNano()) / 1e9
 	}
 	gauge(descLastTime, ts)
+	gauge(descFsyncRunning, st.FsyncRunning)
 	if st.Serving {
 		gauge(descConnected, float64(len(st.Secondaries)))
 		for _, d := range st.Secondaries {

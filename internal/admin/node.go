@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
@@ -19,10 +20,26 @@ type Node interface {
 	Promote(ctx context.Context) error
 }
 
-// PrimaryNode is a daemon running a primary on the database at Path.
+// SyncReporter is a storage that tells how long its commit fsync under
+// way has been running (fs.FileStorage).
+type SyncReporter interface {
+	SyncRunning() time.Duration
+}
+
+// syncRunning is r's SyncRunning in seconds, 0 without r.
+func syncRunning(r SyncReporter) float64 {
+	if r == nil {
+		return 0
+	}
+	return r.SyncRunning().Seconds()
+}
+
+// PrimaryNode is a daemon running a primary on the database at Path;
+// Storage, if set, is the file behind it.
 type PrimaryNode struct {
 	Primary *primary.Primary
 	Path    string
+	Storage SyncReporter
 }
 
 // Status reports the primary and its secondaries.
@@ -33,6 +50,7 @@ func (n *PrimaryNode) Status() Status {
 		LastTid: ps.LastTransaction.Hex(), LastTidTime: tidTime(ps.LastTransaction),
 		Serving: true, Secondaries: downstreams(ps),
 		Durability: ps.Durability.String(), SyncDegraded: ps.Degraded,
+		FsyncRunning: syncRunning(n.Storage),
 	}
 }
 
@@ -42,11 +60,13 @@ func (n *PrimaryNode) Promote(ctx context.Context) error {
 }
 
 // SecondaryNode is a daemon running a secondary on the database at
-// Path; Relay is the primary serving further secondaries (nil if none).
+// Path; Relay is the primary serving further secondaries (nil if none);
+// Storage, if set, is the file behind them.
 type SecondaryNode struct {
 	Secondary *secondary.Secondary
 	Relay     *primary.Primary
 	Path      string
+	Storage   SyncReporter
 }
 
 // Status reports the secondary (role "primary" once promoted), its
@@ -54,7 +74,7 @@ type SecondaryNode struct {
 func (n *SecondaryNode) Status() Status {
 	s := n.Secondary
 	last := s.LastTransaction()
-	st := Status{Role: RoleSecondary, Path: n.Path, LastTid: last.Hex(), LastTidTime: tidTime(last)}
+	st := Status{Role: RoleSecondary, Path: n.Path, LastTid: last.Hex(), LastTidTime: tidTime(last), FsyncRunning: syncRunning(n.Storage)}
 	if s.Promoted() {
 		st.Role, st.PromotedAt = RolePrimary, s.PromotedAt().UTC()
 	} else {

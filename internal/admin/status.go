@@ -28,6 +28,21 @@ type Status struct {
 	// a sync primary replicates asynchronously after a timeout.
 	Durability   string `json:"durability,omitempty"`
 	SyncDegraded bool   `json:"sync_degraded,omitempty"`
+	// FsyncRunning is how long the storage's commit fsync under way has
+	// been running, in seconds; absent when none is. Commits wait for it:
+	// seconds mean a disk that does not answer (StalledAfter).
+	FsyncRunning float64 `json:"fsync_running_seconds,omitempty"`
+}
+
+// StalledAfter is how long a commit fsync may run before status reports
+// (zrs status, the systemd STATUS) call the storage stalled.
+const StalledAfter = 5 * time.Second
+
+// Stalled reports whether the storage's commit fsync has been running for
+// StalledAfter or longer, and for how long.
+func (s Status) Stalled() (time.Duration, bool) {
+	d := time.Duration(s.FsyncRunning * float64(time.Second))
+	return d, d >= StalledAfter
 }
 
 // Upstream is a secondary's view of its primary.
