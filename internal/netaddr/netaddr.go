@@ -112,8 +112,14 @@ func Listen(ctx context.Context, s string) (net.Listener, error) {
 			return nil, err
 		}
 	}
+	network := a.Network
+	if ip := net.ParseIP(a.Host); network == TCP && ip != nil && ip.To4() != nil {
+		// IPv4 only, as written (and as a systemd socket unit binds it):
+		// for 0.0.0.0 Go would otherwise open a dual-stack [::] socket.
+		network = "tcp4"
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, a.Network, a.ListenAddress())
+	ln, err := lc.Listen(ctx, network, a.ListenAddress())
 	if err != nil {
 		if a.Network == TCP && errors.Is(err, syscall.EACCES) && a.Port < 1024 {
 			return nil, fmt.Errorf("listen on %s: port %d needs root or CAP_NET_BIND_SERVICE (under systemd, let the socket unit bind it): %w", s, a.Port, err)

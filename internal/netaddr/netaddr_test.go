@@ -75,6 +75,47 @@ func TestListenDialTCP(t *testing.T) {
 	}
 }
 
+// 0.0.0.0 listens on IPv4 only, as written and as a systemd socket unit
+// binds it; a bare port listens on both families.
+func TestListenIPv4WildcardIsIPv4Only(t *testing.T) {
+	ctx := context.Background()
+	reaches := func(ln net.Listener, host string) bool {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	for _, c := range []struct {
+		addr       string
+		v4, v6     bool
+		wantFamily string
+	}{
+		{"0.0.0.0:0", true, false, "IPv4"},
+		{"0", true, true, "both"},
+	} {
+		ln, err := Listen(ctx, c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conn.Close()
+			}
+		}()
+		if v4, v6 := reaches(ln, "127.0.0.1"), reaches(ln, "::1"); v4 != c.v4 || v6 != c.v6 {
+			t.Errorf("Listen(%q): reached over IPv4 %v, over IPv6 %v; want %s", c.addr, v4, v6, c.wantFamily)
+		}
+		ln.Close()
+	}
+}
+
 func TestListenUnixReplacesStaleSocket(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "p.sock")
