@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,6 +92,10 @@ func (z *zeoFlags) tlsConfig() (*tls.Config, *clientCAs, error) {
 	certName, keyName, authName := z.names()
 	pair, err := tls.LoadX509KeyPair(z.cert, z.key)
 	if err != nil {
+		if encryptedKey(z.key) {
+			return nil, nil, fmt.Errorf("%s %s: the private key is encrypted; zrs reads unencrypted PEM keys only "+
+				"(decrypt it once, e.g. openssl pkey -in KEY -out PLAIN.key, readable by the zrs user alone): %w", keyName, z.key, err)
+		}
 		return nil, nil, fmt.Errorf("%s %s / %s %s: %w", certName, z.cert, keyName, z.key, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
@@ -121,6 +126,25 @@ func (z *zeoFlags) tlsConfig() (*tls.Config, *clientCAs, error) {
 		}
 	}
 	return cfg, cas, nil
+}
+
+// encryptedKey reports whether the PEM file at path holds an encrypted
+// private key (PKCS#8 "ENCRYPTED PRIVATE KEY", or an OpenSSL legacy
+// "Proc-Type: 4,ENCRYPTED" header), which Go's TLS cannot load.
+func encryptedKey(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return false
+		}
+		if blk.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(blk.Headers["Proc-Type"], "ENCRYPTED") {
+			return true
+		}
+	}
 }
 
 // start serves st to ZEO clients when a ZEO address was given: on lns

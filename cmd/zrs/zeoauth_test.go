@@ -334,3 +334,37 @@ func TestZEOTLSErrorsNameTheConfig(t *testing.T) {
 		t.Fatalf("%v\nwant it to name %q", err, want)
 	}
 }
+
+// An encrypted private key (ZEO's <ssl> password-function) is named as
+// such, with what to do, instead of Go's "failed to parse private key".
+func TestZEOEncryptedKeyIsExplained(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	_, certPEM, _ := ca.issue("server", 7, true)
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "server.pem")
+	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, key := range map[string][]byte{
+		"pkcs8": pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("not a key in the clear")}),
+		"legacy": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte("ciphertext"),
+			Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}}),
+	} {
+		path := filepath.Join(dir, name+".key")
+		if err := os.WriteFile(path, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		z := zeoFlags{addr: "127.0.0.1:0", cert: cert, key: path}
+		_, _, err := z.tlsConfig()
+		if err == nil || !strings.Contains(err.Error(), "--zeo-key "+path+": the private key is encrypted") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A key that is merely wrong keeps the general message.
+	bad := filepath.Join(dir, "bad.key")
+	os.WriteFile(bad, []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"), 0o600)
+	z := zeoFlags{addr: "127.0.0.1:0", cert: cert, key: bad}
+	if _, _, err := z.tlsConfig(); err == nil || strings.Contains(err.Error(), "encrypted") {
+		t.Errorf("a damaged key: %v", err)
+	}
+}
