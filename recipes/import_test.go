@@ -12,9 +12,12 @@ import (
 )
 
 // TestImportGolden turns each testdata/import/*.conf (the zeo.conf forms
-// of the original ZRS documentation and of zc.zrs 3) into a site file,
-// compares it with NAME.site.yaml (go test ./recipes -update rewrites
-// them), and checks that the site it wrote parses, validates and renders.
+// of the original ZRS documentation and of zc.zrs 3, and the cases that
+// must not pass unnoticed) into a site file and compares it with
+// NAME.site.yaml (go test ./recipes -update rewrites the golden files).
+// A site that zrs-recipe must refuse has NAME.refused, the refusal; any
+// other must parse, validate and render. A file the import itself must
+// refuse has NAME.error, the error, instead of NAME.site.yaml.
 func TestImportGolden(t *testing.T) {
 	confs, _ := filepath.Glob(filepath.Join("testdata", "import", "*.conf"))
 	if len(confs) < 5 {
@@ -26,33 +29,59 @@ func TestImportGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			base := strings.TrimSuffix(conf, ".conf")
 			got, err := Import(conf, data, "")
 			if err != nil {
-				t.Fatal(err)
+				checkGolden(t, base+".error", []byte(err.Error()+"\n"))
+				checkNoGolden(t, base+".site.yaml", base+".refused")
+				return
 			}
-			golden := strings.TrimSuffix(conf, ".conf") + ".site.yaml"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				var d bytes.Buffer
-				unifiedDiff(&d, golden, "imported", want, got)
-				t.Errorf("import differs from the golden file (go test ./recipes -update if intended):\n%s", d.String())
-			}
+			checkNoGolden(t, base+".error")
+			golden := base + ".site.yaml"
+			checkGolden(t, golden, got)
 			s, err := ParseSite(golden, got)
 			if err != nil {
-				t.Fatalf("the imported site does not parse:\n%v", err)
+				checkGolden(t, base+".refused", []byte(err.Error()+"\n"))
+				return
 			}
+			checkNoGolden(t, base+".refused")
 			if _, err := Render(s); err != nil {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// checkGolden compares got with the golden file (-update rewrites it).
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (the result was:\n%s)", err, got)
+	}
+	if !bytes.Equal(got, want) {
+		var d bytes.Buffer
+		unifiedDiff(&d, golden, "imported", want, got)
+		t.Errorf("the result differs from the golden file (go test ./recipes -update if intended):\n%s", d.String())
+	}
+}
+
+// checkNoGolden fails if a golden file the result does not call for is
+// there (-update removes it).
+func checkNoGolden(t *testing.T, goldens ...string) {
+	t.Helper()
+	for _, g := range goldens {
+		if *update {
+			os.Remove(g)
+		}
+		if _, err := os.Stat(g); err == nil {
+			t.Errorf("%s: there, but the result calls for no such file", g)
+		}
 	}
 }
 
