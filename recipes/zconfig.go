@@ -49,7 +49,7 @@ func (e *ZConfigError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, 
 
 // parseZConfig parses the ZConfig text data, naming file in errors.
 func parseZConfig(file string, data []byte) (*zfile, error) {
-	p := &zparser{file: file, defines: map[string]string{}}
+	p := &zparser{file: file, defines: map[string]zdefine{}}
 	f := &zfile{Root: &zsection{Line: 1}}
 	stack := []*zsection{f.Root}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -107,7 +107,13 @@ func parseZConfig(file string, data []byte) (*zfile, error) {
 type zparser struct {
 	file    string
 	line    int
-	defines map[string]string
+	defines map[string]zdefine
+}
+
+// zdefine is the value of a %define, and its line.
+type zdefine struct {
+	value string
+	line  int
 }
 
 func (p *zparser) errorf(format string, args ...any) error {
@@ -168,10 +174,10 @@ func (p *zparser) closing(text string) (string, error) {
 	return strings.ToLower(typ), nil
 }
 
-// directive handles %import, %define and %include.
+// directive handles %import, %define and %include. Like ZConfig, it
+// takes any blanks (spaces or tabs) between the words.
 func (p *zparser) directive(f *zfile, text string, top bool) error {
-	name, arg, _ := strings.Cut(text[1:], " ")
-	arg = strings.TrimSpace(arg)
+	name, arg := cutBlank(text[1:])
 	switch strings.ToLower(name) {
 	case "import":
 		if arg == "" || strings.ContainsAny(arg, " \t") {
@@ -179,25 +185,41 @@ func (p *zparser) directive(f *zfile, text string, top bool) error {
 		}
 		f.Imports = append(f.Imports, zkey{Name: "import", Value: arg, Line: p.line})
 	case "define":
-		dname, val, _ := strings.Cut(arg, " ")
+		dname, val := cutBlank(arg)
 		if !isZName(dname) {
 			return p.errorf("%%define needs a name, then its value")
 		}
+		written := dname
 		dname = strings.ToLower(dname)
-		if _, ok := p.defines[dname]; ok {
-			return p.errorf("%%define %s: already defined", dname)
-		}
-		v, err := p.substitute(strings.TrimSpace(val))
+		v, err := p.substitute(val)
 		if err != nil {
 			return err
 		}
-		p.defines[dname] = v
+		// ZConfig accepts the same definition again, and refuses another
+		// value.
+		if d, ok := p.defines[dname]; ok {
+			if d.value == v {
+				return nil
+			}
+			return p.errorf("%%define %s %q: already defined as %q on line %d (ZConfig allows no redefinition): keep one of the two", written, v, d.value, d.line)
+		}
+		p.defines[dname] = zdefine{value: v, line: p.line}
 	case "include":
 		return p.errorf("%%include is not supported: paste the included file in place and import again")
 	default:
 		return p.errorf("unknown directive %%%s (want %%import, %%define or %%include)", name)
 	}
 	return nil
+}
+
+// cutBlank splits s at its first run of blanks (spaces or tabs): the
+// first word, and the rest with surrounding blanks trimmed.
+func cutBlank(s string) (string, string) {
+	i := strings.IndexAny(s, " \t")
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimSpace(s[i:])
 }
 
 // key parses "key value", substituting $names in the value. A blank
@@ -226,7 +248,8 @@ func (p *zparser) key(text string) (zkey, error) {
 }
 
 // substitute replaces $name and ${name} with %define'd values, and $$
-// with $.
+// with $. ZConfig's $(NAME), the environment variable NAME, is refused:
+// what the environment held when runzeo started is not known here.
 func (p *zparser) substitute(s string) (string, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil
@@ -244,6 +267,13 @@ func (p *zparser) substitute(s string) (string, error) {
 			b.WriteByte('$')
 			i++
 			continue
+		case strings.HasPrefix(rest, "("):
+			end := strings.IndexByte(rest, ')')
+			if end < 0 {
+				return "", p.errorf("unclosed $( in %q", s)
+			}
+			env := rest[1:end]
+			return "", p.errorf("$(%s) is an environment variable (ZConfig reads $(NAME) from the environment runzeo started in), which zrs-recipe import does not read: replace $(%s) with its value, or add \"%%define %s VALUE\" and write $%s", env, env, env, env)
 		case strings.HasPrefix(rest, "{"):
 			end := strings.IndexByte(rest, '}')
 			if end < 0 {
@@ -259,11 +289,14 @@ func (p *zparser) substitute(s string) (string, error) {
 			name = rest[:n]
 			i += n
 		}
-		v, ok := p.defines[strings.ToLower(name)]
-		if name == "" || !ok {
-			return "", p.errorf("$%s is not %%define'd (write $$ for a dollar sign)", name)
+		if name == "" {
+			return "", p.errorf("'$' not followed by a name in %q: write $$ for a dollar sign, $NAME or ${NAME} for a %%define'd value", s)
 		}
-		b.WriteString(v)
+		d, ok := p.defines[strings.ToLower(name)]
+		if !ok {
+			return "", p.errorf("$%s is not %%define'd: add \"%%define %s VALUE\" before this line (or write $$ for a dollar sign)", name, name)
+		}
+		b.WriteString(d.value)
 	}
 	return b.String(), nil
 }
