@@ -26,6 +26,7 @@ type importedPart struct {
 	listen, from string
 	keepAlive    time.Duration
 	blobDir      string // kept, so that zrs-recipe refuses the part until it is dealt with
+	readOnly     int    // line of <filestorage> read-only true, 0 if none
 	zeo          *importedZEO
 	notes        []string
 }
@@ -36,6 +37,7 @@ type importedZEO struct {
 	msgpack            *bool
 	transactionTimeout time.Duration
 	tls                map[string]string // certificate, key, authenticate
+	readOnly           int               // line of read-only true, 0 if none
 }
 
 // importer collects the parts and the notes of one file.
@@ -69,6 +71,9 @@ func Import(file string, data []byte, name string) ([]byte, error) {
 	}
 	if len(im.parts) == 0 {
 		return nil, fmt.Errorf("%s: no storage to import (want a <zrs>, <primary>, <secondary> or <filestorage> section)", file)
+	}
+	if err := im.checkReadOnly(); err != nil {
+		return nil, err
 	}
 	im.name(name)
 	im.applyZEO()
@@ -184,7 +189,20 @@ func (im *importer) readZEO(s *zsection) error {
 			}
 			z.transactionTimeout = d
 		case "read-only":
+			ro, err := zbool(k)
+			if err != nil {
+				return im.errorf(k.Line, "%v", err)
+			}
+			if ro {
+				z.readOnly = k.Line // refused if a part is a primary (checkReadOnly)
+			}
 			im.notes = append(im.notes, im.note(k.Line, "read-only %s: a zrs secondary serves ZEO read-only, a primary read-write; ignored", k.Value))
+		case "authentication-protocol", "authentication-database", "authentication-realm":
+			// ZEO 4 and earlier: clients had to log in. Dropping it would
+			// open the storage to anyone who can connect.
+			return im.errorf(k.Line, "<zeo> %s %s: zrs has no password authentication, so clients would no longer have to log in; "+
+				"restrict them with TLS client certificates instead (<ssl> certificate, key and authenticate in <zeo>, zeo.tls.authenticate in the site file), "+
+				"then remove the authentication-* lines and import again", k.Name, k.Value)
 		case "invalidation-queue-size", "invalidation-age":
 			im.notes = append(im.notes, im.note(k.Line, "%s %s: no setting in zrs; ignored", k.Name, k.Value))
 		case "client-conflict-resolution":
@@ -294,6 +312,15 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 				im.dataPath(p, k)
 			case "blob-dir":
 				im.blob(p, k)
+			case "read-only":
+				ro, err := zbool(k)
+				if err != nil {
+					return im.errorf(k.Line, "%v", err)
+				}
+				if ro {
+					p.readOnly = k.Line
+				}
+				p.addNote(im.note(k.Line, "<filestorage> read-only %s: a zrs secondary keeps its storage read-only to clients, a primary is read-write; ignored", k.Value))
 			default:
 				p.addNote(im.note(k.Line, "<filestorage> %s %s: no equivalent in zrs; ignored", k.Name, k.Value))
 			}
@@ -328,6 +355,27 @@ func (im *importer) dataPath(p *importedPart, k zkey) {
 		return
 	}
 	p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran: move that file to the path this part uses (DATA_DIR/NAME/Data.fs) or set path to where it is", k.Value))
+}
+
+// checkReadOnly refuses read-only true on a storage that becomes a
+// primary: zrs serves a primary read-write, so the storage would take
+// writes it refused before. On a secondary it is what zrs does anyway.
+func (im *importer) checkReadOnly() error {
+	for _, p := range im.parts {
+		if p.role != "primary" {
+			continue
+		}
+		line, what := p.readOnly, "<filestorage> read-only true"
+		if line == 0 && im.zeo != nil && im.zeo.readOnly != 0 {
+			line, what = im.zeo.readOnly, "<zeo> read-only true"
+		}
+		if line != 0 {
+			return im.errorf(line, "%s: %s becomes a zrs primary, which clients can write to; "+
+				"to keep it read-only, run it as a zrs secondary of the real primary (replicate-from in <zrs>, replication.from in the site file); "+
+				"to let clients write, remove read-only knowingly and import again", what, p.origin)
+		}
+	}
+	return nil
 }
 
 // blob records a blob directory: a note, and blob_dir in the part, which
