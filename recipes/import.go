@@ -217,13 +217,30 @@ func (im *importer) readZEO(s *zsection) error {
 			continue
 		}
 		z.tls = map[string]string{}
+		var password *zkey
 		for _, k := range sub.Keys {
 			switch k.Name {
 			case "certificate", "key", "authenticate":
 				z.tls[k.Name] = k.Value
+			case "password-function":
+				password = &k
 			default:
 				im.notes = append(im.notes, im.note(k.Line, "<ssl> %s: no equivalent in zrs; ignored", k.Name))
 			}
+		}
+		if password != nil {
+			// A password function is there because the key is encrypted,
+			// which zrs cannot read: it would fail only when it starts.
+			key := z.tls["key"]
+			if key == "" {
+				key = z.tls["certificate"]
+			}
+			if key == "" {
+				key = "KEY"
+			}
+			return im.errorf(password.Line, "<ssl> password-function %s: the private key is encrypted, and zrs reads only an unencrypted PEM key; "+
+				"decrypt it (openssl pkey -in %s -out %s.plain), make the result readable by the zrs user only (chown zrs %s.plain; chmod 0400 %s.plain), "+
+				"point <ssl> key at it, remove password-function and import again", password.Value, key, key, key, key)
 		}
 	}
 	return nil
