@@ -242,6 +242,14 @@ func (im *importer) readZEO(s *zsection) error {
 				"decrypt it (openssl pkey -in %s -out %s.plain), make the result readable by the zrs user only (chown zrs %s.plain; chmod 0400 %s.plain), "+
 				"point <ssl> key at it, remove password-function and import again", password.Value, key, key, key, key)
 		}
+		if cert, ok := z.tls["certificate"]; ok {
+			if _, ok := z.tls["key"]; !ok {
+				// ZEO's key is optional: the certificate file holds both,
+				// which Go's tls.LoadX509KeyPair(f, f) reads as well.
+				z.tls["key"] = cert
+				im.notes = append(im.notes, im.note(sub.Line, "<ssl> has no key: the key is read from the certificate file %s, as ZEO did (key: is set to that file)", cert))
+			}
+		}
 	}
 	return nil
 }
