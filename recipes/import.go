@@ -259,6 +259,7 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 	p := &importedPart{origin: im.origin(s), storage: storageName(s)}
 	legacy := s.Type != "zrs"
 	seen := map[string]int{}
+	keepAliveLine := 0
 	for _, k := range s.Keys {
 		if l, ok := seen[k.Name]; ok {
 			return nil, im.errorf(k.Line, "%s given twice in <%s> (first on line %d)", k.Name, s.Type, l)
@@ -286,7 +287,7 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 			if err != nil {
 				return nil, im.errorf(k.Line, "%v", err)
 			}
-			p.keepAlive = d
+			p.keepAlive, keepAliveLine = d, k.Line
 		case (k.Name == "filestorage-path") && legacy:
 			im.dataPath(p, k)
 		case k.Name == "blob-dir":
@@ -305,6 +306,12 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 	p.role = "primary"
 	if p.from != "" {
 		p.role = "secondary"
+	}
+	if p.role == "primary" && p.keepAlive > 0 {
+		// zc.zrs hands keep-alive-delay to a secondary only; a template
+		// shared by all of a site's hosts has it on the primary too.
+		p.addNote(im.note(keepAliveLine, "keep-alive-delay %d: only a secondary sends keep-alives (zc.zrs ignored it on a primary); ignored", int(p.keepAlive.Seconds())))
+		p.keepAlive = 0
 	}
 	if s.Type == "zrs" && len(s.Sections) == 0 {
 		return nil, im.errorf(s.Line, "<zrs> needs a storage section, such as <filestorage> path ... </filestorage>")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -38,7 +39,11 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if _, err := recipes.ParseSite("the imported site", out); err != nil {
-		return fmt.Errorf("the imported site needs editing before zrs-recipe accepts it (see its NOTE comments):\n%w", err)
+		see := "edit the lines named below"
+		if bytes.Contains(out, []byte("# NOTE ")) {
+			see = "see its NOTE comments"
+		}
+		return fmt.Errorf("the imported site needs editing before zrs-recipe accepts it (%s):\n%w", see, err)
 	}
 	return nil
 }

@@ -123,8 +123,18 @@ func TestImport(t *testing.T) {
 	bad := filepath.Join(dir, "zeo.conf")
 	os.WriteFile(bad, []byte("%import zc.zrs\n<zrs>\n replicate-to db.example.com:5000\n<filestorage>\n path /x.fs\n</filestorage>\n</zrs>\n"), 0o644)
 	code, out, errs = runCmd("import", bad)
-	if code != 1 || !strings.Contains(out, "listen: db.example.com:5000") || !strings.Contains(errs, "needs editing") || !strings.Contains(errs, "not host names") {
+	if code != 1 || !strings.Contains(out, "listen: db.example.com:5000") || !strings.Contains(errs, "needs editing before zrs-recipe accepts it (see its NOTE comments)") || !strings.Contains(errs, "not host names") {
 		t.Fatalf("code %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	// One that has no NOTE to see: the message points at the lines.
+	code, _, errs = runCmd("import", "--name", "site", filepath.Join("..", "..", "recipes", "testdata", "import", "zrs3-primary.conf"))
+	if code != 1 || !strings.Contains(errs, "needs editing before zrs-recipe accepts it (edit the lines named below):") || strings.Contains(errs, "NOTE") {
+		t.Fatalf("no NOTE: code %d, stderr %q", code, errs)
+	}
+	// The keep-alive of a primary is dropped with a NOTE, not refused.
+	code, out, errs = runCmd("import", filepath.Join("..", "..", "recipes", "testdata", "import", "keepalive-primary.conf"))
+	if code != 0 || strings.Contains(out, "keep_alive") || errs != "" {
+		t.Fatalf("keep-alive on a primary: code %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
 	code, _, errs = runCmd("import", filepath.Join(dir, "missing.conf"))
 	if code != 1 || !strings.Contains(errs, "missing.conf") {
