@@ -82,7 +82,7 @@ func TestImportRelativeReplicateFrom(t *testing.T) {
 		t.Errorf("the imported site does not parse: %v", err)
 	}
 	_, err = ParseSite("site.yaml", []byte("parts:\n  r:\n    role: secondary\n    replication: {from: ./primary.sock}\n"))
-	if err == nil || !strings.Contains(err.Error(), `parts.r.replication.from: "./primary.sock": a socket path must be absolute`) {
+	if err == nil || !strings.Contains(err.Error(), `parts.r.replication.from: "./primary.sock": want an absolute socket path`) {
 		t.Errorf("a relative replication.from: %v", err)
 	}
 }

@@ -65,9 +65,8 @@ func (v *siteValidator) part(p *Part) {
 	for _, e := range config.AsErrors(p.DaemonConfig().Validate()) {
 		v.configError(p, e)
 	}
-	if !path.IsAbs(p.Path) {
-		v.add(p.Line("path"), prefix+"path", "%q: want an absolute path (a service has no working directory to be relative to)", p.Path)
-	}
+	// A relative path, TLS file or replication.from socket is refused by
+	// the daemon config's own checks above.
 	// The data directory and a unix admin socket go into the drop-in's
 	// ReadWritePaths=, which systemd splits at spaces and expands '%' in.
 	v.unitPath(p, "path", p.Path)
@@ -77,24 +76,11 @@ func (v *siteValidator) part(p *Part) {
 		}
 		v.unitPath(p, "admin", a.Host)
 	}
-	if p.Replication != nil && p.Replication.From != "" {
-		if a, err := netaddr.Parse(p.Replication.From); err == nil && a.Network == netaddr.Unix && !path.IsAbs(a.Host) {
-			v.add(p.Line("replication.from"), prefix+"replication.from", "%q: a socket path must be absolute (a service has no working directory to be relative to)", p.Replication.From)
-		}
-	}
 	if p.ZEO != nil && p.ZEO.Address != "" {
 		v.listen(p, "zeo.address", p.ZEO.Address)
 	}
 	if l := p.ReplicationListen(); l != "" {
 		v.listen(p, "replication.listen", l)
-	}
-	if p.ZEO != nil && p.ZEO.TLS != nil {
-		t := p.ZEO.TLS
-		for k, f := range map[string]string{"certificate": t.Certificate, "key": t.Key, "authenticate": t.Authenticate} {
-			if f != "" && !path.IsAbs(f) {
-				v.add(p.Line("zeo.tls."+k), prefix+"zeo.tls."+k, "%q: want an absolute path", f)
-			}
-		}
 	}
 }
 
