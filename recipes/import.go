@@ -27,6 +27,7 @@ type importedPart struct {
 	keepAlive    time.Duration
 	blobDir      string // kept, so that zrs-recipe refuses the part until it is dealt with
 	readOnly     int    // line of <filestorage> read-only true, 0 if none
+	relPath      zkey   // a relative path, resolved by resolvePaths
 	zeo          *importedZEO
 	notes        []string
 }
@@ -48,6 +49,10 @@ type importer struct {
 	zeoLine  int
 	logLevel string
 	notes    []string // for the whole file
+	// runnerDir is the directory zdaemon changed to before it started
+	// runzeo (<runner> daemon true, directory DIR), "" if not known.
+	runnerDir  string
+	runnerLine int
 }
 
 // Import reads a Python ZEO configuration file (ZConfig: a <zeo> section
@@ -75,6 +80,7 @@ func Import(file string, data []byte, name string) ([]byte, error) {
 	if err := im.checkReadOnly(); err != nil {
 		return nil, err
 	}
+	im.resolvePaths()
 	im.name(name)
 	im.applyZEO()
 	return im.emit(), nil
@@ -137,7 +143,7 @@ func (im *importer) section(s *zsection, zrsImport int) error {
 	case "eventlog", "logger":
 		im.readLog(s)
 	case "runner":
-		im.notes = append(im.notes, im.note(s.Line, "<runner> (zdaemon): systemd runs each part as zrs@NAME.service; ignored"))
+		im.readRunner(s)
 	case "replicationlog":
 		im.notes = append(im.notes, im.note(s.Line, "<replicationlog> (zc.zrs 2.x replication log recorder): no equivalent in zrs; ignored"))
 	default:
@@ -380,13 +386,51 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 }
 
 // dataPath takes a FileStorage path; a relative one (relative to where
-// runzeo ran) is left to the default with a note.
+// runzeo ran) is resolved by resolvePaths.
 func (im *importer) dataPath(p *importedPart, k zkey) {
 	if path.IsAbs(k.Value) {
 		p.path = path.Clean(k.Value)
 		return
 	}
-	p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran: move that file to the path this part uses (DATA_DIR/NAME/Data.fs) or set path to where it is", k.Value))
+	p.relPath = k
+}
+
+// readRunner reads zdaemon's <runner>: with daemon true (zdaemon's
+// default, but only an explicit one is taken) and an absolute directory,
+// zdaemon changes to that directory before it starts runzeo, so that is
+// what relative paths are relative to.
+func (im *importer) readRunner(s *zsection) {
+	im.notes = append(im.notes, im.note(s.Line, "<runner> (zdaemon): systemd runs each part as zrs@NAME.service; ignored"))
+	k, ok := s.key("daemon")
+	if !ok {
+		return
+	}
+	daemon, err := zbool(k)
+	if dir, ok := s.key("directory"); err == nil && daemon && ok && path.IsAbs(dir.Value) {
+		im.runnerDir, im.runnerLine = path.Clean(dir.Value), dir.Line
+	}
+}
+
+// resolvePaths turns the relative data paths into absolute ones where
+// <runner> says where runzeo ran. Otherwise the path stays as written,
+// which zrs-recipe refuses: an existing database must not be replaced
+// by a new, empty one at the default path unnoticed.
+func (im *importer) resolvePaths() {
+	for _, p := range im.parts {
+		k := p.relPath
+		if k.Value == "" {
+			continue
+		}
+		if im.runnerDir != "" {
+			p.path = path.Join(im.runnerDir, k.Value)
+			p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran: zdaemon's <runner> has daemon true and directory %s (line %d), "+
+				"where it changes before starting runzeo, so the data file is %s; check that it is the file runzeo served", k.Value, im.runnerDir, im.runnerLine, p.path))
+			continue
+		}
+		p.path = k.Value
+		p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran, which this file does not say (no <runner> with daemon true and an absolute directory): "+
+			"set path to that file's absolute path; zrs-recipe refuses a relative one", k.Value))
+	}
 }
 
 // checkReadOnly refuses read-only true on a storage that becomes a

@@ -109,8 +109,23 @@ func TestImportMeaning(t *testing.T) {
 	if p := imp("zrs2-secondary"); p.Role != "secondary" || p.ReplicationFrom() != "primary-host:5000" || p.ReplicationListen() != "" {
 		t.Errorf("zrs2-secondary: %+v", p)
 	}
-	if p := imp("zrs2-buildout"); p.Role != "primary" || p.ZEOAddress() != "8100" || p.ReplicationListen() != "8101" || p.Path != "/var/lib/zrs/db/Data.fs" {
-		t.Errorf("zrs2-buildout: %+v", p)
+	// A relative path whose directory the file does not say stays as
+	// written, which the recipe refuses: the default DATA_DIR/NAME/Data.fs
+	// would be a new, empty database in place of the existing one.
+	data, err := os.ReadFile(filepath.Join("testdata", "import", "zrs2-buildout.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Import("zrs2-buildout.conf", data, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseSite("site.yaml", out); err == nil || !strings.Contains(err.Error(), `site.yaml:8: parts.db.path: "primary.fs": want an absolute path`) {
+		t.Errorf("zrs2-buildout: the relative path was not refused: %v\n%s", err, out)
+	}
+	// With zdaemon's <runner> daemon true and directory DIR, it is DIR's.
+	if p := imp("plone-zeoserver"); p.Role != "primary" || p.ZEOAddress() != "8100" || p.Path != "/srv/plone/zeoserver/var/filestorage/Data.fs" {
+		t.Errorf("plone-zeoserver: %+v", p)
 	}
 	p := imp("zrs3-relay")
 	if p.Role != "secondary" || p.ReplicationFrom() != "primary-host:5000" || p.ReplicationListen() != "5000" ||
