@@ -53,6 +53,18 @@ type importer struct {
 	// runzeo (<runner> daemon true, directory DIR), "" if not known.
 	runnerDir  string
 	runnerLine int
+	moved      []*movedSocket // relative sockets moved to /run/zrs
+}
+
+// movedSocket is a relative socket path of the file, moved to /run/zrs
+// (where a service can bind it) under its base name.
+type movedSocket struct {
+	part  *importedPart // nil for the <zeo> address
+	kind  string        // "zeo", "replication" (replicate-to) or "from"
+	key   zkey
+	orig  string    // the relative path, cleaned
+	notes *[]string // the NOTE that says where it moved: (*notes)[idx]
+	idx   int
 }
 
 // Import reads a Python ZEO configuration file (ZConfig: a <zeo> section
@@ -82,6 +94,9 @@ func Import(file string, data []byte, name string) ([]byte, error) {
 	}
 	im.resolvePaths()
 	im.name(name)
+	if err := im.resolveSockets(); err != nil {
+		return nil, err
+	}
 	im.applyZEO()
 	return im.emit(), nil
 }
@@ -181,6 +196,7 @@ func (im *importer) readZEO(s *zsection) error {
 			z.address = a
 			if note != "" {
 				im.notes = append(im.notes, note)
+				im.recordMoved(nil, "zeo", k, &im.notes)
 			}
 		case "msgpack":
 			b, err := zbool(k)
@@ -275,7 +291,10 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 		case k.Name == "replicate-to" || k.Name == "address" && s.Type == "primary":
 			a, note := im.listenAddr(k, "replication")
 			p.listen = a
-			p.addNote(note)
+			if note != "" {
+				p.addNote(note)
+				im.recordMoved(p, "replication", k, &p.notes)
+			}
 		case k.Name == "replicate-from" && s.Type != "primary" || k.Name == "address" && s.Type == "secondary":
 			a, err := netaddr.Parse(k.Value)
 			if err != nil {
@@ -287,6 +306,7 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 				// that both ends imported from one machine still meet.
 				p.from = path.Join(runtimeDir, path.Base(a.Host))
 				p.addNote(im.note(k.Line, "%s %s is relative: the secondary now connects to %s (where an imported primary's relative socket moves)", k.Name, k.Value, p.from))
+				im.recordMoved(p, "from", k, &p.notes)
 			}
 		case k.Name == "keep-alive-delay" && s.Type != "primary":
 			d, err := zseconds(k)
@@ -490,6 +510,75 @@ func (im *importer) listenAddr(k zkey, what string) (string, string) {
 		}
 	}
 	return a.String(), ""
+}
+
+// recordMoved remembers that key k's socket moved to /run/zrs, if it was
+// a relative one, with the NOTE just added to *notes that says so.
+func (im *importer) recordMoved(p *importedPart, kind string, k zkey, notes *[]string) {
+	a, err := netaddr.Parse(k.Value)
+	if err != nil || a.Network != netaddr.Unix || path.IsAbs(a.Host) {
+		return
+	}
+	im.moved = append(im.moved, &movedSocket{part: p, kind: kind, key: k, orig: path.Clean(a.Host), notes: notes, idx: len(*notes) - 1})
+}
+
+// resolveSockets keeps different relative sockets different once moved
+// to /run/zrs/BASENAME (../primary/var/zrs.sock and var/zrs.sock would
+// both be /run/zrs/zrs.sock). A socket this file listens on gets a name
+// of its own part, /run/zrs/NAME-zeo.sock or NAME-replication.sock; a
+// replicate-from is refused, since where the other end listens now
+// cannot be guessed.
+func (im *importer) resolveSockets() error {
+	moved := func(m *movedSocket) string {
+		switch m.kind {
+		case "zeo":
+			return im.zeo.address
+		case "replication":
+			return m.part.listen
+		}
+		return m.part.from
+	}
+	// clash is another socket that moved to where m did from elsewhere.
+	clash := func(m *movedSocket) *movedSocket {
+		for _, o := range im.moved {
+			if o.orig != m.orig && moved(o) == moved(m) {
+				return o
+			}
+		}
+		return nil
+	}
+	for _, m := range im.moved {
+		if o := clash(m); o != nil && m.kind == "from" {
+			return im.errorf(m.key.Line, "%s %s and %s %s (line %d) would both become %s, where relative sockets move: "+
+				"write replicate-from as the socket the primary listens on now, an absolute path, and import again", m.key.Name, m.key.Value, o.key.Name, o.key.Value, o.key.Line, moved(m))
+		}
+	}
+	var renamed []*movedSocket
+	for _, m := range im.moved {
+		if clash(m) != nil {
+			renamed = append(renamed, m)
+		}
+	}
+	for _, m := range renamed {
+		owner := m.part
+		if owner == nil {
+			owner = im.parts[0] // applyZEO gives it the <zeo> section
+		}
+		was := moved(m)
+		abs := path.Join(runtimeDir, owner.name+"-"+m.kind+".sock")
+		if m.kind == "zeo" {
+			im.zeo.address = abs
+		} else {
+			m.part.listen = abs
+		}
+		(*m.notes)[m.idx] = im.note(m.key.Line, "%s %s is relative: the %s socket is now %s (not %s, where another socket of this file moves)", m.key.Name, m.key.Value, m.kind, abs, was)
+	}
+	for _, m := range renamed {
+		if o := clash(m); o != nil {
+			return im.errorf(m.key.Line, "%s %s and %s %s (line %d) would both become %s: give one of them an absolute path and import again", m.key.Name, m.key.Value, o.key.Name, o.key.Value, o.key.Line, moved(m))
+		}
+	}
+	return nil
 }
 
 // readLog maps the level of <eventlog> or <logger>; handlers have no
