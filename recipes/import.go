@@ -581,12 +581,25 @@ func (im *importer) resolveSockets() error {
 	return nil
 }
 
-// readLog maps the level of <eventlog> or <logger>; handlers have no
-// equivalent (zrs logs to stderr, the journal under systemd).
+// readLog maps the level of <eventlog>, the root logger, or of a
+// <logger> without a name (or named root); handlers have no equivalent
+// (zrs logs to stderr, the journal under systemd). zrs has one log
+// level, so a named <logger>'s level (one Python logger's) is a NOTE.
 func (im *importer) readLog(s *zsection) {
+	logger := ""
+	if n, ok := s.key("name"); ok && s.Type == "logger" && !strings.EqualFold(n.Value, "root") {
+		logger = n.Value
+	}
 	for _, k := range s.Keys {
+		if k.Name == "name" && s.Type == "logger" {
+			continue
+		}
 		if k.Name != "level" {
 			im.notes = append(im.notes, im.note(k.Line, "<%s> %s: no equivalent in zrs; ignored", s.Type, k.Name))
+			continue
+		}
+		if logger != "" {
+			im.notes = append(im.notes, im.note(k.Line, "<logger> %s level %s: zrs has one log level for the whole daemon (from <eventlog>), not one per logger; ignored", logger, k.Value))
 			continue
 		}
 		switch strings.ToUpper(k.Value) {

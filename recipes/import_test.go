@@ -325,3 +325,23 @@ func TestImportPartNamesAreUnique(t *testing.T) {
 		t.Fatalf("part names %v, want 3 different ones:\n%s", names, out)
 	}
 }
+
+// Only the root logger sets log_level: <eventlog>, or a <logger> with no
+// name or named root; a named <logger>'s level is a NOTE (F12).
+func TestImportLogLevel(t *testing.T) {
+	fs := "<filestorage>\n path /x.fs\n</filestorage>\n"
+	for _, tc := range []struct{ conf, want string }{
+		{"<logger>\n name root\n level debug\n</logger>\n", "log_level: debug"},
+		{"<logger>\n level error\n</logger>\n", "log_level: error"},
+		{"<eventlog>\n level info\n</eventlog>\n<logger>\n level warning\n name ZEO\n</logger>\n", "log_level: info"},
+		{"<logger>\n level warning\n name ZEO\n</logger>\n", "NOTE zeo.conf line 5: <logger> ZEO level warning: zrs has one log level"},
+	} {
+		out, err := Import("zeo.conf", []byte(fs+tc.conf), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("%q: want %q in\n%s", tc.conf, tc.want, out)
+		}
+	}
+}
