@@ -695,6 +695,8 @@ func (p *importedPart) emit(b *bytes.Buffer) {
 	if p.blobDir != "" {
 		fmt.Fprintf(b, "    blob_dir: %s\n", scalar(p.blobDir))
 	}
+	// zrs status, zrs promote and the documentation reach a part there.
+	fmt.Fprintf(b, "    admin: %s\n", scalar(path.Join(runtimeDir, p.name+".admin")))
 	if z := p.zeo; z != nil {
 		b.WriteString("    zeo:\n")
 		fmt.Fprintf(b, "      address: %s\n", scalar(z.address))

@@ -345,3 +345,37 @@ func TestImportLogLevel(t *testing.T) {
 		}
 	}
 }
+
+// Every imported part gets the admin endpoint the documentation uses
+// (zrs status /run/zrs/NAME.admin; zrs promote needs it), which the
+// recipe accepts without a drop-in: /run/zrs is the service's runtime
+// directory (F8).
+func TestImportAdmin(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "import", "zrs2-secondary.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Import("zrs2-secondary.conf", data, "replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSite("site.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if p := s.Part("replica"); p == nil || p.Admin != "/run/zrs/replica.admin" {
+		t.Fatalf("no admin /run/zrs/replica.admin:\n%s", out)
+	}
+	files, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.Contains(f.Path, ".service.d/") && strings.Contains(string(f.Data), "/run/zrs") {
+			t.Errorf("a drop-in for the admin socket in /run/zrs:\n%s", f.Data)
+		}
+		if f.Path == ConfigPath("replica") && !strings.Contains(string(f.Data), "admin: /run/zrs/replica.admin\n") {
+			t.Errorf("the daemon config lacks the admin endpoint:\n%s", f.Data)
+		}
+	}
+}
