@@ -79,30 +79,48 @@ const importHelp = `Usage: zrs-recipe import [--name NAME] ZEO.CONF
 Print, on stdout, a site file equivalent to the Python ZEO configuration
 ZEO.CONF, so a zc.zrs site moves to zrs without retyping. It reads the
 ZConfig syntax of zeo.conf (sections, "key value" lines, comments,
-%import, %define and $NAME substitution; %include is refused):
+%import, %define and $NAME substitution; %include and $(NAME), an
+environment variable, are refused: paste the file in, replace $(NAME)
+with its value or %define it):
 
   <zeo>           address, transaction-timeout, msgpack and <ssl>
-                  (certificate, key, authenticate) become the part's zeo
+                  (certificate, key, authenticate) become the part's zeo;
+                  an <ssl> without key reads it from the certificate file
   <zrs>           zc.zrs 2.4 and later, after "%import zc.zrs":
                   replicate-to becomes replication.listen, replicate-from
                   replication.from (the part is then a secondary, or a
                   relay with both), keep-alive-delay SECONDS
-                  replication.keep_alive
+                  replication.keep_alive (on a primary it is dropped, as
+                  zc.zrs ignored it there)
   <primary>       zc.zrs 2.0-2.3: address (or replicate-to) is the
                   replication address; filestorage-path the data file
   <secondary>     zc.zrs 2.0-2.3: address (or replicate-from) is the
                   primary's; replicate-to and keep-alive-delay as in <zrs>
-  <filestorage>   path becomes the part's path (a relative path, which
-                  was relative to where runzeo ran, is left to the
-                  default DATA_DIR/NAME/Data.fs); a section name other
+  <filestorage>   path becomes the part's path; a section name other
                   than 1 (<filestorage catalog>) becomes zeo.storage
-  <eventlog>      level becomes defaults.log_level
+  <eventlog>      level becomes defaults.log_level (so does that of a
+                  <logger> without a name; a named one's is a NOTE)
+
+A relative path was relative to where runzeo ran: with zdaemon's <runner>
+daemon true and an absolute directory, it is taken as relative to that
+directory (a NOTE says so); otherwise it is kept as written, and
+zrs-recipe refuses it until it is made absolute, so that a new, empty
+database never takes the place of the existing one. A relative socket
+moves to /run/zrs/BASENAME (or /run/zrs/NAME-zeo.sock,
+NAME-replication.sock where two different ones would meet there; such a
+replicate-from is refused). Every part gets admin: /run/zrs/NAME.admin,
+for zrs status and zrs promote.
 
 Whatever has no equivalent (logging handlers, zdaemon's <runner>, ZEO
 tuning keys, ...) becomes a "# NOTE" comment naming its line. A blob
 directory becomes a note and the part's blob_dir, which zrs-recipe
 refuses: zrs does not replicate blobs yet, and a database must not move
-without them unnoticed.
+without them unnoticed. The import itself fails, at the line and saying
+what to do instead, on what would weaken access unnoticed: read-only true
+on a storage that becomes a primary (run it as a zrs secondary, or drop
+read-only knowingly), ZEO 4 authentication-* (zrs has no passwords: use
+TLS client certificates, zeo.tls.authenticate), and <ssl>
+password-function (zrs needs an unencrypted PEM key).
 Each storage becomes a part: NAME (default main), or NAME-STORAGE when the
 file has several. If the result still needs editing before zrs-recipe
 accepts it, the site file is printed all the same, the problems go to
