@@ -10,24 +10,47 @@ import (
 	"github.com/zrs-replication/zrs/internal/admin"
 )
 
-// startAdmin serves the admin endpoint on ln (nil serves nothing) and
-// returns the function that stops it.
-func startAdmin(ln net.Listener, node admin.Node, m *admin.Metrics, log *slog.Logger) (stop func(context.Context), err error) {
-	m.SetNode(node)
+// adminEndpoint is the admin endpoint of a starting daemon: it serves
+// from before the storage opens (answering that the daemon is starting)
+// until stop.
+type adminEndpoint struct {
+	srv *admin.Server // nil without an admin address
+	m   *admin.Metrics
+}
+
+// startAdmin serves the admin endpoint on ln (nil serves nothing) before
+// there is a node to report on; ready gives it one.
+func startAdmin(ln net.Listener, m *admin.Metrics, log *slog.Logger) (*adminEndpoint, error) {
+	a := &adminEndpoint{m: m}
 	if ln == nil {
-		return func(context.Context) {}, nil
+		return a, nil
 	}
-	srv := admin.NewServer(node, m, log)
+	srv := admin.NewServer(nil, m, log)
 	if err := srv.Serve(ln); err != nil {
 		return nil, fmt.Errorf("admin endpoint (--admin, admin): %w", err)
 	}
-	return func(sctx context.Context) {
-		// A few seconds, not the whole stop deadline: the primary's
-		// secondaries, stopped next, need what is left of it.
-		ctx, cancel := context.WithTimeout(sctx, adminStopTimeout)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	a.srv = srv
+	return a, nil
+}
+
+// ready makes the endpoint and the metrics report node.
+func (a *adminEndpoint) ready(node admin.Node) {
+	a.m.SetNode(node)
+	if a.srv != nil {
+		a.srv.SetNode(node)
+	}
+}
+
+// stop stops the endpoint: a few seconds for requests in progress, not
+// the whole stop deadline (the primary's secondaries, stopped next, need
+// what is left of it).
+func (a *adminEndpoint) stop(sctx context.Context) {
+	if a.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(sctx, adminStopTimeout)
+	defer cancel()
+	a.srv.Shutdown(ctx)
 }
 
 // adminStopTimeout bounds how long a stop waits for admin requests in

@@ -55,8 +55,9 @@ type node struct {
 	sec     *secondary.Secondary // nil on a primary
 	zeo     *zeo.Server          // nil without a ZEO address
 
-	stopZEO, stopAdmin func(context.Context) // stop within the context (one deadline for the whole stop)
-	relayDone          chan error            // a secondary's relay Serve result (nil without a relay)
+	stopZEO   func(context.Context) // stops within the context (one deadline for the whole stop)
+	adm       *adminEndpoint        // serving from before the storage opened
+	relayDone chan error            // a secondary's relay Serve result (nil without a relay)
 }
 
 // startNode opens the storage and starts listening and serving; run then
@@ -64,23 +65,35 @@ type node struct {
 func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 	// What a typo or another process can make fail is tried before the
 	// storage opens, which without a Data.fs.index scans the whole file:
-	// the storage's lock, then the TLS files and every address. Clients
-	// connecting meanwhile wait in the listen backlog, as they do for a
-	// socket systemd holds.
+	// the storage's lock, then the TLS files and every address. ZEO
+	// clients and secondaries connecting meanwhile wait in the listen
+	// backlog, as they do for a socket systemd holds; the admin endpoint
+	// answers at once that the daemon is starting.
 	lock, err := fs.LockStorage(o.path)
 	if err != nil {
+		o.closeListeners()
 		return nil, err
 	}
 	if err := o.bind(ctx); err != nil {
 		lock.Close()
 		return nil, err
 	}
-	st, err := fs.Open(o.path, fs.Options{Logger: o.log, Lock: lock})
+	metrics := admin.NewMetrics()
+	adm, err := startAdmin(o.adminLn, metrics, o.log)
 	if err != nil {
+		lock.Close()
 		o.closeListeners()
 		return nil, err
 	}
-	n := &node{o: o, st: st, metrics: admin.NewMetrics(), stopZEO: func(context.Context) {}, stopAdmin: func(context.Context) {}}
+	st, err := fs.Open(o.path, fs.Options{Logger: o.log, Lock: lock})
+	if err != nil {
+		sctx, cancel := stopContext(context.Background())
+		adm.stop(sctx)
+		cancel()
+		o.closeListeners()
+		return nil, err
+	}
+	n := &node{o: o, st: st, metrics: metrics, adm: adm, stopZEO: func(context.Context) {}}
 	if o.role == config.Primary {
 		err = n.startPrimary(ctx)
 	} else {
@@ -102,7 +115,7 @@ func (o *nodeOptions) bind(ctx context.Context) (err error) {
 		}
 	}()
 	if o.zeo.addr != "" {
-		if _, _, err := o.zeo.tlsConfig(); err != nil {
+		if err := o.zeo.load(); err != nil {
 			return err
 		}
 		if len(o.zeoLns) == 0 {
@@ -143,7 +156,7 @@ func (o *nodeOptions) closeListeners() {
 func (n *node) closeOnError() {
 	sctx, cancel := stopContext(context.Background())
 	defer cancel()
-	n.stopAdmin(sctx)
+	n.adm.stop(sctx)
 	n.stopZEO(sctx)
 	switch {
 	case n.sec != nil:
@@ -224,7 +237,8 @@ func (n *node) listenReplication() error {
 	return nil
 }
 
-// startServers starts the ZEO server and the admin endpoint.
+// startServers starts the ZEO server and lets the admin endpoint report
+// an.
 func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) error {
 	n.status = an
 	srv, stop, err := n.o.zeo.start(ctx, st, n.metrics, n.o.log, n.o.zeoLns)
@@ -232,11 +246,7 @@ func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) 
 		return err
 	}
 	n.zeo, n.stopZEO = srv, stop
-	stop, err = startAdmin(n.o.adminLn, an, n.metrics, n.o.log)
-	if err != nil {
-		return err
-	}
-	n.stopAdmin = stop
+	n.adm.ready(an)
 	return nil
 }
 
@@ -300,7 +310,7 @@ func (n *node) runPrimary(ctx context.Context) error {
 	if served != nil {
 		serr = <-served
 	}
-	n.stopAdmin(sctx)
+	n.adm.stop(sctx)
 	if err := n.prim.Shutdown(sctx); err != nil {
 		return err
 	}
@@ -326,7 +336,7 @@ func (n *node) runSecondary(ctx context.Context) error {
 	n.o.log.Info("stopping secondary")
 	sctx, cancel := stopContext(ctx)
 	defer cancel()
-	defer n.stopAdmin(sctx)
+	defer n.adm.stop(sctx)
 	n.stopZEO(sctx)
 	var closeErr error
 	if n.prim != nil {

@@ -31,6 +31,25 @@ type zeoFlags struct {
 	// names of cert, key and authenticate in messages: the flags, or
 	// where a config file sets them; "" for the flags' names.
 	certName, keyName, authName string
+
+	// What load read from the files (before the storage opened), for
+	// start to serve with.
+	loaded    bool
+	loadedTLS *tls.Config
+	loadedCAs *clientCAs
+}
+
+// load reads the TLS files once; start serves with what it read.
+func (z *zeoFlags) load() error {
+	if z.loaded {
+		return nil
+	}
+	tcfg, cas, err := z.tlsConfig()
+	if err != nil {
+		return err
+	}
+	z.loaded, z.loadedTLS, z.loadedCAs = true, tcfg, cas
+	return nil
 }
 
 func (z *zeoFlags) names() (cert, key, auth string) {
@@ -156,10 +175,10 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 	if z.addr == "" {
 		return nil, func(context.Context) {}, nil
 	}
-	tcfg, cas, err := z.tlsConfig()
-	if err != nil {
+	if err := z.load(); err != nil {
 		return nil, nil, err
 	}
+	tcfg, cas := z.loadedTLS, z.loadedCAs
 	cas.log(log, z.authenticate)
 	srv = zeo.NewServer(st, zeo.Options{
 		Logger:             log,

@@ -105,3 +105,60 @@ func promoteTogether(t *testing.T, url string) int {
 	}
 	return fresh
 }
+
+// countingNode counts its promotions; the first one waits for release.
+type countingNode struct {
+	mu       sync.Mutex
+	promotes int
+	entered  chan struct{}
+	release  chan struct{}
+}
+
+func (n *countingNode) Status() admin.Status { return admin.Status{Role: admin.RoleSecondary} }
+
+func (n *countingNode) Promote(ctx context.Context) error {
+	n.mu.Lock()
+	n.promotes++
+	first := n.promotes == 1
+	n.mu.Unlock()
+	if first {
+		close(n.entered)
+		<-n.release
+	}
+	return nil
+}
+
+// A promotion request whose client gave up while another promotion ran
+// (it was told it failed) does not promote when its turn comes.
+func TestAbandonedPromoteRequestDoesNothing(t *testing.T) {
+	node := &countingNode{entered: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(admin.NewServer(node, nil, nil).Handler())
+	defer srv.Close()
+	first := make(chan error, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/promote", "", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		first <- err
+	}()
+	<-node.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/promote", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the second promotion answered while the first was running")
+	}
+	cancel()
+	time.Sleep(100 * time.Millisecond) // the server sees the client go
+	close(node.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the abandoned handler takes its turn
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if node.promotes != 1 {
+		t.Errorf("%d promotions ran; the abandoned request must not run one", node.promotes)
+	}
+}

@@ -23,7 +23,8 @@ const PromoteTimeout = 30 * time.Second
 
 // Server is the admin endpoint of one daemon.
 type Server struct {
-	node    Node
+	nodeMu  sync.Mutex
+	node    Node // nil while the daemon starts (SetNode); guarded by nodeMu
 	metrics *Metrics
 	log     *slog.Logger
 	http    *http.Server
@@ -33,7 +34,15 @@ type Server struct {
 }
 
 // NewServer serves node's status and promotion, and m's registry; m may
-// be nil (no /metrics). log may be nil.
+// be nil (no /metrics). log may be nil. node may be nil while the daemon
+// starts (its storage opens): /status and /promote then answer 503,
+// saying so at once, until SetNode.
+//
+// The endpoint listens from the start so that a wrong address fails the
+// start before a long open; a request that waited unanswered meanwhile
+// could run when its client had given up (a promotion it was told had
+// failed).
+
 func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -119,31 +128,67 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// SetNode makes the server answer for node, once the daemon has started.
+func (s *Server) SetNode(node Node) {
+	s.nodeMu.Lock()
+	s.node = node
+	s.nodeMu.Unlock()
+}
+
+// current returns the node, or answers 503 and returns nil while the
+// daemon starts.
+func (s *Server) current(w http.ResponseWriter) Node {
+	s.nodeMu.Lock()
+	n := s.node
+	s.nodeMu.Unlock()
+	if n == nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: ErrStarting.Error()})
+	}
+	return n
+}
+
+// ErrStarting is what the endpoint answers while the daemon opens its
+// storage (which may scan the whole file).
+var ErrStarting = errors.New("the daemon is starting (opening its storage; a scan of a large file without its index takes minutes): try again once it is up")
+
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.node.Status())
+	if n := s.current(w); n != nil {
+		writeJSON(w, http.StatusOK, n.Status())
+	}
 }
 
 func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), PromoteTimeout)
 	defer cancel()
+	node := s.current(w)
+	if node == nil {
+		s.log.Warn("promotion requested while starting: refused", "from", r.RemoteAddr)
+		return
+	}
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
 	s.promoting.Lock()
 	defer s.promoting.Unlock()
+	if err := ctx.Err(); err != nil {
+		// The client gave up while another promotion ran: it was told
+		// this one failed, so it must not happen.
+		s.log.Warn("promotion request abandoned by its client: not promoting", "from", r.RemoteAddr)
+		return
+	}
 	start := time.Now()
-	already := !s.node.Status().PromotedAt.IsZero()
-	if err := s.node.Promote(ctx); err != nil {
+	already := !node.Status().PromotedAt.IsZero()
+	if err := node.Promote(ctx); err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, ErrNotSecondary) {
 			// An operator's mistake, not this node's failure.
 			s.log.Warn("promotion refused: this node is not a secondary", "err", err)
-			writeJSON(w, http.StatusConflict, errorBody{Error: err.Error(), Role: s.node.Status().Role})
+			writeJSON(w, http.StatusConflict, errorBody{Error: err.Error(), Role: node.Status().Role})
 			return
 		}
 		s.log.Error("promotion failed", "err", err)
-		writeJSON(w, code, errorBody{Error: err.Error(), Role: s.node.Status().Role})
+		writeJSON(w, code, errorBody{Error: err.Error(), Role: node.Status().Role})
 		return
 	}
-	writeJSON(w, http.StatusOK, PromoteResult{Status: s.node.Status(), TookSeconds: time.Since(start).Seconds(), Already: already})
+	writeJSON(w, http.StatusOK, PromoteResult{Status: node.Status(), TookSeconds: time.Since(start).Seconds(), Already: already})
 }
 
 // PromoteResult is what POST /promote returns on success.

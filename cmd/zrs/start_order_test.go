@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zrs-replication/zrs/core/fs"
+	"github.com/zrs-replication/zrs/internal/admin"
+	"github.com/zrs-replication/zrs/internal/config"
+)
+
+// stillOpen reports whether ln still accepts (it was not closed).
+func stillOpen(t *testing.T, ln net.Listener) bool {
+	t.Helper()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := ln.Accept()
+	return !errors.Is(err, net.ErrClosed)
+}
+
+// "On error nothing is left open" (startNode), and bind
+// closes "every listener, passed or not" on its errors, as does a failed
+// fs.Open; but when the storage's lock is held by another process the
+// sockets systemd passed (zrs run) are left open.
+func TestLockedStorageClosesPassedListeners(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	held, err := fs.LockStorage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	zln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zln.Close()
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rln.Close()
+	o := nodeOptions{role: config.Primary, path: path, log: slog.New(slog.DiscardHandler),
+		zeo: zeoFlags{addr: zln.Addr().String()}, replicateTo: rln.Addr().String(),
+		zeoLns: []net.Listener{zln}, replicationLns: []net.Listener{rln}}
+	if _, err := startNode(context.Background(), o); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("startNode on a locked storage: %v", err)
+	}
+	if stillOpen(t, zln) || stillOpen(t, rln) {
+		t.Error("the failed start left the passed sockets open")
+	}
+}
+
+// bind loads the ZEO TLS files before the storage opens, then
+// throws what it loaded away; the ZEO server loads them again after the
+// open (which may scan the whole file for minutes). A certificate renewed
+// or removed meanwhile fails the start after the scan, and the files
+// actually served are not the ones that were checked.
+func TestTLSFilesAreReadOnceBeforeTheOpen(t *testing.T) {
+	f := newAuthFixture(t, newTestCA(t, "clients").pem())
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	commitSome(t, path, 3)
+	// Hold the open inside its read of the index: a FIFO blocks the
+	// reader until a writer comes, standing for a long scan.
+	os.Remove(path + ".index")
+	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := nodeOptions{role: config.Primary, path: path, log: slog.New(slog.DiscardHandler), zeo: *f.z}
+	o.zeo.maxTxnMB = 1
+	started := make(chan error, 1)
+	go func() {
+		n, err := startNode(context.Background(), o)
+		if err == nil {
+			n.closeOnError()
+		}
+		started <- err
+	}()
+	w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // returns once the open reads it
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bind has checked the TLS files; they change during the "scan".
+	os.Remove(o.zeo.key)
+	w.Close() // an empty index: rebuilt, the open goes on
+	if err := <-started; err != nil {
+		t.Errorf("the start, whose TLS files were checked before the open, failed after it: %v", err)
+	}
+}
+
+// the admin endpoint listens while the storage opens (a scan of minutes
+// without an index), so that a wrong address fails the start first. It
+// must answer at once that the daemon is starting: a request left
+// unanswered would wait in the socket, and a "zrs promote" that gave up
+// (the operator told it failed) would promote the node once the open
+// ended.
+func TestAdminAnswersStartingDuringTheOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	commitSome(t, path, 3)
+	os.Remove(path + ".index")
+	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "admin.sock")
+	o := nodeOptions{role: config.Secondary, path: path, log: slog.New(slog.DiscardHandler),
+		replicateFrom: filepath.Join(dir, "nobody.sock"), admin: sock}
+	type result struct {
+		n   *node
+		err error
+	}
+	started := make(chan result, 1)
+	go func() {
+		n, err := startNode(context.Background(), o)
+		started <- result{n, err}
+	}()
+	w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // the open is under way
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := admin.NewClient(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "zrs promote SOCK" and "zrs status SOCK", with 5 s instead of 40.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, perr := c.Promote(ctx)
+	_, _, serr := c.Status(ctx)
+	cancel()
+	for what, err := range map[string]error{"promote": perr, "status": serr} {
+		if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "the daemon is starting") {
+			t.Errorf("%s during the open: %v; want an answer saying the daemon is starting", what, err)
+		}
+	}
+	w.Close() // the open ends
+	r := <-started
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.n.closeOnError()
+	time.Sleep(200 * time.Millisecond)
+	if r.n.sec.Promoted() {
+		t.Error("the promotion refused during the open happened after it")
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if st, _, err := c.Status(ctx); err != nil || st.Role != admin.RoleSecondary {
+		t.Errorf("status once started: %+v %v", st, err)
+	}
+	if res, err := c.Promote(ctx); err != nil || res.Role != admin.RolePrimary {
+		t.Errorf("promote once started: %+v %v", res, err)
+	}
+}
