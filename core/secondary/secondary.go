@@ -337,16 +337,20 @@ func (s *Secondary) Close() error {
 	// A promotion in progress ends first (it has stopped replication, or
 	// gives up when its context ends): it must not finish, and report the
 	// storage writable, on a storage being closed.
+	// Once closed is set, a later Promote refuses; the lock is not held
+	// beyond that (a promoted node's status takes it while the storage
+	// closes).
 	s.obs.promoteMu.Lock()
-	defer s.obs.promoteMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.obs.promoteMu.Unlock()
 		return nil
 	}
 	s.closed = true
 	cancel, done := s.cancelRun, s.runDone
 	s.mu.Unlock()
+	s.obs.promoteMu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-done
