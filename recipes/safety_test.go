@@ -101,10 +101,10 @@ func TestOtherUserUnderDefaultDataDirIsNoted(t *testing.T) {
 // A unix socket path longer than Linux binds is refused when the site is
 // read, not when systemd fails to bind it.
 func TestLongSocketPathsAreRefused(t *testing.T) {
-	long := "/run/zrs/" + strings.Repeat("s", 100) + ".sock"
-	_, err := ParseSite("site.yaml", []byte("parts:\n  main:\n    role: primary\n    admin: "+long+"\n    zeo: {address: "+long+"}\n"))
-	for _, want := range []string{"parts.main.admin:", "parts.main.zeo.address:"} {
-		if err == nil || !strings.Contains(err.Error(), want+` "`+long+`": a unix socket path may be at most 107 bytes`) {
+	long := func(c string) string { return "/run/zrs/" + strings.Repeat(c, 100) + ".sock" }
+	_, err := ParseSite("site.yaml", []byte("parts:\n  main:\n    role: primary\n    admin: "+long("a")+"\n    zeo: {address: "+long("z")+"}\n"))
+	for want, path := range map[string]string{"parts.main.admin:": long("a"), "parts.main.zeo.address:": long("z")} {
+		if err == nil || !strings.Contains(err.Error(), want+` "`+path+`": a unix socket path may be at most 107 bytes`) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}

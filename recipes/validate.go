@@ -62,7 +62,17 @@ func (v *siteValidator) part(p *Part) {
 		v.add(p.line, "parts."+p.Name, "%q is reserved: its config would be %s, the site file itself; choose another name", p.Name, ConfigPath(p.Name))
 	}
 	v.dirAndUser(p, prefix)
+	// refused: the keys the daemon config's checks refuse; the checks for
+	// socket units below skip them (a relative socket or port 0 would
+	// otherwise be reported twice, in two wordings).
+	refused := map[string]bool{}
 	for _, e := range config.AsErrors(p.DaemonConfig().Validate()) {
+		v.configError(p, e)
+		refused[e.Field] = true
+	}
+	// What the daemon only warns of (it runs files earlier versions of
+	// this recipe rendered) is refused in the site file, before it runs.
+	for _, e := range p.DaemonConfig().Warnings() {
 		v.configError(p, e)
 	}
 	// A relative path, TLS file or replication.from socket is refused by
@@ -70,16 +80,16 @@ func (v *siteValidator) part(p *Part) {
 	// The data directory and a unix admin socket go into the drop-in's
 	// ReadWritePaths=, which systemd splits at spaces and expands '%' in.
 	v.unitPath(p, "path", p.Path)
-	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix {
+	if a, err := netaddr.Parse(p.Admin); err == nil && a.Network == netaddr.Unix && !refused["admin"] {
 		if err := socketPath(p.Admin, a.Host); err != nil {
 			v.add(p.Line("admin"), prefix+"admin", "%v", err)
 		}
 		v.unitPath(p, "admin", a.Host)
 	}
-	if p.ZEO != nil && p.ZEO.Address != "" {
+	if p.ZEO != nil && p.ZEO.Address != "" && !refused["zeo.address"] {
 		v.listen(p, "zeo.address", p.ZEO.Address)
 	}
-	if l := p.ReplicationListen(); l != "" {
+	if l := p.ReplicationListen(); l != "" && !refused["replication.listen"] {
 		v.listen(p, "replication.listen", l)
 	}
 }

@@ -66,6 +66,7 @@ func runRun(ctx context.Context, args []string, e *env) error {
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.LogLevel))
 	log := newDaemonLogger(e.stderr, level).With("instance", cfg.Name)
+	logWarnings(log, cfg)
 	// SIGHUP is caught from here on (its default would kill the daemon).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -141,6 +142,14 @@ func nodeOptionsFrom(c *config.Config, log *slog.Logger) (nodeOptions, error) {
 	return o, nil
 }
 
+// logWarnings logs what in c is set but changes nothing (the file still
+// runs: zrs-recipe once rendered such settings).
+func logWarnings(log *slog.Logger, c *config.Config) {
+	for _, w := range c.Warnings() {
+		log.Warn("config setting has no effect; remove it, or run zrs-recipe again", "setting", w.Error())
+	}
+}
+
 // parseLevel maps a validated log_level to its slog level.
 func parseLevel(s string) slog.Level {
 	var lvl slog.Level
@@ -171,6 +180,7 @@ func watchReload(ctx context.Context, hup <-chan os.Signal, file string, running
 			continue
 		}
 		level.Set(parseLevel(c.LogLevel))
+		logWarnings(log, c)
 		var restart []string
 		for _, k := range config.Diff(running, c) {
 			if k != "log_level" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
@@ -528,5 +529,18 @@ func TestNodeOptionsFromZEOStorageName(t *testing.T) {
 		if o.zeo.storage != want {
 			t.Errorf("zeo {address%s}: storage %q, want %q", yaml, o.zeo.storage, want)
 		}
+	}
+}
+
+// zrs run starts with settings that change nothing, and logs them.
+func TestRunLogsConfigWarnings(t *testing.T) {
+	c, err := config.Parse("/etc/zrs/m.yaml", []byte("name: m\nrole: primary\npath: /x/Data.fs\nzeo: {address: '8100'}\ndurability:\n  level: async\n  sync_timeout: 10s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	logWarnings(newDaemonLogger(&b, slog.LevelInfo), c)
+	if !strings.Contains(b.String(), "level=WARN") || !strings.Contains(b.String(), "/etc/zrs/m.yaml:7: durability.sync_timeout: applies to level: sync only") {
+		t.Errorf("log: %s", b.String())
 	}
 }

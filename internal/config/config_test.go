@@ -159,9 +159,6 @@ func TestParseErrors(t *testing.T) {
 		{"zeo port 0", base + "zeo: {address: '127.0.0.1:0'}\n", `main.yaml:6: zeo.address: "127.0.0.1:0": port 0 would listen on a port chosen at random`},
 		{"listen port 0", base + "  listen: 0\n", `main.yaml:6: replication.listen: "0": port 0`},
 		{"admin port 0", base + "admin: localhost:0\n", `main.yaml:6: admin: "localhost:0": port 0`},
-		{"quorum without sync", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {quorum: 2}\n", "main.yaml:5: durability.quorum: applies to level: sync only"},
-		{"sync_timeout with async", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability:\n  level: async\n  sync_timeout: 1m\n", "main.yaml:7: durability.sync_timeout: applies to level: sync only"},
-		{"on_sync_timeout without sync", "name: p\nrole: primary\npath: /x\nzeo: {address: 1}\ndurability: {on_sync_timeout: degrade}\n", "main.yaml:5: durability.on_sync_timeout: applies to level: sync only"},
 		{"empty file", "", "main.yaml: empty config"},
 		{"not a mapping", "- a\n- b\n", "main.yaml:1: want a mapping of keys to values (the file), got a list"},
 		{"two documents", base + "---\nname: x\n", "main.yaml:6: more than one YAML document"},
@@ -183,13 +180,55 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// The sync settings at their defaults are harmless with level async: a
-// rendered config writes every key.
-func TestAsyncAcceptsSyncDefaults(t *testing.T) {
-	_, err := Parse("m.yaml", []byte("name: p\nrole: primary\npath: /x\nzeo: {address: 1}\n"+
+// Sync settings with level async change nothing: at their defaults they
+// pass (a rendered config writes every key); otherwise they are warnings,
+// not errors, since zrs-recipe once rendered them from its example (a
+// package upgrade keeps those files, and the restart must not fail).
+func TestAsyncSyncSettingsAreWarnings(t *testing.T) {
+	c, err := Parse("m.yaml", []byte("name: p\nrole: primary\npath: /x\nzeo: {address: 1}\n"+
 		"durability: {level: async, quorum: 1, sync_timeout: 5s, on_sync_timeout: fail}\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings for the defaults: %v", w)
+	}
+	const previousRecipe = `name: main
+role: primary
+path: /var/lib/zrs/main/Data.fs
+log_level: info
+admin: /run/zrs/main.admin
+zeo:
+  address: 127.0.0.1:8100
+replication:
+  listen: 0.0.0.0:8101
+durability:
+  level: async
+  quorum: 2
+  sync_timeout: 10s
+  on_sync_timeout: degrade
+`
+	c, err = Parse("/etc/zrs/main.yaml", []byte(previousRecipe))
+	if err != nil {
+		t.Fatalf("a config an earlier zrs-recipe rendered is refused: %v", err)
+	}
+	want := []string{
+		"/etc/zrs/main.yaml:12: durability.quorum: applies to level: sync only",
+		"/etc/zrs/main.yaml:13: durability.sync_timeout: applies to level: sync only",
+		"/etc/zrs/main.yaml:14: durability.on_sync_timeout: applies to level: sync only",
+	}
+	w := c.Warnings()
+	if len(w) != len(want) {
+		t.Fatalf("warnings %v, want %d", w, len(want))
+	}
+	for i, e := range w {
+		if !strings.HasPrefix(e.Error(), want[i]) {
+			t.Errorf("warning %q, want it to start with %q", e, want[i])
+		}
+	}
+	c, _ = Parse("s.yaml", []byte("name: p\nrole: primary\npath: /x\nreplication: {listen: 1}\ndurability: {level: sync, quorum: 2}\n"))
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings with level sync: %v", w)
 	}
 }
 

@@ -216,10 +216,23 @@ func (v *validator) replication(r *Replication) {
 
 func (v *validator) durability(d *Durability) {
 	v.oneOf("durability.level", d.Level, "async", "sync")
-	if d.Level == "async" {
-		// Alone they would change nothing, and the operator would believe
-		// commits wait for secondaries. Their defaults are harmless (a
-		// rendered file writes every key).
+	if d.Quorum < 1 {
+		v.add("durability.quorum", "must be at least 1")
+	}
+	if d.SyncTimeout <= 0 {
+		v.add("durability.sync_timeout", "must be positive")
+	}
+	v.oneOf("durability.on_sync_timeout", d.OnSyncTimeout, "fail", "degrade")
+}
+
+// Warnings returns what in a valid config is set but changes nothing, as
+// errors naming the key (the daemon logs them; zrs-recipe refuses them in
+// a site file): quorum, sync_timeout or on_sync_timeout other than their
+// defaults with durability level async. The daemon does not refuse them:
+// zrs-recipe once rendered such files from its example.
+func (c *Config) Warnings() Errors {
+	v := validator{c: c}
+	if d := c.Durability; d != nil && d.Level == "async" {
 		for _, k := range []struct {
 			key   string
 			moved bool
@@ -233,13 +246,7 @@ func (v *validator) durability(d *Durability) {
 			}
 		}
 	}
-	if d.Quorum < 1 {
-		v.add("durability.quorum", "must be at least 1")
-	}
-	if d.SyncTimeout <= 0 {
-		v.add("durability.sync_timeout", "must be positive")
-	}
-	v.oneOf("durability.on_sync_timeout", d.OnSyncTimeout, "fail", "degrade")
+	return v.errs
 }
 
 // distinctListens refuses two keys that would listen on the same
