@@ -76,6 +76,11 @@ func TestUsageErrors(t *testing.T) {
 	if _, _, errs := zrs(t, "primary", "/none/Data.fs", "--replicate-to", "8100", "--quorum", "2"); !strings.Contains(errs, "--quorum applies to --durability sync only") {
 		t.Errorf("--quorum without sync: %q", errs)
 	}
+	// The defaults, given (a script passing every flag), are harmless:
+	// this start goes on, to fail on the missing directory.
+	if code, _, errs := zrs(t, "primary", "/none/Data.fs", "--replicate-to", "8100", "--durability", "async", "--quorum", "1", "--sync-timeout", "5s", "--on-sync-timeout", "fail"); code != 1 || !strings.Contains(errs, "/none does not exist") {
+		t.Errorf("sync flags at their defaults without sync: %d %q", code, errs)
+	}
 	if _, _, errs := zrs(t, "run"); !strings.Contains(errs, "run: --config FILE is required") {
 		t.Errorf("run: %q", errs)
 	}

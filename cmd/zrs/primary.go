@@ -68,7 +68,7 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 			return err
 		}
 	}
-	dur, err := durf.check(flagsSet(fset))
+	dur, err := durf.check()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
+	"github.com/zrs-replication/zrs/internal/config"
 )
 
 // durabilityFlags are the primary's sync-replication flags.
@@ -22,24 +23,32 @@ func (f *durabilityFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.onTimeout, "on-sync-timeout", "fail", "sync: `fail` the commit (it stays committed here) or degrade to async with an error log")
 }
 
-// check validates the flags; set holds the names of the flags given.
-func (f *durabilityFlags) check(set map[string]bool) (primary.Durability, error) {
+// check validates the flags.
+func (f *durabilityFlags) check() (primary.Durability, error) {
 	mode, err := primary.ParseDurabilityMode(f.mode)
 	if err != nil {
 		return primary.Durability{}, usagef("primary: --durability: %v", err)
 	}
-	if mode != primary.Sync {
-		// Given alone they would change nothing, and the operator would
-		// believe commits wait for secondaries.
-		for _, name := range []string{"quorum", "sync-timeout", "on-sync-timeout"} {
-			if set[name] {
-				return primary.Durability{}, usagef("primary: --%s applies to --durability sync only (commits of an async primary wait for no secondary)", name)
-			}
-		}
-	}
 	act, err := primary.ParseTimeoutAction(f.onTimeout)
 	if err != nil {
 		return primary.Durability{}, usagef("primary: --on-sync-timeout: %v", err)
+	}
+	if mode != primary.Sync {
+		// Without sync they would change nothing, and the operator would
+		// believe commits wait for secondaries (their defaults, given by
+		// a script that passes every flag, are harmless).
+		for _, c := range []struct {
+			name  string
+			moved bool
+		}{
+			{"quorum", f.quorum != config.DefaultQuorum},
+			{"sync-timeout", f.timeout != config.DefaultSyncTimeout},
+			{"on-sync-timeout", f.onTimeout != config.DefaultOnSyncTimeout},
+		} {
+			if c.moved {
+				return primary.Durability{}, usagef("primary: --%s applies to --durability sync only (commits of an async primary wait for no secondary)", c.name)
+			}
+		}
 	}
 	if f.quorum < 1 {
 		return primary.Durability{}, usagef("primary: --quorum must be at least 1")
