@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,20 @@ func TestAdminAnswersStartingDuringTheOpen(t *testing.T) {
 	_, perr := c.Promote(ctx)
 	_, _, serr := c.Status(ctx)
 	cancel()
+	// A scrape fails too (Prometheus: up == 0), rather than show a
+	// healthy target without the node's series.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	if resp, err := hc.Get("http://zrs/metrics"); err != nil {
+		t.Errorf("scrape during the open: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("scrape during the open: %s, want 503", resp.Status)
+		}
+	}
 	for what, err := range map[string]error{"promote": perr, "status": serr} {
 		if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "the daemon is starting") {
 			t.Errorf("%s during the open: %v; want an answer saying the daemon is starting", what, err)
@@ -155,5 +170,21 @@ func TestAdminAnswersStartingDuringTheOpen(t *testing.T) {
 	}
 	if res, err := c.Promote(ctx); err != nil || res.Role != admin.RolePrimary {
 		t.Errorf("promote once started: %+v %v", res, err)
+	}
+}
+
+// zrs run itself logs the settings that change nothing: a start that
+// fails on a missing directory right after reading its config.
+func TestRunLogsWarningsEndToEnd(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(cfg, []byte("name: m\nrole: primary\npath: /none/Data.fs\nzeo: {address: '127.0.0.1:1'}\ndurability:\n  level: async\n  sync_timeout: 10s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := zrs(t, "run", "--config", cfg)
+	if code != 1 || !strings.Contains(errs, "/none does not exist") {
+		t.Fatalf("code %d: %q", code, errs)
+	}
+	if !strings.Contains(errs, "durability.sync_timeout: applies to level: sync only") {
+		t.Errorf("zrs run did not log the setting that changes nothing: %q", errs)
 	}
 }

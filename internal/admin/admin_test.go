@@ -412,7 +412,7 @@ func TestMetricsServeTheRestAndLogAFailure(t *testing.T) {
 	m := admin.NewMetrics()
 	m.Registry().MustRegister(failingCollector{})
 	var logs testutil.SyncBuffer
-	srv := httptest.NewServer(admin.NewServer(nil, m, slog.New(slog.NewTextHandler(&logs, nil))).Handler())
+	srv := httptest.NewServer(admin.NewServer(&countingNode{}, m, slog.New(slog.NewTextHandler(&logs, nil))).Handler())
 	defer srv.Close()
 	if _, err := http.Get(srv.URL + "/metrics"); err != nil { // a first scrape: logged
 		t.Fatal(err)

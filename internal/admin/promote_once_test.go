@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,5 +161,43 @@ func TestAbandonedPromoteRequestDoesNothing(t *testing.T) {
 	defer node.mu.Unlock()
 	if node.promotes != 1 {
 		t.Errorf("%d promotions ran; the abandoned request must not run one", node.promotes)
+	}
+}
+
+// A promotion request that waited behind another for its whole time, its
+// client still waiting (zrs promote waits longer than the server), is not
+// run and says why, instead of an empty answer.
+func TestQueuedPromoteThatRanOutOfTimeSaysSo(t *testing.T) {
+	node := &countingNode{entered: make(chan struct{}), release: make(chan struct{})}
+	as := admin.NewServer(node, nil, nil)
+	admin.SetPromoteTimeout(as, 300*time.Millisecond)
+	srv := httptest.NewServer(as.Handler())
+	defer srv.Close()
+	go func() {
+		resp, err := http.Post(srv.URL+"/promote", "", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-node.entered
+	go func() {
+		// The first promotion outlives its deadline a little.
+		time.Sleep(500 * time.Millisecond)
+		close(node.release)
+	}()
+	resp, err := http.Post(srv.URL+"/promote", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error string }
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || err != nil || !strings.Contains(body.Error, "it was not run") {
+		t.Errorf("answer %s %q (%v); want 503 saying it was not run", resp.Status, body.Error, err)
+	}
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if node.promotes != 1 {
+		t.Errorf("%d promotions ran", node.promotes)
 	}
 }

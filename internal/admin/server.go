@@ -31,6 +31,8 @@ type Server struct {
 	// promoting serializes promotions, so that of two at once exactly one
 	// reports that it promoted the node and the other that it already was.
 	promoting sync.Mutex
+	// promoteTimeout is PromoteTimeout (a test shortens it).
+	promoteTimeout time.Duration
 }
 
 // NewServer serves node's status and promotion, and m's registry; m may
@@ -47,7 +49,7 @@ func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{node: node, metrics: m, log: log.With("component", "admin")}
+	s := &Server{node: node, metrics: m, log: log.With("component", "admin"), promoteTimeout: PromoteTimeout}
 	// A client that stops reading must not hold a handler (and the
 	// daemon's stop, which waits for handlers) forever: every response
 	// is written within WriteTimeout, which leaves a promotion its
@@ -69,8 +71,15 @@ func (s *Server) Handler() http.Handler {
 	if s.metrics != nil {
 		// One bad series must not blank the whole scrape: serve what
 		// could be gathered, and log what could not.
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{
-			ErrorHandling: promhttp.ContinueOnError, ErrorLog: &promLogger{log: s.log}}))
+		prom := promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{
+			ErrorHandling: promhttp.ContinueOnError, ErrorLog: &promLogger{log: s.log}})
+		// While the daemon starts, a scrape fails (Prometheus: up == 0)
+		// rather than show a healthy target without its node's series.
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			if s.current(w) != nil {
+				prom.ServeHTTP(w, r)
+			}
+		})
 	}
 	return mux
 }
@@ -158,7 +167,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), PromoteTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.promoteTimeout)
 	defer cancel()
 	node := s.current(w)
 	if node == nil {
@@ -168,10 +177,16 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
 	s.promoting.Lock()
 	defer s.promoting.Unlock()
-	if err := ctx.Err(); err != nil {
+	if r.Context().Err() != nil {
 		// The client gave up while another promotion ran: it was told
 		// this one failed, so it must not happen.
 		s.log.Warn("promotion request abandoned by its client: not promoting", "from", r.RemoteAddr)
+		return
+	}
+	if ctx.Err() != nil {
+		s.log.Warn("promotion request waited its whole time behind another one: not promoting", "from", r.RemoteAddr)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "another promotion held the node for the whole " + s.promoteTimeout.String() +
+			" this one may take; it was not run: see zrs status, and promote again if the node is still a secondary", Role: node.Status().Role})
 		return
 	}
 	start := time.Now()
