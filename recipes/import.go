@@ -53,6 +53,7 @@ type importer struct {
 	// runzeo (<runner> daemon true, directory DIR), "" if not known.
 	runnerDir  string
 	runnerLine int
+	relTLS     []zkey         // <ssl> files given relative, resolved by resolvePaths
 	moved      []*movedSocket // relative sockets moved to /run/zrs
 }
 
@@ -243,7 +244,13 @@ func (im *importer) readZEO(s *zsection) error {
 		for _, k := range sub.Keys {
 			switch k.Name {
 			case "certificate", "key", "authenticate":
+				if err := im.notHome(k); err != nil {
+					return err
+				}
 				z.tls[k.Name] = k.Value
+				if !path.IsAbs(k.Value) {
+					im.relTLS = append(im.relTLS, k)
+				}
 			case "password-function":
 				password = &k
 			default:
@@ -315,7 +322,9 @@ func (im *importer) replicated(s *zsection) (*importedPart, error) {
 			}
 			p.keepAlive, keepAliveLine = d, k.Line
 		case (k.Name == "filestorage-path") && legacy:
-			im.dataPath(p, k)
+			if err := im.dataPath(p, k); err != nil {
+				return nil, err
+			}
 		case k.Name == "blob-dir":
 			im.blob(p, k)
 		case k.Name == "check-checksums" || k.Name == "check_checksums":
@@ -367,7 +376,9 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 		for _, k := range s.Keys {
 			switch k.Name {
 			case "path":
-				im.dataPath(p, k)
+				if err := im.dataPath(p, k); err != nil {
+					return err
+				}
 			case "blob-dir":
 				im.blob(p, k)
 			case "read-only":
@@ -407,12 +418,26 @@ func (im *importer) storage(p *importedPart, s *zsection) error {
 
 // dataPath takes a FileStorage path; a relative one (relative to where
 // runzeo ran) is resolved by resolvePaths.
-func (im *importer) dataPath(p *importedPart, k zkey) {
+func (im *importer) dataPath(p *importedPart, k zkey) error {
+	if err := im.notHome(k); err != nil {
+		return err
+	}
 	if path.IsAbs(k.Value) {
 		p.path = path.Clean(k.Value)
-		return
+		return nil
 	}
 	p.relPath = k
+	return nil
+}
+
+// notHome refuses a path starting with ~, which ZConfig expanded to the
+// home directory of the user runzeo ran as: not relative to where it ran,
+// and not a directory the import can know.
+func (im *importer) notHome(k zkey) error {
+	if strings.HasPrefix(k.Value, "~") {
+		return im.errorf(k.Line, "%s %s: ~ is the home directory of the user runzeo ran as (ZConfig expands it): write the absolute path and import again", k.Name, k.Value)
+	}
+	return nil
 }
 
 // readRunner reads zdaemon's <runner>: with daemon true (zdaemon's
@@ -450,6 +475,22 @@ func (im *importer) resolvePaths() {
 		p.path = k.Value
 		p.addNote(im.note(k.Line, "path %s is relative to where runzeo ran, which this file does not say (no <runner> with daemon true and an absolute directory): "+
 			"set path to that file's absolute path; zrs-recipe refuses a relative one", k.Value))
+	}
+	// The <ssl> files were relative to the same directory.
+	for _, k := range im.relTLS {
+		if im.runnerDir == "" {
+			im.notes = append(im.notes, im.note(k.Line, "<ssl> %s %s is relative to where runzeo ran, which this file does not say: "+
+				"set it to the file's absolute path; zrs-recipe refuses a relative one", k.Name, k.Value))
+			continue
+		}
+		abs := path.Join(im.runnerDir, k.Value)
+		for name, v := range im.zeo.tls {
+			if v == k.Value {
+				im.zeo.tls[name] = abs // key may be the certificate's file
+			}
+		}
+		im.notes = append(im.notes, im.note(k.Line, "<ssl> %s %s is relative to where runzeo ran: zdaemon's <runner> directory %s (line %d), so it is %s; check that it is the file runzeo used",
+			k.Name, k.Value, im.runnerDir, im.runnerLine, abs))
 	}
 }
 
@@ -547,15 +588,27 @@ func (im *importer) resolveSockets() error {
 		}
 		return nil
 	}
+	// listener is the replication socket of this file that a from names.
+	listener := func(m *movedSocket) *movedSocket {
+		for _, o := range im.moved {
+			if o.kind == "replication" && o.orig == m.orig {
+				return o
+			}
+		}
+		return nil
+	}
 	for _, m := range im.moved {
-		if o := clash(m); o != nil && m.kind == "from" {
+		if o := clash(m); o != nil && m.kind == "from" && listener(m) == nil {
 			return im.errorf(m.key.Line, "%s %s and %s %s (line %d) would both become %s, where relative sockets move: "+
-				"write replicate-from as the socket the primary listens on now, an absolute path, and import again", m.key.Name, m.key.Value, o.key.Name, o.key.Value, o.key.Line, moved(m))
+				"write replicate-from as the absolute path of the socket its primary's zrs part will listen on, and import again", m.key.Name, m.key.Value, o.key.Name, o.key.Value, o.key.Line, moved(m))
 		}
 	}
-	var renamed []*movedSocket
+	var renamed, follow []*movedSocket
 	for _, m := range im.moved {
-		if clash(m) != nil {
+		switch {
+		case m.kind == "from" && listener(m) != nil:
+			follow = append(follow, m) // goes where its listener goes
+		case clash(m) != nil:
 			renamed = append(renamed, m)
 		}
 	}
@@ -572,6 +625,14 @@ func (im *importer) resolveSockets() error {
 			m.part.listen = abs
 		}
 		(*m.notes)[m.idx] = im.note(m.key.Line, "%s %s is relative: the %s socket is now %s (not %s, where another socket of this file moves)", m.key.Name, m.key.Value, m.kind, abs, was)
+	}
+	for _, m := range follow {
+		l := listener(m)
+		if was := m.part.from; was != l.part.listen {
+			m.part.from = l.part.listen
+			(*m.notes)[m.idx] = im.note(m.key.Line, "%s %s is relative: it is the socket %s of this file (line %d), so the secondary now connects to %s, where that one moves",
+				m.key.Name, m.key.Value, l.key.Value, l.key.Line, m.part.from)
+		}
 	}
 	for _, m := range renamed {
 		if o := clash(m); o != nil {

@@ -101,13 +101,15 @@ with its value or %define it):
   <eventlog>      level becomes defaults.log_level (so does that of a
                   <logger> without a name; a named one's is a NOTE)
 
-A relative path was relative to where runzeo ran: with zdaemon's <runner>
-daemon true and an absolute directory, it is taken as relative to that
-directory (a NOTE says so); otherwise it is kept as written, and
-zrs-recipe refuses it until it is made absolute, so that a new, empty
-database never takes the place of the existing one. A relative socket
+A relative data path or <ssl> file was relative to where runzeo ran: with
+zdaemon's <runner> daemon true and an absolute directory, it is taken as
+relative to that directory (a NOTE says so); otherwise it is kept as
+written, and zrs-recipe refuses it until it is made absolute, so that a
+new, empty database never takes the place of the existing one. A path
+starting with ~ (the runzeo user's home) is refused. A relative socket
 moves to /run/zrs/BASENAME (or /run/zrs/NAME-zeo.sock,
-NAME-replication.sock where two different ones would meet there; such a
+NAME-replication.sock where two different ones would meet there; a
+replicate-from naming a socket of the same file follows it, another such
 replicate-from is refused). Every part gets admin: /run/zrs/NAME.admin,
 for zrs status and zrs promote.
 
