@@ -93,6 +93,19 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 		o.closeListeners()
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		// Stopped (SIGTERM, systemctl stop) during the open, which cannot
+		// be cut short: stop now rather than start serving first.
+		o.log.Info("stopped while the storage was opening: not serving", "path", o.path)
+		sctx, cancel := stopContext(context.Background())
+		adm.stop(sctx)
+		cancel()
+		o.closeListeners()
+		if err := st.Close(); err != nil {
+			return nil, err
+		}
+		return nil, errStoppedWhileStarting
+	}
 	n := &node{o: o, st: st, metrics: metrics, adm: adm, stopZEO: func(context.Context) {}}
 	if o.role == config.Primary {
 		err = n.startPrimary(ctx)
@@ -105,6 +118,10 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 	}
 	return n, nil
 }
+
+// errStoppedWhileStarting: the daemon was told to stop while its storage
+// opened; it stopped without serving (exit 0).
+var errStoppedWhileStarting = errors.New("stopped while starting")
 
 // bind loads the ZEO TLS files and opens every address systemd did not
 // pass a socket for; on error it closes every listener, passed or not.

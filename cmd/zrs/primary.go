@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"github.com/zrs-replication/zrs/core/primary"
 
@@ -86,6 +87,9 @@ func runPrimary(ctx context.Context, args []string, e *env) error {
 		role: config.Primary, path: path, replicateTo: *to,
 		zeo: df.zeo, admin: df.admin, durability: dur, log: log,
 	})
+	if errors.Is(err, errStoppedWhileStarting) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

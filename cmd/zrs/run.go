@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -82,6 +83,9 @@ func runRun(ctx context.Context, args []string, e *env) error {
 	opened := extendStartWhileOpening(notify, cfg.Name)
 	n, err := startNode(ctx, o)
 	opened()
+	if errors.Is(err, errStoppedWhileStarting) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

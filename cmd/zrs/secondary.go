@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 
 	"github.com/zrs-replication/zrs/core/secondary"
@@ -86,6 +87,9 @@ func runSecondary(ctx context.Context, args []string, e *env) error {
 		role: config.Secondary, path: path, replicateTo: *to, replicateFrom: *from,
 		zeo: df.zeo, admin: df.admin, secondary: sopts, log: log,
 	})
+	if errors.Is(err, errStoppedWhileStarting) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -188,3 +188,75 @@ func TestRunLogsWarningsEndToEnd(t *testing.T) {
 		t.Errorf("zrs run did not log the setting that changes nothing: %q", errs)
 	}
 }
+
+// A stop that comes while the storage opens (which cannot be cut short)
+// ends the start once the open returns, without serving: the ZEO address
+// is closed, the storage released, the command exits 0.
+func TestStopDuringTheOpenServesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	commitSome(t, path, 3)
+	os.Remove(path + ".index")
+	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zsock := filepath.Join(dir, "zeo.sock")
+	o := nodeOptions{role: config.Primary, path: path, log: slog.New(slog.DiscardHandler),
+		zeo: zeoFlags{addr: zsock, storage: "1", maxTxnMB: 1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		n   *node
+		err error
+	}
+	started := make(chan result, 1)
+	go func() {
+		n, err := startNode(ctx, o)
+		started <- result{n, err}
+	}()
+	w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // the open is under way
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // SIGTERM
+	w.Close()
+	r := <-started
+	if r.n != nil {
+		r.n.closeOnError()
+	}
+	if !errors.Is(r.err, errStoppedWhileStarting) {
+		t.Fatalf("startNode stopped during the open: %v, %v", r.n, r.err)
+	}
+	if c, err := net.Dial("unix", zsock); err == nil {
+		c.Close()
+		t.Error("the ZEO socket still accepts")
+	}
+	l, err := fs.LockStorage(path)
+	if err != nil {
+		t.Fatalf("the storage is still held: %v", err)
+	}
+	l.Close()
+
+	// The command exits 0, having logged why it served nothing.
+	bin := buildZRS(t)
+	os.Remove(path + ".index")
+	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, bin, "primary", path, "--zeo", zsock)
+	w, err = os.OpenFile(path+".index", os.O_WRONLY, 0) // its open is under way
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond) // the signal handled
+	w.Close()
+	select {
+	case err := <-d.done:
+		if err != nil || !strings.Contains(d.stderr.String(), "stopped while the storage was opening: not serving") ||
+			strings.Contains(d.stderr.String(), "serving ZEO") {
+			t.Errorf("exit %v\n%s", err, d.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after the open ended\n%s", d.stderr.String())
+	}
+}
