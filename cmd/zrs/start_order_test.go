@@ -69,10 +69,7 @@ func TestTLSFilesAreReadOnceBeforeTheOpen(t *testing.T) {
 	commitSome(t, path, 3)
 	// Hold the open inside its read of the index: a FIFO blocks the
 	// reader until a writer comes, standing for a long scan.
-	os.Remove(path + ".index")
-	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
-		t.Fatal(err)
-	}
+	indexFIFO(t, path)
 	o := nodeOptions{role: config.Primary, path: path, log: slog.New(slog.DiscardHandler), zeo: *f.z}
 	o.zeo.maxTxnMB = 1
 	started := make(chan error, 1)
@@ -105,22 +102,11 @@ func TestAdminAnswersStartingDuringTheOpen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
 	commitSome(t, path, 3)
-	os.Remove(path + ".index")
-	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
-		t.Fatal(err)
-	}
+	indexFIFO(t, path)
 	sock := filepath.Join(dir, "admin.sock")
 	o := nodeOptions{role: config.Secondary, path: path, log: slog.New(slog.DiscardHandler),
 		replicateFrom: filepath.Join(dir, "nobody.sock"), admin: sock}
-	type result struct {
-		n   *node
-		err error
-	}
-	started := make(chan result, 1)
-	go func() {
-		n, err := startNode(context.Background(), o)
-		started <- result{n, err}
-	}()
+	started := startAsync(context.Background(), o)
 	w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // the open is under way
 	if err != nil {
 		t.Fatal(err)
@@ -196,23 +182,12 @@ func TestStopDuringTheOpenServesNothing(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
 	commitSome(t, path, 3)
-	os.Remove(path + ".index")
-	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
-		t.Fatal(err)
-	}
+	indexFIFO(t, path)
 	zsock := filepath.Join(dir, "zeo.sock")
 	o := nodeOptions{role: config.Primary, path: path, log: slog.New(slog.DiscardHandler),
 		zeo: zeoFlags{addr: zsock, storage: "1", maxTxnMB: 1}}
 	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		n   *node
-		err error
-	}
-	started := make(chan result, 1)
-	go func() {
-		n, err := startNode(ctx, o)
-		started <- result{n, err}
-	}()
+	started := startAsync(ctx, o)
 	w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // the open is under way
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +213,7 @@ func TestStopDuringTheOpenServesNothing(t *testing.T) {
 
 	// The command exits 0, having logged why it served nothing.
 	bin := buildZRS(t)
-	os.Remove(path + ".index")
-	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
-		t.Fatal(err)
-	}
+	indexFIFO(t, path)
 	d := startDaemon(t, bin, "primary", path, "--zeo", zsock)
 	w, err = os.OpenFile(path+".index", os.O_WRONLY, 0) // its open is under way
 	if err != nil {
@@ -259,4 +231,32 @@ func TestStopDuringTheOpenServesNothing(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running 30 s after the open ended\n%s", d.stderr.String())
 	}
+}
+
+// indexFIFO puts a FIFO in place of the Data.fs.index of the storage at
+// path: an open then waits in its index read until a writer comes and
+// goes (openUnderWay), a stand-in for the scan of a big file without its
+// index.
+func indexFIFO(t *testing.T, path string) {
+	t.Helper()
+	os.Remove(path + ".index")
+	if err := syscall.Mkfifo(path+".index", 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startResult is what startNode returned.
+type startResult struct {
+	n   *node
+	err error
+}
+
+// startAsync runs startNode in the background.
+func startAsync(ctx context.Context, o nodeOptions) <-chan startResult {
+	ch := make(chan startResult, 1)
+	go func() {
+		n, err := startNode(ctx, o)
+		ch <- startResult{n, err}
+	}()
+	return ch
 }
