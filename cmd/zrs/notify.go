@@ -35,8 +35,8 @@ var startExtendEvery = 20 * time.Second
 const startExtendBy = 60 * time.Second
 
 // extendStartWhileOpening keeps extending systemd's start timeout until
-// the returned function is called.
-func extendStartWhileOpening(nt *notifier, name string) (opened func()) {
+// the returned function is called, or until ctx ends (a stop).
+func extendStartWhileOpening(ctx context.Context, nt *notifier, name string) (opened func()) {
 	msg := fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=%s: opening the storage", startExtendBy.Microseconds(), name)
 	nt.send(msg)
 	done := make(chan struct{})
@@ -46,6 +46,12 @@ func extendStartWhileOpening(nt *notifier, name string) (opened func()) {
 		for {
 			select {
 			case <-done:
+				return
+			case <-ctx.Done():
+				// Told to stop: an extension now would push back the stop
+				// timeout (systemd extends the current state's), and a
+				// system shutdown would wait for the whole scan.
+				nt.send(fmt.Sprintf("STATUS=%s: stopping once the storage's open returns (it cannot be cut short; TimeoutStopSec bounds the wait)", name))
 				return
 			case <-tick.C:
 				nt.send(msg)

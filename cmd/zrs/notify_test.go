@@ -243,7 +243,7 @@ func TestStartTimeoutExtendedWhileOpening(t *testing.T) {
 	startExtendEvery = 10 * time.Millisecond
 	n := notifyHere(t)
 	isExtend := func(m string) bool { return strings.HasPrefix(m, "EXTEND_TIMEOUT_USEC=60000000\n") }
-	opened := extendStartWhileOpening(newNotifier(slog.New(slog.DiscardHandler)), "main")
+	opened := extendStartWhileOpening(context.Background(), newNotifier(slog.New(slog.DiscardHandler)), "main")
 	n.waitCount(t, 4, "EXTEND_TIMEOUT_USEC", isExtend)
 	opened()
 	time.Sleep(20 * time.Millisecond) // one in flight may still land
@@ -251,5 +251,27 @@ func TestStartTimeoutExtendedWhileOpening(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if more := len(n.all()) - k; more > 0 {
 		t.Fatalf("%d more extensions after the storage opened: %q", more, n.all())
+	}
+}
+
+// A stop during the open ends the extensions (each would push back the
+// stop timeout too) and says what the daemon waits for.
+func TestStartExtensionsEndWithAStop(t *testing.T) {
+	defer func(d time.Duration) { startExtendEvery = d }(startExtendEvery)
+	startExtendEvery = 10 * time.Millisecond
+	n := notifyHere(t)
+	isExtend := func(m string) bool { return strings.HasPrefix(m, "EXTEND_TIMEOUT_USEC=") }
+	ctx, cancel := context.WithCancel(context.Background())
+	opened := extendStartWhileOpening(ctx, newNotifier(slog.New(slog.DiscardHandler)), "main")
+	defer opened()
+	n.waitCount(t, 2, "EXTEND_TIMEOUT_USEC", isExtend)
+	cancel()
+	n.waitCount(t, 1, "the stopping STATUS", func(m string) bool {
+		return m == "STATUS=main: stopping once the storage's open returns (it cannot be cut short; TimeoutStopSec bounds the wait)"
+	})
+	k := len(n.all())
+	time.Sleep(100 * time.Millisecond)
+	if more := n.all()[k:]; len(more) > 0 {
+		t.Fatalf("messages after the stop: %q", more)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/zrs-replication/zrs/core/primary"
 	"github.com/zrs-replication/zrs/core/secondary"
 	"github.com/zrs-replication/zrs/core/zeo"
@@ -80,10 +81,16 @@ func runRun(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	notify := newNotifier(log)
-	opened := extendStartWhileOpening(notify, cfg.Name)
+	opened := extendStartWhileOpening(ctx, notify, cfg.Name)
 	n, err := startNode(ctx, o)
 	opened()
 	if errors.Is(err, errStoppedWhileStarting) {
+		// A Type=notify service that exits before READY=1 has failed
+		// (result "protocol", restarted) unless systemd was stopping it:
+		// say ready, then stopping, as for a stop right after the start
+		// (two messages: in one, the last of the two would win).
+		notify.send(sd.SdNotifyReady)
+		notify.send(sd.SdNotifyStopping + "\nSTATUS=" + cfg.Name + ": stopped while the storage was opening: not serving")
 		return nil
 	}
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,25 +213,54 @@ func TestStopDuringTheOpenServesNothing(t *testing.T) {
 	}
 	l.Close()
 
-	// The command exits 0, having logged why it served nothing.
+	// Each command exits 0, having logged why it served nothing; zrs run
+	// tells systemd it is ready, then stopping (a Type=notify service
+	// exiting before READY=1 has failed, unless systemd was stopping it).
 	bin := buildZRS(t)
-	indexFIFO(t, path)
-	d := startDaemon(t, bin, "primary", path, "--zeo", zsock)
-	w, err = os.OpenFile(path+".index", os.O_WRONLY, 0) // its open is under way
-	if err != nil {
+	cfg := filepath.Join(dir, "m.yaml")
+	if err := os.WriteFile(cfg, []byte("name: m\nrole: primary\npath: "+path+"\nzeo: {address: "+zsock+"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(200 * time.Millisecond) // the signal handled
-	w.Close()
-	select {
-	case err := <-d.done:
-		if err != nil || !strings.Contains(d.stderr.String(), "stopped while the storage was opening: not serving") ||
-			strings.Contains(d.stderr.String(), "serving ZEO") {
-			t.Errorf("exit %v\n%s", err, d.stderr.String())
+	for _, args := range [][]string{
+		{"primary", path, "--zeo", zsock},
+		{"secondary", path, "--replicate-from", filepath.Join(dir, "nobody.sock"), "--replicate-to", filepath.Join(dir, "relay.sock")},
+		{"run", "--config", cfg},
+	} {
+		indexFIFO(t, path)
+		cmd := exec.Command(bin, args...)
+		n := listenNotify(t, filepath.Join(t.TempDir(), "notify"))
+		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.path)
+		d := launch(t, cmd)
+		w, err := os.OpenFile(path+".index", os.O_WRONLY, 0) // its open is under way
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after the open ended\n%s", d.stderr.String())
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		time.Sleep(200 * time.Millisecond) // the signal handled
+		w.Close()
+		select {
+		case err := <-d.done:
+			if err != nil || !strings.Contains(d.stderr.String(), "stopped while the storage was opening: not serving") ||
+				strings.Contains(d.stderr.String(), "serving ZEO") || strings.Contains(d.stderr.String(), "listening for secondaries") {
+				t.Errorf("%s: exit %v\n%s", args[0], err, d.stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: still running 30 s after the open ended\n%s", args[0], d.stderr.String())
+		}
+		if args[0] != "run" {
+			continue
+		}
+		time.Sleep(100 * time.Millisecond) // the last datagrams land
+		msgs := n.all()
+		ready, stopping := slices.Index(msgs, "READY=1"), -1
+		for i, m := range msgs {
+			if strings.HasPrefix(m, "STOPPING=1\n") {
+				stopping = i
+			}
+		}
+		if ready < 0 || stopping < ready || !strings.Contains(msgs[len(msgs)-1], "STATUS=m: stopped while the storage was opening") {
+			t.Errorf("zrs run stopped during the open told systemd %q; want READY=1, then STOPPING=1 with a STATUS saying why", msgs)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,6 +176,10 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Warn("promotion requested", "from", r.RemoteAddr)
+	// Read the body (none is expected) to its end: only then does
+	// net/http watch the connection and end r.Context() if the client
+	// goes while this request waits its turn.
+	io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
 	s.promoting.Lock()
 	defer s.promoting.Unlock()
 	if r.Context().Err() != nil {
