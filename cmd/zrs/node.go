@@ -69,6 +69,10 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 	// clients and secondaries connecting meanwhile wait in the listen
 	// backlog, as they do for a socket systemd holds; the admin endpoint
 	// answers at once that the daemon is starting.
+	if ctx.Err() != nil { // stopped before it began
+		o.closeListeners()
+		return nil, errStoppedWhileStarting
+	}
 	lock, err := fs.LockStorage(o.path)
 	if err != nil {
 		o.closeListeners()
@@ -76,6 +80,9 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 	}
 	if err := o.bind(ctx); err != nil {
 		lock.Close()
+		if ctx.Err() != nil { // a listen cut short by the stop
+			return nil, errStoppedWhileStarting
+		}
 		return nil, err
 	}
 	metrics := admin.NewMetrics()

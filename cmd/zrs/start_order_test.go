@@ -291,3 +291,22 @@ func startAsync(ctx context.Context, o nodeOptions) <-chan startResult {
 	}()
 	return ch
 }
+
+// A stop that came before the start began is a clean stop too, not a
+// failed listen ("operation was canceled").
+func TestStopBeforeTheStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	o := nodeOptions{role: config.Primary, path: filepath.Join(dir, "Data.fs"), log: slog.New(slog.DiscardHandler),
+		zeo: zeoFlags{addr: filepath.Join(dir, "zeo.sock"), storage: "1", maxTxnMB: 1}}
+	if n, err := startNode(ctx, o); !errors.Is(err, errStoppedWhileStarting) {
+		if n != nil {
+			n.closeOnError()
+		}
+		t.Fatalf("startNode with its context already done: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "Data.fs")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the storage was opened: %v", err)
+	}
+}
