@@ -185,13 +185,19 @@ func TestQueuedPromoteThatRanOutOfTimeSaysSo(t *testing.T) {
 	}()
 	<-node.entered
 	go func() {
-		// The first promotion outlives its deadline a little.
-		time.Sleep(500 * time.Millisecond)
+		// The first promotion outlives the second's deadline.
+		time.Sleep(3 * time.Second)
 		close(node.release)
 	}()
+	start := time.Now()
 	resp, err := http.Post(srv.URL+"/promote", "", nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Answered when its time was up, not when the lock came free (the
+	// endpoint's write timeout could have cut the answer off by then).
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v, when the first promotion ended; want at its own deadline (300 ms)", took)
 	}
 	var body struct{ Error string }
 	err = json.NewDecoder(resp.Body).Decode(&body)
@@ -199,6 +205,7 @@ func TestQueuedPromoteThatRanOutOfTimeSaysSo(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || err != nil || !strings.Contains(body.Error, "it was not run") {
 		t.Errorf("answer %s %q (%v); want 503 saying it was not run", resp.Status, body.Error, err)
 	}
+	time.Sleep(3 * time.Second) // the first promotion ends
 	node.mu.Lock()
 	defer node.mu.Unlock()
 	if node.promotes != 1 {

@@ -31,7 +31,10 @@ type Server struct {
 	http    *http.Server
 	// promoting serializes promotions, so that of two at once exactly one
 	// reports that it promoted the node and the other that it already was.
-	promoting sync.Mutex
+	// A channel of one, not a mutex: a request waits its turn only as long
+	// as it may take (its answer must be written within the server's
+	// WriteTimeout).
+	promoting chan struct{}
 	// promoteTimeout is PromoteTimeout (a test shortens it).
 	promoteTimeout time.Duration
 }
@@ -50,7 +53,7 @@ func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{node: node, metrics: m, log: log.With("component", "admin"), promoteTimeout: PromoteTimeout}
+	s := &Server{node: node, metrics: m, log: log.With("component", "admin"), promoteTimeout: PromoteTimeout, promoting: make(chan struct{}, 1)}
 	// A client that stops reading must not hold a handler (and the
 	// daemon's stop, which waits for handlers) forever: every response
 	// is written within WriteTimeout, which leaves a promotion its
@@ -180,8 +183,11 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	// net/http watch the connection and end r.Context() if the client
 	// goes while this request waits its turn.
 	io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
-	s.promoting.Lock()
-	defer s.promoting.Unlock()
+	select {
+	case s.promoting <- struct{}{}:
+		defer func() { <-s.promoting }()
+	case <-ctx.Done():
+	}
 	if r.Context().Err() != nil {
 		// The client gave up while another promotion ran: it was told
 		// this one failed, so it must not happen.
