@@ -265,7 +265,7 @@ func (n *node) listenReplication() error {
 // an.
 func (n *node) startServers(ctx context.Context, st zeo.Storage, an admin.Node) error {
 	n.status = an
-	srv, stop, err := n.o.zeo.start(ctx, st, n.metrics, n.o.log, n.o.zeoLns)
+	srv, stop, err := n.o.zeo.start(st, n.metrics, n.o.log, n.o.zeoLns)
 	if err != nil {
 		return err
 	}

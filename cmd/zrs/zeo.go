@@ -32,24 +32,16 @@ type zeoFlags struct {
 	// where a config file sets them; "" for the flags' names.
 	certName, keyName, authName string
 
-	// What load read from the files (before the storage opened), for
-	// start to serve with.
-	loaded    bool
-	loadedTLS *tls.Config
-	loadedCAs *clientCAs
+	// What load read from the TLS files before the storage opened, for
+	// start to serve with (nil without TLS).
+	tls *tls.Config
+	cas *clientCAs
 }
 
-// load reads the TLS files once; start serves with what it read.
-func (z *zeoFlags) load() error {
-	if z.loaded {
-		return nil
-	}
-	tcfg, cas, err := z.tlsConfig()
-	if err != nil {
-		return err
-	}
-	z.loaded, z.loadedTLS, z.loadedCAs = true, tcfg, cas
-	return nil
+// load reads the TLS files; start serves with what it read.
+func (z *zeoFlags) load() (err error) {
+	z.tls, z.cas, err = z.tlsConfig()
+	return err
 }
 
 func (z *zeoFlags) names() (cert, key, auth string) {
@@ -166,19 +158,16 @@ func encryptedKey(path string) bool {
 	}
 }
 
-// start serves st to ZEO clients when a ZEO address was given: on lns
-// when systemd passed sockets for it, else on the address. stop closes the
-// server: transactions in progress may finish until its context is done,
-// then are aborted (zeo.Server.Shutdown).
+// start serves st to ZEO clients when a ZEO address was given, on lns
+// (opened by bind, or passed by systemd), with the TLS files load read.
+// stop closes the server: transactions in progress may finish until its
+// context is done, then are aborted (zeo.Server.Shutdown).
 // Without an address it returns a nil server and a stop that does nothing.
-func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, log *slog.Logger, lns []net.Listener) (srv *zeo.Server, stop func(context.Context), err error) {
+func (z *zeoFlags) start(st zeo.Storage, m *admin.Metrics, log *slog.Logger, lns []net.Listener) (srv *zeo.Server, stop func(context.Context), err error) {
 	if z.addr == "" {
 		return nil, func(context.Context) {}, nil
 	}
-	if err := z.load(); err != nil {
-		return nil, nil, err
-	}
-	tcfg, cas := z.loadedTLS, z.loadedCAs
+	tcfg, cas := z.tls, z.cas
 	cas.log(log, z.authenticate)
 	srv = zeo.NewServer(st, zeo.Options{
 		Logger:             log,
@@ -191,7 +180,6 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 		// and the storage recovers from the file as after a crash.
 		Fatal: func(error) { os.Exit(exitFailure) },
 	})
-	var addrs []net.Addr
 	for i, ln := range lns {
 		if err := srv.Serve(ln); err != nil {
 			for _, ln := range lns[i:] {
@@ -200,22 +188,14 @@ func (z *zeoFlags) start(ctx context.Context, st zeo.Storage, m *admin.Metrics, 
 			srv.Close()
 			return nil, nil, err
 		}
-		addrs = append(addrs, ln.Addr())
-	}
-	if len(lns) == 0 {
-		addr, err := srv.Listen(ctx, z.addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		addrs = append(addrs, addr)
 	}
 	m.ObserveZEO(srv)
 	codec := "pickle (Z5)"
 	if z.msgpack {
 		codec = "msgpack (M5)"
 	}
-	for _, addr := range addrs {
-		log.Info("serving ZEO", "addr", addr.String(), "storage", z.storage,
+	for _, ln := range lns {
+		log.Info("serving ZEO", "addr", ln.Addr().String(), "storage", z.storage,
 			"codec", codec, "tls", tcfg != nil, "client_certs", z.authenticate != "", "read_only", st.ReadOnly())
 	}
 	return srv, func(sctx context.Context) {
