@@ -92,22 +92,23 @@ func startNode(ctx context.Context, o nodeOptions) (*node, error) {
 		o.closeListeners()
 		return nil, err
 	}
+	// abandon undoes the start before anything serves the storage.
+	abandon := func() {
+		sctx, cancel := stopContext(context.Background())
+		defer cancel()
+		adm.stop(sctx)
+		o.closeListeners()
+	}
 	st, err := fs.Open(o.path, fs.Options{Logger: o.log, Lock: lock})
 	if err != nil {
-		sctx, cancel := stopContext(context.Background())
-		adm.stop(sctx)
-		cancel()
-		o.closeListeners()
+		abandon()
 		return nil, err
 	}
 	if ctx.Err() != nil {
 		// Stopped (SIGTERM, systemctl stop) during the open, which cannot
 		// be cut short: stop now rather than start serving first.
 		o.log.Info("stopped while the storage was opening: not serving", "path", o.path)
-		sctx, cancel := stopContext(context.Background())
-		adm.stop(sctx)
-		cancel()
-		o.closeListeners()
+		abandon()
 		if err := st.Close(); err != nil {
 			return nil, err
 		}

@@ -48,7 +48,6 @@ type Server struct {
 // start before a long open; a request that waited unanswered meanwhile
 // could run when its client had given up (a promotion it was told had
 // failed).
-
 func NewServer(node Node, m *Metrics, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
