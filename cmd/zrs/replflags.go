@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strings"
 	"time"
 
 	"github.com/zrs-replication/zrs/core/primary"
@@ -37,17 +38,10 @@ func (f *durabilityFlags) check() (primary.Durability, error) {
 		// Without sync they would change nothing, and the operator would
 		// believe commits wait for secondaries (their defaults, given by
 		// a script that passes every flag, are harmless).
-		for _, c := range []struct {
-			name  string
-			moved bool
-		}{
-			{"quorum", f.quorum != config.DefaultQuorum},
-			{"sync-timeout", f.timeout != config.DefaultSyncTimeout},
-			{"on-sync-timeout", f.onTimeout != config.DefaultOnSyncTimeout},
-		} {
-			if c.moved {
-				return primary.Durability{}, usagef("primary: --%s applies to --durability sync only (commits of an async primary wait for no secondary)", c.name)
-			}
+		d := config.Durability{Quorum: f.quorum, SyncTimeout: f.timeout, OnSyncTimeout: f.onTimeout}
+		if keys := d.SyncOnlySet(); len(keys) > 0 {
+			return primary.Durability{}, usagef("primary: --%s applies to --durability sync only (commits of an async primary wait for no secondary)",
+				strings.ReplaceAll(keys[0], "_", "-"))
 		}
 	}
 	if f.quorum < 1 {

@@ -233,20 +233,31 @@ func (v *validator) durability(d *Durability) {
 func (c *Config) Warnings() Errors {
 	v := validator{c: c}
 	if d := c.Durability; d != nil && d.Level == "async" {
-		for _, k := range []struct {
-			key   string
-			moved bool
-		}{
-			{"durability.quorum", d.Quorum != DefaultQuorum},
-			{"durability.sync_timeout", d.SyncTimeout != DefaultSyncTimeout},
-			{"durability.on_sync_timeout", d.OnSyncTimeout != DefaultOnSyncTimeout},
-		} {
-			if k.moved {
-				v.add(k.key, "applies to level: sync only (commits of an async primary wait for no secondary): set level: sync, or leave it out")
-			}
+		for _, k := range d.SyncOnlySet() {
+			v.add("durability."+k, "applies to level: sync only (commits of an async primary wait for no secondary): set level: sync, or leave it out")
 		}
 	}
 	return v.errs
+}
+
+// SyncOnlySet returns the keys of d that matter with level sync only and
+// differ from their defaults: quorum, sync_timeout, on_sync_timeout, in
+// that order.
+func (d *Durability) SyncOnlySet() []string {
+	var keys []string
+	for _, k := range []struct {
+		key   string
+		moved bool
+	}{
+		{"quorum", d.Quorum != DefaultQuorum},
+		{"sync_timeout", d.SyncTimeout != DefaultSyncTimeout},
+		{"on_sync_timeout", d.OnSyncTimeout != DefaultOnSyncTimeout},
+	} {
+		if k.moved {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys
 }
 
 // distinctListens refuses two keys that would listen on the same
