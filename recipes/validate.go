@@ -122,18 +122,14 @@ func (v *siteValidator) unitPath(p *Part, key, value string) {
 // unitUnsafe are the characters unitPath refuses.
 const unitUnsafe = " \t\n\"'\\%"
 
-// maxSocketPath is the longest unix socket path Linux binds (sun_path
-// holds 108 bytes with the terminating NUL).
-const maxSocketPath = 107
-
 // socketPath checks a unix socket path a part binds (addr as written):
 // absolute, since a service has no working directory, and short enough.
 func socketPath(addr, p string) error {
 	if !path.IsAbs(p) {
 		return fmt.Errorf("%q: a socket path must be absolute", addr)
 	}
-	if len(p) > maxSocketPath {
-		return fmt.Errorf("%q: a unix socket path may be at most %d bytes long", addr, maxSocketPath)
+	if len(p) > netaddr.MaxSocketPath {
+		return fmt.Errorf("%q: a unix socket path may be at most %d bytes long", addr, netaddr.MaxSocketPath)
 	}
 	return nil
 }

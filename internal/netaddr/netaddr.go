@@ -129,16 +129,16 @@ func Listen(ctx context.Context, s string) (net.Listener, error) {
 	return ln, nil
 }
 
-// maxSocketPath is the longest Unix socket path Linux accepts (sun_path
+// MaxSocketPath is the longest Unix socket path Linux accepts (sun_path
 // holds 108 bytes with its terminating NUL).
-const maxSocketPath = 107
+const MaxSocketPath = 107
 
 // checkSocketPath names what is wrong with a Unix socket path before
 // bind would, with less to go on: too long, or its directory missing
 // (removeStaleSocket refuses a file in the way that is not a socket).
 func checkSocketPath(path string) error {
-	if len(path) > maxSocketPath {
-		return fmt.Errorf("listen on %s: the path is %d bytes; a Unix socket path may have at most %d: choose a shorter one", path, len(path), maxSocketPath)
+	if len(path) > MaxSocketPath {
+		return fmt.Errorf("listen on %s: the path is %d bytes; a Unix socket path may have at most %d: choose a shorter one", path, len(path), MaxSocketPath)
 	}
 	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
